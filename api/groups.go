@@ -1,0 +1,210 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"promopool/groups"
+)
+
+func pathID(r *http.Request, name string) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, badRequest("invalid_id", fmt.Sprintf("%s %q is not a positive whole number", name, r.PathValue(name)))
+	}
+	return id, nil
+}
+
+// decodeJSON reads a JSON body of at most MaxJSONBytes into v, rejecting unknown fields.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxJSONBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			return err
+		case errors.As(err, &ute):
+			return badRequest("invalid_json", fmt.Sprintf("field %q: want %s, got JSON %s", ute.Field, ute.Type, ute.Value))
+		case errors.Is(err, io.EOF):
+			return badRequest("invalid_json", "the body is empty: want a JSON object")
+		}
+		return badRequest("invalid_json", "the body is not valid JSON for this request: "+err.Error())
+	}
+	if dec.More() {
+		return badRequest("invalid_json", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
+	var in groups.Input
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	g, err := s.groups.Create(r.Context(), actor(r), in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", fmt.Sprintf("/v1/groups/%d", g.ID))
+	writeJSON(w, http.StatusCreated, g)
+	return nil
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.groups.List(r.Context())
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []groups.Group{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"groups": list})
+	return nil
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	g, err := s.groups.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, g)
+	return nil
+}
+
+func (s *Server) updateGroup(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in groups.Input
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	g, err := s.groups.Update(r.Context(), actor(r), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, g)
+	return nil
+}
+
+func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	res, err := s.groups.Delete(r.Context(), actor(r), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// uploadFormat picks the upload format from the Content-Type.
+func uploadFormat(r *http.Request) (groups.Format, error) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil {
+		return "", &requestError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+			message: "set Content-Type to text/plain (one code per line), text/csv (a code column) or application/json"}
+	}
+	switch mt {
+	case "text/plain":
+		return groups.FormatPlain, nil
+	case "text/csv":
+		return groups.FormatCSV, nil
+	case "application/json":
+		return groups.FormatJSON, nil
+	}
+	return "", &requestError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+		message: fmt.Sprintf("Content-Type %q is not accepted: use text/plain, text/csv or application/json", mt)}
+}
+
+func (s *Server) uploadCodes(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	format, err := uploadFormat(r)
+	if err != nil {
+		return err
+	}
+	if r.ContentLength > s.cfg.MaxUploadBytes {
+		return &http.MaxBytesError{Limit: s.cfg.MaxUploadBytes}
+	}
+	req := groups.UploadRequest{GroupID: id, Format: format, Source: groups.SourceAPI, Actor: actor(r),
+		Filename: r.URL.Query().Get("filename")}
+	if src := r.URL.Query().Get("source"); src == groups.SourceWeb {
+		req.Source = src
+	}
+	if e := r.URL.Query().Get("expires_at"); e != "" {
+		t, err := groups.ParseTime(e)
+		if err != nil {
+			return badRequest("invalid_field", "expires_at: "+err.Error())
+		}
+		req.ExpiresAt = &t
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
+	rep, err := s.groups.Load(r.Context(), req, body)
+	if err != nil {
+		return err
+	}
+	s.log.Info("codes uploaded", "group_id", id, "upload_id", rep.ID, "accepted", rep.Accepted,
+		"duplicates", rep.Duplicates, "invalid", rep.Invalid)
+	writeJSON(w, http.StatusCreated, rep)
+	return nil
+}
+
+func (s *Server) listUploads(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	list, err := s.groups.Uploads(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"uploads": list})
+	return nil
+}
+
+func (s *Server) undoUpload(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	u, err := s.groups.Undo(r.Context(), actor(r), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) activity(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	list, err := s.groups.ActivityPage(r.Context(), id, before, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"activity": list})
+	return nil
+}

@@ -1,0 +1,201 @@
+// Package bench holds promopool's benchmark commands: each builds its own data in a
+// schema of its own, measures promopool against a raw-SQL baseline in the same run and
+// prints the figures with the PostgreSQL settings they ran under.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"promopool/migrations"
+	"promopool/postgres"
+)
+
+// Env is a benchmark's database: a fresh schema in the benchmark database, migrated.
+type Env struct {
+	DB     *sqlx.DB
+	URL    string
+	Schema string
+}
+
+// NewEnv creates the database named in url if missing (through the server's postgres
+// database), then a fresh schema in it, and migrates it.
+func NewEnv(ctx context.Context, url string) (*Env, error) {
+	if err := EnsureDatabase(ctx, url); err != nil {
+		return nil, err
+	}
+	schema := "bench_" + randomHex(4)
+	admin, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 2})
+	if err != nil {
+		return nil, err
+	}
+	_, err = admin.ExecContext(ctx, `CREATE SCHEMA `+schema)
+	admin.Close()
+	if err != nil {
+		return nil, err
+	}
+	db, err := postgres.Open(ctx, postgres.Config{URL: url, SearchPath: schema, MaxConns: 10})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := migrations.Migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Env{DB: db, URL: url, Schema: schema}, nil
+}
+
+// Close drops the schema and disconnects.
+func (e *Env) Close() {
+	e.DB.ExecContext(context.Background(), `DROP SCHEMA `+e.Schema+` CASCADE`)
+	e.DB.Close()
+}
+
+// EnsureDatabase creates the database a URL names when it does not exist.
+func EnsureDatabase(ctx context.Context, url string) error {
+	i := strings.LastIndex(url, "/")
+	if i < 0 {
+		return fmt.Errorf("cannot find the database name in %q", postgres.Redact(url))
+	}
+	name, rest, _ := strings.Cut(url[i+1:], "?")
+	if name == "" || name == "postgres" {
+		return fmt.Errorf("refusing to use database %q for benchmarks or tests", name)
+	}
+	adminURL := url[:i+1] + "postgres"
+	if rest != "" {
+		adminURL += "?" + rest
+	}
+	admin, err := postgres.Open(ctx, postgres.Config{URL: adminURL, MaxConns: 1})
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	var exists bool
+	if err := admin.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name); err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	_, err = admin.ExecContext(ctx, `CREATE DATABASE "`+strings.ReplaceAll(name, `"`, `""`)+`"`)
+	if err != nil && !strings.Contains(err.Error(), "already exists") {
+		return fmt.Errorf("creating database %s: %w", name, err)
+	}
+	return nil
+}
+
+// Settings returns the PostgreSQL settings that decide write throughput, for the report.
+func Settings(ctx context.Context, db *sqlx.DB) (string, error) {
+	var rows []struct {
+		Name    string `db:"name"`
+		Setting string `db:"setting"`
+		Unit    string `db:"unit"`
+	}
+	err := db.SelectContext(ctx, &rows, `
+		SELECT name, setting, coalesce(unit, '') AS unit FROM pg_settings
+		WHERE name IN ('server_version', 'shared_buffers', 'work_mem', 'maintenance_work_mem', 'synchronous_commit',
+		               'wal_level', 'max_wal_size', 'checkpoint_timeout', 'jit', 'effective_cache_size', 'wal_compression', 'fsync')
+		ORDER BY name`)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%s=%s%s ", r.Name, r.Setting, r.Unit)
+	}
+	return strings.TrimSpace(b.String()), nil
+}
+
+// Process is a promopool subprocess (web, worker) under measurement.
+type Process struct {
+	cmd  *exec.Cmd
+	Addr string // for web: host:port it listens on
+}
+
+// StartProcess runs `exe args…` with env added to this process's environment and, for
+// web, waits for its "listening on" line.
+func StartProcess(ctx context.Context, exe string, env []string, args ...string) (*Process, error) {
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = io.Discard
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &Process{cmd: cmd}
+	if len(args) > 0 && args[0] == "web" {
+		line := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if a, ok := strings.CutPrefix(sc.Text(), "listening on http://"); ok {
+					line <- a
+				}
+			}
+			close(line)
+		}()
+		select {
+		case a, ok := <-line:
+			if !ok {
+				p.Stop()
+				return nil, fmt.Errorf("%s web exited before listening", exe)
+			}
+			p.Addr = a
+		case <-time.After(20 * time.Second):
+			p.Stop()
+			return nil, fmt.Errorf("%s web did not start listening in 20s", exe)
+		}
+	}
+	return p, nil
+}
+
+// PeakRSS is the process's resident-set high-water mark in bytes (Linux VmHWM).
+func (p *Process) PeakRSS() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM for pid %d", p.cmd.Process.Pid)
+}
+
+// Stop ends the process (SIGTERM, then SIGKILL after 10 s).
+func (p *Process) Stop() {
+	if p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// UploadConfig configures `promopool bench upload`.
+type UploadConfig struct {
+	// URL is the benchmark database (created when missing; never "postgres").
+	URL string
+	// Exe is the promopool binary whose web process is measured.
+	Exe string
+	// N is how many lines to upload (default 10,000,000).
+	N int
+	// DupEvery makes every DupEvery-th line repeat an earlier code (default 20: 5%).
+	DupEvery int
+}
+
+// UploadResult holds the figures.
+type UploadResult struct {
+	N, Accepted, Duplicates int64
+	API, Raw                time.Duration
+	PeakRSS                 int64
+	Settings                string
+}
+
+// APIRate is codes per second through the API (lines uploaded / time).
+func (r *UploadResult) APIRate() float64 { return float64(r.N) / r.API.Seconds() }
+
+// RawRate is rows per second of the raw SQL load.
+func (r *UploadResult) RawRate() float64 { return float64(r.N) / r.Raw.Seconds() }
+
+// Print writes the report.
+func (r *UploadResult) Print(w io.Writer) {
+	fmt.Fprintf(w, "postgres: %s\n", r.Settings)
+	fmt.Fprintf(w, "lines %d: accepted %d, duplicates %d\n", r.N, r.Accepted, r.Duplicates)
+	fmt.Fprintf(w, "api upload:  %8.2f s  %10.0f codes/s\n", r.API.Seconds(), r.APIRate())
+	fmt.Fprintf(w, "raw COPY+INSERT ON CONFLICT: %8.2f s  %10.0f codes/s\n", r.Raw.Seconds(), r.RawRate())
+	fmt.Fprintf(w, "api / raw: %.0f%%\n", 100*r.APIRate()/r.RawRate())
+	fmt.Fprintf(w, "web peak RSS: %.1f MB\n", float64(r.PeakRSS)/1e6)
+}
+
+// genCodes writes n lines: unique 12-character codes, with every dupEvery-th line a
+// repeat of an earlier one. Deterministic, so the API and raw runs load the same rows.
+func genCodes(n, dupEvery int, emit func(line int, code []byte) error) error {
+	buf := make([]byte, 0, 32)
+	code := func(i uint64) []byte {
+		// A bijective scramble of i, printed in base 36 and padded: unique per i.
+		x := (i*0x9E3779B97F4A7C15 ^ 0x5DEECE66D) & (1<<62 - 1)
+		buf = append(buf[:0], "PP"...)
+		buf = strconv.AppendUint(buf, x, 36)
+		return buf
+	}
+	u := uint64(0)
+	for line := 1; line <= n; line++ {
+		var c []byte
+		if dupEvery > 0 && line%dupEvery == 0 && u > 0 {
+			c = code(u / 2)
+		} else {
+			c = code(u)
+			u++
+		}
+		if err := emit(line, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Upload runs the upload benchmark.
+func Upload(ctx context.Context, cfg UploadConfig) (*UploadResult, error) {
+	if cfg.N <= 0 {
+		cfg.N = 10_000_000
+	}
+	if cfg.DupEvery == 0 {
+		cfg.DupEvery = 20
+	}
+	env, err := NewEnv(ctx, cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	res := &UploadResult{N: int64(cfg.N)}
+	if res.Settings, err = Settings(ctx, env.DB); err != nil {
+		return nil, err
+	}
+
+	key := "bench_" + randomHex(16)
+	web, err := StartProcess(ctx, cfg.Exe, []string{"DATABASE_URL=" + cfg.URL, "DATABASE_SEARCH_PATH=" + env.Schema,
+		"HTTP_ADDR=127.0.0.1:0", "API_KEYS=bench:" + key, "MAX_UPLOAD_BYTES=4294967296"}, "web")
+	if err != nil {
+		return nil, err
+	}
+	defer web.Stop()
+	base := "http://" + web.Addr
+	var group struct{ ID int64 }
+	if err := call(ctx, key, "POST", base+"/v1/groups", "application/json", bytes.NewReader([]byte(`{"name":"bench"}`)), &group); err != nil {
+		return nil, err
+	}
+
+	if _, err := env.DB.ExecContext(ctx, `CHECKPOINT`); err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		bw := make([]byte, 0, 1<<16)
+		err := genCodes(cfg.N, cfg.DupEvery, func(_ int, c []byte) error {
+			bw = append(append(bw, c...), '\n')
+			if len(bw) > 60000 {
+				_, err := pw.Write(bw)
+				bw = bw[:0]
+				return err
+			}
+			return nil
+		})
+		if err == nil && len(bw) > 0 {
+			_, err = pw.Write(bw)
+		}
+		pw.CloseWithError(err)
+	}()
+	var rep struct{ Accepted, Duplicates int64 }
+	start := time.Now()
+	if err := call(ctx, key, "POST", fmt.Sprintf("%s/v1/groups/%d/codes", base, group.ID), "text/plain", pr, &rep); err != nil {
+		return nil, err
+	}
+	res.API = time.Since(start)
+	res.Accepted, res.Duplicates = rep.Accepted, rep.Duplicates
+	if res.PeakRSS, err = web.PeakRSS(); err != nil {
+		return nil, err
+	}
+	web.Stop()
+
+	if res.Raw, err = rawLoad(ctx, env, cfg); err != nil {
+		return nil, fmt.Errorf("raw load: %w", err)
+	}
+	return res, nil
+}
+
+// rawLoad is the ceiling: the same rows COPYed into an unlogged staging table, then
+// INSERT … SELECT … ON CONFLICT DO NOTHING into a table shaped like codes (bigint
+// primary key, unique text), in one transaction, with no promopool code in the way.
+func rawLoad(ctx context.Context, env *Env, cfg UploadConfig) (time.Duration, error) {
+	if _, err := env.DB.ExecContext(ctx, `CREATE TABLE raw_codes (id bigint PRIMARY KEY, code text NOT NULL UNIQUE)`); err != nil {
+		return 0, err
+	}
+	if _, err := env.DB.ExecContext(ctx, `CHECKPOINT`); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	tx, err := env.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE UNLOGGED TABLE raw_stage (ord bigint, code text)`); err != nil {
+		return 0, err
+	}
+	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("raw_stage", "ord", "code"))
+	if err != nil {
+		return 0, err
+	}
+	err = genCodes(cfg.N, cfg.DupEvery, func(line int, c []byte) error {
+		_, err := stmt.ExecContext(ctx, line, string(c))
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := stmt.ExecContext(ctx); err != nil {
+		return 0, err
+	}
+	stmt.Close()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO raw_codes SELECT ord, code FROM raw_stage ON CONFLICT (code) DO NOTHING`); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE raw_stage`); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// call sends one API request and decodes a 2xx JSON answer into out.
+func call(ctx context.Context, key, method, url, ctype string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", ctype)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, b)
+	}
+	return json.Unmarshal(b, out)
+}

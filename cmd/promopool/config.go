@@ -1,0 +1,88 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+)
+
+// Config is everything promopool reads from its environment.
+type Config struct {
+	// DatabaseURL is PostgreSQL's connection string (DATABASE_URL).
+	DatabaseURL string
+	// DatabaseSearchPath sets the schema search path of every connection
+	// (DATABASE_SEARCH_PATH; tests and benchmarks use a schema of their own).
+	DatabaseSearchPath string
+	// DatabaseMaxConns caps the connection pool (DATABASE_MAX_CONNS, default 20).
+	DatabaseMaxConns int
+	// RedisURL is the Redis carrying the Asynq queues (REDIS_URL).
+	RedisURL string
+	// HTTPAddr is where `promopool web` listens (HTTP_ADDR).
+	HTTPAddr string
+	// APIKeys are static keys, "name:key,name2:key2" (API_KEYS); more live in the
+	// database (`promopool keys create NAME`).
+	APIKeys string
+	// MaxUploadBytes caps one upload's body over HTTP (MAX_UPLOAD_BYTES, default 1 GiB).
+	MaxUploadBytes int64
+	// WorkerConcurrency is how many tasks one worker process runs at once
+	// (WORKER_CONCURRENCY, default 10).
+	WorkerConcurrency int
+	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
+	LogLevel slog.Level
+	// LogFormat is text or json (LOG_FORMAT, default text).
+	LogFormat string
+}
+
+// loadConfig reads the environment through getenv, with local defaults, and validates.
+func loadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		DatabaseURL:        cmp.Or(getenv("DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/promopool?sslmode=disable"),
+		DatabaseSearchPath: getenv("DATABASE_SEARCH_PATH"),
+		RedisURL:           cmp.Or(getenv("REDIS_URL"), "redis://127.0.0.1:6379/0"),
+		HTTPAddr:           cmp.Or(getenv("HTTP_ADDR"), "127.0.0.1:8080"),
+		APIKeys:            getenv("API_KEYS"),
+		LogFormat:          cmp.Or(getenv("LOG_FORMAT"), "text"),
+	}
+	var err error
+	if c.DatabaseMaxConns, err = intVar(getenv, "DATABASE_MAX_CONNS", 20); err != nil {
+		return c, err
+	}
+	if c.WorkerConcurrency, err = intVar(getenv, "WORKER_CONCURRENCY", 10); err != nil {
+		return c, err
+	}
+	maxUpload, err := intVar(getenv, "MAX_UPLOAD_BYTES", 1<<30)
+	if err != nil {
+		return c, err
+	}
+	c.MaxUploadBytes = int64(maxUpload)
+	if err := c.LogLevel.UnmarshalText([]byte(cmp.Or(getenv("LOG_LEVEL"), "info"))); err != nil {
+		return c, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("LOG_FORMAT: want text or json, got %q", c.LogFormat)
+	case c.MaxUploadBytes <= 0:
+		return fmt.Errorf("MAX_UPLOAD_BYTES: must be positive")
+	case !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://"):
+		return fmt.Errorf("REDIS_URL: want redis://host:port/db, got %q", c.RedisURL)
+	}
+	return nil
+}
+
+func intVar(getenv func(string) string, name string, def int) (int, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s: want a positive whole number, got %q", name, v)
+	}
+	return n, nil
+}

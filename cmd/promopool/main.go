@@ -1,0 +1,164 @@
+// Command promopool is the promo-code service: one binary whose subcommands are its
+// processes (web, worker, scheduler), its operations (migrate, keys) and its tools
+// (upload, groups, bench). It only wires things: configuration from the environment,
+// connections, and the packages that do the work.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jmoiron/sqlx"
+
+	"promopool/migrations"
+	"promopool/postgres"
+)
+
+const usage = `promopool — promo-code service
+
+Usage: promopool <command> [arguments]
+
+Processes:
+  web                      HTTP API (HTTP_ADDR)
+  worker                   Asynq task handlers
+  scheduler                periodic jobs
+
+Operations:
+  migrate                  apply the embedded database migrations
+  keys create NAME         make an API key (printed once)
+  keys revoke NAME         revoke a key
+  keys list                list keys (names only)
+
+Tools:
+  groups list              list groups with their balances
+  groups create NAME       create a group
+  upload [flags] GROUP FILE
+                           upload codes (GROUP is a name or id; FILE may be - for stdin)
+  bench upload [flags]     benchmark uploads through the HTTP API against raw SQL
+
+Environment: DATABASE_URL, REDIS_URL, HTTP_ADDR, API_KEYS, MAX_UPLOAD_BYTES,
+WORKER_CONCURRENCY, DATABASE_MAX_CONNS, LOG_LEVEL, LOG_FORMAT (see README).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Getenv: os.Getenv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	err := m.Run(ctx, os.Args[1:])
+	m.Close()
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "promopool:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the program: tests run it in-process with their own environment and streams.
+type Main struct {
+	Getenv func(string) string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+
+	cfg    Config
+	log    *slog.Logger
+	db     *sqlx.DB
+	closer []func()
+}
+
+// Run runs one subcommand until it ends or ctx is cancelled.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	cfg, err := loadConfig(m.Getenv)
+	if err != nil {
+		return err
+	}
+	m.cfg = cfg
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		m.log = slog.New(slog.NewJSONHandler(m.Stderr, opts))
+	} else {
+		m.log = slog.New(slog.NewTextHandler(m.Stderr, opts))
+	}
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return flag.ErrHelp
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "migrate":
+		return m.migrate(ctx)
+	case "web":
+		return m.web(ctx)
+	case "worker":
+		return m.worker(ctx)
+	case "scheduler":
+		return m.scheduler(ctx)
+	case "keys":
+		return m.keys(ctx, rest)
+	case "groups":
+		return m.groupsCmd(ctx, rest)
+	case "upload":
+		return m.upload(ctx, rest)
+	case "bench":
+		return m.bench(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	}
+	fmt.Fprint(m.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// Close releases what Run opened.
+func (m *Main) Close() {
+	for i := len(m.closer) - 1; i >= 0; i-- {
+		m.closer[i]()
+	}
+	m.closer = nil
+}
+
+// openDB connects to PostgreSQL; current says whether to refuse a schema that is not at
+// this binary's version (every command but migrate does).
+func (m *Main) openDB(ctx context.Context, current bool) (*sqlx.DB, error) {
+	if m.db != nil {
+		return m.db, nil
+	}
+	db, err := postgres.Open(ctx, postgres.Config{URL: m.cfg.DatabaseURL, MaxConns: m.cfg.DatabaseMaxConns, SearchPath: m.cfg.DatabaseSearchPath})
+	if err != nil {
+		return nil, err
+	}
+	m.closer = append(m.closer, func() { db.Close() })
+	if current {
+		if err := migrations.Check(ctx, db); err != nil {
+			return nil, err
+		}
+	}
+	m.db = db
+	return db, nil
+}
+
+func (m *Main) migrate(ctx context.Context) error {
+	db, err := m.openDB(ctx, false)
+	if err != nil {
+		return err
+	}
+	applied, err := migrations.Migrate(ctx, db)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintf(m.Stdout, "schema is current (version %d)\n", migrations.Latest())
+		return nil
+	}
+	fmt.Fprintf(m.Stdout, "applied migrations %v; schema at version %d\n", applied, migrations.Latest())
+	return nil
+}

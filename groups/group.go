@@ -1,0 +1,443 @@
+// Package groups keeps groups of promo codes: creating and editing them, uploading
+// codes into them (streamed with COPY), undoing uploads, and the activity log of every
+// change. Codes are stored once across all groups.
+package groups
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Store is the groups' data layer over PostgreSQL.
+type Store struct {
+	db  *sqlx.DB
+	now func() time.Time
+}
+
+// Config configures a Store.
+type Config struct {
+	// Now is the clock used for expiry decisions (default time.Now); tests inject one.
+	Now func() time.Time
+	// StatementTimeout bounds the optional, best-effort queries of an upload such as
+	// finding duplicate examples (default 3s). The load itself is never bounded.
+	ExampleTimeout time.Duration
+}
+
+// NewStore returns a Store on db.
+func NewStore(db *sqlx.DB, cfg Config) *Store {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Store{db: db, now: cfg.Now}
+}
+
+// DB returns the store's database handle.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Balance state of a group, as the list shows it.
+const (
+	StateOK    = "ok"    // above its threshold (or no threshold and codes left)
+	StateLow   = "low"   // active balance at or under the threshold
+	StateEmpty = "empty" // no active code left
+)
+
+// Group is a group of promo codes with its counters.
+type Group struct {
+	ID                  int64          `db:"id" json:"id"`
+	Name                string         `db:"name" json:"name"`
+	Description         string         `db:"description" json:"description"`
+	LowBalanceThreshold *int64         `db:"low_balance_threshold" json:"low_balance_threshold"`
+	AlertEmails         pq.StringArray `db:"alert_emails" json:"alert_emails"`
+	AlertWebhook        string         `db:"alert_webhook" json:"alert_webhook"`
+	CreatedAt           time.Time      `db:"created_at" json:"created_at"`
+	UpdatedAt           time.Time      `db:"updated_at" json:"updated_at"`
+	ArchivedAt          *time.Time     `db:"archived_at" json:"archived_at,omitempty"`
+	// Total is every code the group holds, issued or not, expired or not.
+	Total int64 `db:"total" json:"total"`
+	// Active is the balance: codes not issued and not expired.
+	Active int64 `db:"active" json:"active"`
+	// Issued counts codes handed out.
+	Issued int64 `db:"issued" json:"issued"`
+	// Expired counts codes that expired before they were issued.
+	Expired int64 `db:"expired" json:"expired"`
+	// State is StateOK, StateLow or StateEmpty.
+	State string `db:"-" json:"balance_state"`
+}
+
+func (g *Group) setState() {
+	switch {
+	case g.Active == 0:
+		g.State = StateEmpty
+	case g.LowBalanceThreshold != nil && g.Active <= *g.LowBalanceThreshold:
+		g.State = StateLow
+	default:
+		g.State = StateOK
+	}
+}
+
+// selectGroups reads groups with their counters, summed from code_ranges (a handful of
+// rows per group) rather than counted over codes, so a list of groups holding hundreds
+// of millions of codes costs a few index lookups per group. $1 is "now" for expiry.
+const selectGroups = `
+SELECT g.id, g.name, g.description, g.low_balance_threshold, g.alert_emails, g.alert_webhook,
+       g.created_at, g.updated_at, g.archived_at,
+       coalesce(s.total, 0) AS total, coalesce(s.issued, 0) AS issued,
+       coalesce(s.active, 0) AS active, coalesce(s.expired, 0) AS expired
+FROM groups g
+LEFT JOIN LATERAL (
+    SELECT sum(r.total) AS total, sum(r.taken) AS issued,
+           sum(r.total - r.taken) FILTER (WHERE r.expires_at IS NULL OR r.expires_at > $1) AS active,
+           sum(r.total - r.taken) FILTER (WHERE r.expires_at <= $1) AS expired
+    FROM code_ranges r WHERE r.group_id = g.id
+) s ON true`
+
+// List returns the live (not archived) groups ordered by name.
+func (s *Store) List(ctx context.Context) ([]Group, error) {
+	var out []Group
+	if err := s.db.SelectContext(ctx, &out, selectGroups+` WHERE g.archived_at IS NULL ORDER BY lower(g.name), g.id`, s.now()); err != nil {
+		return nil, fmt.Errorf("listing groups: %w", err)
+	}
+	for i := range out {
+		out[i].State = ""
+		out[i].setState()
+	}
+	return out, nil
+}
+
+// Get returns a live group by id, or ErrGroupNotFound.
+func (s *Store) Get(ctx context.Context, id int64) (*Group, error) {
+	return getGroup(ctx, s.db, s.now(), `g.id = $2 AND g.archived_at IS NULL`, id)
+}
+
+// GetByName returns the live group with that name (case-insensitively), or ErrGroupNotFound.
+func (s *Store) GetByName(ctx context.Context, name string) (*Group, error) {
+	return getGroup(ctx, s.db, s.now(), `lower(g.name) = lower($2) AND g.archived_at IS NULL`, name)
+}
+
+func getGroup(ctx context.Context, q sqlx.QueryerContext, now time.Time, where string, arg any) (*Group, error) {
+	var g Group
+	err := sqlx.GetContext(ctx, q, &g, selectGroups+` WHERE `+where, now, arg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("group %v: %w", arg, ErrGroupNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading group %v: %w", arg, err)
+	}
+	g.setState()
+	return &g, nil
+}
+
+// Input is a group's editable fields. On create, unset fields take their defaults;
+// on update, only the fields that are set change.
+type Input struct {
+	Name                *string  `json:"name"`
+	Description         *string  `json:"description"`
+	LowBalanceThreshold NullInt  `json:"low_balance_threshold"`
+	AlertEmails         []string `json:"alert_emails"`
+	AlertWebhook        *string  `json:"alert_webhook"`
+}
+
+// NullInt is a JSON field that can be absent (Set false), null (Set, Value nil) or a number.
+type NullInt struct {
+	Set   bool
+	Value *int64
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *NullInt) UnmarshalJSON(b []byte) error {
+	n.Set = true
+	if string(b) == "null" {
+		n.Value = nil
+		return nil
+	}
+	var v int64
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("want a whole number or null")
+	}
+	n.Value = &v
+	return nil
+}
+
+// apply validates in and writes it over g.
+func (in *Input) apply(g *Group) error {
+	if in.Name != nil {
+		name := strings.TrimSpace(*in.Name)
+		if err := checkName(name); err != nil {
+			return err
+		}
+		g.Name = name
+	}
+	if in.Description != nil {
+		if utf8.RuneCountInString(*in.Description) > 2000 {
+			return invalid("description", "longer than 2000 characters")
+		}
+		g.Description = *in.Description
+	}
+	if in.LowBalanceThreshold.Set {
+		if v := in.LowBalanceThreshold.Value; v != nil && *v < 0 {
+			return invalid("low_balance_threshold", "must be 0 or more, got %d", *v)
+		}
+		g.LowBalanceThreshold = in.LowBalanceThreshold.Value
+	}
+	if in.AlertEmails != nil {
+		emails := make([]string, 0, len(in.AlertEmails))
+		for i, e := range in.AlertEmails {
+			addr, err := mail.ParseAddress(strings.TrimSpace(e))
+			if err != nil {
+				return invalid(fmt.Sprintf("alert_emails[%d]", i), "%q is not an email address", e)
+			}
+			emails = append(emails, addr.Address)
+		}
+		g.AlertEmails = emails
+	}
+	if in.AlertWebhook != nil {
+		w := strings.TrimSpace(*in.AlertWebhook)
+		if w != "" {
+			u, err := url.Parse(w)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return invalid("alert_webhook", "%q is not an http(s) URL", w)
+			}
+		}
+		g.AlertWebhook = w
+	}
+	return nil
+}
+
+func checkName(name string) error {
+	n := utf8.RuneCountInString(name)
+	switch {
+	case n == 0:
+		return invalid("name", "is required")
+	case n > 200:
+		return invalid("name", "longer than 200 characters (%d)", n)
+	case !utf8.ValidString(name):
+		return invalid("name", "is not valid UTF-8")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return invalid("name", "contains a control character (U+%04X)", r)
+		}
+	}
+	return nil
+}
+
+// Create makes a group and logs it. Errors: *InvalidError, ErrNameTaken.
+func (s *Store) Create(ctx context.Context, actor string, in Input) (*Group, error) {
+	var g Group
+	if in.Name == nil {
+		return nil, invalid("name", "is required")
+	}
+	if err := in.apply(&g); err != nil {
+		return nil, err
+	}
+	if g.AlertEmails == nil {
+		g.AlertEmails = pq.StringArray{}
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	err = tx.GetContext(ctx, &g.ID, `
+		INSERT INTO groups (name, description, low_balance_threshold, alert_emails, alert_webhook)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+		g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook)
+	if isUniqueViolation(err, "groups_live_name") {
+		return nil, fmt.Errorf("creating group %q: %w", g.Name, ErrNameTaken)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating group: %w", err)
+	}
+	if err := appendActivity(ctx, tx, g.ID, actor, ActionCreate, nil, editable(&g)); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, g.ID)
+}
+
+// Update changes the set fields of a live group and logs the difference.
+// Errors: ErrGroupNotFound, *InvalidError, ErrNameTaken.
+func (s *Store) Update(ctx context.Context, actor string, id int64, in Input) (*Group, error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	g, err := lockGroup(ctx, tx, s.now(), id, "FOR NO KEY UPDATE")
+	if err != nil {
+		return nil, err
+	}
+	before := editable(g)
+	if err := in.apply(g); err != nil {
+		return nil, err
+	}
+	after := editable(g)
+	b, a := diff(before, after)
+	if len(a) == 0 {
+		return s.Get(ctx, id)
+	}
+	_, err = tx.ExecContext(ctx, `
+		UPDATE groups SET name = $2, description = $3, low_balance_threshold = $4,
+		       alert_emails = $5, alert_webhook = $6, updated_at = now()
+		WHERE id = $1`,
+		id, g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook)
+	if isUniqueViolation(err, "groups_live_name") {
+		return nil, fmt.Errorf("renaming group %d to %q: %w", id, g.Name, ErrNameTaken)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("updating group %d: %w", id, err)
+	}
+	if err := appendActivity(ctx, tx, id, actor, ActionUpdate, b, a); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+// DeleteResult says what Delete did.
+type DeleteResult struct {
+	// Archived is true when the group had issued codes: it left the list and the macros,
+	// its issued codes and their history stay. False means the group was removed.
+	Archived bool `json:"archived"`
+	// RemovedCodes counts the unissued codes that were deleted.
+	RemovedCodes int64 `json:"removed_codes"`
+}
+
+// Delete removes a group, or archives it when any of its codes was issued; either way
+// its unissued codes are deleted (so they can be uploaded again elsewhere).
+// Errors: ErrGroupNotFound.
+func (s *Store) Delete(ctx context.Context, actor string, id int64) (*DeleteResult, error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	// FOR UPDATE waits for uploads in flight (they hold FOR KEY SHARE on the group).
+	g, err := lockGroup(ctx, tx, s.now(), id, "FOR UPDATE")
+	if err != nil {
+		return nil, err
+	}
+	removed, err := removeUntaken(ctx, tx, `group_id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("deleting group %d: %w", id, err)
+	}
+	res := &DeleteResult{RemovedCodes: removed, Archived: g.Issued > 0}
+	before := editable(g)
+	before["total"], before["issued"] = g.Total, g.Issued
+	if res.Archived {
+		_, err = tx.ExecContext(ctx, `UPDATE groups SET archived_at = now(), updated_at = now() WHERE id = $1`, id)
+		if err == nil {
+			err = appendActivity(ctx, tx, id, actor, ActionArchive, before, map[string]any{"removed_codes": removed})
+		}
+	} else {
+		_, err = tx.ExecContext(ctx, `DELETE FROM groups WHERE id = $1`, id)
+		if err == nil {
+			err = appendActivity(ctx, tx, id, actor, ActionDelete, before, map[string]any{"removed_codes": removed})
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deleting group %d: %w", id, err)
+	}
+	return res, tx.Commit()
+}
+
+// lockGroup reads a live group with its counters under a row lock of the given strength.
+func lockGroup(ctx context.Context, tx *sqlx.Tx, now time.Time, id int64, lock string) (*Group, error) {
+	var locked int64
+	err := tx.GetContext(ctx, &locked, `SELECT id FROM groups WHERE id = $1 AND archived_at IS NULL `+lock, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("group %d: %w", id, ErrGroupNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locking group %d: %w", id, err)
+	}
+	return getGroup(ctx, tx, now, `g.id = $2`, id)
+}
+
+// removeUntaken deletes the codes not yet taken from the ranges matching where ($1 is
+// its argument) and shrinks those ranges to what was taken; ranges left empty go.
+// Claims lock ranges FOR UPDATE, so this waits for claims in flight and they never see
+// a range half-shrunk. Returns how many codes were deleted.
+func removeUntaken(ctx context.Context, tx *sqlx.Tx, where string, arg any) (int64, error) {
+	type rng struct {
+		ID     int64 `db:"id"`
+		NextID int64 `db:"next_id"`
+		LastID int64 `db:"last_id"`
+		Taken  int64 `db:"taken"`
+	}
+	var ranges []rng
+	if err := tx.SelectContext(ctx, &ranges, `SELECT id, next_id, last_id, taken FROM code_ranges WHERE `+where+` ORDER BY id FOR UPDATE`, arg); err != nil {
+		return 0, err
+	}
+	var removed int64
+	for _, r := range ranges {
+		if r.NextID <= r.LastID {
+			res, err := tx.ExecContext(ctx, `DELETE FROM codes WHERE id BETWEEN $1 AND $2`, r.NextID, r.LastID)
+			if err != nil {
+				return 0, err
+			}
+			n, _ := res.RowsAffected()
+			removed += n
+		}
+		if r.Taken == 0 {
+			_, err := tx.ExecContext(ctx, `DELETE FROM code_ranges WHERE id = $1`, r.ID)
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE code_ranges SET total = taken, last_id = next_id - 1 WHERE id = $1`, r.ID); err != nil {
+			return 0, err
+		}
+	}
+	return removed, nil
+}
+
+// editable is the part of a group the activity log records.
+func editable(g *Group) map[string]any {
+	emails := []string(g.AlertEmails)
+	if emails == nil {
+		emails = []string{}
+	}
+	return map[string]any{
+		"name":                  g.Name,
+		"description":           g.Description,
+		"low_balance_threshold": g.LowBalanceThreshold,
+		"alert_emails":          emails,
+		"alert_webhook":         g.AlertWebhook,
+	}
+}
+
+// diff keeps only the keys whose values differ.
+func diff(before, after map[string]any) (map[string]any, map[string]any) {
+	b, a := map[string]any{}, map[string]any{}
+	for k, av := range after {
+		bj, _ := json.Marshal(before[k])
+		aj, _ := json.Marshal(av)
+		if string(bj) != string(aj) {
+			b[k], a[k] = before[k], av
+		}
+	}
+	return b, a
+}
+
+func isUniqueViolation(err error, constraint string) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "23505" && (constraint == "" || pe.Constraint == constraint)
+}

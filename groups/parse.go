@@ -1,0 +1,510 @@
+package groups
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Format is the encoding of an upload.
+type Format string
+
+// Upload formats.
+const (
+	FormatPlain Format = "plain" // one code per line
+	FormatCSV   Format = "csv"   // a header with a code column and an optional expires_at column
+	FormatJSON  Format = "json"  // ["A","B"] or {"expires_at":…, "codes":["A", {"code":"B","expires_at":…}]}
+)
+
+// MaxCodeLength is the longest code, in characters.
+const MaxCodeLength = 200
+
+// maxCSVLine bounds one CSV record in bytes; a longer one fails the upload (encoding/csv
+// would otherwise buffer it whole).
+const maxCSVLine = 1 << 20
+
+// row is one valid code of an upload. line is the 1-based line (item, for JSON).
+type row struct {
+	line    int64
+	code    string
+	expires *time.Time
+}
+
+// codeReader yields an upload's valid codes and reports its invalid lines to a tally.
+type codeReader interface {
+	// next returns the next valid code, io.EOF at the end, or an error that ends the
+	// upload (the body could not be read or parsed as a whole).
+	next() (row, error)
+	// defaultExpiry is an upload-wide expiry the body itself carried (JSON), known at EOF.
+	defaultExpiry() *time.Time
+}
+
+// tally counts lines and keeps the first few invalid ones.
+type tally struct {
+	lines   int64
+	invalid int64
+	// examples holds the first maxExamples invalid lines.
+	examples []LineProblem
+}
+
+// maxExamples is how many examples of each kind a report keeps.
+const maxExamples = 5
+
+func (t *tally) bad(line int64, text, reason string) {
+	t.invalid++
+	if len(t.examples) < maxExamples {
+		t.examples = append(t.examples, LineProblem{Line: line, Code: preview(text), Reason: reason})
+	}
+}
+
+// preview shortens a rejected line for a report: at most 40 characters, valid UTF-8.
+func preview(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) > 40 {
+		r := []rune(s)
+		s = string(r[:40]) + "…"
+	}
+	return s
+}
+
+// checkCode says what is wrong with a trimmed, non-empty code, or "" when it is valid:
+// 1–200 printable characters of valid UTF-8, no control characters.
+func checkCode(s string) string {
+	n := 0
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 {
+			ascii = false
+			break
+		}
+		if c < 0x20 || c == 0x7f {
+			return fmt.Sprintf("contains a control character (U+%04X) at character %d", c, i+1)
+		}
+	}
+	if ascii {
+		if len(s) > MaxCodeLength {
+			return fmt.Sprintf("longer than %d characters (%d)", MaxCodeLength, len(s))
+		}
+		return ""
+	}
+	if !utf8.ValidString(s) {
+		return "not valid UTF-8"
+	}
+	for _, r := range s {
+		n++
+		switch {
+		case unicode.IsControl(r):
+			return fmt.Sprintf("contains a control character (U+%04X) at character %d", r, n)
+		case r != ' ' && !unicode.IsPrint(r):
+			return fmt.Sprintf("contains a non-printable character (U+%04X) at character %d", r, n)
+		}
+	}
+	if n > MaxCodeLength {
+		return fmt.Sprintf("longer than %d characters (%d)", MaxCodeLength, n)
+	}
+	return ""
+}
+
+// cleanField trims a line or field; the first line may start with a byte-order mark.
+func cleanField(s string, first bool) string {
+	if first {
+		s = strings.TrimPrefix(s, "\uFEFF")
+	}
+	return strings.TrimSpace(s)
+}
+
+// plainReader reads one code per line with a fixed buffer: a line longer than the buffer
+// is skipped to its end and reported, never held in memory.
+type plainReader struct {
+	br *bufio.Reader
+	t  *tally
+}
+
+func newPlainReader(r io.Reader, t *tally) *plainReader {
+	return &plainReader{br: bufio.NewReaderSize(r, 64<<10), t: t}
+}
+
+func (p *plainReader) defaultExpiry() *time.Time { return nil }
+
+func (p *plainReader) next() (row, error) {
+	for {
+		b, err := p.br.ReadSlice('\n')
+		if len(b) == 0 && err != nil {
+			if err == io.EOF {
+				return row{}, io.EOF
+			}
+			return row{}, err
+		}
+		p.t.lines++
+		line := p.t.lines
+		if errors.Is(err, bufio.ErrBufferFull) {
+			head := string(b[:64])
+			n := int64(len(b))
+			for errors.Is(err, bufio.ErrBufferFull) {
+				b, err = p.br.ReadSlice('\n')
+				n += int64(len(b))
+			}
+			if err != nil && err != io.EOF {
+				return row{}, err
+			}
+			p.t.bad(line, head, fmt.Sprintf("longer than %d characters (%d bytes)", MaxCodeLength, n))
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return row{}, err
+		}
+		s := cleanField(string(b), line == 1)
+		if s == "" {
+			continue
+		}
+		if reason := checkCode(s); reason != "" {
+			p.t.bad(line, s, reason)
+			continue
+		}
+		return row{line: line, code: s}, nil
+	}
+}
+
+// csvReader reads a CSV with a header naming a code column and optionally expires_at;
+// other columns are ignored.
+type csvReader struct {
+	cr      *csv.Reader
+	guard   *lineGuard
+	t       *tally
+	codeCol int
+	expCol  int
+	header  bool
+}
+
+func newCSVReader(r io.Reader, t *tally) *csvReader {
+	g := &lineGuard{r: bufio.NewReaderSize(r, 64<<10), max: maxCSVLine, line: 1}
+	cr := csv.NewReader(g)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	return &csvReader{cr: cr, guard: g, t: t, codeCol: -1, expCol: -1}
+}
+
+func (c *csvReader) defaultExpiry() *time.Time { return nil }
+
+func (c *csvReader) readHeader() error {
+	rec, err := c.cr.Read()
+	if err == io.EOF {
+		return &UploadError{Reason: "the CSV is empty: want a header line with a code column"}
+	}
+	if err != nil {
+		return c.fatal(err)
+	}
+	for i, name := range rec {
+		switch strings.ToLower(cleanField(name, i == 0)) {
+		case "code":
+			c.codeCol = i
+		case "expires_at":
+			c.expCol = i
+		}
+	}
+	if c.codeCol < 0 {
+		return &UploadError{Line: 1, Reason: "the CSV header has no code column (want e.g. \"code,expires_at\")"}
+	}
+	c.header = true
+	return nil
+}
+
+// fatal turns a reader error into the error that ends the upload.
+func (c *csvReader) fatal(err error) error {
+	var tooLong *lineTooLongError
+	if errors.As(err, &tooLong) {
+		return &UploadError{Line: tooLong.line, Reason: fmt.Sprintf("line longer than %d bytes", maxCSVLine)}
+	}
+	return err
+}
+
+func (c *csvReader) next() (row, error) {
+	if !c.header {
+		if err := c.readHeader(); err != nil {
+			return row{}, err
+		}
+	}
+	for {
+		rec, err := c.cr.Read()
+		if err == io.EOF {
+			c.t.lines = c.guard.line - 1
+			if c.guard.sawTail {
+				c.t.lines = c.guard.line
+			}
+			return row{}, io.EOF
+		}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) && !errors.As(err, new(*lineTooLongError)) {
+			c.t.bad(int64(pe.StartLine), "", "not valid CSV: "+pe.Err.Error())
+			continue
+		}
+		if err != nil {
+			return row{}, c.fatal(err)
+		}
+		line, _ := c.cr.FieldPos(0)
+		if c.codeCol >= len(rec) {
+			c.t.bad(int64(line), strings.Join(rec, ","), "no code column on this line")
+			continue
+		}
+		s := cleanField(rec[c.codeCol], false)
+		if s == "" {
+			continue
+		}
+		if reason := checkCode(s); reason != "" {
+			c.t.bad(int64(line), s, reason)
+			continue
+		}
+		r := row{line: int64(line), code: s}
+		if c.expCol >= 0 && c.expCol < len(rec) {
+			if e := strings.TrimSpace(rec[c.expCol]); e != "" {
+				t, err := ParseTime(e)
+				if err != nil {
+					c.t.bad(int64(line), s, "expires_at: "+err.Error())
+					continue
+				}
+				r.expires = &t
+			}
+		}
+		return r, nil
+	}
+}
+
+// ParseTime reads a timestamp as RFC 3339 ("2026-12-31T23:59:59Z"), a date and time
+// without zone (UTC) or a date alone (midnight UTC).
+func ParseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("cannot read %q as a time (want RFC 3339, e.g. 2026-12-31T23:59:59Z, or a date 2026-12-31)", preview(s))
+}
+
+// lineGuard passes bytes through, counting lines, and fails once a line exceeds max bytes.
+type lineGuard struct {
+	r       *bufio.Reader
+	max     int
+	cur     int
+	line    int64
+	sawTail bool // the last line had bytes after its final newline
+}
+
+type lineTooLongError struct{ line int64 }
+
+func (e *lineTooLongError) Error() string { return fmt.Sprintf("line %d is too long", e.line) }
+
+func (g *lineGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	for _, b := range p[:n] {
+		if b == '\n' {
+			g.line++
+			g.cur = 0
+			g.sawTail = false
+			continue
+		}
+		g.cur++
+		g.sawTail = true
+		if g.cur > g.max {
+			return 0, &lineTooLongError{line: g.line}
+		}
+	}
+	return n, err
+}
+
+// jsonReader streams a JSON upload token by token: a top-level array of codes, or an
+// object {"expires_at": …, "codes": […]}. An element is a string or
+// {"code": "…", "expires_at": "…"}. Lines in reports are 1-based item numbers.
+type jsonReader struct {
+	dec      *json.Decoder
+	t        *tally
+	started  bool
+	inObject bool // the codes array sits in a top-level object
+	sawCodes bool
+	done     bool
+	expiry   *time.Time
+}
+
+func newJSONReader(r io.Reader, t *tally) *jsonReader {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
+	dec.UseNumber()
+	return &jsonReader{dec: dec, t: t}
+}
+
+func (j *jsonReader) defaultExpiry() *time.Time { return j.expiry }
+
+func (j *jsonReader) syntax(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return &UploadError{Reason: fmt.Sprintf("not valid JSON at byte %d: %v", se.Offset, se)}
+	}
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &UploadError{Reason: "the JSON ends early"}
+	}
+	return err
+}
+
+// open positions the decoder inside the codes array.
+func (j *jsonReader) open() error {
+	j.started = true
+	tok, err := j.dec.Token()
+	if err != nil {
+		return j.syntax(err)
+	}
+	switch tok {
+	case json.Delim('['):
+		j.sawCodes = true
+		return nil
+	case json.Delim('{'):
+		j.inObject = true
+		return j.objectFields()
+	}
+	return &UploadError{Reason: "want a JSON array of codes or an object with a \"codes\" array"}
+}
+
+// objectFields reads the top-level object's fields until the codes array opens, or
+// until the object ends (then done is set).
+func (j *jsonReader) objectFields() error {
+	for j.dec.More() {
+		tok, err := j.dec.Token()
+		if err != nil {
+			return j.syntax(err)
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "codes":
+			if j.sawCodes {
+				return &UploadError{Reason: "\"codes\" given twice"}
+			}
+			j.sawCodes = true
+			tok, err := j.dec.Token()
+			if err != nil {
+				return j.syntax(err)
+			}
+			if tok != json.Delim('[') {
+				return &UploadError{Reason: "\"codes\" must be an array"}
+			}
+			return nil
+		case "expires_at":
+			var v any
+			if err := j.dec.Decode(&v); err != nil {
+				return j.syntax(err)
+			}
+			s, ok := v.(string)
+			if !ok {
+				return &UploadError{Reason: "\"expires_at\" must be a string"}
+			}
+			t, err := ParseTime(s)
+			if err != nil {
+				return &UploadError{Reason: "expires_at: " + err.Error()}
+			}
+			j.expiry = &t
+		default:
+			return &UploadError{Reason: fmt.Sprintf("unknown field %q (want \"codes\" and optionally \"expires_at\")", preview(key))}
+		}
+	}
+	if _, err := j.dec.Token(); err != nil { // the closing brace
+		return j.syntax(err)
+	}
+	j.done = true
+	return nil
+}
+
+type jsonItem struct {
+	Code      *string `json:"code"`
+	ExpiresAt *string `json:"expires_at"`
+}
+
+func (j *jsonReader) next() (row, error) {
+	if !j.started {
+		if err := j.open(); err != nil {
+			return row{}, err
+		}
+	}
+	for !j.done {
+		if !j.dec.More() {
+			if _, err := j.dec.Token(); err != nil { // the closing bracket
+				return row{}, j.syntax(err)
+			}
+			if !j.inObject {
+				break
+			}
+			if err := j.objectFields(); err != nil {
+				return row{}, err
+			}
+			continue
+		}
+		var raw json.RawMessage
+		if err := j.dec.Decode(&raw); err != nil {
+			return row{}, j.syntax(err)
+		}
+		j.t.lines++
+		item := j.t.lines
+		r, text, reason := decodeItem(raw)
+		if reason != "" {
+			j.t.bad(item, text, reason)
+			continue
+		}
+		if r.code == "" {
+			continue
+		}
+		r.line = item
+		return r, nil
+	}
+	// Nothing may follow the top-level value.
+	if _, err := j.dec.Token(); err != io.EOF {
+		return row{}, &UploadError{Reason: "unexpected data after the JSON value"}
+	}
+	return row{}, io.EOF
+}
+
+// decodeItem reads one array element: a string or {"code", "expires_at"}.
+func decodeItem(raw json.RawMessage) (row, string, string) {
+	raw = bytes.TrimSpace(raw)
+	var r row
+	var code string
+	switch {
+	case len(raw) > 0 && raw[0] == '"':
+		if err := json.Unmarshal(raw, &code); err != nil {
+			return r, "", "not a valid JSON string"
+		}
+	case len(raw) > 0 && raw[0] == '{':
+		var it jsonItem
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&it); err != nil {
+			return r, preview(string(raw)), "want {\"code\": \"…\", \"expires_at\": \"…\"}: " + err.Error()
+		}
+		if it.Code == nil {
+			return r, preview(string(raw)), "the object has no \"code\""
+		}
+		code = *it.Code
+		if it.ExpiresAt != nil && *it.ExpiresAt != "" {
+			t, err := ParseTime(*it.ExpiresAt)
+			if err != nil {
+				return r, code, "expires_at: " + err.Error()
+			}
+			r.expires = &t
+		}
+	default:
+		return r, preview(string(raw)), "want a string or an object with a \"code\", got " + strconv.Quote(preview(string(raw)))
+	}
+	code = strings.TrimSpace(code)
+	if code == "" {
+		return r, "", ""
+	}
+	if reason := checkCode(code); reason != "" {
+		return r, code, reason
+	}
+	r.code = code
+	return r, "", ""
+}

@@ -1,0 +1,96 @@
+// Package postgres opens promopool's connections to PostgreSQL with the session settings
+// every component relies on.
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // the driver
+)
+
+// Config says how to reach PostgreSQL.
+type Config struct {
+	// URL is a lib/pq connection string, URL (postgres://…) or key=value form.
+	URL string
+	// MaxConns caps open connections (default 20).
+	MaxConns int
+	// AppName is reported in pg_stat_activity (default "promopool").
+	AppName string
+	// SearchPath, when set, is the schema list for every connection (tests use it to
+	// give each test a schema of its own).
+	SearchPath string
+}
+
+// Open connects and pings. Every connection runs with jit=off: PostgreSQL's JIT costs
+// 0.2–0.4 s per statement on the range queries promopool runs (../shared/PERFORMANCE.md)
+// and never pays back on them.
+func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
+	dsn, err := WithParams(cfg.URL, map[string]string{
+		"jit":              "off",
+		"application_name": cmp.Or(cfg.AppName, "promopool"),
+		"search_path":      cfg.SearchPath,
+	})
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening PostgreSQL: %w", err)
+	}
+	n := cmp.Or(cfg.MaxConns, 20)
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", Redact(cfg.URL), err)
+	}
+	return db, nil
+}
+
+// WithParams adds run-time parameters to a connection string (lib/pq passes parameters
+// it does not know to the server as session settings). Empty values are skipped and a
+// parameter already present in the string is kept as the caller wrote it.
+func WithParams(dsn string, params map[string]string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		q := u.Query()
+		for k, v := range params {
+			if v != "" && !q.Has(k) {
+				q.Set(k, v)
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	var b strings.Builder
+	b.WriteString(dsn)
+	for k, v := range params {
+		if v != "" && !strings.Contains(dsn, k+"=") {
+			fmt.Fprintf(&b, " %s='%s'", k, strings.ReplaceAll(v, "'", `\'`))
+		}
+	}
+	return b.String(), nil
+}
+
+// Redact hides a password in a connection string, for messages and logs.
+func Redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		return u.String()
+	}
+	return dsn
+}

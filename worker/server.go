@@ -1,0 +1,42 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Config configures the worker process.
+type Config struct {
+	// RedisURL is the Redis carrying the queues.
+	RedisURL string
+	// Concurrency is how many tasks run at once (default 10).
+	Concurrency int
+	// ShutdownTimeout is how long in-flight tasks get to finish on SIGTERM (default 30s).
+	ShutdownTimeout time.Duration
+}
+
+// Run serves tasks from Redis with mux until ctx is cancelled.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, mux *asynq.ServeMux) error {
+	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	srv := asynq.NewServer(opt, asynq.Config{
+		Concurrency:     cmp.Or(cfg.Concurrency, 10),
+		Logger:          Logger{L: log},
+		ShutdownTimeout: cmp.Or(cfg.ShutdownTimeout, 30*time.Second),
+	})
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("starting worker: %w", err)
+	}
+	log.Info("worker started", "concurrency", cmp.Or(cfg.Concurrency, 10))
+	<-ctx.Done()
+	srv.Shutdown()
+	log.Info("worker stopped")
+	return nil
+}
