@@ -83,6 +83,7 @@ type UploadReport struct {
 func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*UploadReport, error) {
 	t := &tally{}
 	var src codeReader
+	body = ctxReader{ctx: ctx, r: body}
 	switch req.Format {
 	case FormatPlain:
 		src = newPlainReader(body, t)
@@ -99,7 +100,11 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 		return nil, invalid("source", "unknown source %q", req.Source)
 	}
 
-	tx, err := s.db.BeginTxx(ctx, nil)
+	// The transaction is not bound to ctx: database/sql would roll it back from another
+	// goroutine on cancellation while lib/pq's COPY goroutine still reads the connection
+	// (a data race in lib/pq). Cancellation reaches the reader instead (the COPY then
+	// ends and the deferred Rollback runs) and each ordinary statement.
+	tx, err := s.db.BeginTxx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +124,7 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 		return nil, fmt.Errorf("recording upload: %w", err)
 	}
 
-	st, err := stage(ctx, tx, src)
+	st, err := stage(context.WithoutCancel(ctx), tx, src)
 	if err != nil {
 		return nil, err
 	}
@@ -156,10 +161,26 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 	if err := appendActivity(ctx, tx, req.GroupID, req.Actor, ActionUpload, nil, after); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("committing upload: %w", err)
 	}
 	return rep, nil
+}
+
+// ctxReader fails reads once ctx is done, so a cancelled upload stops reading.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // staged describes what went into the staging table.
@@ -172,11 +193,15 @@ type staged struct {
 	withoutExpiry int64      // codes without an expiry of their own
 }
 
+// insertLockKey is the advisory lock that serialises the insert phase of uploads.
+const insertLockKey = 0x7570_6c6f_6164
+
 // createStage makes the session's staging table. Unlogged and dropped at commit or
 // rollback: a crash mid-upload leaves nothing, and the load writes no WAL twice.
 const createStage = `CREATE TEMP TABLE upload_stage (ord bigint, line bigint, code text, expires_at timestamptz) ON COMMIT DROP`
 
-// stage COPYs the reader's valid rows into upload_stage. ord is the line number, so an
+// stage COPYs the reader's valid rows into upload_stage. ctx must not be cancellable
+// (see Load); the reader carries cancellation. ord is the line number, so an
 // id (upload << 32 | ord) keeps upload order and names the line it came from.
 func stage(ctx context.Context, tx *sqlx.Tx, src codeReader) (*staged, error) {
 	if _, err := tx.ExecContext(ctx, createStage); err != nil {
@@ -246,27 +271,18 @@ func (s *Store) insertStaged(ctx context.Context, tx *sqlx.Tx, rep *UploadReport
 			return fmt.Errorf("ordering codes by expiry: %w", err)
 		}
 	}
-	// Concurrent uploads of overlapping codes can deadlock on the unique index; the
-	// loser retries from the staging table, which survives the savepoint.
-	var accepted int64
-	for attempt := 0; ; attempt++ {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT load`); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO codes (id, code) SELECT $1 + ord, code FROM `+table+` ON CONFLICT (code) DO NOTHING`, base)
-		if err == nil {
-			accepted, _ = res.RowsAffected()
-			break
-		}
-		var pe *pq.Error
-		if attempt < 3 && errors.As(err, &pe) && pe.Code == "40P01" {
-			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT load`); rerr != nil {
-				return rerr
-			}
-			continue
-		}
+	// Two uploads inserting overlapping codes in different orders would deadlock on the
+	// unique index (and again on every retry). The insert phase is serialised instead;
+	// staging (the COPY) still runs concurrently, and this phase is bound by the one
+	// unique index anyway. The lock is held to commit.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, insertLockKey); err != nil {
+		return fmt.Errorf("waiting for other uploads: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO codes (id, code) SELECT $1 + ord, code FROM `+table+` ON CONFLICT (code) DO NOTHING`, base)
+	if err != nil {
 		return fmt.Errorf("storing codes: %w", err)
 	}
+	accepted, _ := res.RowsAffected()
 	rep.Accepted = accepted
 	if accepted == 0 {
 		return nil
@@ -276,7 +292,7 @@ func (s *Store) insertStaged(ctx context.Context, tx *sqlx.Tx, rep *UploadReport
 		if exp == nil {
 			exp = rep.ExpiresAt
 		}
-		_, err := tx.ExecContext(ctx, `
+		_, err = tx.ExecContext(ctx, `
 			INSERT INTO code_ranges (group_id, upload_id, expires_at, first_id, last_id, next_id, total)
 			VALUES ($1, $2, $3, $4, $5, $4, $6)`,
 			rep.GroupID, rep.ID, exp, base+st.firstOrd, base+st.lastOrd, accepted)
@@ -287,7 +303,7 @@ func (s *Store) insertStaged(ctx context.Context, tx *sqlx.Tx, rep *UploadReport
 	}
 	// One range per expiry; its total counts the codes that made it in (an index-only
 	// scan of the upload's key range).
-	_, err := tx.ExecContext(ctx, `
+	_, err = tx.ExecContext(ctx, `
 		INSERT INTO code_ranges (group_id, upload_id, expires_at, first_id, last_id, next_id, total)
 		SELECT $1, $2, b.expires_at, $3 + b.lo, $3 + b.hi, $3 + b.lo,
 		       (SELECT count(*) FROM codes c WHERE c.id BETWEEN $3 + b.lo AND $3 + b.hi)
