@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Makes sure what promopool needs is here and running: Go, PostgreSQL on
+# 127.0.0.1:5432 (trust auth for loopback, user postgres) and Redis on 127.0.0.1:6379.
+# Where one is missing it is installed from Debian's packages (apt-get update first)
+# and started. On a machine where they already run, it only checks.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+[ -d /usr/local/go/bin ] && export PATH="/usr/local/go/bin:$PATH"
+
+missing=()
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "services: installing ${missing[*]} from Debian's packages"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+# PostgreSQL: start every cluster that is down.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  for v in $(ls /etc/postgresql 2>/dev/null); do
+    as_root pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+  done
+fi
+for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+pg_isready -q -h 127.0.0.1 -p 5432 || { echo "services: PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }
+
+# A fresh Debian PostgreSQL asks for passwords on TCP: trust loopback, as a
+# development and CI machine does.
+if ! psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
+  for hba in /etc/postgresql/*/main/pg_hba.conf; do
+    as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  done
+  for v in $(ls /etc/postgresql); do as_root pg_ctlcluster --skip-systemctl-redirect "$v" main reload; done
+  sleep 1
+  psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null ||
+    { echo "services: cannot connect to PostgreSQL as postgres on 127.0.0.1" >&2; exit 1; }
+fi
+
+# Redis.
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/promopool.log
+  for _ in $(seq 1 20); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
+fi
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "services: Redis does not answer on 127.0.0.1:6379" >&2; exit 1; }
+
+# The project's own databases (never the postgres database itself).
+for db in promopool promopool_test; do
+  psql -h 127.0.0.1 -U postgres -d postgres -Atqc "select 1 from pg_database where datname = '$db'" | grep -q 1 ||
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "create database $db"
+done
+echo "services: go $(go env GOVERSION), PostgreSQL and Redis ready on 127.0.0.1"

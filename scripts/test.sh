@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: makes sure PostgreSQL and Redis run, then formats-checks, vets and
+# runs every test against them (race detector on), plus a short fuzz of the macro
+# engine. Long benchmarks and fault suites have their own commands (README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/services.sh
+[ -d /usr/local/go/bin ] && export PATH="/usr/local/go/bin:$PATH"
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/promopool_test?sslmode=disable}"
+export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
+go vet ./...
+go test -race -count=1 -timeout 15m ./...
+go test ./macros -run '^$' -fuzz FuzzParseRender -fuzztime "${FUZZTIME:-20s}"
