@@ -24,6 +24,9 @@ var sentinels = []errorKind{
 	{groups.ErrUploadNotFound, http.StatusNotFound, "upload_not_found"},
 	{groups.ErrNameTaken, http.StatusConflict, "name_taken"},
 	{groups.ErrUploadUndone, http.StatusConflict, "upload_already_undone"},
+	{groups.ErrPoolExhausted, http.StatusConflict, "pool_exhausted"},
+	{groups.ErrIdempotencyConflict, http.StatusConflict, "idempotency_key_conflict"},
+	{groups.ErrReservationLost, http.StatusServiceUnavailable, "retry"},
 }
 
 // requestError is an error of the request itself, found in this package.

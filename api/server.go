@@ -69,6 +69,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/groups/{id}/uploads", s.listUploads)
 	s.handle("DELETE /v1/uploads/{id}", s.undoUpload)
 	s.handle("GET /v1/groups/{id}/activity", s.activity)
+	s.issueRoutes()
 }
 
 // handle registers an authenticated /v1 route.

@@ -43,3 +43,17 @@ func (e *UploadError) Error() string {
 	}
 	return e.Reason
 }
+
+// Errors of claiming and issuing codes.
+var (
+	// ErrPoolExhausted: the group has no active code left for a customer. Claim itself
+	// never returns it (it reports the uncovered customers); IssueDirect does.
+	ErrPoolExhausted = errors.New("the group has no active codes left")
+	// ErrIdempotencyConflict: an idempotency key was already used for another customer
+	// or group.
+	ErrIdempotencyConflict = errors.New("idempotency key already used for another customer or group")
+	// ErrReservationLost: the codes a claim reserved were taken back by
+	// RecoverReservations before the claim recorded them (the claim stalled for longer
+	// than the recovery age). Nothing was issued; retrying the claim is safe.
+	ErrReservationLost = errors.New("claim reservation recovered before it was issued; retry")
+)

@@ -387,6 +387,11 @@ func removeUntaken(ctx context.Context, tx *sqlx.Tx, where string, arg any) (int
 	}
 	var removed int64
 	for _, r := range ranges {
+		n, err := removeReturned(ctx, tx, r.ID) // codes returned to the pool are untaken too
+		if err != nil {
+			return 0, err
+		}
+		removed += n
 		if r.NextID <= r.LastID {
 			res, err := tx.ExecContext(ctx, `DELETE FROM codes WHERE id BETWEEN $1 AND $2`, r.NextID, r.LastID)
 			if err != nil {

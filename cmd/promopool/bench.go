@@ -16,6 +16,8 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	benchURL := cmp.Or(m.Getenv("BENCH_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/promopool_bench?sslmode=disable")
 	switch args[0] {
+	case "claim":
+		return m.benchClaim(ctx, benchURL, args[1:])
 	case "upload":
 		fs := flag.NewFlagSet("bench upload", flag.ContinueOnError)
 		fs.SetOutput(m.Stderr)

@@ -110,6 +110,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.upload(ctx, rest)
 	case "bench":
 		return m.bench(ctx, rest)
+	case "customers":
+		return m.customersCmd(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil

@@ -83,3 +83,15 @@ func Empty(t testing.TB) *DB {
 	})
 	return &DB{DB: db, URL: URL(), Schema: schema}
 }
+
+// Reopen opens another connection pool on d's schema (for tests that need separate
+// connections), closed at the end of the test.
+func Reopen(t testing.TB, d *DB) *sqlx.DB {
+	t.Helper()
+	db, err := postgres.Open(context.Background(), postgres.Config{URL: d.URL, SearchPath: d.Schema, MaxConns: 2})
+	if err != nil {
+		t.Fatalf("test database: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}

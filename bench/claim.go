@@ -1,0 +1,325 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"promopool/groups"
+	"promopool/postgres"
+)
+
+// ClaimConfig configures `promopool bench claim`.
+type ClaimConfig struct {
+	// URL is the benchmark database (created when missing; never "postgres").
+	URL string
+	// History is how many issue rows the history holds before the claims are measured
+	// (0: a fresh history). Loaded server-side with indexes dropped, then re-indexed.
+	History int64
+	// HistoryCustomers is how many distinct customers the history spreads over.
+	HistoryCustomers int64
+	// Batch is the customers per claim (default 1000).
+	Batch int
+	// Batches is how many batches each worker configuration claims in all (default 200).
+	Batches int
+	// Workers lists the concurrent worker counts to measure (default 1, 2, 4).
+	Workers []int
+	// Naive is how long the naive one-code-per-transaction baseline runs (default 5s).
+	Naive time.Duration
+	// RepeatBatches is how many repeat lookups of Batch customers to time (default 50).
+	RepeatBatches int
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+// ClaimRun is one measured configuration.
+type ClaimRun struct {
+	Name    string
+	Workers int
+	Codes   int64
+	Elapsed time.Duration
+}
+
+// Rate is codes (or customers) per second.
+func (r ClaimRun) Rate() float64 { return float64(r.Codes) / r.Elapsed.Seconds() }
+
+// ClaimResult holds the figures.
+type ClaimResult struct {
+	Settings    string
+	History     int64
+	HistoryLoad time.Duration
+	Runs        []ClaimRun
+	Naive       ClaimRun
+	Repeat      ClaimRun
+}
+
+// Print writes the report.
+func (r *ClaimResult) Print(w io.Writer) {
+	fmt.Fprintf(w, "postgres: %s\n", r.Settings)
+	fmt.Fprintf(w, "history before claims: %d issue rows (loaded and indexed in %.1f s)\n", r.History, r.HistoryLoad.Seconds())
+	var two float64
+	for _, run := range r.Runs {
+		fmt.Fprintf(w, "%-34s workers %d: %8d codes in %6.2f s  %9.0f codes/s\n", run.Name, run.Workers, run.Codes, run.Elapsed.Seconds(), run.Rate())
+		if run.Workers == 2 {
+			two = run.Rate()
+		}
+	}
+	fmt.Fprintf(w, "%-34s workers %d: %8d codes in %6.2f s  %9.0f codes/s\n", r.Naive.Name, r.Naive.Workers, r.Naive.Codes, r.Naive.Elapsed.Seconds(), r.Naive.Rate())
+	if r.Naive.Rate() > 0 && two > 0 {
+		fmt.Fprintf(w, "claim (2 workers) / naive (2 workers): %.1fx\n", two/r.Naive.Rate())
+	}
+	fmt.Fprintf(w, "%-34s workers %d: %8d customers in %6.2f s  %9.0f customers/s\n", r.Repeat.Name, r.Repeat.Workers, r.Repeat.Codes, r.Repeat.Elapsed.Seconds(), r.Repeat.Rate())
+}
+
+// Claim runs the claim benchmark: Store.Claim for batches of customers with 1, 2 and 4
+// concurrent workers (each on its own connection), the naive baseline (one UPDATE …
+// LIMIT 1 … RETURNING per customer, autocommit) and Store.Repeat over the history.
+func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
+	if cfg.Batch == 0 {
+		cfg.Batch = 1000
+	}
+	if cfg.Batches == 0 {
+		cfg.Batches = 200
+	}
+	if len(cfg.Workers) == 0 {
+		cfg.Workers = []int{1, 2, 4}
+	}
+	if cfg.Naive == 0 {
+		cfg.Naive = 5 * time.Second
+	}
+	if cfg.RepeatBatches == 0 {
+		cfg.RepeatBatches = 50
+	}
+	if cfg.HistoryCustomers == 0 {
+		cfg.HistoryCustomers = max(cfg.History/10, 100_000)
+	}
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, format+"\n", args...)
+		}
+	}
+	env, err := NewEnv(ctx, cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	res := &ClaimResult{History: cfg.History}
+	if res.Settings, err = Settings(ctx, env.DB); err != nil {
+		return nil, err
+	}
+	store := groups.NewStore(env.DB, groups.Config{})
+
+	// The pool: enough codes for every configuration, in one range, loaded server-side.
+	perRun := int64(cfg.Batch * cfg.Batches)
+	total := perRun * int64(len(cfg.Workers))
+	name := "bench"
+	g, err := store.Create(ctx, "bench", groups.Input{Name: &name})
+	if err != nil {
+		return nil, err
+	}
+	logf("loading %d codes", total)
+	if err := loadCodes(ctx, env.DB, g.ID, total, "BC"); err != nil {
+		return nil, err
+	}
+	if cfg.History > 0 {
+		logf("loading %d history rows over %d customers", cfg.History, cfg.HistoryCustomers)
+		start := time.Now()
+		if err := loadHistory(ctx, env.DB, g.ID, cfg.History, cfg.HistoryCustomers, logf); err != nil {
+			return nil, err
+		}
+		res.HistoryLoad = time.Since(start)
+	}
+
+	batchNo := atomic.Int64{}
+	for _, workers := range cfg.Workers {
+		dbs := make([]*sqlx.DB, workers)
+		for i := range dbs {
+			if dbs[i], err = postgres.Open(ctx, postgres.Config{URL: env.URL, SearchPath: env.Schema, MaxConns: 2}); err != nil {
+				return nil, err
+			}
+			defer dbs[i].Close()
+		}
+		var next atomic.Int64
+		var codes atomic.Int64
+		var firstErr error
+		var once sync.Once
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := range workers {
+			st := groups.NewStore(dbs[w], groups.Config{})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(cfg.Batches) {
+					b := batchNo.Add(1)
+					cust := make([]string, cfg.Batch)
+					for i := range cust {
+						// Customers spread over the history's id space: index inserts land
+						// anywhere in the customer-keyed indexes, as in production.
+						cust[i] = fmt.Sprintf("cust%d", (b*int64(cfg.Batch)+int64(i))*7919%max(cfg.HistoryCustomers, 1))
+					}
+					r, err := st.Claim(ctx, groups.ClaimRequest{GroupID: g.ID, Scope: fmt.Sprintf("bench:%d", b), CustomerIDs: cust})
+					if err == nil && len(r.Uncovered) > 0 {
+						err = fmt.Errorf("pool ran out")
+					}
+					if err != nil {
+						once.Do(func() { firstErr = err })
+						return
+					}
+					codes.Add(int64(len(r.Codes)))
+				}
+			}()
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return nil, firstErr
+		}
+		run := ClaimRun{Name: fmt.Sprintf("claim+record (batch %d)", cfg.Batch), Workers: workers, Codes: codes.Load(), Elapsed: time.Since(start)}
+		logf("%s workers %d: %.0f codes/s", run.Name, workers, run.Rate())
+		res.Runs = append(res.Runs, run)
+	}
+
+	logf("naive baseline for %s", cfg.Naive)
+	if res.Naive, err = naive(ctx, env, 2, cfg.Naive); err != nil {
+		return nil, err
+	}
+
+	// Repeat: customers that hold codes from the group (the history's, or the claims').
+	var holders []string
+	if err := env.DB.SelectContext(ctx, &holders, `SELECT customer_id FROM issues WHERE group_id = $1 AND kind = 'initial' ORDER BY random() LIMIT $2`,
+		g.ID, cfg.Batch*cfg.RepeatBatches); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	var n int64
+	for i := 0; i+cfg.Batch <= len(holders); i += cfg.Batch {
+		got, err := store.Repeat(ctx, groups.RepeatRequest{GroupID: g.ID, Scope: fmt.Sprintf("repeat:%d", i), CustomerIDs: holders[i : i+cfg.Batch]})
+		if err != nil {
+			return nil, err
+		}
+		n += int64(len(got))
+	}
+	res.Repeat = ClaimRun{Name: fmt.Sprintf("repeat lookup+record (batch %d)", cfg.Batch), Workers: 1, Codes: n, Elapsed: time.Since(start)}
+	return res, nil
+}
+
+// loadCodes adds an upload of n generated codes to a group, with its one range.
+func loadCodes(ctx context.Context, db *sqlx.DB, groupID, n int64, prefix string) error {
+	var up int64
+	err := db.GetContext(ctx, &up, `INSERT INTO uploads (group_id, actor, source, format, lines, accepted, duplicates, invalid)
+		VALUES ($1, 'bench', 'cli', 'plain', $2, $2, 0, 0) RETURNING id`, groupID, n)
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO codes (id, code) SELECT ($1::bigint << 32) + i, $3 || md5(i::text || $1::text) FROM generate_series(1, $2::bigint) i`, up, n, prefix); err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `INSERT INTO code_ranges (group_id, upload_id, first_id, last_id, next_id, total)
+		VALUES ($1, $2, ($2::bigint << 32) + 1, ($2::bigint << 32) + $3, ($2::bigint << 32) + 1, $3)`, groupID, up, n)
+	if err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `VACUUM ANALYZE codes`)
+	return err
+}
+
+// loadHistory fills issues with n rows over the given number of customers (initial
+// issues of fake code ids, a scope per "mailing"), half in the benchmark's group and
+// half spread over 20 others. Indexes are dropped for the load and rebuilt after,
+// which is how an operator would backfill.
+func loadHistory(ctx context.Context, db *sqlx.DB, groupID, n, customers int64, logf func(string, ...any)) error {
+	var defs []struct {
+		Name string `db:"indexname"`
+		Def  string `db:"indexdef"`
+	}
+	if err := db.SelectContext(ctx, &defs, `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'issues' AND indexname <> 'issues_pkey'`); err != nil {
+		return err
+	}
+	for _, d := range defs {
+		if _, err := db.ExecContext(ctx, `DROP INDEX `+d.Name); err != nil {
+			return err
+		}
+	}
+	const step = 2_000_000
+	for from := int64(0); from < n; from += step {
+		to := min(from+step, n)
+		// Row i: customer i % customers, mailing i / customers (so (scope, customer) is
+		// unique), a code id no real code has (upload id 2^30 + ...).
+		_, err := db.ExecContext(ctx, `
+			INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind, issued_at)
+			SELECT 'cust' || (i % $3), CASE WHEN i % 2 = 0 THEN $4 ELSE -(i % 20) END, (1::bigint << 62) + i,
+			       'mailing:' || (i / $3), i / $3, 'initial', now() - interval '1 second' * ($2 - i)
+			FROM generate_series($1::bigint, $2::bigint - 1) i`, from, to, customers, groupID)
+		if err != nil {
+			return err
+		}
+		logf("history: %d rows", to)
+	}
+	for _, d := range defs {
+		logf("history: %s", d.Name)
+		if _, err := db.ExecContext(ctx, `SET maintenance_work_mem = '1GB'`); err != nil {
+			return err
+		}
+		if _, err := db.ExecContext(ctx, d.Def); err != nil {
+			return err
+		}
+	}
+	_, err := db.ExecContext(ctx, `VACUUM ANALYZE issues`)
+	return err
+}
+
+// naive measures the approach the claim replaces: a codes table with an issued_to
+// column and a partial index on unissued codes, one UPDATE … LIMIT 1 … RETURNING per
+// customer, each its own transaction, with `workers` concurrent connections.
+func naive(ctx context.Context, env *Env, workers int, d time.Duration) (ClaimRun, error) {
+	_, err := env.DB.ExecContext(ctx, `
+		CREATE TABLE naive_codes (id bigint PRIMARY KEY, code text NOT NULL UNIQUE, issued_to text, issued_at timestamptz);
+		INSERT INTO naive_codes (id, code) SELECT i, 'NV' || md5(i::text) FROM generate_series(1, 2000000) i;
+		CREATE INDEX naive_unissued ON naive_codes (id) WHERE issued_to IS NULL;
+		ANALYZE naive_codes`)
+	if err != nil {
+		return ClaimRun{}, err
+	}
+	const q = `UPDATE naive_codes SET issued_to = $1, issued_at = now()
+		WHERE id = (SELECT id FROM naive_codes WHERE issued_to IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING code`
+	var codes atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := range workers {
+		db, err := postgres.Open(ctx, postgres.Config{URL: env.URL, SearchPath: env.Schema, MaxConns: 1})
+		if err != nil {
+			return ClaimRun{}, err
+		}
+		defer db.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var sb strings.Builder
+			for i := 0; time.Now().Before(deadline); i++ {
+				sb.Reset()
+				fmt.Fprintf(&sb, "n%d-%d", w, i)
+				var code string
+				if err := db.QueryRowContext(ctx, q, sb.String()).Scan(&code); err != nil {
+					errs <- err
+					return
+				}
+				codes.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return ClaimRun{}, err
+	}
+	return ClaimRun{Name: "naive UPDATE … LIMIT 1 per customer", Workers: workers, Codes: codes.Load(), Elapsed: time.Since(start)}, nil
+}

@@ -1,0 +1,434 @@
+package groups_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"promopool/groups"
+	"promopool/internal/testdb"
+)
+
+func customers(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d", prefix, i)
+	}
+	return out
+}
+
+func (f *fixture) claim(t *testing.T, g int64, scope string, cust ...string) *groups.ClaimResult {
+	t.Helper()
+	res, err := f.store.Claim(context.Background(), groups.ClaimRequest{GroupID: g, Scope: scope, CustomerIDs: cust})
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	return res
+}
+
+// balanced checks issued + active + expired = total, issued = live initial issues.
+func (f *fixture) balanced(t *testing.T, g int64) *groups.Group {
+	t.Helper()
+	gr, err := f.store.Get(context.Background(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := f.count(t, `SELECT count(*) FROM issues WHERE group_id = $1 AND kind = 'initial' AND released_at IS NULL`, g)
+	reserved := f.count(t, `SELECT coalesce(sum(cardinality(free_ids) + (SELECT count(*) FROM unnest(span_lo, span_hi) s(lo, hi) JOIN codes c ON c.id BETWEEN s.lo AND s.hi)), 0) FROM reservations WHERE group_id = $1`, g)
+	if gr.Issued != live+reserved || gr.Issued+gr.Active+gr.Expired != gr.Total {
+		t.Fatalf("group %d: total %d issued %d active %d expired %d; live issues %d reserved %d", g, gr.Total, gr.Issued, gr.Active, gr.Expired, live, reserved)
+	}
+	return gr
+}
+
+func TestClaimIdempotentAndBalance(t *testing.T) {
+	f := newFixture(t)
+	g := f.group(t, "G")
+	f.load(t, g.ID, groups.FormatPlain, "A1\nA2\nA3\nA4\nA5\nA6\n")
+	// A customer listed twice gets one code.
+	res := f.claim(t, g.ID, "mailing:1", "c1", "c2", "c1", "c3")
+	if len(res.Codes) != 3 || res.Issued() != 3 || len(res.Uncovered) != 0 {
+		t.Fatalf("first claim %+v", res)
+	}
+	if res.Codes["c1"] != "A1" || res.Codes["c2"] != "A2" || res.Codes["c3"] != "A3" {
+		t.Fatalf("codes not in upload order: %v", res.Codes)
+	}
+	if gr := f.balanced(t, g.ID); gr.Active != 3 || gr.Issued != 3 {
+		t.Fatalf("after 3 issues: active %d issued %d", gr.Active, gr.Issued)
+	}
+	// A retry (plus one new customer) returns the same codes and burns one code only.
+	again := f.claim(t, g.ID, "mailing:1", "c3", "c2", "c1", "c4")
+	if again.Codes["c1"] != "A1" || again.Codes["c2"] != "A2" || again.Codes["c3"] != "A3" || again.Codes["c4"] != "A4" {
+		t.Fatalf("re-claim %v", again.Codes)
+	}
+	sort.Strings(again.Existing)
+	if strings.Join(again.Existing, ",") != "c1,c2,c3" || again.Issued() != 1 {
+		t.Fatalf("existing %v issued %d", again.Existing, again.Issued())
+	}
+	// Another scope is another issue.
+	other := f.claim(t, g.ID, "mailing:2", "c1")
+	if other.Codes["c1"] != "A5" {
+		t.Fatalf("other mailing %v", other.Codes)
+	}
+	if gr := f.balanced(t, g.ID); gr.Active != 1 {
+		t.Fatalf("active %d, want 1", gr.Active)
+	}
+	if n := f.count(t, `SELECT count(*) FROM reservations`); n != 0 {
+		t.Fatalf("%d reservations left", n)
+	}
+	// Invalid requests.
+	for _, req := range []groups.ClaimRequest{
+		{GroupID: g.ID, Scope: "", CustomerIDs: []string{"x"}},
+		{GroupID: g.ID, Scope: "s"},
+		{GroupID: g.ID, Scope: "s", CustomerIDs: []string{"ok", ""}},
+	} {
+		var inv *groups.InvalidError
+		if _, err := f.store.Claim(context.Background(), req); !errors.As(err, &inv) {
+			t.Errorf("%+v: got %v, want InvalidError", req, err)
+		}
+	}
+	if _, err := f.store.Claim(context.Background(), groups.ClaimRequest{GroupID: 99999, Scope: "s", CustomerIDs: []string{"x"}}); !errors.Is(err, groups.ErrGroupNotFound) {
+		t.Fatalf("missing group: %v", err)
+	}
+}
+
+func TestClaimExhaustionPartial(t *testing.T) {
+	f := newFixture(t)
+	g := f.group(t, "G")
+	// Trailing duplicates leave gaps at the end of the range.
+	f.load(t, g.ID, groups.FormatPlain, "E1\nE2\nE3\nE1\nE2\n")
+	res := f.claim(t, g.ID, "m", "a", "b", "c", "d", "e")
+	if len(res.Codes) != 3 || strings.Join(res.Uncovered, ",") != "d,e" {
+		t.Fatalf("partial: codes %v uncovered %v", res.Codes, res.Uncovered)
+	}
+	if n := f.count(t, `SELECT count(*) FROM issues`); n != 3 {
+		t.Fatalf("%d issue rows, want exactly the 3 covered customers", n)
+	}
+	empty := f.claim(t, g.ID, "m2", "x")
+	if len(empty.Codes) != 0 || len(empty.Uncovered) != 1 {
+		t.Fatalf("empty pool: %+v", empty)
+	}
+	if gr := f.balanced(t, g.ID); gr.Active != 0 || gr.Issued != 3 {
+		t.Fatalf("active %d issued %d", gr.Active, gr.Issued)
+	}
+	// Uploading more resumes; the retry of the partial batch covers the rest only.
+	f.load(t, g.ID, groups.FormatPlain, "F1\nF2\n")
+	res = f.claim(t, g.ID, "m", "a", "b", "c", "d", "e")
+	if res.Codes["d"] != "F1" || res.Codes["e"] != "F2" || res.Codes["a"] != "E1" || res.Issued() != 2 {
+		t.Fatalf("resume: %v", res.Codes)
+	}
+}
+
+func TestClaimExpiryOrder(t *testing.T) {
+	f := newFixture(t)
+	g := f.group(t, "G")
+	// now is 2026-06-01. P1 expired already; S expire first, then L, then never.
+	f.load(t, g.ID, groups.FormatPlain, "N1\nN2\n")
+	f.load(t, g.ID, groups.FormatCSV, "code,expires_at\nL1,2026-12-01\nS1,2026-07-01\nP1,2026-01-01\nS2,2026-07-01\nD1,\n")
+	res := f.claim(t, g.ID, "m", "a", "b", "c")
+	if res.Codes["a"] != "S1" || res.Codes["b"] != "S2" || res.Codes["c"] != "L1" {
+		t.Fatalf("expiry order: %v", res.Codes)
+	}
+	// After L1's expiry it is never issued; a returned S code that has expired neither.
+	f.now = time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	if _, err := f.store.Release(context.Background(), g.ID, "m", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	res = f.claim(t, g.ID, "m2", "d", "e", "f", "g")
+	if res.Codes["d"] != "N1" || res.Codes["e"] != "N2" || res.Codes["f"] != "D1" || strings.Join(res.Uncovered, ",") != "g" {
+		t.Fatalf("after expiry: %v uncovered %v", res.Codes, res.Uncovered)
+	}
+	f.balanced(t, g.ID)
+}
+
+func TestReleaseReturnsCodeAndKeepsHistory(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g := f.group(t, "G")
+	f.load(t, g.ID, groups.FormatPlain, "R1\nR2\n")
+	f.claim(t, g.ID, "m", "a", "b")
+	n, err := f.store.Release(ctx, g.ID, "m", []string{"a", "nobody"})
+	if err != nil || n != 1 {
+		t.Fatalf("release: %d %v", n, err)
+	}
+	if gr := f.balanced(t, g.ID); gr.Active != 1 || gr.Issued != 1 {
+		t.Fatalf("after release active %d issued %d", gr.Active, gr.Issued)
+	}
+	// The returned code goes out again; the same scope may now issue "a" a new one.
+	res := f.claim(t, g.ID, "m2", "c")
+	if res.Codes["c"] != "R1" {
+		t.Fatalf("returned code not reissued: %v", res.Codes)
+	}
+	hist, err := f.store.CustomerIssues(ctx, "a", 0, 0)
+	if err != nil || len(hist) != 1 || hist[0].ReleasedAt == nil || hist[0].Code != "R1" {
+		t.Fatalf("released history %+v %v", hist, err)
+	}
+	f.balanced(t, g.ID)
+	// Undo removes a returned code from the pool as well.
+	f.store.Release(ctx, g.ID, "m2", []string{"c"})
+	var up int64
+	f.db.Get(&up, `SELECT id FROM uploads WHERE group_id = $1`, g.ID)
+	u, err := f.store.Undo(ctx, "t", up)
+	if err != nil || *u.Removed != 1 {
+		t.Fatalf("undo: %+v %v", u, err)
+	}
+	if gr := f.balanced(t, g.ID); gr.Active != 0 || gr.Issued != 1 || gr.Total != 1 {
+		t.Fatalf("after undo %+v", gr)
+	}
+}
+
+func TestRecoverReservations(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g := f.group(t, "G")
+	f.load(t, g.ID, groups.FormatPlain, "V1\nV2\nV3\nV4\n")
+	// Simulate a claim that died between reserving and issuing: advance the cursor by 2
+	// and leave a reservation row, as reserve does.
+	f.take(t, g.ID, 2)
+	var first, last int64
+	f.db.Get(&first, `SELECT first_id FROM code_ranges WHERE group_id = $1`, g.ID)
+	f.db.Get(&last, `SELECT next_id - 1 FROM code_ranges WHERE group_id = $1`, g.ID)
+	if _, err := f.db.Exec(`INSERT INTO reservations (group_id, scope, range_ids, span_lo, span_hi, free_ids, created_at)
+		SELECT $1, 'm', ARRAY[id], ARRAY[$2::bigint], ARRAY[$3::bigint], '{}', $4 FROM code_ranges WHERE group_id = $1`, g.ID, first, last, f.now); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.store.RecoverReservations(ctx, time.Minute); err != nil || n != 0 {
+		t.Fatalf("young reservation recovered: %d %v", n, err)
+	}
+	f.now = f.now.Add(2 * time.Minute)
+	n, err := f.store.RecoverReservations(ctx, time.Minute)
+	if err != nil || n != 2 {
+		t.Fatalf("recover: %d %v", n, err)
+	}
+	if gr := f.balanced(t, g.ID); gr.Active != 4 || gr.Issued != 0 {
+		t.Fatalf("after recovery active %d issued %d", gr.Active, gr.Issued)
+	}
+	// The recovered codes go out first, each once.
+	res := f.claim(t, g.ID, "m", "a", "b", "c", "d", "e")
+	got := []string{res.Codes["a"], res.Codes["b"], res.Codes["c"], res.Codes["d"]}
+	if strings.Join(got, ",") != "V1,V2,V3,V4" || len(res.Uncovered) != 1 {
+		t.Fatalf("after recovery: %v", res.Codes)
+	}
+	f.balanced(t, g.ID)
+}
+
+func TestRepeatIssues(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g, h := f.group(t, "G"), f.group(t, "H")
+	f.load(t, g.ID, groups.FormatPlain, "G1\nG2\nG3\n")
+	f.load(t, h.ID, groups.FormatPlain, "H1\n")
+	f.claim(t, g.ID, "m1", "a", "b")
+	f.claim(t, g.ID, "m2", "a")
+	f.claim(t, h.ID, "m2", "c")
+	req := groups.RepeatRequest{GroupID: g.ID, Scope: "m3", CustomerIDs: []string{"a", "b", "c", "nobody"}}
+	got, err := f.store.Repeat(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a's most recent code is G3; c has none from G (only from H).
+	if len(got) != 2 || got["a"] != "G3" || got["b"] != "G2" {
+		t.Fatalf("repeat %v", got)
+	}
+	// Recorded once per scope, even when the task runs twice; no code left the pool.
+	if _, err := f.store.Repeat(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(t, `SELECT count(*) FROM issues WHERE kind = 'repeat' AND scope = 'm3'`); n != 2 {
+		t.Fatalf("%d repeat rows, want 2", n)
+	}
+	if gr := f.balanced(t, g.ID); gr.Active != 0 || gr.Issued != 3 {
+		t.Fatalf("repeat moved the balance: %+v", gr)
+	}
+	hist, _ := f.store.CustomerIssues(ctx, "a", 0, 0)
+	if len(hist) != 3 || hist[0].Kind != groups.KindRepeat || hist[0].Code != "G3" || hist[1].Kind != groups.KindInitial {
+		t.Fatalf("history %+v", hist)
+	}
+}
+
+func TestProfileShowsArchivedGroups(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g, h := f.group(t, "Spring"), f.group(t, "Summer")
+	f.load(t, g.ID, groups.FormatPlain, "S1\nS2\n")
+	f.load(t, h.ID, groups.FormatPlain, "U1\n")
+	mid := int64(7)
+	if _, err := f.store.Claim(ctx, groups.ClaimRequest{GroupID: g.ID, Scope: "mailing:7", MailingID: &mid, CustomerIDs: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.claim(t, h.ID, "direct:k", "a")
+	if res, err := f.store.Delete(ctx, "t", g.ID); err != nil || !res.Archived {
+		t.Fatalf("delete: %+v %v", res, err)
+	}
+	hist, err := f.store.CustomerIssues(ctx, "a", 0, 0)
+	if err != nil || len(hist) != 2 {
+		t.Fatalf("profile %+v %v", hist, err)
+	}
+	if hist[0].GroupName != "Summer" || hist[0].GroupArchived || hist[1].GroupName != "Spring" || !hist[1].GroupArchived ||
+		hist[1].Code != "S1" || *hist[1].MailingID != 7 || hist[1].Kind != groups.KindInitial {
+		t.Fatalf("profile %+v", hist)
+	}
+	// Paging: before the newest.
+	page, _ := f.store.CustomerIssues(ctx, "a", hist[0].ID, 1)
+	if len(page) != 1 || page[0].ID != hist[1].ID {
+		t.Fatalf("page %+v", page)
+	}
+	// A repeat from the archived group still works; claiming from it does not.
+	if got, _ := f.store.Repeat(ctx, groups.RepeatRequest{GroupID: g.ID, Scope: "m9", CustomerIDs: []string{"a"}}); got["a"] != "S1" {
+		t.Fatalf("repeat from archived group: %v", got)
+	}
+	if _, err := f.store.Claim(ctx, groups.ClaimRequest{GroupID: g.ID, Scope: "x", CustomerIDs: []string{"b"}}); !errors.Is(err, groups.ErrGroupNotFound) {
+		t.Fatalf("claim from archived group: %v", err)
+	}
+}
+
+func TestDirectIssueKeys(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g, h := f.group(t, "G"), f.group(t, "H")
+	f.load(t, g.ID, groups.FormatPlain, "D1\nD2\n")
+	first, err := f.store.IssueDirect(ctx, g.ID, "a", "key-1")
+	if err != nil || first.Code != "D1" || first.Replayed {
+		t.Fatalf("first %+v %v", first, err)
+	}
+	again, err := f.store.IssueDirect(ctx, g.ID, "a", "key-1")
+	if err != nil || again.Code != "D1" || !again.Replayed {
+		t.Fatalf("replay %+v %v", again, err)
+	}
+	if _, err := f.store.IssueDirect(ctx, g.ID, "b", "key-1"); !errors.Is(err, groups.ErrIdempotencyConflict) {
+		t.Fatalf("other customer: %v", err)
+	}
+	if _, err := f.store.IssueDirect(ctx, h.ID, "a", "key-1"); !errors.Is(err, groups.ErrIdempotencyConflict) {
+		t.Fatalf("other group: %v", err)
+	}
+	if r, _ := f.store.IssueDirect(ctx, g.ID, "a", "key-2"); r.Code != "D2" {
+		t.Fatalf("second key %+v", r)
+	}
+	if _, err := f.store.IssueDirect(ctx, g.ID, "a", "key-3"); !errors.Is(err, groups.ErrPoolExhausted) {
+		t.Fatalf("exhausted: %v", err)
+	}
+	if gr := f.balanced(t, g.ID); gr.Issued != 2 {
+		t.Fatalf("issued %d", gr.Issued)
+	}
+}
+
+func TestExports(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g := f.group(t, "G")
+	f.load(t, g.ID, groups.FormatCSV, "code,expires_at\nX1,\nX2,\nX3,2026-01-01\nX4,\n")
+	f.db.MustExec(`INSERT INTO customers (id, email) VALUES ('a', 'a@example.com')`)
+	f.claim(t, g.ID, "m", "a", "b")
+	f.store.Repeat(ctx, groups.RepeatRequest{GroupID: g.ID, Scope: "m2", CustomerIDs: []string{"a"}})
+	var buf bytes.Buffer
+	if err := f.store.ExportIssues(ctx, g.ID, &buf); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("issues.csv %q %v", recs, err)
+	}
+	if strings.Join(recs[1][:4], ",") != "a,a@example.com,X1,G" || recs[1][7] != "initial" || recs[3][7] != "repeat" || recs[2][1] != "" {
+		t.Fatalf("issues.csv rows %q", recs)
+	}
+	buf.Reset()
+	if err := f.store.ExportUnused(ctx, g.ID, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); got != "code,expires_at,expired\nX3,2026-01-01T00:00:00Z,true\nX4,,false\n" {
+		t.Fatalf("unused.csv %q", got)
+	}
+	if err := f.store.ExportUnused(ctx, 424242, &buf); !errors.Is(err, groups.ErrGroupNotFound) {
+		t.Fatalf("missing group: %v", err)
+	}
+}
+
+// TestConcurrentClaims runs 8 claimers on separate connections against one group
+// holding fewer codes than they ask for, with overlapping scopes (the same batch
+// retried concurrently), then checks the invariants in SQL.
+func TestConcurrentClaims(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g := f.group(t, "G")
+	var b strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&b, "K%05d\n", i)
+	}
+	f.load(t, g.ID, groups.FormatPlain, b.String())
+	f.load(t, g.ID, groups.FormatCSV, "code,expires_at\nSOON1,2026-06-02\nSOON2,2026-06-02\n")
+	const workers = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*10)
+	results := make(chan *groups.ClaimResult, workers*10)
+	for w := range workers {
+		// Each worker a store of its own over its own pool: separate connections.
+		db := testdb.Reopen(t, f.db)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			store := groups.NewStore(db, groups.Config{Now: func() time.Time { return f.now }})
+			for batch := range 10 {
+				// Workers w and w^1 send the same scopes and customers: concurrent retries.
+				scope := fmt.Sprintf("mailing:%d", (w/2)*100+batch)
+				res, err := store.Claim(ctx, groups.ClaimRequest{GroupID: g.ID, Scope: scope, CustomerIDs: customers(fmt.Sprintf("w%d-", w/2), 100)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				results <- res
+				if n, err := store.Release(ctx, g.ID, scope, []string{fmt.Sprintf("w%d-7", w/2)}); err != nil {
+					errs <- err
+					return
+				} else if n > 0 {
+					// Released once; a concurrent twin's retry re-issues it.
+					store.Claim(ctx, groups.ClaimRequest{GroupID: g.ID, Scope: scope, CustomerIDs: []string{fmt.Sprintf("w%d-7", w/2)}})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(results)
+	for err := range errs {
+		t.Fatalf("claimer: %v", err)
+	}
+	var covered, uncovered int
+	for r := range results {
+		covered += len(r.Codes)
+		uncovered += len(r.Uncovered)
+	}
+	if uncovered == 0 {
+		t.Fatal("the pool never ran out: the test asks for more codes than the group holds")
+	}
+	if n := f.count(t, `SELECT count(*) FROM (SELECT code_id FROM issues WHERE kind = 'initial' AND released_at IS NULL GROUP BY code_id HAVING count(*) > 1) x`); n != 0 {
+		t.Fatalf("%d codes issued twice", n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM (SELECT 1 FROM issues WHERE kind = 'initial' AND released_at IS NULL GROUP BY scope, customer_id, group_id HAVING count(*) > 1) x`); n != 0 {
+		t.Fatalf("%d (scope, customer) pairs issued twice", n)
+	}
+	// Every code below a cursor and not returned is recorded exactly once.
+	if n := f.count(t, `
+		SELECT count(*) FROM code_ranges r JOIN codes c ON c.id >= r.first_id AND c.id < r.next_id
+		WHERE r.group_id = $1 AND c.id NOT IN (SELECT code_id FROM returned_codes)
+		  AND (SELECT count(*) FROM issues i WHERE i.code_id = c.id AND i.kind = 'initial' AND i.released_at IS NULL) <> 1`, g.ID); n != 0 {
+		t.Fatalf("%d taken codes not recorded exactly once", n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM reservations`); n != 0 {
+		t.Fatalf("%d reservations left", n)
+	}
+	gr := f.balanced(t, g.ID)
+	if gr.Issued+gr.Active != 3000+2 || gr.Active != 0 {
+		t.Fatalf("issued %d + active %d != uploaded 3002 (expired %d)", gr.Issued, gr.Active, gr.Expired)
+	}
+	if gr.Issued != f.count(t, `SELECT count(*) FROM issues WHERE group_id = $1 AND kind = 'initial' AND released_at IS NULL`, g.ID) {
+		t.Fatal("issued does not match the history")
+	}
+	t.Logf("covered %d, uncovered %d, issued %d", covered, uncovered, gr.Issued)
+}

@@ -1,0 +1,245 @@
+package groups
+
+import (
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Kinds of issue.
+const (
+	KindInitial = "initial" // the code left the pool for this customer
+	KindRepeat  = "repeat"  // last_promocode re-inserted a code the customer holds
+)
+
+// Issue is one row of a customer's promo-code history.
+type Issue struct {
+	ID         int64  `db:"id" json:"id"`
+	CustomerID string `db:"customer_id" json:"customer_id"`
+	GroupID    int64  `db:"group_id" json:"group_id"`
+	// GroupName is the group's current name, also for an archived group ("" for a
+	// group that was removed).
+	GroupName     string     `db:"group_name" json:"group_name"`
+	GroupArchived bool       `db:"group_archived" json:"group_archived"`
+	Code          string     `db:"code" json:"code"`
+	Kind          string     `db:"kind" json:"kind"`
+	Scope         string     `db:"scope" json:"scope"`
+	MailingID     *int64     `db:"mailing_id" json:"mailing_id"`
+	IssuedAt      time.Time  `db:"issued_at" json:"issued_at"`
+	ReleasedAt    *time.Time `db:"released_at" json:"released_at,omitempty"`
+}
+
+// customerIssues lists a customer's issues newest first. The three branches match the
+// three partial customer-keyed indexes (live initial, repeat, released), which together
+// hold every row once.
+const customerIssues = `
+SELECT i.id, i.customer_id, i.group_id, coalesce(g.name, '') AS group_name,
+       (g.archived_at IS NOT NULL) AS group_archived, coalesce(c.code, '') AS code,
+       i.kind, i.scope, i.mailing_id, i.issued_at, i.released_at
+FROM (
+    (SELECT * FROM issues WHERE customer_id = $1 AND id < $2 AND kind = 'initial' AND released_at IS NULL)
+    UNION ALL
+    (SELECT * FROM issues WHERE customer_id = $1 AND id < $2 AND kind = 'repeat')
+    UNION ALL
+    (SELECT * FROM issues WHERE customer_id = $1 AND id < $2 AND released_at IS NOT NULL)
+) i
+LEFT JOIN groups g ON g.id = i.group_id
+LEFT JOIN codes c ON c.id = i.code_id
+ORDER BY i.id DESC
+LIMIT $3`
+
+// CustomerIssues lists the codes issued to a customer, newest first, up to limit
+// (default 100, at most 1000) with ids below before (0 for the newest).
+func (s *Store) CustomerIssues(ctx context.Context, customerID string, before int64, limit int) ([]Issue, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	out := []Issue{}
+	if err := s.db.SelectContext(ctx, &out, customerIssues, customerID, before, limit); err != nil {
+		return nil, fmt.Errorf("reading the promo codes of customer %q: %w", customerID, err)
+	}
+	return out, nil
+}
+
+// groupExists returns ErrGroupNotFound unless a group row exists (live or archived).
+func (s *Store) groupExists(ctx context.Context, groupID int64) error {
+	var one int
+	err := s.db.GetContext(ctx, &one, `SELECT 1 FROM groups WHERE id = $1`, groupID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("group %d: %w", groupID, ErrGroupNotFound)
+	}
+	return err
+}
+
+// exportIssues streams a group's history in issue order. It scans issues (no
+// group-keyed index: exports are rare and an index would tax every claim).
+const exportIssues = `
+SELECT i.customer_id, coalesce(cu.email, ''), coalesce(c.code, ''), g.name,
+       coalesce(i.mailing_id::text, ''), i.scope, i.issued_at, i.kind, i.released_at
+FROM issues i
+JOIN groups g ON g.id = i.group_id
+LEFT JOIN customers cu ON cu.id = i.customer_id
+LEFT JOIN codes c ON c.id = i.code_id
+WHERE i.group_id = $1
+ORDER BY i.id`
+
+// ExportIssues writes a group's issue history as CSV (header: customer_id, email, code,
+// group, mailing_id, scope, issued_at, kind, released_at), streamed: memory stays flat.
+// Archived groups export too. Errors: ErrGroupNotFound; w's error.
+func (s *Store) ExportIssues(ctx context.Context, groupID int64, w io.Writer) error {
+	if err := s.groupExists(ctx, groupID); err != nil {
+		return err
+	}
+	rows, err := s.db.QueryContext(ctx, exportIssues, groupID)
+	if err != nil {
+		return fmt.Errorf("exporting issues of group %d: %w", groupID, err)
+	}
+	defer rows.Close()
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"customer_id", "email", "code", "group", "mailing_id", "scope", "issued_at", "kind", "released_at"})
+	rec := make([]string, 9)
+	for n := 1; rows.Next(); n++ {
+		var issued time.Time
+		var released sql.NullTime
+		if err := rows.Scan(&rec[0], &rec[1], &rec[2], &rec[3], &rec[4], &rec[5], &issued, &rec[7], &released); err != nil {
+			return err
+		}
+		rec[6] = issued.UTC().Format(time.RFC3339Nano)
+		rec[8] = ""
+		if released.Valid {
+			rec[8] = released.Time.UTC().Format(time.RFC3339Nano)
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+		if n%1000 == 0 {
+			if cw.Flush(); cw.Error() != nil {
+				return cw.Error()
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("exporting issues of group %d: %w", groupID, err)
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// exportUnused streams the codes of a group that were never issued (or came back to
+// the pool), in claim order: above each range's cursor, then the returned ones.
+const exportUnused = `
+(SELECT c.code, r.expires_at FROM code_ranges r
+ JOIN codes c ON c.id BETWEEN r.next_id AND r.last_id
+ WHERE r.group_id = $1
+ ORDER BY r.expires_at NULLS LAST, r.id, c.id)
+UNION ALL
+(SELECT c.code, rc.expires_at FROM returned_codes rc
+ JOIN codes c ON c.id = rc.code_id
+ WHERE rc.group_id = $1
+ ORDER BY rc.expires_at NULLS LAST, rc.code_id)`
+
+// ExportUnused writes a group's unissued codes as CSV (header: code, expires_at,
+// expired), streamed. Expired codes are listed, flagged. Errors: ErrGroupNotFound; w's error.
+func (s *Store) ExportUnused(ctx context.Context, groupID int64, w io.Writer) error {
+	if err := s.groupExists(ctx, groupID); err != nil {
+		return err
+	}
+	now := s.now()
+	rows, err := s.db.QueryContext(ctx, exportUnused, groupID)
+	if err != nil {
+		return fmt.Errorf("exporting unused codes of group %d: %w", groupID, err)
+	}
+	defer rows.Close()
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"code", "expires_at", "expired"})
+	rec := make([]string, 3)
+	for n := 1; rows.Next(); n++ {
+		var exp sql.NullTime
+		if err := rows.Scan(&rec[0], &exp); err != nil {
+			return err
+		}
+		rec[1], rec[2] = "", "false"
+		if exp.Valid {
+			rec[1] = exp.Time.UTC().Format(time.RFC3339)
+			rec[2] = strconv.FormatBool(!exp.Time.After(now))
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+		if n%1000 == 0 {
+			if cw.Flush(); cw.Error() != nil {
+				return cw.Error()
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("exporting unused codes of group %d: %w", groupID, err)
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// DirectIssue is the answer to a direct issue.
+type DirectIssue struct {
+	CustomerID string `json:"customer_id"`
+	GroupID    int64  `json:"group_id"`
+	Code       string `json:"code"`
+	// Replayed is true when the key had already issued this code (a retry).
+	Replayed bool `json:"replayed"`
+}
+
+// IssueDirect issues one code of a group to a customer under a caller's idempotency
+// key (outside mailings: SMS, a checkout page). The same key returns the same code; a
+// key first used for another customer or group is refused. The key is bound to its
+// (customer, group) by the direct_issue_keys primary key before the claim, so two
+// concurrent requests with one key cannot both bind it.
+// Errors: ErrGroupNotFound, ErrIdempotencyConflict, ErrPoolExhausted, *InvalidError.
+func (s *Store) IssueDirect(ctx context.Context, groupID int64, customerID, key string) (*DirectIssue, error) {
+	if key == "" || len(key) > 200 {
+		return nil, invalid("idempotency_key", "must be 1–200 bytes")
+	}
+	if err := CheckCustomerID(customerID); err != nil {
+		return nil, invalid("customer_id", "%s", err)
+	}
+	if err := s.checkLive(ctx, groupID); err != nil {
+		return nil, err
+	}
+	var bound struct {
+		CustomerID string `db:"customer_id"`
+		GroupID    int64  `db:"group_id"`
+	}
+	err := s.db.GetContext(ctx, &bound, `
+		WITH ins AS (
+		    INSERT INTO direct_issue_keys (key, customer_id, group_id) VALUES ($1, $2, $3)
+		    ON CONFLICT (key) DO NOTHING RETURNING customer_id, group_id)
+		SELECT customer_id, group_id FROM ins
+		UNION ALL
+		SELECT customer_id, group_id FROM direct_issue_keys WHERE key = $1`, key, customerID, groupID)
+	if errors.Is(err, sql.ErrNoRows) {
+		// A concurrent request bound the key after this statement's snapshot was taken.
+		err = s.db.GetContext(ctx, &bound, `SELECT customer_id, group_id FROM direct_issue_keys WHERE key = $1`, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("binding idempotency key: %w", err)
+	}
+	if bound.CustomerID != customerID || bound.GroupID != groupID {
+		return nil, fmt.Errorf("idempotency key bound to customer %q, group %d: %w", bound.CustomerID, bound.GroupID, ErrIdempotencyConflict)
+	}
+	res, err := s.Claim(ctx, ClaimRequest{GroupID: groupID, Scope: "direct:" + key, CustomerIDs: []string{customerID}})
+	if err != nil {
+		return nil, err
+	}
+	code, ok := res.Codes[customerID]
+	if !ok {
+		return nil, fmt.Errorf("issuing a code of group %d: %w", groupID, ErrPoolExhausted)
+	}
+	return &DirectIssue{CustomerID: customerID, GroupID: groupID, Code: code, Replayed: len(res.Existing) > 0}, nil
+}

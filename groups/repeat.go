@@ -1,0 +1,69 @@
+package groups
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lib/pq"
+)
+
+// RepeatRequest asks for the codes customers were last issued from a group
+// (the last_promocode macro).
+type RepeatRequest struct {
+	GroupID int64
+	// Scope is the repeat's idempotency scope (the mailing's): a repeat is recorded once
+	// per (scope, customer, group), so a redelivered task records nothing new.
+	Scope     string
+	MailingID *int64
+	// CustomerIDs are the platform's customer ids (at most MaxClaimBatch).
+	CustomerIDs []string
+}
+
+// repeatIssues finds each customer's most recent live initial issue from the group and
+// records a repeat issue for it, in one statement. The lookup walks the
+// issues_scope_initial index on its (customer_id, group_id) prefix: a customer holds a
+// handful of codes per group, so it is a few index entries per customer, no sort of the
+// history. The group need not be live: an archived group's codes still repeat.
+const repeatIssues = `
+WITH last AS (
+    SELECT u.customer_id, l.code_id
+    FROM unnest($1::text[]) AS u(customer_id)
+    CROSS JOIN LATERAL (
+        SELECT i.code_id FROM issues i
+        WHERE i.customer_id = u.customer_id AND i.group_id = $2
+          AND i.kind = 'initial' AND i.released_at IS NULL
+        ORDER BY i.id DESC LIMIT 1) l),
+ins AS (
+    INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind)
+    SELECT customer_id, $2, code_id, $3, $4, 'repeat' FROM last
+    ON CONFLICT (customer_id, group_id, scope) WHERE kind = 'repeat' DO NOTHING)
+SELECT last.customer_id, c.code FROM last JOIN codes c ON c.id = last.code_id`
+
+// Repeat returns, for each customer that was ever initially issued a code from the
+// group (and did not have it released), the most recent such code, and records a
+// repeat issue for it. Customers without one are absent from the map: a repeat issue
+// only comes from a group that already issued the customer a code.
+// Errors: *InvalidError.
+func (s *Store) Repeat(ctx context.Context, req RepeatRequest) (map[string]string, error) {
+	customers, err := checkBatch(req.Scope, req.CustomerIDs)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, repeatIssues, pq.Array(customers), req.GroupID, req.Scope, req.MailingID)
+	if err != nil {
+		return nil, fmt.Errorf("repeating codes of group %d: %w", req.GroupID, err)
+	}
+	defer rows.Close()
+	out := make(map[string]string, len(customers))
+	for rows.Next() {
+		var cust, code string
+		if err := rows.Scan(&cust, &code); err != nil {
+			return nil, err
+		}
+		out[cust] = code
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("repeating codes of group %d: %w", req.GroupID, err)
+	}
+	return out, nil
+}
