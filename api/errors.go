@@ -8,6 +8,8 @@ import (
 
 	"promopool/auth"
 	"promopool/groups"
+	"promopool/macros"
+	"promopool/mailings"
 )
 
 // errorKind maps a domain error to its HTTP status and stable code.
@@ -24,6 +26,10 @@ var sentinels = []errorKind{
 	{groups.ErrUploadNotFound, http.StatusNotFound, "upload_not_found"},
 	{groups.ErrNameTaken, http.StatusConflict, "name_taken"},
 	{groups.ErrUploadUndone, http.StatusConflict, "upload_already_undone"},
+	{mailings.ErrNotFound, http.StatusNotFound, "mailing_not_found"},
+	{mailings.ErrState, http.StatusConflict, "invalid_state"},
+	{mailings.ErrEmptyAudience, http.StatusConflict, "empty_audience"},
+	{mailings.ErrUnknownCustomer, http.StatusNotFound, "customer_not_found"},
 	{groups.ErrPoolExhausted, http.StatusConflict, "pool_exhausted"},
 	{groups.ErrIdempotencyConflict, http.StatusConflict, "idempotency_key_conflict"},
 	{groups.ErrReservationLost, http.StatusServiceUnavailable, "retry"},
@@ -49,7 +55,13 @@ func classify(err error) (status int, code, message string, ok bool) {
 	var inv *groups.InvalidError
 	var ue *groups.UploadError
 	var mbe *http.MaxBytesError
+	var ve *macros.ValidationError
+	var ic *mailings.InsufficientCodesError
 	switch {
+	case errors.As(err, &ve):
+		return http.StatusBadRequest, "invalid_template", ve.Error(), true
+	case errors.As(err, &ic):
+		return http.StatusConflict, "insufficient_codes", ic.Error(), true
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than the limit of " + humanBytes(mbe.Limit), true
 	case errors.As(err, &re):
@@ -67,6 +79,24 @@ func classify(err error) (status int, code, message string, ok bool) {
 	return http.StatusInternalServerError, "internal", "internal error", false
 }
 
+// details adds structured fields to the errors that carry them: a template's problems,
+// the codes a mailing lacks.
+func details(err error) map[string]any {
+	var ve *macros.ValidationError
+	var ic *mailings.InsufficientCodesError
+	switch {
+	case errors.As(err, &ve):
+		problems := make([]map[string]any, len(ve.Problems))
+		for i, p := range ve.Problems {
+			problems[i] = map[string]any{"part": p.Part, "line": p.Line, "column": p.Column, "macro": p.Macro, "message": p.Message, "fix": p.Fix}
+		}
+		return map[string]any{"problems": problems}
+	case errors.As(err, &ic):
+		return map[string]any{"audience": ic.Audience, "missing": ic.Missing}
+	}
+	return nil
+}
+
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg, ok := classify(err)
 	if !ok {
@@ -80,7 +110,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="promopool"`)
 	}
-	writeJSONError(w, status, code, msg)
+	body := map[string]any{"code": code, "message": msg}
+	for k, v := range details(err) {
+		body[k] = v
+	}
+	writeJSON(w, status, map[string]any{"error": body})
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, message string) {

@@ -13,6 +13,7 @@ import (
 
 	"promopool/auth"
 	"promopool/groups"
+	"promopool/mailings"
 )
 
 // Config configures the HTTP layer.
@@ -36,12 +37,13 @@ func (f PingFunc) Ping(ctx context.Context) error { return f(ctx) }
 
 // Server serves the API.
 type Server struct {
-	cfg    Config
-	groups *groups.Store
-	keys   *auth.Keys
-	log    *slog.Logger
-	ready  map[string]Pinger
-	mux    *http.ServeMux
+	cfg      Config
+	groups   *groups.Store
+	mailings *mailings.Service
+	keys     *auth.Keys
+	log      *slog.Logger
+	ready    map[string]Pinger
+	mux      *http.ServeMux
 }
 
 // New builds the API server. ready names the dependencies /readyz checks.

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # promopool's main job, end to end on this machine: make sure PostgreSQL and Redis run,
-# build, migrate, start the web process, create a group over the API, upload generated
-# codes (with a few duplicates and an invalid line), show the upload report and the
-# group's balance, then stop.
+# build, migrate, start the web and worker processes, then over the API: create a group,
+# upload generated codes (with duplicates and an invalid line), import customers, create
+# a mailing whose template draws a code per customer, start it, watch it finish through
+# the file transport, and print the outcome and one delivered message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
 [ -d /usr/local/go/bin ] && export PATH="/usr/local/go/bin:$PATH"
 
-N="${N:-100000}"
+CODES_N="${CODES_N:-100000}"
+CUSTOMERS_N="${CUSTOMERS_N:-20000}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/promopool?sslmode=disable}"
 export HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
+OUTBOX="$(mktemp -d /tmp/promopool-outbox.XXXXXX)"
+export MAILER_URL="file://$OUTBOX"
 KEY="demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export API_KEYS="demo:$KEY"
+BASE="http://$HTTP_ADDR"
 
 mkdir -p bin
 go build -o bin/promopool ./cmd/promopool
@@ -20,24 +25,55 @@ bin/promopool migrate
 
 bin/promopool web >/tmp/promopool-demo-web.log 2>&1 &
 WEB=$!
-trap 'kill $WEB 2>/dev/null; wait $WEB 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do curl -fs "http://$HTTP_ADDR/healthz" >/dev/null && break; sleep 0.2; done
+bin/promopool worker >/tmp/promopool-demo-worker.log 2>&1 &
+WORKER=$!
+trap 'kill $WEB $WORKER 2>/dev/null; wait $WEB $WORKER 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do curl -fs "$BASE/healthz" >/dev/null && break; sleep 0.2; done
 
 api() { curl -sS -H "Authorization: Bearer $KEY" "$@"; }
-NAME="Demo $(date +%Y-%m-%dT%H:%M:%S)"
-GROUP=$(api -X POST -H 'Content-Type: application/json' -d "{\"name\":\"$NAME\",\"low_balance_threshold\":1000}" \
-  "http://$HTTP_ADDR/v1/groups" | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
-echo "created group $GROUP \"$NAME\""
+field() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" | head -1; }
+TAG="$(date +%s)"
+NAME="Demo $TAG"
+
+GROUP=$(api -X POST -H 'Content-Type: application/json' -d "{\"name\":\"$NAME\",\"low_balance_threshold\":1000}" "$BASE/v1/groups" | field id)
+echo "== created group $GROUP \"$NAME\""
 
 CODES=$(mktemp)
-awk -v n="$N" -v tag="$(date +%s%N)" 'BEGIN { for (i = 1; i <= n; i++) printf "D%s-%07d\n", tag, i;
+awk -v n="$CODES_N" -v tag="$TAG" 'BEGIN { for (i = 1; i <= n; i++) printf "D%s-%07d\n", tag, i;
   printf "D%s-%07d\n", tag, 1; printf "D%s-%07d\n", tag, 2; printf "bad\tline\n" }' > "$CODES"
-echo "uploading $N codes (+2 duplicates, +1 invalid line) through the API…"
+echo "== uploading $CODES_N codes (+2 duplicates, +1 invalid line)"
 START=$(date +%s.%N)
-api -X POST -H 'Content-Type: text/plain' --data-binary @"$CODES" "http://$HTTP_ADDR/v1/groups/$GROUP/codes?filename=demo.txt" > /tmp/promopool-demo-report.json
+api -X POST -H 'Content-Type: text/plain' --data-binary @"$CODES" "$BASE/v1/groups/$GROUP/codes?filename=demo.txt"; echo
 END=$(date +%s.%N)
 rm -f "$CODES"
-echo "upload report:"; cat /tmp/promopool-demo-report.json
-awk -v s="$START" -v e="$END" -v n="$N" 'BEGIN { printf "upload took %.2f s (%.0f codes/s)\n", e - s, n / (e - s) }'
-echo "group:"; api "http://$HTTP_ADDR/v1/groups/$GROUP"; echo
-echo "all groups:"; bin/promopool groups list
+awk -v s="$START" -v e="$END" -v n="$CODES_N" 'BEGIN { printf "upload took %.2f s (%.0f codes/s)\n", e - s, n / (e - s) }'
+
+echo "== importing $CUSTOMERS_N customers"
+CUST=$(mktemp)
+awk -v n="$CUSTOMERS_N" -v tag="$TAG" 'BEGIN { for (i = 1; i <= n; i++)
+  printf "{\"id\":\"demo%s-%d\",\"email\":\"customer%d@example.com\",\"first_name\":\"Customer %d\",\"attributes\":{\"city\":\"Lyon\"}}\n", tag, i, i, i }' > "$CUST"
+api -X PUT -H 'Content-Type: application/x-ndjson' --data-binary @"$CUST" "$BASE/v1/customers"; echo
+IDS=$(awk -v n="$CUSTOMERS_N" -v tag="$TAG" 'BEGIN { for (i = 1; i <= n; i++) printf "%s\"demo%s-%d\"", (i > 1 ? "," : ""), tag, i }')
+rm -f "$CUST"
+
+echo "== creating and starting a mailing to $CUSTOMERS_N customers"
+cat > /tmp/promopool-demo-mailing.json <<JSON
+{"name": "Spring sale $TAG", "sender": "Shop <news@shop.example>",
+ "subject": "{{client.first_name}}, your spring code",
+ "html": "<p>Hello {{client.first_name}} from {{client.attr('city')}},</p><p>your code: <b>{{client.promocode('$NAME')}}</b></p>",
+ "text": "Hello {{client.first_name}}, your code: {{client.promocode('$NAME')}}",
+ "audience": {"customer_ids": [$IDS]}}
+JSON
+MAILING=$(api -X POST -H 'Content-Type: application/json' --data-binary @/tmp/promopool-demo-mailing.json "$BASE/v1/mailings" | field id)
+api -X POST "$BASE/v1/mailings/$MAILING/start" >/dev/null
+for _ in $(seq 1 600); do
+  STATE=$(api "$BASE/v1/mailings/$MAILING")
+  echo "$STATE" | grep -q '"status":"finished"' && break
+  sleep 0.5
+done
+echo "mailing $MAILING: $(echo "$STATE" | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p')"
+echo "$STATE" | sed -n 's/.*"progress":\({[^}]*}[^}]*}\).*/progress: \1/p'
+echo "== group after the mailing"
+api "$BASE/v1/groups/$GROUP"; echo
+echo "== one delivered message ($(ls "$OUTBOX" | wc -l) files in $OUTBOX)"
+cat "$OUTBOX/$(ls "$OUTBOX" | head -1)"

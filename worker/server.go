@@ -28,9 +28,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, mux *asynq.ServeMux)
 	}
 	srv := asynq.NewServer(opt, asynq.Config{
 		Concurrency:     cmp.Or(cfg.Concurrency, 10),
+		Queues:          map[string]int{QueueMailings: 6, "default": 3},
 		Logger:          Logger{L: log},
 		ShutdownTimeout: cmp.Or(cfg.ShutdownTimeout, 30*time.Second),
 	})
+	mux.Use(logTasks(log))
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("starting worker: %w", err)
 	}
@@ -39,4 +41,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, mux *asynq.ServeMux)
 	srv.Shutdown()
 	log.Info("worker stopped")
 	return nil
+}
+
+// logTasks logs every task's type, id, outcome and duration (never its payload).
+func logTasks(log *slog.Logger) asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			start := time.Now()
+			err := next.ProcessTask(ctx, t)
+			id, _ := asynq.GetTaskID(ctx)
+			retry, _ := asynq.GetRetryCount(ctx)
+			attrs := []any{"type", t.Type(), "task_id", id, "retry", retry, "duration", time.Since(start)}
+			if err != nil {
+				log.Warn("task failed", append(attrs, "err", err)...)
+			} else {
+				log.Debug("task done", attrs...)
+			}
+			return err
+		})
+	}
 }

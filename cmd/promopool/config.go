@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is everything promopool reads from its environment.
@@ -29,6 +30,19 @@ type Config struct {
 	// WorkerConcurrency is how many tasks one worker process runs at once
 	// (WORKER_CONCURRENCY, default 10).
 	WorkerConcurrency int
+	// MailerURL is the transport workers send with (MAILER_URL, default
+	// file://./outbox): smtp://…, smtps://…, https://… (webhook), file://…, null://.
+	MailerURL string
+	// MailingBatchSize is how many recipients one task carries (MAILING_BATCH_SIZE, default 500).
+	MailingBatchSize int
+	// MailingLease is how long a batch task may run before another delivery may take
+	// it over (MAILING_LEASE, default 2m).
+	MailingLease time.Duration
+	// ReconcileInterval is how often a worker looks for lost batches (RECONCILE_INTERVAL, default 30s).
+	ReconcileInterval time.Duration
+	// ReenqueueAfter is how long an open batch without a live lease waits before it is
+	// enqueued again (REENQUEUE_AFTER, default 5m).
+	ReenqueueAfter time.Duration
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
 	LogLevel slog.Level
 	// LogFormat is text or json (LOG_FORMAT, default text).
@@ -44,6 +58,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		HTTPAddr:           cmp.Or(getenv("HTTP_ADDR"), "127.0.0.1:8080"),
 		APIKeys:            getenv("API_KEYS"),
 		LogFormat:          cmp.Or(getenv("LOG_FORMAT"), "text"),
+		MailerURL:          cmp.Or(getenv("MAILER_URL"), "file://./outbox"),
 	}
 	var err error
 	if c.DatabaseMaxConns, err = intVar(getenv, "DATABASE_MAX_CONNS", 20); err != nil {
@@ -51,6 +66,19 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.WorkerConcurrency, err = intVar(getenv, "WORKER_CONCURRENCY", 10); err != nil {
 		return c, err
+	}
+	if c.MailingBatchSize, err = intVar(getenv, "MAILING_BATCH_SIZE", 500); err != nil {
+		return c, err
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+		def  time.Duration
+	}{{"MAILING_LEASE", &c.MailingLease, 2 * time.Minute}, {"RECONCILE_INTERVAL", &c.ReconcileInterval, 30 * time.Second},
+		{"REENQUEUE_AFTER", &c.ReenqueueAfter, 5 * time.Minute}} {
+		if *d.dst, err = durationVar(getenv, d.name, d.def); err != nil {
+			return c, err
+		}
 	}
 	maxUpload, err := intVar(getenv, "MAX_UPLOAD_BYTES", 1<<30)
 	if err != nil {
@@ -85,4 +113,16 @@ func intVar(getenv func(string) string, name string, def int) (int, error) {
 		return 0, fmt.Errorf("%s: want a positive whole number, got %q", name, v)
 	}
 	return n, nil
+}
+
+func durationVar(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: want a positive duration like 30s, got %q", name, v)
+	}
+	return d, nil
 }

@@ -12,9 +12,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 
+	"github.com/jmoiron/sqlx"
+
 	"promopool/api"
 	"promopool/auth"
 	"promopool/groups"
+	"promopool/mailer"
+	"promopool/mailings"
 	"promopool/worker"
 )
 
@@ -47,6 +51,11 @@ func (m *Main) web(ctx context.Context) error {
 		"postgres": api.PingFunc(db.PingContext),
 		"redis":    api.PingFunc(func(ctx context.Context) error { return rdb.Ping(ctx).Err() }),
 	})
+	svc, err := m.mailingService(db, store, nil)
+	if err != nil {
+		return err
+	}
+	srv.WithMailings(svc)
 	ln, err := net.Listen("tcp", m.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
@@ -70,13 +79,52 @@ func (m *Main) web(ctx context.Context) error {
 	return nil
 }
 
-// worker runs the Asynq task handlers. No task type is registered yet: mailings and
-// exports bring theirs.
+// asynqClient connects the task producer to Redis.
+func (m *Main) asynqClient() (*asynq.Client, error) {
+	opt, err := asynq.ParseRedisURI(m.cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	c := asynq.NewClient(opt)
+	m.closer = append(m.closer, func() { c.Close() })
+	return c, nil
+}
+
+// mailingService builds the mailings service; sender is nil in processes that do not send.
+func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.Sender) (*mailings.Service, error) {
+	client, err := m.asynqClient()
+	if err != nil {
+		return nil, err
+	}
+	return mailings.New(mailings.Config{BatchSize: m.cfg.MailingBatchSize, Lease: m.cfg.MailingLease, ReenqueueAfter: m.cfg.ReenqueueAfter},
+		db, store, worker.Enqueuer{Client: client}, sender, nil, m.log), nil
+}
+
+// worker runs the Asynq task handlers (mailing batches) with the transport of
+// MAILER_URL, and the reconciler that re-enqueues batches whose tasks were lost.
 func (m *Main) worker(ctx context.Context) error {
-	if _, err := m.openDB(ctx, true); err != nil {
+	db, err := m.openDB(ctx, true)
+	if err != nil {
+		return err
+	}
+	tcfg, err := mailer.ParseURL(m.cfg.MailerURL)
+	if err != nil {
+		return fmt.Errorf("MAILER_URL: %w", err)
+	}
+	tcfg.Log = m.log
+	transport, err := mailer.New(tcfg)
+	if err != nil {
+		return fmt.Errorf("MAILER_URL: %w", err)
+	}
+	m.closer = append(m.closer, func() { transport.Close() })
+	store := groups.NewStore(db, groups.Config{})
+	svc, err := m.mailingService(db, store, transport)
+	if err != nil {
 		return err
 	}
 	mux := asynq.NewServeMux()
+	mux.Handle(worker.TypeMailingBatch, &worker.MailingBatchHandler{Mailings: svc})
+	go svc.RunReconciler(ctx, m.cfg.ReconcileInterval)
 	return worker.Run(ctx, worker.Config{RedisURL: m.cfg.RedisURL, Concurrency: m.cfg.WorkerConcurrency}, m.log, mux)
 }
 

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"promopool/macros"
+	"promopool/mailings"
+)
+
+// WithMailings adds the mailing, template and render routes, served by svc.
+func (s *Server) WithMailings(svc *mailings.Service) *Server {
+	s.mailings = svc
+	s.handle("POST /v1/mailings", s.createMailing)
+	s.handle("GET /v1/mailings", s.listMailings)
+	s.handle("GET /v1/mailings/{id}", s.getMailing)
+	s.handle("POST /v1/mailings/{id}/start", s.startMailing)
+	s.handle("POST /v1/mailings/{id}/pause", s.mailingAction(func(r *http.Request, id int64) (*mailings.Mailing, error) {
+		return s.mailings.Pause(r.Context(), id, actor(r))
+	}))
+	s.handle("POST /v1/mailings/{id}/resume", s.mailingAction(func(r *http.Request, id int64) (*mailings.Mailing, error) {
+		return s.mailings.Resume(r.Context(), id)
+	}))
+	s.handle("POST /v1/mailings/{id}/cancel", s.mailingAction(func(r *http.Request, id int64) (*mailings.Mailing, error) {
+		return s.mailings.Cancel(r.Context(), id, actor(r))
+	}))
+	s.handle("POST /v1/mailings/{id}/preview", s.previewMailing)
+	s.handle("POST /v1/templates/validate", s.validateTemplate)
+	s.handle("POST /v1/templates/preview", s.previewTemplate)
+	s.handle("POST /v1/render", s.render)
+	return s
+}
+
+func (s *Server) createMailing(w http.ResponseWriter, r *http.Request) error {
+	var in mailings.Input
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	m, err := s.mailings.Create(r.Context(), actor(r), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, m)
+	return nil
+}
+
+func (s *Server) listMailings(w http.ResponseWriter, r *http.Request) error {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	list, err := s.mailings.List(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"mailings": list})
+	return nil
+}
+
+func (s *Server) getMailing(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	m, err := s.mailings.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+// optionalJSON decodes a body that may be empty.
+func (s *Server) optionalJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	err := s.decodeJSON(w, r, v)
+	var re *requestError
+	if errors.As(err, &re) && re.message == "the body is empty: want a JSON object" {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) startMailing(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		SendWhileCodesLast bool `json:"send_while_codes_last"`
+	}
+	if err := s.optionalJSON(w, r, &in); err != nil {
+		return err
+	}
+	m, err := s.mailings.Start(r.Context(), id, in.SendWhileCodesLast)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+func (s *Server) mailingAction(do func(r *http.Request, id int64) (*mailings.Mailing, error)) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		m, err := do(r, id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, m)
+		return nil
+	}
+}
+
+func (s *Server) previewMailing(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		CustomerID string `json:"customer_id"`
+	}
+	if err := s.optionalJSON(w, r, &in); err != nil {
+		return err
+	}
+	out, err := s.mailings.Preview(r.Context(), id, in.CustomerID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type templateInput struct {
+	Subject    string `json:"subject"`
+	HTML       string `json:"html"`
+	Text       string `json:"text"`
+	CustomerID string `json:"customer_id"`
+}
+
+func (s *Server) validateTemplate(w http.ResponseWriter, r *http.Request) error {
+	var in templateInput
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	t, err := macros.Compile(r.Context(), macros.Source{Subject: in.Subject, HTML: in.HTML, Text: in.Text}, mailings.GroupChecker{DB: s.groups.DB()})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"valid": true, "new_code_groups": t.NewCodeGroups(),
+		"repeat_groups": t.RepeatGroups(), "attributes": t.Attributes()})
+	return nil
+}
+
+func (s *Server) previewTemplate(w http.ResponseWriter, r *http.Request) error {
+	var in templateInput
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	out, err := s.mailings.PreviewTemplate(r.Context(), macros.Source{Subject: in.Subject, HTML: in.HTML, Text: in.Text}, in.CustomerID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request) error {
+	var in mailings.RenderRequest
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	out, err := s.mailings.Render(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

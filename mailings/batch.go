@@ -1,0 +1,343 @@
+package mailings
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/lib/pq"
+
+	"promopool/groups"
+	"promopool/macros"
+	"promopool/mailer"
+)
+
+// ErrTransient is returned by ProcessBatch when some messages met a transient failure:
+// they stay queued and the task should be retried later.
+var ErrTransient = errors.New("some messages failed transiently and stay queued")
+
+// Scope is the idempotency scope of a mailing's issues.
+func Scope(mailingID int64) string { return fmt.Sprintf("mailing:%d", mailingID) }
+
+// MessageID is the stable id of the message a mailing sends a customer: a resend after a
+// crash carries the same id (same .eml file, Message-ID, webhook Idempotency-Key).
+func MessageID(mailingID int64, customerID string) string {
+	return fmt.Sprintf("m%d.%s", mailingID, customerID)
+}
+
+// outcome is one recipient's final state, written by record.
+type outcome struct {
+	customer, status, detail string
+}
+
+// ProcessBatch runs one batch of a mailing; it is the body of the mailing:batch task and
+// is safe to run any number of times, concurrently too:
+//   - a lease on the batch row lets one delivery work at a time (another returns nil);
+//   - only recipients still queued are considered, so a sent message is never re-sent
+//     (except one whose send succeeded but whose record did not commit: it goes again
+//     with the same Message id and the same code, since claims are idempotent by
+//     (mailing, customer, group));
+//   - a cancelled mailing's queued recipients are skipped and their codes returned.
+//
+// Errors: ErrNotFound (the mailing is gone: do not retry), ErrTransient (retry later),
+// database errors (retry).
+func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) error {
+	var leased bool
+	err := s.db.GetContext(ctx, &leased, `
+		UPDATE mailing_batches SET lease_until = now() + make_interval(secs => $3)
+		WHERE mailing_id = $1 AND batch = $2 AND done_at IS NULL AND (lease_until IS NULL OR lease_until < now())
+		RETURNING true`, mailingID, batch, s.cfg.Lease.Seconds())
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("leasing batch %d of mailing %d: %w", batch, mailingID, err)
+	}
+	if !leased {
+		return nil // done already, or another delivery holds it (the reconciler follows up)
+	}
+	defer s.db.ExecContext(context.WithoutCancel(ctx), `UPDATE mailing_batches SET lease_until = NULL WHERE mailing_id = $1 AND batch = $2`, mailingID, batch)
+
+	m, err := getMailing(ctx, s.db, mailingID, "")
+	if err != nil {
+		return err
+	}
+	var queued []string
+	if err := s.db.SelectContext(ctx, &queued, `
+		SELECT customer_id FROM mailing_recipients WHERE mailing_id = $1 AND batch = $2 AND status = 'queued' ORDER BY customer_id`,
+		mailingID, batch); err != nil {
+		return err
+	}
+	switch m.Status {
+	case StatusCancelled:
+		return s.skipAndRelease(ctx, m, batch, queued, "mailing cancelled")
+	case StatusRunning:
+	default:
+		return nil // paused (resume re-enqueues), draft, finished
+	}
+	if len(queued) == 0 {
+		return s.record(ctx, m, batch, nil, nil)
+	}
+	t, err := s.tmpl.get(m)
+	if err != nil {
+		return s.skipAndRelease(ctx, m, batch, queued, "template no longer parses: "+err.Error())
+	}
+	recips, err := loadRecipients(ctx, s.db, queued)
+	if err != nil {
+		return err
+	}
+	var outcomes []outcome
+	var sendable []Recipient
+	for _, r := range recips {
+		switch {
+		case !r.Known:
+			outcomes = append(outcomes, outcome{r.ID, RecipientSkipped, "unknown customer"})
+		case r.Email == "":
+			outcomes = append(outcomes, outcome{r.ID, RecipientSkipped, "customer has no email address"})
+		default:
+			sendable = append(sendable, r)
+		}
+	}
+	var comp *composition
+	if len(sendable) > 0 {
+		comp, err = s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable)
+		if errors.Is(err, groups.ErrGroupNotFound) {
+			s.pause(ctx, m.ID, "a group this mailing draws from was deleted: "+err.Error())
+			return s.record(ctx, m, batch, outcomes, nil)
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		comp = &composition{uncovered: map[string]string{}, issued: map[int64]int{}}
+	}
+	// The mailing may have been paused or cancelled while codes were claimed: check
+	// once more before anything leaves.
+	var status string
+	if err := s.db.GetContext(ctx, &status, `SELECT status FROM mailings WHERE id = $1`, m.ID); err != nil {
+		return err
+	}
+	if status != StatusRunning {
+		if err := s.record(ctx, m, batch, outcomes, comp.issued); err != nil {
+			return err
+		}
+		if status == StatusCancelled {
+			return s.skipAndRelease(ctx, m, batch, pending(queued, outcomes), "mailing cancelled")
+		}
+		return nil
+	}
+	// Recipients a group could not cover get no message (and may pause the mailing);
+	// the others, who hold every code, are sent now.
+	if len(comp.uncovered) > 0 {
+		if err := s.uncovered(ctx, m, t, comp, &outcomes); err != nil {
+			return err
+		}
+	}
+	transient, err := s.send(ctx, m, t, comp.rendered, &outcomes)
+	if err != nil {
+		return err
+	}
+	if err := s.record(ctx, m, batch, outcomes, comp.issued); err != nil {
+		return err
+	}
+	if transient > 0 {
+		return fmt.Errorf("batch %d of mailing %d: %d messages: %w", batch, m.ID, transient, ErrTransient)
+	}
+	return nil
+}
+
+// uncovered handles recipients a group could not cover: with "send while codes last"
+// they are skipped (and their codes from other groups go back); otherwise the mailing
+// pauses and they stay queued for the resume, and the exhaustion is alerted at once.
+func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template, comp *composition, outcomes *[]outcome) error {
+	byGroup := map[string]int{}
+	var ids []string
+	for c, g := range comp.uncovered {
+		byGroup[g]++
+		ids = append(ids, c)
+	}
+	if m.WhileCodesLast {
+		for _, c := range ids {
+			*outcomes = append(*outcomes, outcome{c, RecipientSkipped, fmt.Sprintf("group %q had no code left", comp.uncovered[c])})
+		}
+		return s.release(ctx, m, t, ids)
+	}
+	for g, n := range byGroup {
+		gid := m.GroupIDs[macros.GroupKey(g)]
+		s.log.Warn("group ran out of codes: mailing paused", "group_id", gid, "mailing_id", m.ID, "waiting", n)
+		if s.alerter != nil {
+			s.alerter.GroupExhausted(ctx, gid, m.ID, n)
+		}
+		s.pause(ctx, m.ID, fmt.Sprintf("group %q ran out of codes: upload more and resume", g))
+	}
+	return nil
+}
+
+// pause marks a running mailing paused with a reason.
+func (s *Service) pause(ctx context.Context, id int64, reason string) {
+	if _, err := s.db.ExecContext(ctx, `UPDATE mailings SET status = 'paused', pause_reason = $2 WHERE id = $1 AND status = 'running'`, id, reason); err != nil {
+		s.log.Error("pausing mailing failed", "mailing_id", id, "err", err)
+	}
+}
+
+// send hands the rendered messages to the transport and turns each result into an
+// outcome; definitive rejections return their codes to the pool. It returns how many
+// failed transiently (they stay queued).
+func (s *Service) send(ctx context.Context, m *Mailing, t *macros.Template, rendered []Rendered, outcomes *[]outcome) (int, error) {
+	if len(rendered) == 0 {
+		return 0, nil
+	}
+	if s.sender == nil {
+		return 0, errors.New("this process has no transport to send with")
+	}
+	msgs := make([]mailer.Message, len(rendered))
+	for i, r := range rendered {
+		msgs[i] = mailer.Message{ID: MessageID(m.ID, r.CustomerID), From: m.Sender, To: r.Email, Subject: r.Subject, HTML: r.HTML, Text: r.Text}
+	}
+	results, err := s.sender.Send(ctx, msgs)
+	if err != nil {
+		s.log.Warn("transport failed for a whole batch", "mailing_id", m.ID, "messages", len(msgs), "err", err)
+		return len(msgs), nil
+	}
+	transient := 0
+	var rejected []string
+	for i, r := range results {
+		c := rendered[i].CustomerID
+		switch r.Outcome {
+		case mailer.Sent:
+			*outcomes = append(*outcomes, outcome{c, RecipientSent, ""})
+		case mailer.Rejected:
+			rejected = append(rejected, c)
+			*outcomes = append(*outcomes, outcome{c, RecipientFailed, "rejected: " + errText(r.Err) + " (codes returned to the pool)"})
+		case mailer.Ambiguous:
+			*outcomes = append(*outcomes, outcome{c, RecipientFailed, "delivery unknown: " + errText(r.Err) + " (codes kept issued)"})
+		default:
+			transient++
+		}
+	}
+	if len(rejected) > 0 {
+		if err := s.release(ctx, m, t, rejected); err != nil {
+			return 0, err
+		}
+	}
+	return transient, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "no reason given"
+	}
+	return err.Error()
+}
+
+// release returns the codes the customers were issued by this mailing (every group the
+// template draws new codes from) to the pool; the issue rows stay, marked released.
+func (s *Service) release(ctx context.Context, m *Mailing, t *macros.Template, customers []string) error {
+	if len(customers) == 0 {
+		return nil
+	}
+	for _, g := range t.NewCodeGroups() {
+		gid, ok := m.GroupIDs[macros.GroupKey(g)]
+		if !ok {
+			continue
+		}
+		n, err := s.groups.Release(ctx, gid, Scope(m.ID), customers)
+		if err != nil {
+			return fmt.Errorf("returning codes of mailing %d to group %d: %w", m.ID, gid, err)
+		}
+		if n > 0 {
+			if _, err := s.db.ExecContext(ctx, `UPDATE mailing_group_counts SET issued = greatest(issued - $3, 0) WHERE mailing_id = $1 AND group_id = $2`, m.ID, gid, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// skipAndRelease marks queued recipients skipped and returns any codes they were issued.
+func (s *Service) skipAndRelease(ctx context.Context, m *Mailing, batch int, customers []string, why string) error {
+	if t, err := s.tmpl.get(m); err == nil {
+		if err := s.release(ctx, m, t, customers); err != nil {
+			return err
+		}
+	}
+	outs := make([]outcome, len(customers))
+	for i, c := range customers {
+		outs[i] = outcome{c, RecipientSkipped, why}
+	}
+	return s.record(ctx, m, batch, outs, nil)
+}
+
+// pending is the queued customers that have no outcome yet.
+func pending(queued []string, outs []outcome) []string {
+	done := make(map[string]bool, len(outs))
+	for _, o := range outs {
+		done[o.customer] = true
+	}
+	var out []string
+	for _, c := range queued {
+		if !done[c] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// record writes outcomes (only over recipients still queued), recomputes the batch's
+// counters from its rows (idempotent), adds the codes issued per group, and finishes
+// the mailing when its last batch is done — one transaction.
+func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outcome, issued map[int64]int) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if len(outs) > 0 {
+		ids, sts, det := make([]string, len(outs)), make([]string, len(outs)), make([]string, len(outs))
+		for i, o := range outs {
+			ids[i], sts[i], det[i] = o.customer, o.status, truncate(o.detail, 500)
+		}
+		_, err := tx.ExecContext(ctx, `
+			UPDATE mailing_recipients r SET status = u.status, detail = u.detail, updated_at = now()
+			FROM unnest($2::text[], $3::text[], $4::text[]) AS u(customer_id, status, detail)
+			WHERE r.mailing_id = $1 AND r.customer_id = u.customer_id AND r.status = 'queued'`,
+			m.ID, pq.Array(ids), pq.Array(sts), pq.Array(det))
+		if err != nil {
+			return fmt.Errorf("recording outcomes of mailing %d: %w", m.ID, err)
+		}
+	}
+	for gid, n := range issued {
+		if n == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO mailing_group_counts (mailing_id, group_id, issued) VALUES ($1, $2, $3)
+			ON CONFLICT (mailing_id, group_id) DO UPDATE SET issued = mailing_group_counts.issued + excluded.issued`, m.ID, gid, n); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `
+		UPDATE mailing_batches b SET sent = x.sent, failed = x.failed, skipped = x.skipped,
+		       done_at = CASE WHEN x.queued = 0 THEN coalesce(b.done_at, now()) END
+		FROM (SELECT count(*) FILTER (WHERE status = 'sent') AS sent, count(*) FILTER (WHERE status = 'failed') AS failed,
+		             count(*) FILTER (WHERE status = 'skipped') AS skipped, count(*) FILTER (WHERE status = 'queued') AS queued
+		      FROM mailing_recipients WHERE mailing_id = $1 AND batch = $2) x
+		WHERE b.mailing_id = $1 AND b.batch = $2`, m.ID, batch)
+	if err != nil {
+		return fmt.Errorf("updating batch %d of mailing %d: %w", batch, m.ID, err)
+	}
+	_, err = tx.ExecContext(ctx, `
+		UPDATE mailings SET status = CASE WHEN status = 'running' THEN 'finished' ELSE status END, finished_at = now()
+		WHERE id = $1 AND status IN ('running', 'cancelled') AND finished_at IS NULL
+		  AND NOT EXISTS (SELECT 1 FROM mailing_batches WHERE mailing_id = $1 AND done_at IS NULL)`, m.ID)
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

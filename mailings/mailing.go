@@ -1,0 +1,357 @@
+// Package mailings runs mass mailings: a mailing's templates are validated when it is
+// created; starting it writes one outbox row per recipient and enqueues batch tasks;
+// each batch claims the codes of all its recipients (one call per group), renders,
+// hands the messages to a transport and records every outcome. PostgreSQL is the
+// record of truth; Redis only carries the tasks, and a reconciler re-enqueues batches
+// whose tasks were lost.
+package mailings
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"promopool/groups"
+	"promopool/macros"
+	"promopool/mailer"
+)
+
+// Mailing statuses.
+const (
+	StatusDraft     = "draft"
+	StatusRunning   = "running"
+	StatusPaused    = "paused"
+	StatusCancelled = "cancelled"
+	StatusFinished  = "finished"
+)
+
+// Recipient statuses.
+const (
+	RecipientQueued  = "queued"
+	RecipientSent    = "sent"
+	RecipientFailed  = "failed"
+	RecipientSkipped = "skipped"
+)
+
+var (
+	// ErrNotFound: no mailing has that id.
+	ErrNotFound = errors.New("mailing not found")
+	// ErrState: the mailing's status does not allow the action (e.g. resume a finished one).
+	ErrState = errors.New("the mailing's status does not allow this")
+	// ErrEmptyAudience: the audience has no customer.
+	ErrEmptyAudience = errors.New("the audience is empty")
+	// ErrUnknownCustomer: no customer has that id.
+	ErrUnknownCustomer = errors.New("unknown customer")
+)
+
+// InsufficientCodesError refuses a start: groups lack active codes for the audience.
+type InsufficientCodesError struct {
+	Audience int64
+	// Missing maps a group's name to how many codes it lacks.
+	Missing map[string]int64
+}
+
+func (e *InsufficientCodesError) Error() string {
+	parts := make([]string, 0, len(e.Missing))
+	for g, n := range e.Missing {
+		parts = append(parts, fmt.Sprintf("%q lacks %d", g, n))
+	}
+	return fmt.Sprintf("not enough active codes for %d recipients: %s (upload more, or start with send_while_codes_last)",
+		e.Audience, strings.Join(parts, ", "))
+}
+
+// Sender hands rendered messages to a transport; mailer's transports satisfy it.
+type Sender interface {
+	Send(ctx context.Context, msgs []mailer.Message) ([]mailer.Result, error)
+}
+
+// BatchRef names one enqueue of a batch: its task id derives from all three fields.
+type BatchRef struct {
+	MailingID int64 `db:"mailing_id" json:"mailing_id"`
+	Batch     int   `db:"batch" json:"batch"`
+	Attempt   int   `db:"attempt" json:"attempt"`
+}
+
+// Enqueuer puts batch tasks on the queue.
+type Enqueuer interface {
+	EnqueueBatches(ctx context.Context, refs []BatchRef) error
+}
+
+// Alerter is told at once when a mailing pauses because a group ran out of codes.
+type Alerter interface {
+	GroupExhausted(ctx context.Context, groupID int64, mailingID int64, waiting int)
+}
+
+// Audience says who receives a mailing: explicit customer ids, or every customer.
+type Audience struct {
+	CustomerIDs []string `json:"customer_ids,omitempty"`
+	All         bool     `json:"all,omitempty"`
+}
+
+// Mailing is a mass mailing and its progress.
+type Mailing struct {
+	ID             int64            `db:"id" json:"id"`
+	Name           string           `db:"name" json:"name"`
+	Sender         string           `db:"sender" json:"sender"`
+	Subject        string           `db:"subject" json:"subject"`
+	HTML           string           `db:"html" json:"html"`
+	Text           string           `db:"text_body" json:"text"`
+	Transport      string           `db:"transport" json:"transport"`
+	AudienceJSON   json.RawMessage  `db:"audience" json:"-"`
+	Audience       Audience         `db:"-" json:"audience"`
+	GroupIDsJSON   json.RawMessage  `db:"group_ids" json:"-"`
+	GroupIDs       map[string]int64 `db:"-" json:"group_ids"`
+	Status         string           `db:"status" json:"status"`
+	PauseReason    string           `db:"pause_reason" json:"pause_reason,omitempty"`
+	WhileCodesLast bool             `db:"while_codes_last" json:"send_while_codes_last"`
+	BatchSize      int              `db:"batch_size" json:"batch_size"`
+	CreatedBy      string           `db:"created_by" json:"created_by"`
+	CreatedAt      time.Time        `db:"created_at" json:"created_at"`
+	StartedAt      *time.Time       `db:"started_at" json:"started_at"`
+	FinishedAt     *time.Time       `db:"finished_at" json:"finished_at"`
+	Progress       *Progress        `db:"-" json:"progress,omitempty"`
+}
+
+// Progress counts a mailing's recipients by state and its issued codes.
+type Progress struct {
+	Recipients int64 `db:"recipients" json:"recipients"`
+	Queued     int64 `db:"queued" json:"queued"`
+	Sent       int64 `db:"sent" json:"sent"`
+	Failed     int64 `db:"failed" json:"failed"`
+	Skipped    int64 `db:"skipped" json:"skipped"`
+	// CodesIssued maps group name to the codes this mailing issued from it.
+	CodesIssued map[string]int64 `db:"-" json:"codes_issued"`
+	// MessagesPerSecond is the send rate from start to the last outcome (or now).
+	MessagesPerSecond float64 `db:"-" json:"messages_per_second"`
+}
+
+func (m *Mailing) source() macros.Source {
+	return macros.Source{Subject: m.Subject, HTML: m.HTML, Text: m.Text}
+}
+
+// Config configures the Service.
+type Config struct {
+	// BatchSize is how many recipients one task carries (default 500).
+	BatchSize int
+	// Lease is how long a batch task may run before another delivery may take the
+	// batch over (default 2 minutes).
+	Lease time.Duration
+	// ReenqueueAfter is how long an open batch may sit without a live lease before the
+	// reconciler enqueues it again (default 5 minutes).
+	ReenqueueAfter time.Duration
+}
+
+// Service runs mailings.
+type Service struct {
+	cfg      Config
+	db       *sqlx.DB
+	groups   *groups.Store
+	enqueuer Enqueuer
+	sender   Sender
+	alerter  Alerter
+	log      *slog.Logger
+	tmpl     *templateCache
+}
+
+// New returns a Service. sender and alerter may be nil in processes that do not send
+// (web); enqueuer may be nil in processes that do not start mailings.
+func New(cfg Config, db *sqlx.DB, store *groups.Store, enq Enqueuer, sender Sender, alerter Alerter, log *slog.Logger) *Service {
+	cfg.BatchSize = cmp.Or(cfg.BatchSize, 500)
+	cfg.Lease = cmp.Or(cfg.Lease, 2*time.Minute)
+	cfg.ReenqueueAfter = cmp.Or(cfg.ReenqueueAfter, 5*time.Minute)
+	return &Service{cfg: cfg, db: db, groups: store, enqueuer: enq, sender: sender, alerter: alerter, log: log, tmpl: newTemplateCache()}
+}
+
+// GroupChecker answers macros' question "do these groups exist?" from live groups.
+type GroupChecker struct{ DB sqlx.QueryerContext }
+
+// GroupsExist implements macros.GroupChecker.
+func (c GroupChecker) GroupsExist(ctx context.Context, names []string) ([]bool, error) {
+	ids, err := liveGroupIDs(ctx, c.DB, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(names))
+	for i, n := range names {
+		_, out[i] = ids[macros.GroupKey(n)]
+	}
+	return out, nil
+}
+
+// liveGroupIDs maps macros.GroupKey(name) to the id of the live group of that name.
+func liveGroupIDs(ctx context.Context, q sqlx.QueryerContext, names []string) (map[string]int64, error) {
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = macros.GroupKey(n)
+	}
+	var rows []struct {
+		Key string `db:"key"`
+		ID  int64  `db:"id"`
+	}
+	err := sqlx.SelectContext(ctx, q, &rows, `SELECT lower(name) AS key, id FROM groups WHERE archived_at IS NULL AND lower(name) = ANY($1)`, pq.Array(keys))
+	if err != nil {
+		return nil, fmt.Errorf("looking up groups: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Key] = r.ID
+	}
+	return out, nil
+}
+
+// Input is a new mailing.
+type Input struct {
+	Name      string   `json:"name"`
+	Sender    string   `json:"sender"`
+	Subject   string   `json:"subject"`
+	HTML      string   `json:"html"`
+	Text      string   `json:"text"`
+	Transport string   `json:"transport"`
+	Audience  Audience `json:"audience"`
+	BatchSize int      `json:"batch_size"`
+}
+
+func (in *Input) validate() error {
+	n := len([]rune(strings.TrimSpace(in.Name)))
+	switch {
+	case n == 0 || n > 200:
+		return &groups.InvalidError{Field: "name", Reason: "must be 1–200 characters"}
+	case strings.TrimSpace(in.HTML) == "" && strings.TrimSpace(in.Text) == "":
+		return &groups.InvalidError{Field: "html", Reason: "give an HTML or a text part (or both)"}
+	case in.Subject == "":
+		return &groups.InvalidError{Field: "subject", Reason: "is required"}
+	case len(in.Audience.CustomerIDs) > 0 && in.Audience.All:
+		return &groups.InvalidError{Field: "audience", Reason: "give customer_ids or all, not both"}
+	case len(in.Audience.CustomerIDs) == 0 && !in.Audience.All:
+		return &groups.InvalidError{Field: "audience", Reason: "give customer_ids or set all"}
+	case in.BatchSize < 0 || in.BatchSize > 10000:
+		return &groups.InvalidError{Field: "batch_size", Reason: "must be 1–10000"}
+	case in.Transport != "" && in.Transport != "default":
+		return &groups.InvalidError{Field: "transport", Reason: "only the worker's configured transport, \"default\", exists"}
+	}
+	if _, err := mail.ParseAddress(in.Sender); err != nil {
+		return &groups.InvalidError{Field: "sender", Reason: fmt.Sprintf("%q is not an address like \"Shop <news@shop.example>\"", in.Sender)}
+	}
+	for i, id := range in.Audience.CustomerIDs {
+		if err := groups.CheckCustomerID(id); err != nil {
+			return &groups.InvalidError{Field: fmt.Sprintf("audience.customer_ids[%d]", i), Reason: err.Error()}
+		}
+	}
+	return nil
+}
+
+// Create validates a mailing (fields, then every template problem at once, through
+// macros) and stores it as a draft. Errors: *groups.InvalidError,
+// *macros.ValidationError.
+func (s *Service) Create(ctx context.Context, actor string, in Input) (*Mailing, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	src := macros.Source{Subject: in.Subject, HTML: in.HTML, Text: in.Text}
+	t, err := macros.Compile(ctx, src, GroupChecker{DB: s.db})
+	if err != nil {
+		return nil, err
+	}
+	ids, err := liveGroupIDs(ctx, s.db, append(t.NewCodeGroups(), t.RepeatGroups()...))
+	if err != nil {
+		return nil, err
+	}
+	aud, _ := json.Marshal(in.Audience)
+	gids, _ := json.Marshal(ids)
+	var id int64
+	err = s.db.GetContext(ctx, &id, `
+		INSERT INTO mailings (name, sender, subject, html, text_body, transport, audience, group_ids, batch_size, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		strings.TrimSpace(in.Name), in.Sender, in.Subject, in.HTML, in.Text, cmp.Or(in.Transport, "default"),
+		string(aud), string(gids), cmp.Or(in.BatchSize, s.cfg.BatchSize), actor)
+	if err != nil {
+		return nil, fmt.Errorf("creating mailing: %w", err)
+	}
+	return s.Get(ctx, id)
+}
+
+const mailingColumns = `id, name, sender, subject, html, text_body, transport, audience, group_ids, status, pause_reason,
+	while_codes_last, batch_size, created_by, created_at, started_at, finished_at`
+
+func getMailing(ctx context.Context, q sqlx.QueryerContext, id int64, lock string) (*Mailing, error) {
+	var m Mailing
+	err := sqlx.GetContext(ctx, q, &m, `SELECT `+mailingColumns+` FROM mailings WHERE id = $1 `+lock, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("mailing %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading mailing %d: %w", id, err)
+	}
+	if err := json.Unmarshal(m.AudienceJSON, &m.Audience); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(m.GroupIDsJSON, &m.GroupIDs); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Get returns a mailing with its progress. Errors: ErrNotFound.
+func (s *Service) Get(ctx context.Context, id int64) (*Mailing, error) {
+	m, err := getMailing(ctx, s.db, id, "")
+	if err != nil {
+		return nil, err
+	}
+	p := &Progress{CodesIssued: map[string]int64{}}
+	err = s.db.GetContext(ctx, p, `
+		SELECT coalesce(sum(recipients), 0) AS recipients, coalesce(sum(sent), 0) AS sent,
+		       coalesce(sum(failed), 0) AS failed, coalesce(sum(skipped), 0) AS skipped,
+		       coalesce(sum(recipients - sent - failed - skipped), 0) AS queued
+		FROM mailing_batches WHERE mailing_id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading progress of mailing %d: %w", id, err)
+	}
+	var counts []struct {
+		Name   string `db:"name"`
+		Issued int64  `db:"issued"`
+	}
+	if err := s.db.SelectContext(ctx, &counts, `
+		SELECT g.name, c.issued FROM mailing_group_counts c JOIN groups g ON g.id = c.group_id WHERE c.mailing_id = $1`, id); err != nil {
+		return nil, err
+	}
+	for _, c := range counts {
+		p.CodesIssued[c.Name] = c.Issued
+	}
+	if m.StartedAt != nil {
+		end := time.Now()
+		if m.FinishedAt != nil {
+			end = *m.FinishedAt
+		}
+		if d := end.Sub(*m.StartedAt).Seconds(); d > 0 {
+			p.MessagesPerSecond = float64(p.Sent) / d
+		}
+	}
+	m.Progress = p
+	return m, nil
+}
+
+// List returns mailings, newest first (without progress).
+func (s *Service) List(ctx context.Context, limit int) ([]Mailing, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	out := []Mailing{}
+	if err := s.db.SelectContext(ctx, &out, `SELECT `+mailingColumns+` FROM mailings ORDER BY id DESC LIMIT $1`, limit); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		json.Unmarshal(out[i].AudienceJSON, &out[i].Audience)
+		json.Unmarshal(out[i].GroupIDsJSON, &out[i].GroupIDs)
+	}
+	return out, nil
+}

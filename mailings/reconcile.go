@@ -1,0 +1,179 @@
+package mailings
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"promopool/groups"
+	"promopool/macros"
+)
+
+// Reconcile enqueues again the open batches of running or cancelled mailings that hold
+// no live lease and were last enqueued longer ago than Config.ReenqueueAfter: their
+// tasks were lost (Redis restarted without its data, a task archived after its
+// retries, a worker killed while its lease ran out). Each gets a new attempt number,
+// hence a new task id; a duplicate delivery finds the batch done or leased and does
+// nothing. Returns how many batches it enqueued.
+func (s *Service) Reconcile(ctx context.Context) (int, error) {
+	var refs []BatchRef
+	err := s.db.SelectContext(ctx, &refs, `
+		UPDATE mailing_batches b SET attempt = attempt + 1, enqueued_at = now()
+		FROM mailings m
+		WHERE m.id = b.mailing_id AND m.status IN ('running', 'cancelled') AND b.done_at IS NULL
+		  AND (b.lease_until IS NULL OR b.lease_until < now())
+		  AND (b.enqueued_at IS NULL OR b.enqueued_at < now() - make_interval(secs => $1))
+		RETURNING b.mailing_id, b.batch, b.attempt`, s.cfg.ReenqueueAfter.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("reconciling mailings: %w", err)
+	}
+	if len(refs) > 0 {
+		if s.enqueuer == nil {
+			return 0, fmt.Errorf("reconciling mailings: no enqueuer")
+		}
+		if err := s.enqueuer.EnqueueBatches(ctx, refs); err != nil {
+			return 0, fmt.Errorf("reconciling mailings: %w", err)
+		}
+		s.log.Info("re-enqueued lost batches", "batches", len(refs))
+	}
+	return len(refs), nil
+}
+
+// RunReconciler calls Reconcile every interval until ctx ends.
+func (s *Service) RunReconciler(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if _, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("reconciler failed", "err", err)
+			}
+		}
+	}
+}
+
+// Preview renders a mailing for one customer (or the sample customer when customerID
+// is empty) with placeholder codes: nothing is claimed or recorded.
+// Errors: ErrNotFound.
+func (s *Service) Preview(ctx context.Context, id int64, customerID string) (*Rendered, error) {
+	m, err := getMailing(ctx, s.db, id, "")
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.tmpl.get(m)
+	if err != nil {
+		return nil, err
+	}
+	return s.preview(ctx, t, customerID)
+}
+
+// PreviewTemplate renders a template with placeholders for one customer or the sample.
+// Errors: *macros.ValidationError.
+func (s *Service) PreviewTemplate(ctx context.Context, src macros.Source, customerID string) (*Rendered, error) {
+	t, err := macros.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	return s.preview(ctx, t, customerID)
+}
+
+func (s *Service) preview(ctx context.Context, t *macros.Template, customerID string) (*Rendered, error) {
+	var c *macros.Customer
+	if customerID != "" {
+		rs, err := loadRecipients(ctx, s.db, []string{customerID})
+		if err != nil {
+			return nil, err
+		}
+		if !rs[0].Known {
+			return nil, fmt.Errorf("customer %q: %w", customerID, ErrUnknownCustomer)
+		}
+		cu := rs[0].customer()
+		c = &cu
+	}
+	v := t.PreviewValues(c)
+	r := &Rendered{Subject: string(t.AppendSubject(nil, v)), HTML: string(t.AppendHTML(nil, v)), Text: string(t.AppendText(nil, v)), Codes: map[string]string{}}
+	if c != nil {
+		r.CustomerID, r.Email = c.ID, c.Email
+	}
+	for i, g := range t.NewCodeGroups() {
+		r.Codes[g] = v.NewCodes[i]
+	}
+	return r, nil
+}
+
+// RenderRequest is a platform mailer's render: a template (inline, or a stored
+// mailing's) for a batch of customers under the mailer's own scope key.
+type RenderRequest struct {
+	Scope       string        `json:"scope"`
+	MailingID   int64         `json:"mailing_id,omitempty"`
+	Template    macros.Source `json:"template"`
+	CustomerIDs []string      `json:"customer_ids"`
+}
+
+// RenderResult is what Render did: rendered messages, and customers it could not
+// render (unknown, or a group without codes for them) with the reason.
+type RenderResult struct {
+	Messages []Rendered        `json:"messages"`
+	Skipped  map[string]string `json:"skipped"`
+}
+
+// Render issues and records codes exactly as a mailing does — the same scope gives the
+// same codes — and returns the rendered messages, for mailers that send themselves.
+// Errors: *macros.ValidationError, *groups.InvalidError, ErrNotFound.
+func (s *Service) Render(ctx context.Context, req RenderRequest) (*RenderResult, error) {
+	if req.Scope == "" {
+		return nil, &groups.InvalidError{Field: "scope", Reason: "is required: the key under which codes are issued once per customer"}
+	}
+	// Platform scopes live apart from mailings' own ("mailing:N"), so no key of a
+	// caller's can reach a mailing's codes.
+	scope := "render:" + req.Scope
+	var t *macros.Template
+	var ids map[string]int64
+	var mailingID *int64
+	if req.MailingID != 0 {
+		m, err := getMailing(ctx, s.db, req.MailingID, "")
+		if err != nil {
+			return nil, err
+		}
+		if t, err = s.tmpl.get(m); err != nil {
+			return nil, err
+		}
+		ids, mailingID = m.GroupIDs, &m.ID
+	} else {
+		var err error
+		if t, err = macros.Compile(ctx, req.Template, GroupChecker{DB: s.db}); err != nil {
+			return nil, err
+		}
+		if ids, err = liveGroupIDs(ctx, s.db, append(t.NewCodeGroups(), t.RepeatGroups()...)); err != nil {
+			return nil, err
+		}
+	}
+	recips, err := loadRecipients(ctx, s.db, req.CustomerIDs)
+	if err != nil {
+		return nil, err
+	}
+	res := &RenderResult{Messages: []Rendered{}, Skipped: map[string]string{}}
+	var known []Recipient
+	for _, r := range recips {
+		if r.Known {
+			known = append(known, r)
+		} else {
+			res.Skipped[r.ID] = "unknown customer"
+		}
+	}
+	if len(known) == 0 {
+		return res, nil
+	}
+	comp, err := s.compose(ctx, t, ids, scope, mailingID, known)
+	if err != nil {
+		return nil, err
+	}
+	for c, g := range comp.uncovered {
+		res.Skipped[c] = fmt.Sprintf("group %q has no code left", g)
+	}
+	res.Messages = comp.rendered
+	return res, nil
+}
