@@ -149,6 +149,10 @@ type Config struct {
 	// ReenqueueAfter is how long an open batch may sit without a live lease before the
 	// reconciler enqueues it again (default 5 minutes).
 	ReenqueueAfter time.Duration
+	// ReservationTimeout is the age past which a claim reservation counts as left by a
+	// crashed worker and its codes go back to the pool (default 1 minute). Any value is
+	// safe: a live claim whose reservation was taken aborts without issuing.
+	ReservationTimeout time.Duration
 }
 
 // Service runs mailings.
@@ -169,6 +173,7 @@ func New(cfg Config, db *sqlx.DB, store *groups.Store, enq Enqueuer, sender Send
 	cfg.BatchSize = cmp.Or(cfg.BatchSize, 500)
 	cfg.Lease = cmp.Or(cfg.Lease, 2*time.Minute)
 	cfg.ReenqueueAfter = cmp.Or(cfg.ReenqueueAfter, 5*time.Minute)
+	cfg.ReservationTimeout = cmp.Or(cfg.ReservationTimeout, time.Minute)
 	return &Service{cfg: cfg, db: db, groups: store, enqueuer: enq, sender: sender, alerter: alerter, log: log, tmpl: newTemplateCache()}
 }
 

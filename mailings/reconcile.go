@@ -39,7 +39,9 @@ func (s *Service) Reconcile(ctx context.Context) (int, error) {
 	return len(refs), nil
 }
 
-// RunReconciler calls Reconcile every interval until ctx ends.
+// RunReconciler calls Reconcile and returns the codes of claims that crashed between
+// their two transactions to the pool (groups.Store.RecoverReservations), every
+// interval until ctx ends.
 func (s *Service) RunReconciler(ctx context.Context, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -50,6 +52,12 @@ func (s *Service) RunReconciler(ctx context.Context, interval time.Duration) {
 		case <-tick.C:
 			if _, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("reconciler failed", "err", err)
+			}
+			n, err := s.groups.RecoverReservations(ctx, s.cfg.ReservationTimeout)
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("recovering reservations failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("returned codes of crashed claims to the pool", "codes", n)
 			}
 		}
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	// ReenqueueAfter is how long an open batch without a live lease waits before it is
 	// enqueued again (REENQUEUE_AFTER, default 5m).
 	ReenqueueAfter time.Duration
+	// ReservationTimeout is the age past which a claim reservation left by a crashed
+	// worker is returned to the pool (RESERVATION_TIMEOUT, default 1m).
+	ReservationTimeout time.Duration
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
 	LogLevel slog.Level
 	// LogFormat is text or json (LOG_FORMAT, default text).
@@ -75,7 +78,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		dst  *time.Duration
 		def  time.Duration
 	}{{"MAILING_LEASE", &c.MailingLease, 2 * time.Minute}, {"RECONCILE_INTERVAL", &c.ReconcileInterval, 30 * time.Second},
-		{"REENQUEUE_AFTER", &c.ReenqueueAfter, 5 * time.Minute}} {
+		{"REENQUEUE_AFTER", &c.ReenqueueAfter, 5 * time.Minute}, {"RESERVATION_TIMEOUT", &c.ReservationTimeout, time.Minute}} {
 		if *d.dst, err = durationVar(getenv, d.name, d.def); err != nil {
 			return c, err
 		}

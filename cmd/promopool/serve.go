@@ -96,7 +96,8 @@ func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.
 	if err != nil {
 		return nil, err
 	}
-	return mailings.New(mailings.Config{BatchSize: m.cfg.MailingBatchSize, Lease: m.cfg.MailingLease, ReenqueueAfter: m.cfg.ReenqueueAfter},
+	return mailings.New(mailings.Config{BatchSize: m.cfg.MailingBatchSize, Lease: m.cfg.MailingLease,
+		ReenqueueAfter: m.cfg.ReenqueueAfter, ReservationTimeout: m.cfg.ReservationTimeout},
 		db, store, worker.Enqueuer{Client: client}, sender, nil, m.log), nil
 }
 
