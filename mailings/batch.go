@@ -61,11 +61,19 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	if err != nil {
 		return err
 	}
-	var queued []string
-	if err := s.db.SelectContext(ctx, &queued, `
-		SELECT customer_id FROM mailing_recipients WHERE mailing_id = $1 AND batch = $2 AND status = 'queued' ORDER BY customer_id`,
+	// The batch's queued recipients with their customer fields, in one query.
+	var recips []Recipient
+	if err := s.db.SelectContext(ctx, &recips, `
+		SELECT r.customer_id AS id, coalesce(c.email, '') AS email, coalesce(c.first_name, '') AS first_name,
+		       coalesce(c.last_name, '') AS last_name, coalesce(c.attributes, '{}') AS attributes, c.id IS NOT NULL AS known
+		FROM mailing_recipients r LEFT JOIN customers c ON c.id = r.customer_id
+		WHERE r.mailing_id = $1 AND r.batch = $2 AND r.status = 'queued' ORDER BY r.customer_id`,
 		mailingID, batch); err != nil {
 		return err
+	}
+	queued := make([]string, len(recips))
+	for i, r := range recips {
+		queued[i] = r.ID
 	}
 	switch m.Status {
 	case StatusCancelled:
@@ -80,10 +88,6 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	t, err := s.tmpl.get(m)
 	if err != nil {
 		return s.skipAndRelease(ctx, m, batch, queued, "template no longer parses: "+err.Error())
-	}
-	recips, err := loadRecipients(ctx, s.db, queued)
-	if err != nil {
-		return err
 	}
 	var outcomes []outcome
 	var sendable []Recipient

@@ -12,10 +12,32 @@ import (
 
 func (m *Main) bench(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: promopool bench upload [-n N] [-dup-every K]")
+		return errors.New("usage: promopool bench upload|claim|mailing [flags] (-h for each)")
 	}
 	benchURL := cmp.Or(m.Getenv("BENCH_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/promopool_bench?sslmode=disable")
 	switch args[0] {
+	case "mailing":
+		fs := flag.NewFlagSet("bench mailing", flag.ContinueOnError)
+		fs.SetOutput(m.Stderr)
+		n := fs.Int("n", 1_000_000, "recipients")
+		workers := fs.Int("workers", 2, "worker processes")
+		conc := fs.Int("concurrency", 8, "WORKER_CONCURRENCY of each worker")
+		batch := fs.Int("batch", 1000, "recipients per task")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		redisURL := cmp.Or(m.Getenv("BENCH_REDIS_URL"), "redis://127.0.0.1:6379/13")
+		res, err := bench.Mailing(ctx, bench.MailingConfig{URL: benchURL, RedisURL: redisURL, Exe: exe, N: *n,
+			Workers: *workers, Concurrency: *conc, BatchSize: *batch})
+		if err != nil {
+			return err
+		}
+		res.Print(m.Stdout)
+		return nil
 	case "claim":
 		return m.benchClaim(ctx, benchURL, args[1:])
 	case "upload":
@@ -37,5 +59,5 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		res.Print(m.Stdout)
 		return nil
 	}
-	return errors.New("usage: promopool bench upload [-n N] [-dup-every K]")
+	return errors.New("usage: promopool bench upload|claim|mailing [flags] (-h for each)")
 }

@@ -1,0 +1,254 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"promopool/groups"
+	"promopool/macros"
+	"promopool/mailings"
+	"promopool/worker"
+)
+
+// MailingConfig configures `promopool bench mailing`.
+type MailingConfig struct {
+	URL      string // benchmark database
+	RedisURL string // a Redis database the benchmark may flush
+	Exe      string // the promopool binary whose workers are measured
+	N        int    // recipients (default 1,000,000)
+	Workers  int    // worker processes (default 2)
+	// Concurrency is each worker's WORKER_CONCURRENCY (default 8).
+	Concurrency int
+	BatchSize   int // recipients per task (default 1000)
+}
+
+// MailingResult holds the figures.
+type MailingResult struct {
+	N               int
+	Setup, EndToEnd time.Duration
+	Sent            int64
+	WorkerRSS       []int64
+	RawRate         float64 // claim + record + render, messages/s, no queue or transport
+	Settings        string
+}
+
+// Print writes the report.
+func (r *MailingResult) Print(w io.Writer) {
+	rate := float64(r.Sent) / r.EndToEnd.Seconds()
+	fmt.Fprintf(w, "postgres: %s\n", r.Settings)
+	fmt.Fprintf(w, "setup (customers, codes, pre-issued repeat codes): %.1f s\n", r.Setup.Seconds())
+	fmt.Fprintf(w, "mailing to %d recipients: %d sent in %.2f s: %.0f messages/s end to end, %.0f codes issued/s\n",
+		r.N, r.Sent, r.EndToEnd.Seconds(), rate, rate)
+	for i, rss := range r.WorkerRSS {
+		fmt.Fprintf(w, "worker %d peak RSS: %.1f MB\n", i+1, float64(rss)/1e6)
+	}
+	fmt.Fprintf(w, "raw claim+record+render (2 goroutines, batch 1000, no queue/outbox/transport): %.0f messages/s\n", r.RawRate)
+	fmt.Fprintf(w, "end to end / raw: %.0f%%\n", 100*rate/r.RawRate)
+}
+
+const benchTemplate = `<html><body><p>Hello {{client.first_name}} {{client.last_name}},</p>
+<p>Your spring code: <b>{{client.promocode('Spring')}}</b></p>
+<p>Your autumn code, again: {{client.last_promocode('Autumn')}}</p></body></html>`
+
+// Mailing runs the mailing benchmark.
+func Mailing(ctx context.Context, cfg MailingConfig) (*MailingResult, error) {
+	cfg.N = max(cfg.N, 1)
+	cfg.Workers = max(cfg.Workers, 1)
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 1000
+	}
+	env, err := NewEnv(ctx, cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	res := &MailingResult{N: cfg.N}
+	if res.Settings, err = Settings(ctx, env.DB); err != nil {
+		return nil, err
+	}
+	ropt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := groups.NewStore(env.DB, groups.Config{})
+
+	setup := time.Now()
+	if _, err := env.DB.ExecContext(ctx, `
+		INSERT INTO customers (id, email, first_name, last_name)
+		SELECT 'b' || g, 'b' || g || '@example.com', 'First' || g, 'Last' || g FROM generate_series(1, $1) g`, cfg.N); err != nil {
+		return nil, err
+	}
+	spring, err := benchGroup(ctx, store, "Spring", cfg.N+cfg.N/10+2000, "S")
+	if err != nil {
+		return nil, err
+	}
+	autumn, err := benchGroup(ctx, store, "Autumn", cfg.N/10+1, "A")
+	if err != nil {
+		return nil, err
+	}
+	// A tenth of the audience holds an Autumn code, for last_promocode to find.
+	for lo := 1; lo <= cfg.N/10; lo += 5000 {
+		ids := make([]string, 0, 5000)
+		for i := lo; i < lo+5000 && i <= cfg.N/10; i++ {
+			ids = append(ids, fmt.Sprintf("b%d", i*10))
+		}
+		if _, err := store.Claim(ctx, groups.ClaimRequest{GroupID: autumn.ID, Scope: "earlier", CustomerIDs: ids}); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := env.DB.ExecContext(ctx, `ANALYZE`); err != nil {
+		return nil, err
+	}
+	res.Setup = time.Since(setup)
+
+	aopt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	client := asynq.NewClient(aopt)
+	defer client.Close()
+	svc := mailings.New(mailings.Config{BatchSize: cfg.BatchSize}, env.DB, store, worker.Enqueuer{Client: client}, nil, nil, log)
+	m, err := svc.Create(ctx, "bench", mailings.Input{Name: "bench", Sender: "Shop <shop@example.com>", Subject: "Hi {{client.first_name}}",
+		HTML: benchTemplate, Audience: mailings.Audience{All: true}, BatchSize: cfg.BatchSize})
+	if err != nil {
+		return nil, err
+	}
+	var procs []*Process
+	for range cfg.Workers {
+		p, err := StartProcess(ctx, cfg.Exe, []string{"DATABASE_URL=" + cfg.URL, "DATABASE_SEARCH_PATH=" + env.Schema,
+			"REDIS_URL=" + cfg.RedisURL, "MAILER_URL=null://", fmt.Sprintf("WORKER_CONCURRENCY=%d", cfg.Concurrency), "LOG_LEVEL=error"}, "worker")
+		if err != nil {
+			return nil, err
+		}
+		defer p.Stop()
+		procs = append(procs, p)
+	}
+	start := time.Now()
+	if _, err := svc.Start(ctx, m.ID, false); err != nil {
+		return nil, err
+	}
+	for {
+		got, err := svc.Get(ctx, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		if got.Status == mailings.StatusFinished {
+			res.EndToEnd = got.FinishedAt.Sub(*got.StartedAt)
+			res.Sent = got.Progress.Sent
+			break
+		}
+		if time.Since(start) > 30*time.Minute {
+			return nil, fmt.Errorf("mailing not finished after 30 minutes: %+v", got.Progress)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, p := range procs {
+		rss, err := p.PeakRSS()
+		if err != nil {
+			return nil, err
+		}
+		res.WorkerRSS = append(res.WorkerRSS, rss)
+		p.Stop()
+	}
+	if res.RawRate, err = rawClaimRender(ctx, store, spring.ID, autumn.ID, min(cfg.N, 200_000)); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// benchGroup creates a group holding n generated codes.
+func benchGroup(ctx context.Context, store *groups.Store, name string, n int, prefix string) (*groups.Group, error) {
+	g, err := store.Create(ctx, "bench", groups.Input{Name: &name})
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, "%s%09d\n", prefix, i)
+			if b.Len() > 60000 {
+				if _, err := io.WriteString(pw, b.String()); err != nil {
+					return
+				}
+				b.Reset()
+			}
+		}
+		io.WriteString(pw, b.String())
+		pw.Close()
+	}()
+	_, err = store.Load(ctx, groups.UploadRequest{GroupID: g.ID, Format: groups.FormatPlain, Source: groups.SourceCLI, Actor: "bench"}, pr)
+	return g, err
+}
+
+// rawClaimRender is the ceiling: 2 goroutines claim (and record) a code per customer in
+// batches of 1000, look up the repeat codes, and render the same template — no queue,
+// outbox or transport.
+func rawClaimRender(ctx context.Context, store *groups.Store, spring, autumn int64, n int) (float64, error) {
+	t, err := macros.Parse(macros.Source{Subject: "Hi {{client.first_name}}", HTML: benchTemplate})
+	if err != nil {
+		return 0, err
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	start := time.Now()
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := &macros.Values{NewCodes: make([]string, 1), LastCodes: make([]string, 1)}
+			var buf []byte
+			for {
+				lo := int(next.Add(1000)) - 1000
+				if lo >= n {
+					return
+				}
+				ids := make([]string, 0, 1000)
+				for i := lo; i < min(lo+1000, n); i++ {
+					ids = append(ids, fmt.Sprintf("b%d", i+1))
+				}
+				res, err := store.Claim(ctx, groups.ClaimRequest{GroupID: spring, Scope: "raw", CustomerIDs: ids})
+				if err != nil {
+					errs <- err
+					return
+				}
+				last, err := store.Repeat(ctx, groups.RepeatRequest{GroupID: autumn, Scope: "raw", CustomerIDs: ids})
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, id := range ids {
+					v.Customer = macros.Customer{ID: id, FirstName: "First", LastName: "Last"}
+					v.NewCodes[0], v.LastCodes[0] = res.Codes[id], last[id]
+					buf = t.AppendSubject(buf[:0], v)
+					buf = t.AppendHTML(buf, v)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
