@@ -432,3 +432,99 @@ func TestConcurrentClaims(t *testing.T) {
 	}
 	t.Logf("covered %d, uncovered %d, issued %d", covered, uncovered, gr.Issued)
 }
+
+// TestClaimConcurrentTwinFallback forces the race TestConcurrentClaims only hits by
+// chance: between a claim's lookup of existing issues and its insert, a twin claim
+// with the same scope issues one of the customers a code. The plain insert fails on
+// issues_scope_initial and the claim reruns with ON CONFLICT: that customer gets the
+// twin's code, and the code reserved for it goes back to the pool. A trigger plays
+// the twin, inserting its row just before the claim's own.
+func TestClaimConcurrentTwinFallback(t *testing.T) {
+	f := newFixture(t)
+	g, h := f.group(t, "G"), f.group(t, "H")
+	f.load(t, g.ID, groups.FormatPlain, "T1\nT2\nT3\n")
+	f.load(t, h.ID, groups.FormatPlain, "H1\n")
+	f.db.MustExec(`CREATE TABLE twin_done (x int)`)
+	f.db.MustExec(`
+		CREATE FUNCTION twin() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+		    IF NEW.scope = 'race' AND NEW.customer_id = 'b' AND NOT EXISTS (SELECT 1 FROM twin_done) THEN
+		        INSERT INTO twin_done VALUES (1);
+		        INSERT INTO issues (customer_id, group_id, code_id, scope, kind)
+		        SELECT 'b', NEW.group_id, c.id, 'race', 'initial' FROM codes c WHERE c.code = 'H1';
+		    END IF;
+		    RETURN NEW;
+		END $$`)
+	f.db.MustExec(`CREATE TRIGGER twin BEFORE INSERT ON issues FOR EACH ROW EXECUTE FUNCTION twin()`)
+	res := f.claim(t, g.ID, "race", "a", "b", "c")
+	if res.Codes["a"] != "T1" || res.Codes["b"] != "H1" || res.Codes["c"] != "T3" {
+		t.Fatalf("codes %v", res.Codes)
+	}
+	if strings.Join(res.Existing, ",") != "b" || res.Issued() != 2 || len(res.Uncovered) != 0 {
+		t.Fatalf("existing %v issued %d uncovered %v", res.Existing, res.Issued(), res.Uncovered)
+	}
+	// T2, reserved for b, is back in the pool and goes out next (returned codes first).
+	if n := f.count(t, `SELECT count(*) FROM reservations`); n != 0 {
+		t.Fatalf("%d reservations left", n)
+	}
+	// (Not f.balanced: the twin's row is in G with H's code, which G does not count.)
+	if gr, err := f.store.Get(context.Background(), g.ID); err != nil || gr.Active != 1 || gr.Issued != 2 {
+		t.Fatalf("after the fallback: %+v %v", gr, err)
+	}
+	if next := f.claim(t, g.ID, "other", "d"); next.Codes["d"] != "T2" {
+		t.Fatalf("returned code not reissued: %v", next.Codes)
+	}
+	if gr, err := f.store.Get(context.Background(), g.ID); err != nil || gr.Active != 0 || gr.Issued != 3 {
+		t.Fatalf("after reissue: %+v %v", gr, err)
+	}
+}
+
+// TestClaimReservationLost: a recoverer that takes a claim's reservation before the
+// claim records its issues (here a trigger deleting every new reservation at once)
+// makes the claim fail with ErrReservationLost and record nothing.
+func TestClaimReservationLost(t *testing.T) {
+	f := newFixture(t)
+	g := f.group(t, "G")
+	f.load(t, g.ID, groups.FormatPlain, "L1\nL2\n")
+	f.db.MustExec(`
+		CREATE FUNCTION steal() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN DELETE FROM reservations WHERE id = NEW.id; RETURN NULL; END $$`)
+	f.db.MustExec(`CREATE TRIGGER steal AFTER INSERT ON reservations FOR EACH ROW EXECUTE FUNCTION steal()`)
+	_, err := f.store.Claim(context.Background(), groups.ClaimRequest{GroupID: g.ID, Scope: "m", CustomerIDs: []string{"a", "b"}})
+	if !errors.Is(err, groups.ErrReservationLost) {
+		t.Fatalf("got %v, want ErrReservationLost", err)
+	}
+	if n := f.count(t, `SELECT count(*) FROM issues`); n != 0 {
+		t.Fatalf("%d issue rows recorded for a lost reservation", n)
+	}
+}
+
+// TestClaimAcrossRanges: one batch spanning several ranges and returned codes keeps one
+// reservation per claim and takes codes in claim order.
+func TestClaimAcrossRanges(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g := f.group(t, "G")
+	f.load(t, g.ID, groups.FormatPlain, "A1\nA2\n")
+	f.load(t, g.ID, groups.FormatPlain, "B1\nB2\nB1\n") // a trailing gap
+	f.load(t, g.ID, groups.FormatPlain, "C1\nC2\n")
+	first := f.claim(t, g.ID, "m1", "a", "b", "c")
+	if first.Codes["a"] != "A1" || first.Codes["b"] != "A2" || first.Codes["c"] != "B1" {
+		t.Fatalf("first %v", first.Codes)
+	}
+	if _, err := f.store.Release(ctx, g.ID, "m1", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	// Returned A1 first, then the rest of B (past its gap), then C.
+	res := f.claim(t, g.ID, "m2", "p", "q", "r", "s", "t")
+	got := []string{res.Codes["p"], res.Codes["q"], res.Codes["r"], res.Codes["s"]}
+	if strings.Join(got, ",") != "A1,B2,C1,C2" || strings.Join(res.Uncovered, ",") != "t" {
+		t.Fatalf("across ranges: %v uncovered %v", res.Codes, res.Uncovered)
+	}
+	if n := f.count(t, `SELECT count(*) FROM reservations`); n != 0 {
+		t.Fatalf("%d reservations left", n)
+	}
+	if gr := f.balanced(t, g.ID); gr.Active != 0 || gr.Issued != 6 {
+		t.Fatalf("active %d issued %d", gr.Active, gr.Issued)
+	}
+}

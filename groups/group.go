@@ -22,8 +22,9 @@ import (
 
 // Store is the groups' data layer over PostgreSQL.
 type Store struct {
-	db  *sqlx.DB
-	now func() time.Time
+	db    *sqlx.DB
+	now   func() time.Time
+	stmts *stmtSet
 }
 
 // Config configures a Store.
@@ -40,7 +41,7 @@ func NewStore(db *sqlx.DB, cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{db: db, now: cfg.Now}
+	return &Store{db: db, now: cfg.Now, stmts: &stmtSet{m: map[string]*sql.Stmt{}}}
 }
 
 // DB returns the store's database handle.
