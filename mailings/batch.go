@@ -132,11 +132,11 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	// Recipients a group could not cover get no message (and may pause the mailing);
 	// the others, who hold every code, are sent now.
 	if len(comp.uncovered) > 0 {
-		if err := s.uncovered(ctx, m, t, comp, &outcomes); err != nil {
+		if err := s.uncovered(ctx, m, t, batch, comp, &outcomes); err != nil {
 			return err
 		}
 	}
-	transient, err := s.send(ctx, m, t, comp.rendered, &outcomes)
+	transient, err := s.send(ctx, m, t, batch, comp.rendered, &outcomes)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 // uncovered handles recipients a group could not cover: with "send while codes last"
 // they are skipped (and their codes from other groups go back); otherwise the mailing
 // pauses and they stay queued for the resume, and the exhaustion is alerted at once.
-func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template, comp *composition, outcomes *[]outcome) error {
+func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template, batch int, comp *composition, outcomes *[]outcome) error {
 	byGroup := map[string]int{}
 	var ids []string
 	for c, g := range comp.uncovered {
@@ -163,7 +163,7 @@ func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template,
 		for _, c := range ids {
 			*outcomes = append(*outcomes, outcome{c, RecipientSkipped, fmt.Sprintf("group %q had no code left", comp.uncovered[c])})
 		}
-		return s.release(ctx, m, t, ids)
+		return s.release(ctx, m, t, batch, ids)
 	}
 	for g, n := range byGroup {
 		gid := m.GroupIDs[macros.GroupKey(g)]
@@ -186,7 +186,7 @@ func (s *Service) pause(ctx context.Context, id int64, reason string) {
 // send hands the rendered messages to the transport and turns each result into an
 // outcome; definitive rejections return their codes to the pool. It returns how many
 // failed transiently (they stay queued).
-func (s *Service) send(ctx context.Context, m *Mailing, t *macros.Template, rendered []Rendered, outcomes *[]outcome) (int, error) {
+func (s *Service) send(ctx context.Context, m *Mailing, t *macros.Template, batch int, rendered []Rendered, outcomes *[]outcome) (int, error) {
 	if len(rendered) == 0 {
 		return 0, nil
 	}
@@ -219,7 +219,7 @@ func (s *Service) send(ctx context.Context, m *Mailing, t *macros.Template, rend
 		}
 	}
 	if len(rejected) > 0 {
-		if err := s.release(ctx, m, t, rejected); err != nil {
+		if err := s.release(ctx, m, t, batch, rejected); err != nil {
 			return 0, err
 		}
 	}
@@ -235,7 +235,7 @@ func errText(err error) string {
 
 // release returns the codes the customers were issued by this mailing (every group the
 // template draws new codes from) to the pool; the issue rows stay, marked released.
-func (s *Service) release(ctx context.Context, m *Mailing, t *macros.Template, customers []string) error {
+func (s *Service) release(ctx context.Context, m *Mailing, t *macros.Template, batch int, customers []string) error {
 	if len(customers) == 0 {
 		return nil
 	}
@@ -249,7 +249,9 @@ func (s *Service) release(ctx context.Context, m *Mailing, t *macros.Template, c
 			return fmt.Errorf("returning codes of mailing %d to group %d: %w", m.ID, gid, err)
 		}
 		if n > 0 {
-			if _, err := s.db.ExecContext(ctx, `UPDATE mailing_group_counts SET issued = greatest(issued - $3, 0) WHERE mailing_id = $1 AND group_id = $2`, m.ID, gid, n); err != nil {
+			if _, err := s.db.ExecContext(ctx, `
+				INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) VALUES ($1, $2, $3, -$4::bigint)
+				ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = mailing_group_counts.issued - $4::bigint`, m.ID, gid, batch, n); err != nil {
 				return err
 			}
 		}
@@ -260,7 +262,7 @@ func (s *Service) release(ctx context.Context, m *Mailing, t *macros.Template, c
 // skipAndRelease marks queued recipients skipped and returns any codes they were issued.
 func (s *Service) skipAndRelease(ctx context.Context, m *Mailing, batch int, customers []string, why string) error {
 	if t, err := s.tmpl.get(m); err == nil {
-		if err := s.release(ctx, m, t, customers); err != nil {
+		if err := s.release(ctx, m, t, batch, customers); err != nil {
 			return err
 		}
 	}
@@ -300,11 +302,14 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 		for i, o := range outs {
 			ids[i], sts[i], det[i] = o.customer, o.status, truncate(o.detail, 500)
 		}
+		// "batch = $5" bounds the update to the batch's rows through its index: with
+		// statistics, (mailing_id, customer_id) alone was planned as a hash join over
+		// every recipient of the mailing, once per batch (7.8k messages/s at 1M).
 		_, err := tx.ExecContext(ctx, `
 			UPDATE mailing_recipients r SET status = u.status, detail = u.detail, updated_at = now()
 			FROM unnest($2::text[], $3::text[], $4::text[]) AS u(customer_id, status, detail)
-			WHERE r.mailing_id = $1 AND r.customer_id = u.customer_id AND r.status = 'queued'`,
-			m.ID, pq.Array(ids), pq.Array(sts), pq.Array(det))
+			WHERE r.mailing_id = $1 AND r.batch = $5 AND r.customer_id = u.customer_id AND r.status = 'queued'`,
+			m.ID, pq.Array(ids), pq.Array(sts), pq.Array(det), batch)
 		if err != nil {
 			return fmt.Errorf("recording outcomes of mailing %d: %w", m.ID, err)
 		}
@@ -314,8 +319,8 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO mailing_group_counts (mailing_id, group_id, issued) VALUES ($1, $2, $3)
-			ON CONFLICT (mailing_id, group_id) DO UPDATE SET issued = mailing_group_counts.issued + excluded.issued`, m.ID, gid, n); err != nil {
+			INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = mailing_group_counts.issued + excluded.issued`, m.ID, gid, batch, n); err != nil {
 			return err
 		}
 	}

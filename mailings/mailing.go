@@ -326,7 +326,8 @@ func (s *Service) Get(ctx context.Context, id int64) (*Mailing, error) {
 		Issued int64  `db:"issued"`
 	}
 	if err := s.db.SelectContext(ctx, &counts, `
-		SELECT g.name, c.issued FROM mailing_group_counts c JOIN groups g ON g.id = c.group_id WHERE c.mailing_id = $1`, id); err != nil {
+		SELECT g.name, sum(c.issued) AS issued FROM mailing_group_counts c JOIN groups g ON g.id = c.group_id
+		WHERE c.mailing_id = $1 GROUP BY g.id, g.name`, id); err != nil {
 		return nil, err
 	}
 	for _, c := range counts {

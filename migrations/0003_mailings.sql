@@ -59,10 +59,13 @@ CREATE TABLE mailing_batches (
 );
 CREATE INDEX mailing_batches_open ON mailing_batches (mailing_id) WHERE done_at IS NULL;
 
--- Codes issued by a mailing, per group (initial issues), for its progress page.
+-- Codes issued by a mailing, per group (initial issues), for its progress page. Keyed
+-- by batch too: a batch writes only its own row, so concurrent batches never wait on one
+-- hot counter row (they did: it serialised every batch's commit); progress sums them.
 CREATE TABLE mailing_group_counts (
-    mailing_id  bigint NOT NULL REFERENCES mailings (id) ON DELETE CASCADE,
-    group_id    bigint NOT NULL,
-    issued      bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (mailing_id, group_id)
+    mailing_id  bigint  NOT NULL REFERENCES mailings (id) ON DELETE CASCADE,
+    group_id    bigint  NOT NULL,
+    batch       integer NOT NULL,
+    issued      bigint  NOT NULL DEFAULT 0,
+    PRIMARY KEY (mailing_id, group_id, batch)
 );
