@@ -44,18 +44,25 @@ type outcome struct {
 // Errors: ErrNotFound (the mailing is gone: do not retry), ErrTransient (retry later),
 // database errors (retry).
 func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) error {
+	// Leases commit with synchronous_commit off (set_config(…, true) is local to the
+	// statement's transaction): a lease lost in a crash is what the crash means anyway —
+	// the batch is free for another delivery — so its commit need not wait for the WAL
+	// flush. That saved two fsyncs a batch.
 	var leased bool
 	err := s.db.GetContext(ctx, &leased, `
 		UPDATE mailing_batches SET lease_until = now() + make_interval(secs => $3)
 		WHERE mailing_id = $1 AND batch = $2 AND done_at IS NULL AND (lease_until IS NULL OR lease_until < now())
-		RETURNING true`, mailingID, batch, s.cfg.Lease.Seconds())
+		RETURNING set_config('synchronous_commit', 'off', true) = 'off'`, mailingID, batch, s.cfg.Lease.Seconds())
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("leasing batch %d of mailing %d: %w", batch, mailingID, err)
 	}
 	if !leased {
 		return nil // done already, or another delivery holds it (the reconciler follows up)
 	}
-	defer s.db.ExecContext(context.WithoutCancel(ctx), `UPDATE mailing_batches SET lease_until = NULL WHERE mailing_id = $1 AND batch = $2`, mailingID, batch)
+	defer s.db.ExecContext(context.WithoutCancel(ctx), `
+		UPDATE mailing_batches SET lease_until = NULL
+		WHERE mailing_id = $1 AND batch = $2 AND lease_until IS NOT NULL AND set_config('synchronous_commit', 'off', true) = 'off'`,
+		mailingID, batch)
 
 	m, err := getMailing(ctx, s.db, mailingID, "")
 	if err != nil {
@@ -334,14 +341,32 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 	if err != nil {
 		return fmt.Errorf("updating batch %d of mailing %d: %w", batch, m.ID, err)
 	}
-	_, err = tx.ExecContext(ctx, `
-		UPDATE mailings SET status = CASE WHEN status = 'running' THEN 'finished' ELSE status END, finished_at = now()
-		WHERE id = $1 AND status IN ('running', 'cancelled') AND finished_at IS NULL
-		  AND NOT EXISTS (SELECT 1 FROM mailing_batches WHERE mailing_id = $1 AND done_at IS NULL)`, m.ID)
-	if err != nil {
+	if err := tx.Commit(); err != nil {
 		return err
 	}
-	return tx.Commit()
+	// After the commit, not inside it: two last batches committing at once would each
+	// see the other still open and neither would finish the mailing. Checked after
+	// each commit, the last committer sees every batch done.
+	_, err = finishDone(ctx, s.db, m.ID)
+	return err
+}
+
+// finishMailings marks finished the running (or cancelled) mailings, one or all
+// (id 0), whose batches are all done.
+const finishMailings = `
+UPDATE mailings m SET status = CASE WHEN status = 'running' THEN 'finished' ELSE status END, finished_at = now()
+WHERE ($1 = 0 OR m.id = $1) AND m.status IN ('running', 'cancelled') AND m.finished_at IS NULL AND m.started_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM mailing_batches b WHERE b.mailing_id = m.id AND b.done_at IS NULL)`
+
+// finishDone applies finishMailings and returns how many mailings it finished.
+func finishDone(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, id int64) (int64, error) {
+	res, err := db.ExecContext(ctx, finishMailings, id)
+	if err != nil {
+		return 0, fmt.Errorf("finishing mailings: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 func truncate(s string, n int) string {

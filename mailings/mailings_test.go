@@ -509,3 +509,33 @@ func textPart(t *testing.T, raw []byte) string {
 		}
 	}
 }
+
+// TestLastBatchesFinishingTogether: when the last two batches record at the same moment,
+// the mailing still ends finished (each checks after its own commit).
+func TestLastBatchesFinishingTogether(t *testing.T) {
+	e := newEnv(t, nil, mailings.Config{})
+	ctx := context.Background()
+	ids := e.customers(t, 50)
+	e.group(t, "Spring", 50, "SPRING")
+	e.group(t, "Autumn", 1, "AUTUMN")
+	for round := range 25 {
+		m := e.mailing(t, ids[2*round:2*round+2], 1)
+		if _, err := e.svc.Start(ctx, m.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for b := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := e.svc.ProcessBatch(ctx, m.ID, b); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if got, _ := e.svc.Get(ctx, m.ID); got.Status != mailings.StatusFinished {
+			t.Fatalf("round %d: both batches done but the mailing is %s", round, got.Status)
+		}
+	}
+}

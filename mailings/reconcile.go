@@ -9,13 +9,18 @@ import (
 	"promopool/macros"
 )
 
-// Reconcile enqueues again the open batches of running or cancelled mailings that hold
+// Reconcile finishes mailings whose batches are all done, and enqueues again the open batches of running or cancelled mailings that hold
 // no live lease and were last enqueued longer ago than Config.ReenqueueAfter: their
 // tasks were lost (Redis restarted without its data, a task archived after its
 // retries, a worker killed while its lease ran out). Each gets a new attempt number,
 // hence a new task id; a duplicate delivery finds the batch done or leased and does
 // nothing. Returns how many batches it enqueued.
 func (s *Service) Reconcile(ctx context.Context) (int, error) {
+	// A mailing whose last batch's finish check failed (the process died right after
+	// committing) is finished here.
+	if _, err := finishDone(ctx, s.db, 0); err != nil {
+		return 0, err
+	}
 	var refs []BatchRef
 	err := s.db.SelectContext(ctx, &refs, `
 		UPDATE mailing_batches b SET attempt = attempt + 1, enqueued_at = now()
