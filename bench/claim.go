@@ -56,7 +56,7 @@ type ClaimResult struct {
 	HistoryLoad time.Duration
 	Runs        []ClaimRun
 	Naive       ClaimRun
-	Repeat      ClaimRun
+	Repeats     []ClaimRun
 }
 
 // Print writes the report.
@@ -74,7 +74,9 @@ func (r *ClaimResult) Print(w io.Writer) {
 	if r.Naive.Rate() > 0 && two > 0 {
 		fmt.Fprintf(w, "claim (2 workers) / naive (2 workers): %.1fx\n", two/r.Naive.Rate())
 	}
-	fmt.Fprintf(w, "%-34s workers %d: %8d customers in %6.2f s  %9.0f customers/s\n", r.Repeat.Name, r.Repeat.Workers, r.Repeat.Codes, r.Repeat.Elapsed.Seconds(), r.Repeat.Rate())
+	for _, run := range r.Repeats {
+		fmt.Fprintf(w, "%-34s workers %d: %8d customers in %6.2f s  %9.0f customers/s\n", run.Name, run.Workers, run.Codes, run.Elapsed.Seconds(), run.Rate())
+	}
 }
 
 // Claim runs the claim benchmark: Store.Claim for batches of customers with 1, 2 and 4
@@ -193,20 +195,52 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 	// Repeat: customers that hold codes from the group (the history's, or the claims').
 	var holders []string
 	if err := env.DB.SelectContext(ctx, &holders, `SELECT customer_id FROM issues WHERE group_id = $1 AND kind = 'initial' ORDER BY random() LIMIT $2`,
-		g.ID, cfg.Batch*cfg.RepeatBatches); err != nil {
+		g.ID, cfg.Batch*cfg.RepeatBatches*len(cfg.Workers)); err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	var n int64
-	for i := 0; i+cfg.Batch <= len(holders); i += cfg.Batch {
-		got, err := store.Repeat(ctx, groups.RepeatRequest{GroupID: g.ID, Scope: fmt.Sprintf("repeat:%d", i), CustomerIDs: holders[i : i+cfg.Batch]})
+	// Each run looks up customers of its own, so no run finds them warm from another.
+	per := len(holders) / len(cfg.Workers)
+	for k, workers := range cfg.Workers {
+		run, err := repeatRun(ctx, store, g.ID, holders[k*per:(k+1)*per], cfg.Batch, workers)
 		if err != nil {
 			return nil, err
 		}
-		n += int64(len(got))
+		res.Repeats = append(res.Repeats, run)
 	}
-	res.Repeat = ClaimRun{Name: fmt.Sprintf("repeat lookup+record (batch %d)", cfg.Batch), Workers: 1, Codes: n, Elapsed: time.Since(start)}
 	return res, nil
+}
+
+// repeatRun times Store.Repeat (lookup + record) over batches of holders, split between
+// workers goroutines; each batch has its own scope, so every batch records its repeats.
+func repeatRun(ctx context.Context, store *groups.Store, groupID int64, holders []string, batch, workers int) (ClaimRun, error) {
+	var next, n atomic.Int64
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(int64(batch))) - batch
+				if i+batch > len(holders) {
+					return
+				}
+				got, err := store.Repeat(ctx, groups.RepeatRequest{GroupID: groupID, Scope: fmt.Sprintf("repeat:%d:%d", workers, i), CustomerIDs: holders[i : i+batch]})
+				if err != nil {
+					errs <- err
+					return
+				}
+				n.Add(int64(len(got)))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return ClaimRun{}, err
+	}
+	return ClaimRun{Name: fmt.Sprintf("repeat lookup+record (batch %d)", batch), Workers: workers, Codes: n.Load(), Elapsed: time.Since(start)}, nil
 }
 
 // loadCodes adds an upload of n generated codes to a group, with its one range.
