@@ -194,7 +194,12 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 
 	// Repeat: customers that hold codes from the group (the history's, or the claims').
 	var holders []string
-	if err := env.DB.SelectContext(ctx, &holders, `SELECT customer_id FROM issues WHERE group_id = $1 AND kind = 'initial' ORDER BY random() LIMIT $2`,
+	// Customers holding a real code (the claims above gave them one; the loaded history's
+	// code ids are synthetic and have no codes row, so a repeat of those finds nothing to
+	// re-insert and would flatter the lookup).
+	if err := env.DB.SelectContext(ctx, &holders, `
+		SELECT i.customer_id FROM codes c JOIN issues i ON i.code_id = c.id AND i.kind = 'initial' AND i.released_at IS NULL
+		WHERE i.group_id = $1 GROUP BY i.customer_id ORDER BY random() LIMIT $2`,
 		g.ID, cfg.Batch*cfg.RepeatBatches*len(cfg.Workers)); err != nil {
 		return nil, err
 	}
@@ -213,7 +218,7 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 // repeatRun times Store.Repeat (lookup + record) over batches of holders, split between
 // workers goroutines; each batch has its own scope, so every batch records its repeats.
 func repeatRun(ctx context.Context, store *groups.Store, groupID int64, holders []string, batch, workers int) (ClaimRun, error) {
-	var next, n atomic.Int64
+	var next, n, looked atomic.Int64
 	errs := make(chan error, workers)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -232,6 +237,7 @@ func repeatRun(ctx context.Context, store *groups.Store, groupID int64, holders 
 					return
 				}
 				n.Add(int64(len(got)))
+				looked.Add(int64(batch))
 			}
 		}()
 	}
@@ -239,6 +245,9 @@ func repeatRun(ctx context.Context, store *groups.Store, groupID int64, holders 
 	close(errs)
 	if err := <-errs; err != nil {
 		return ClaimRun{}, err
+	}
+	if n.Load() != looked.Load() {
+		return ClaimRun{}, fmt.Errorf("repeat found codes for %d of %d customers: the sample is wrong", n.Load(), looked.Load())
 	}
 	return ClaimRun{Name: fmt.Sprintf("repeat lookup+record (batch %d)", batch), Workers: workers, Codes: n.Load(), Elapsed: time.Since(start)}, nil
 }

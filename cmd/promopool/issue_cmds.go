@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -35,15 +33,11 @@ func (m *Main) customersCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	path := fs.Arg(0)
-	var in io.Reader = m.Stdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
+	in, closeIn, err := m.openInput(path)
+	if err != nil {
+		return err
 	}
+	defer closeIn()
 	f := customers.Format(*format)
 	if f == "" {
 		f = customers.FormatJSONLines

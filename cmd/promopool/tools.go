@@ -115,15 +115,11 @@ func (m *Main) upload(ctx context.Context, args []string) error {
 		return err
 	}
 	path := fs.Arg(1)
-	var in io.Reader = m.Stdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
+	in, closeIn, err := m.openInput(path)
+	if err != nil {
+		return err
 	}
+	defer closeIn()
 	f := groups.Format(*format)
 	if f == "" {
 		switch strings.ToLower(filepath.Ext(path)) {
@@ -161,4 +157,16 @@ func findGroup(ctx context.Context, store *groups.Store, ref string) (*groups.Gr
 		}
 	}
 	return store.GetByName(ctx, ref)
+}
+
+// openInput opens a command's input file, or standard input for "-".
+func (m *Main) openInput(path string) (io.Reader, func(), error) {
+	if path == "-" {
+		return m.Stdin, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
 }
