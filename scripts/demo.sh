@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
-[ -d /usr/local/go/bin ] && export PATH="/usr/local/go/bin:$PATH"
+. scripts/goenv.sh
 
 CODES_N="${CODES_N:-100000}"
 CUSTOMERS_N="${CUSTOMERS_N:-20000}"

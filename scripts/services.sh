@@ -6,10 +6,24 @@
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-[ -d /usr/local/go/bin ] && export PATH="/usr/local/go/bin:$PATH"
+. "$(dirname "$0")/goenv.sh"
+
+# Go: go.mod names go1.26.8. Any Go >= 1.21 fetches that toolchain itself through the Go
+# module proxy (GOTOOLCHAIN=auto). Debian 12 ships 1.19, so without a Go of our own we
+# take golang-1.23 from bookworm-backports.
+go_ok() { command -v go >/dev/null 2>&1 && go env GOVERSION 2>/dev/null | grep -Eq '^go1\.(2[1-9]|[3-9][0-9])'; }
+if ! GOTOOLCHAIN=local go_ok; then
+  echo "services: installing Go from Debian's bookworm-backports (it fetches go1.26.8 itself)"
+  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
+      as_root tee /etc/apt/sources.list.d/promopool-backports.sources >/dev/null
+  fi
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -t bookworm-backports golang-1.23-go
+  . "$(dirname "$0")/goenv.sh"
+fi
 
 missing=()
-command -v go >/dev/null 2>&1 || missing+=(golang-go)
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -55,4 +69,4 @@ for db in promopool promopool_test; do
   psql -h 127.0.0.1 -U postgres -d postgres -Atqc "select 1 from pg_database where datname = '$db'" | grep -q 1 ||
     psql -h 127.0.0.1 -U postgres -d postgres -qc "create database $db"
 done
-echo "services: go $(go env GOVERSION), PostgreSQL and Redis ready on 127.0.0.1"
+echo "services: $(go version | cut -d' ' -f3), PostgreSQL and Redis ready on 127.0.0.1"
