@@ -198,13 +198,20 @@ func (s *Server) activity(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
-	limit, _ := strconv.Atoi(q.Get("limit"))
+	before, limit := page(r)
 	list, err := s.groups.ActivityPage(r.Context(), id, before, limit)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"activity": list})
 	return nil
+}
+
+// page reads the ?before=ID&limit=N of a newest-first listing; absent or malformed
+// values are 0, which the stores read as "from the newest" and "the default size".
+func page(r *http.Request) (before int64, limit int) {
+	q := r.URL.Query()
+	before, _ = strconv.ParseInt(q.Get("before"), 10, 64)
+	limit, _ = strconv.Atoi(q.Get("limit"))
+	return before, limit
 }

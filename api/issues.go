@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 
 	"promopool/customers"
 	"promopool/groups"
@@ -128,9 +127,7 @@ func (s *Server) customerPromocodes(w http.ResponseWriter, r *http.Request) erro
 	if err := groups.CheckCustomerID(id); err != nil {
 		return badRequest("invalid_id", err.Error())
 	}
-	q := r.URL.Query()
-	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
-	limit, _ := strconv.Atoi(q.Get("limit"))
+	before, limit := page(r)
 	list, err := s.groups.CustomerIssues(r.Context(), id, before, limit)
 	if err != nil {
 		return err

@@ -147,7 +147,7 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 	}
 	rep.Duplicates = st.rows - rep.Accepted
 	if rep.Duplicates > 0 {
-		s.duplicateExamples(ctx, tx, rep)
+		s.duplicateExamples(ctx, tx, rep, st.sorted)
 	}
 	err = tx.GetContext(ctx, &rep.CreatedAt, `
 		UPDATE uploads SET expires_at = $2, lines = $3, accepted = $4, duplicates = $5, invalid = $6
@@ -191,6 +191,7 @@ type staged struct {
 	mixed         bool       // codes carry different expiries
 	expiry        *time.Time // the one expiry of the codes that carry one, when not mixed
 	withoutExpiry int64      // codes without an expiry of their own
+	sorted        bool       // insertStaged renumbered the rows by expiry (upload_sorted)
 }
 
 // insertLockKey is the advisory lock that serialises the insert phase of uploads.
@@ -259,6 +260,7 @@ func (s *Store) insertStaged(ctx context.Context, tx *sqlx.Tx, rep *UploadReport
 	base := rep.ID << 32
 	mixed := st.mixed || (st.expiry != nil && st.withoutExpiry > 0 &&
 		(rep.ExpiresAt == nil || !rep.ExpiresAt.Equal(*st.expiry)))
+	st.sorted = mixed
 	table := "upload_stage"
 	if mixed {
 		table = "upload_sorted"
@@ -330,11 +332,10 @@ func (s *Store) insertStaged(ctx context.Context, tx *sqlx.Tx, rep *UploadReport
 // another id (another upload's, or an earlier line of this one). Best effort: bounded
 // by a statement timeout inside a savepoint, since with few duplicates near the end of
 // a large file the scan can be long; the counts never depend on it.
-func (s *Store) duplicateExamples(ctx context.Context, tx *sqlx.Tx, rep *UploadReport) {
+func (s *Store) duplicateExamples(ctx context.Context, tx *sqlx.Tx, rep *UploadReport, sorted bool) {
 	base := rep.ID << 32
 	table := "upload_stage"
-	var sorted bool
-	if err := tx.GetContext(ctx, &sorted, `SELECT to_regclass('pg_temp.upload_sorted') IS NOT NULL`); err == nil && sorted {
+	if sorted {
 		table = "upload_sorted"
 	}
 	var ex []struct {

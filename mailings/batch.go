@@ -71,8 +71,7 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	// The batch's queued recipients with their customer fields, in one query.
 	var recips []Recipient
 	if err := s.db.SelectContext(ctx, &recips, `
-		SELECT r.customer_id AS id, coalesce(c.email, '') AS email, coalesce(c.first_name, '') AS first_name,
-		       coalesce(c.last_name, '') AS last_name, coalesce(c.attributes, '{}') AS attributes, c.id IS NOT NULL AS known
+		SELECT r.customer_id AS id, `+customerColumns+`
 		FROM mailing_recipients r LEFT JOIN customers c ON c.id = r.customer_id
 		WHERE r.mailing_id = $1 AND r.batch = $2 AND r.status = 'queued' ORDER BY r.customer_id`,
 		mailingID, batch); err != nil {

@@ -67,13 +67,17 @@ func (r *Recipient) customer() macros.Customer {
 	return c
 }
 
+// customerColumns are a Recipient's fields read from customers c, LEFT JOINed (a
+// recipient the platform never sent is not Known).
+const customerColumns = `coalesce(c.email, '') AS email, coalesce(c.first_name, '') AS first_name,
+	coalesce(c.last_name, '') AS last_name, coalesce(c.attributes, '{}') AS attributes, c.id IS NOT NULL AS known`
+
 // loadRecipients reads customers by id, in the order given; unknown ids come back
 // with Known false.
 func loadRecipients(ctx context.Context, q sqlx.QueryerContext, ids []string) ([]Recipient, error) {
 	var out []Recipient
 	err := sqlx.SelectContext(ctx, q, &out, `
-		SELECT u.id, coalesce(c.email, '') AS email, coalesce(c.first_name, '') AS first_name,
-		       coalesce(c.last_name, '') AS last_name, coalesce(c.attributes, '{}') AS attributes, c.id IS NOT NULL AS known
+		SELECT u.id, `+customerColumns+`
 		FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n)
 		LEFT JOIN customers c ON c.id = u.id
 		ORDER BY u.n`, pq.Array(ids))
