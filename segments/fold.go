@@ -1,0 +1,148 @@
+package segments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// writerLock is the advisory lock key every statement inserting issues takes, shared,
+// for its transaction (trigger issues_writer in migrations/0006_segments.sql).
+const writerLock = 1660060006
+
+// Fold adds every issue committed since the last fold to the summaries, in transactions
+// of at most FoldBatch issues, and returns how many it added. Several folders may run:
+// one folds, the others return at once.
+func (s *Service) Fold(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, more, err := s.foldOnce(ctx, s.cfg.FoldBatch)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+// horizonSQL is the instant below which no issue can still appear: now, or the start of
+// the oldest transaction that is inserting issues (holding writerLock), if earlier.
+// clock_timestamp() is read before pg_locks: a transaction that takes the lock after that
+// read stamps its rows later than it.
+const horizonSQL = `
+WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now)
+SELECT least((SELECT now FROM t), (
+    SELECT min(a.xact_start) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1
+      AND a.pid <> pg_backend_pid()))`
+
+// foldSQL adds the issues in [$1, $2) to both summaries in one statement and returns
+// how many there were. New issues
+// are all later than the folded ones, so the latest times merge as (new || old)[1:5].
+const foldSQL = `
+WITH new AS MATERIALIZED (
+    SELECT c.num AS cust, i.group_id, i.kind, i.issued_at
+    FROM issues i JOIN customers c ON c.id = i.customer_id
+    WHERE i.issued_at >= $1 AND i.issued_at < $2 AND i.released_at IS NULL
+), g AS (
+    INSERT INTO segment_groups AS s (group_id, cust, n_initial, n_repeat, last_initial_at, last_at)
+    SELECT group_id, cust, count(*) FILTER (WHERE kind = 'initial'), count(*) FILTER (WHERE kind = 'repeat'),
+           max(issued_at) FILTER (WHERE kind = 'initial'), max(issued_at)
+    FROM new GROUP BY group_id, cust
+    ON CONFLICT (group_id, cust) DO UPDATE SET
+        n_initial = s.n_initial + excluded.n_initial,
+        n_repeat = s.n_repeat + excluded.n_repeat,
+        last_initial_at = greatest(s.last_initial_at, excluded.last_initial_at),
+        last_at = greatest(s.last_at, excluded.last_at)
+    RETURNING 1
+), c AS (
+INSERT INTO segment_customers AS s (cust, n_initial, n_all, recent_initial)
+SELECT cust, count(*) FILTER (WHERE kind = 'initial'), count(*),
+       coalesce((array_agg(issued_at ORDER BY issued_at DESC) FILTER (WHERE kind = 'initial'))[1:5], '{}')
+FROM new GROUP BY cust
+ON CONFLICT (cust) DO UPDATE SET
+    n_initial = s.n_initial + excluded.n_initial,
+    n_all = s.n_all + excluded.n_all,
+    recent_initial = (excluded.recent_initial || s.recent_initial)[1:5]
+RETURNING 1
+)
+SELECT count(*) FROM new`
+
+// foldOnce folds at most limit issues in one transaction; more says issues below the
+// horizon are left.
+func (s *Service) foldOnce(ctx context.Context, limit int) (n int, more bool, err error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	defer tx.Rollback()
+	var from time.Time
+	if err := tx.GetContext(ctx, &from, `SELECT folded_to FROM segment_fold FOR UPDATE NOWAIT`); err != nil {
+		var pe *pq.Error
+		if errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available: another fold runs
+			return 0, false, nil
+		}
+		return 0, false, fmt.Errorf("segment fold: %w", err)
+	}
+	var horizon time.Time
+	if err := tx.GetContext(ctx, &horizon, horizonSQL, writerLock); err != nil {
+		return 0, false, fmt.Errorf("segment fold horizon: %w", err)
+	}
+	if !horizon.After(from) {
+		return 0, false, nil
+	}
+	// Fold up to the limit-th issue after from, or to the horizon.
+	upto := horizon
+	var next []time.Time
+	err = tx.SelectContext(ctx, &next, `
+		SELECT issued_at FROM issues WHERE released_at IS NULL AND issued_at >= $1 AND issued_at < $2
+		ORDER BY issued_at OFFSET $3 LIMIT 1`, from, horizon, limit)
+	if err != nil {
+		return 0, false, fmt.Errorf("segment fold: %w", err)
+	}
+	if len(next) == 1 && next[0].After(from) {
+		upto = next[0]
+	}
+	// Customers issued a code but never upserted get a row (and a number).
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO customers (id)
+		SELECT DISTINCT i.customer_id FROM issues i
+		WHERE i.issued_at >= $1 AND i.issued_at < $2 AND i.released_at IS NULL
+		  AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = i.customer_id)
+		ON CONFLICT (id) DO NOTHING`, from, upto); err != nil {
+		return 0, false, fmt.Errorf("segment fold customers: %w", err)
+	}
+
+	if err = tx.GetContext(ctx, &n, foldSQL, from, upto); err != nil {
+		return 0, false, fmt.Errorf("segment fold: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE segment_fold SET folded_to = $1`, upto); err != nil {
+		return 0, false, err
+	}
+	return n, upto.Before(horizon), tx.Commit()
+}
+
+// RunFolder folds every interval until ctx ends (the worker runs it). Errors are logged
+// and retried at the next interval.
+func (s *Service) RunFolder(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		n, err := s.Fold(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("segment fold failed", "err", err)
+		case n > 0:
+			log.Info("segment fold", "issues", n, "duration", time.Since(start).Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,307 @@
+// Package segments answers the segment builder's promo-code filters (SPEC §6): which
+// customers were issued how many codes (from which groups, when), and which were issued a
+// code from any or all of some groups, combined with AND, OR and NOT. The segment builder
+// calls Service in-process; the api package serves the same over HTTP.
+//
+// Answers come from summaries kept beside the issue history (per customer and per group
+// and customer), folded in from the history in the background and just before a query;
+// each answer says the instant it is as of. See migrations/0006_segments.sql for the
+// tables and doc.go for the query plans.
+package segments
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Config tunes a Service; zero values take the defaults.
+type Config struct {
+	// FoldBatch is the most issues one fold transaction adds (default 200,000).
+	FoldBatch int
+	// QueryFold is the most issues a query folds before it answers; a longer tail is
+	// left to the worker's folder and the answer is as of an earlier instant (default
+	// 20,000).
+	QueryFold int
+	// MaxPage caps Page's limit (default 10,000).
+	MaxPage int
+	// Now is the clock of "last N days" windows (default time.Now).
+	Now func() time.Time
+}
+
+// Service answers filters over one database.
+type Service struct {
+	db  *sqlx.DB
+	cfg Config
+}
+
+// New returns a Service over db.
+func New(db *sqlx.DB, cfg Config) *Service {
+	if cfg.FoldBatch <= 0 {
+		cfg.FoldBatch = 200_000
+	}
+	if cfg.QueryFold <= 0 {
+		cfg.QueryFold = 20_000
+	}
+	if cfg.MaxPage <= 0 {
+		cfg.MaxPage = 10_000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{db: db, cfg: cfg}
+}
+
+// ErrBadCursor is returned for a paging cursor this package did not produce.
+var ErrBadCursor = errors.New("invalid cursor: pass back next_cursor as received")
+
+// Count is the size of an answer and the instant it is as of.
+type Count struct {
+	Count int64     `json:"count"`
+	AsOf  time.Time `json:"as_of"`
+}
+
+// Page is one page of an answer, in a stable order (the customers' numbers).
+type Page struct {
+	Count
+	CustomerIDs []string `json:"customer_ids"`
+	// NextCursor fetches the next page; empty on the last one.
+	NextCursor string `json:"next_cursor"`
+}
+
+// Query is a checked, compiled filter.
+type Query struct {
+	sql  string
+	args []any
+	asOf time.Time
+}
+
+// Check validates f and resolves its groups (by id or name, archived ones included), so
+// that an unknown group is an *InvalidError naming its path.
+func (s *Service) Check(ctx context.Context, f *Filter) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	return s.resolve(ctx, f)
+}
+
+// Prepare checks f, folds a short tail of new issues so the answer is current, and
+// compiles f.
+func (s *Service) Prepare(ctx context.Context, f *Filter) (*Query, error) {
+	if err := s.Check(ctx, f); err != nil {
+		return nil, err
+	}
+	if _, _, err := s.foldOnce(ctx, s.cfg.QueryFold); err != nil {
+		return nil, err
+	}
+	var asOf time.Time
+	if err := s.db.GetContext(ctx, &asOf, `SELECT folded_to FROM segment_fold`); err != nil {
+		return nil, err
+	}
+	b := &builder{now: s.cfg.Now(), asOf: asOf}
+	set := b.set(f)
+	return &Query{sql: set, args: b.args, asOf: asOf}, nil
+}
+
+// SQL returns the query's SELECT of customer numbers (column cust) and its arguments,
+// for callers that join it into their own statement (mailing audiences).
+func (q *Query) SQL() (string, []any) { return q.sql, q.args }
+
+// Count returns how many customers match f.
+func (s *Service) Count(ctx context.Context, f *Filter) (Count, error) {
+	q, err := s.Prepare(ctx, f)
+	if err != nil {
+		return Count{}, err
+	}
+	return q.count(ctx, s.db)
+}
+
+func (q *Query) count(ctx context.Context, db sqlx.QueryerContext) (Count, error) {
+	c := Count{AsOf: q.asOf}
+	err := sqlx.GetContext(ctx, db, &c.Count, "SELECT count(*) FROM ("+q.sql+") s", q.args...)
+	return c, err
+}
+
+// Page returns the count and up to limit customer ids after cursor ("" for the first
+// page). The order is stable while the answer stays the same, and a customer is never on
+// two pages.
+func (s *Service) Page(ctx context.Context, f *Filter, cursor string, limit int) (*Page, error) {
+	after, err := parseCursor(cursor)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > s.cfg.MaxPage {
+		limit = min(max(limit, 1000), s.cfg.MaxPage)
+	}
+	q, err := s.Prepare(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	c, err := q.count(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	p := &Page{Count: c, CustomerIDs: []string{}}
+	var rows []struct {
+		Num int64  `db:"cust"`
+		ID  string `db:"id"`
+	}
+	n := len(q.args)
+	err = tx.SelectContext(ctx, &rows, fmt.Sprintf(`SELECT s.cust, c.id FROM (%s) s JOIN customers c ON c.num = s.cust
+		WHERE s.cust > $%d ORDER BY s.cust LIMIT $%d`, q.sql, n+1, n+2), append(q.args, after, limit+1)...)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		p.NextCursor = "c" + strconv.FormatInt(rows[limit-1].Num, 10)
+	}
+	for _, r := range rows {
+		p.CustomerIDs = append(p.CustomerIDs, r.ID)
+	}
+	return p, nil
+}
+
+func parseCursor(c string) (int64, error) {
+	if c == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(strings.TrimPrefix(c, "c"), 10, 64)
+	if err != nil || !strings.HasPrefix(c, "c") || n < 0 {
+		return 0, ErrBadCursor
+	}
+	return n, nil
+}
+
+// Stream calls start with the count, then each with every matching customer id in order,
+// from one snapshot (the count and the ids agree). Memory stays flat whatever the size.
+func (s *Service) Stream(ctx context.Context, f *Filter, start func(Count) error, each func(id string) error) error {
+	q, err := s.Prepare(ctx, f)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	c, err := q.count(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if err := start(c); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT c.id FROM (`+q.sql+`) s JOIN customers c ON c.num = s.cust ORDER BY s.cust`, q.args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var id string
+	for rows.Next() {
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		if err := each(id); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// resolve fills in the ids of the groups f names (one query for the whole tree); a
+// name means the live group of that name, else the latest archived one.
+func (s *Service) resolve(ctx context.Context, f *Filter) error {
+	type ref struct {
+		g    *GroupRef
+		path string
+	}
+	var refs []ref
+	var walk func(f *Filter, path string)
+	walk = func(f *Filter, path string) {
+		add := func(gs []GroupRef, p string) {
+			for i := range gs {
+				refs = append(refs, ref{&gs[i], fmt.Sprintf("%s[%d]", p, i)})
+			}
+		}
+		for i, c := range f.And {
+			walk(c, fmt.Sprintf("%s.and[%d]", path, i))
+		}
+		for i, c := range f.Or {
+			walk(c, fmt.Sprintf("%s.or[%d]", path, i))
+		}
+		if f.Not != nil {
+			walk(f.Not, path+".not")
+		}
+		if f.Quantity != nil {
+			add(f.Quantity.Groups, path+".quantity.groups")
+		}
+		if f.IssuedFrom != nil {
+			add(f.IssuedFrom.Groups, path+".issued_from.groups")
+		}
+	}
+	walk(f, "$")
+	if len(refs) == 0 {
+		return nil
+	}
+	var ids []int64
+	var names []string
+	for _, r := range refs {
+		if r.g.ID > 0 {
+			ids = append(ids, r.g.ID)
+		} else {
+			names = append(names, strings.ToLower(strings.TrimSpace(r.g.Name)))
+		}
+	}
+	var found []int64
+	if err := s.db.SelectContext(ctx, &found, `SELECT id FROM groups WHERE id = ANY ($1)`, pq.Array(ids)); err != nil {
+		return fmt.Errorf("resolving groups: %w", err)
+	}
+	byID := map[int64]bool{}
+	byName := map[string]int64{}
+	for _, id := range found {
+		byID[id] = true
+	}
+	// The name lookup: live group first, then the latest archived.
+	var named []struct {
+		ID   int64  `db:"id"`
+		Name string `db:"name"`
+	}
+	if len(names) > 0 {
+		err := s.db.SelectContext(ctx, &named, `
+			SELECT DISTINCT ON (lower(name)) id, lower(name) AS name FROM groups WHERE lower(name) = ANY ($1)
+			ORDER BY lower(name), archived_at IS NOT NULL, archived_at DESC`, pq.Array(names))
+		if err != nil {
+			return fmt.Errorf("resolving groups: %w", err)
+		}
+		for _, n := range named {
+			byName[n.Name] = n.ID
+		}
+	}
+	for _, r := range refs {
+		if r.g.ID > 0 {
+			if !byID[r.g.ID] {
+				return &InvalidError{Path: r.path, Reason: fmt.Sprintf("no group with id %d", r.g.ID)}
+			}
+			continue
+		}
+		id, ok := byName[strings.ToLower(strings.TrimSpace(r.g.Name))]
+		if !ok {
+			return &InvalidError{Path: r.path, Reason: fmt.Sprintf("no group named %q", r.g.Name)}
+		}
+		r.g.ID = id
+	}
+	return nil
+}
