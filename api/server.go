@@ -22,6 +22,8 @@ type Config struct {
 	MaxUploadBytes int64
 	// MaxJSONBytes caps other JSON bodies (default 1 MiB).
 	MaxJSONBytes int64
+	// Metrics, when set, is served at GET /metrics with no key (Prometheus scrapes).
+	Metrics http.Handler
 }
 
 // Pinger is a dependency /readyz checks (PostgreSQL, Redis).
@@ -60,6 +62,9 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if s.cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", s.cfg.Metrics)
+	}
 	s.mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
 
 	s.handle("POST /v1/groups", s.createGroup)
@@ -82,6 +87,10 @@ func (s *Server) handle(pattern string, h func(w http.ResponseWriter, r *http.Re
 		}
 	}))
 }
+
+// Mount serves h for every path under prefix (e.g. "/admin/" for the web pages), in the
+// same request log as the API.
+func (s *Server) Mount(prefix string, h http.Handler) { s.mux.Handle(prefix, h) }
 
 // ServeHTTP implements http.Handler: it logs every request (method, route, status,
 // duration, key name; never a body) and answers unknown routes with JSON errors.

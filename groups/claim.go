@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"promopool/metrics"
 )
 
 // MaxClaimBatch is the most customers one Claim or Repeat call takes.
@@ -108,6 +111,7 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (*ClaimResult, erro
 	if err := s.issue(ctx, req, rv, covered, res); err != nil {
 		return nil, fmt.Errorf("claiming codes for group %d: %w", req.GroupID, err)
 	}
+	metrics.CodesIssued.WithLabelValues(strconv.FormatInt(req.GroupID, 10)).Add(float64(res.Issued()))
 	return res, nil
 }
 

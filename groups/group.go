@@ -65,6 +65,9 @@ type Group struct {
 	CreatedAt           time.Time      `db:"created_at" json:"created_at"`
 	UpdatedAt           time.Time      `db:"updated_at" json:"updated_at"`
 	ArchivedAt          *time.Time     `db:"archived_at" json:"archived_at,omitempty"`
+	// LowBalancePercent is an optional threshold as a percentage of Total; the effective
+	// threshold is the larger of the two (EffectiveThreshold).
+	LowBalancePercent *float64 `db:"low_balance_percent" json:"low_balance_percent"`
 	// Total is every code the group holds, issued or not, expired or not.
 	Total int64 `db:"total" json:"total"`
 	// Active is the balance: codes not issued and not expired.
@@ -77,11 +80,29 @@ type Group struct {
 	State string `db:"-" json:"balance_state"`
 }
 
+// EffectiveThreshold is the low-balance threshold in codes: the larger of the absolute
+// threshold and LowBalancePercent of Total (rounded down); nil when neither is set.
+func (g *Group) EffectiveThreshold() *int64 {
+	var t *int64
+	if g.LowBalanceThreshold != nil {
+		v := *g.LowBalanceThreshold
+		t = &v
+	}
+	if g.LowBalancePercent != nil {
+		v := int64(*g.LowBalancePercent * float64(g.Total) / 100)
+		if t == nil || v > *t {
+			t = &v
+		}
+	}
+	return t
+}
+
 func (g *Group) setState() {
+	t := g.EffectiveThreshold()
 	switch {
 	case g.Active == 0:
 		g.State = StateEmpty
-	case g.LowBalanceThreshold != nil && g.Active <= *g.LowBalanceThreshold:
+	case t != nil && g.Active <= *t:
 		g.State = StateLow
 	default:
 		g.State = StateOK
@@ -92,7 +113,7 @@ func (g *Group) setState() {
 // rows per group) rather than counted over codes, so a list of groups holding hundreds
 // of millions of codes costs a few index lookups per group. $1 is "now" for expiry.
 const selectGroups = `
-SELECT g.id, g.name, g.description, g.low_balance_threshold, g.alert_emails, g.alert_webhook,
+SELECT g.id, g.name, g.description, g.low_balance_threshold, g.low_balance_percent, g.alert_emails, g.alert_webhook,
        g.created_at, g.updated_at, g.archived_at,
        coalesce(s.total, 0) AS total, coalesce(s.issued, 0) AS issued,
        coalesce(s.active, 0) AS active, coalesce(s.expired, 0) AS expired
@@ -148,6 +169,8 @@ type Input struct {
 	LowBalanceThreshold NullInt  `json:"low_balance_threshold"`
 	AlertEmails         []string `json:"alert_emails"`
 	AlertWebhook        *string  `json:"alert_webhook"`
+	// LowBalancePercent is a threshold as a percentage (0 < p ≤ 100) of the group's total.
+	LowBalancePercent NullFloat `json:"low_balance_percent"`
 }
 
 // NullInt is a JSON field that can be absent (Set false), null (Set, Value nil) or a number.
@@ -166,6 +189,27 @@ func (n *NullInt) UnmarshalJSON(b []byte) error {
 	var v int64
 	if err := json.Unmarshal(b, &v); err != nil {
 		return fmt.Errorf("want a whole number or null")
+	}
+	n.Value = &v
+	return nil
+}
+
+// NullFloat is a JSON field that can be absent (Set false), null (Set, Value nil) or a number.
+type NullFloat struct {
+	Set   bool
+	Value *float64
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *NullFloat) UnmarshalJSON(b []byte) error {
+	n.Set = true
+	if string(b) == "null" {
+		n.Value = nil
+		return nil
+	}
+	var v float64
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("want a number or null")
 	}
 	n.Value = &v
 	return nil
@@ -191,6 +235,12 @@ func (in *Input) apply(g *Group) error {
 			return invalid("low_balance_threshold", "must be 0 or more, got %d", *v)
 		}
 		g.LowBalanceThreshold = in.LowBalanceThreshold.Value
+	}
+	if in.LowBalancePercent.Set {
+		if v := in.LowBalancePercent.Value; v != nil && (*v <= 0 || *v > 100) {
+			return invalid("low_balance_percent", "must be more than 0 and at most 100 (rounded to 2 decimals), got %v", *v)
+		}
+		g.LowBalancePercent = in.LowBalancePercent.Value
 	}
 	if in.AlertEmails != nil {
 		emails := make([]string, 0, len(in.AlertEmails))
@@ -252,9 +302,9 @@ func (s *Store) Create(ctx context.Context, actor string, in Input) (*Group, err
 	}
 	defer tx.Rollback()
 	err = tx.GetContext(ctx, &g.ID, `
-		INSERT INTO groups (name, description, low_balance_threshold, alert_emails, alert_webhook)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook)
+		INSERT INTO groups (name, description, low_balance_threshold, alert_emails, alert_webhook, low_balance_percent)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook, g.LowBalancePercent)
 	if isUniqueViolation(err, "groups_live_name") {
 		return nil, fmt.Errorf("creating group %q: %w", g.Name, ErrNameTaken)
 	}
@@ -293,9 +343,9 @@ func (s *Store) Update(ctx context.Context, actor string, id int64, in Input) (*
 	}
 	_, err = tx.ExecContext(ctx, `
 		UPDATE groups SET name = $2, description = $3, low_balance_threshold = $4,
-		       alert_emails = $5, alert_webhook = $6, updated_at = now()
+		       alert_emails = $5, alert_webhook = $6, low_balance_percent = $7, updated_at = now()
 		WHERE id = $1`,
-		id, g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook)
+		id, g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook, g.LowBalancePercent)
 	if isUniqueViolation(err, "groups_live_name") {
 		return nil, fmt.Errorf("renaming group %d to %q: %w", id, g.Name, ErrNameTaken)
 	}
@@ -425,6 +475,7 @@ func editable(g *Group) map[string]any {
 		"name":                  g.Name,
 		"description":           g.Description,
 		"low_balance_threshold": g.LowBalanceThreshold,
+		"low_balance_percent":   g.LowBalancePercent,
 		"alert_emails":          emails,
 		"alert_webhook":         g.AlertWebhook,
 	}

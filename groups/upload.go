@@ -10,6 +10,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"promopool/metrics"
 )
 
 // Sources of an upload.
@@ -167,6 +169,9 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("committing upload: %w", err)
 	}
+	metrics.UploadRows.WithLabelValues("accepted").Add(float64(rep.Accepted))
+	metrics.UploadRows.WithLabelValues("duplicate").Add(float64(rep.Duplicates))
+	metrics.UploadRows.WithLabelValues("invalid").Add(float64(rep.Invalid))
 	return rep, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"promopool/groups"
 	"promopool/macros"
 	"promopool/mailer"
+	"promopool/metrics"
 )
 
 // ErrTransient is returned by ProcessBatch when some messages met a transient failure:
@@ -137,6 +138,10 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	}
 	// Recipients a group could not cover get no message (and may pause the mailing);
 	// the others, who hold every code, are sent now.
+	held, err := s.heldByReservations(ctx, m, comp)
+	if err != nil {
+		return err
+	}
 	if len(comp.uncovered) > 0 {
 		if err := s.uncovered(ctx, m, t, batch, comp, &outcomes); err != nil {
 			return err
@@ -149,10 +154,46 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	if err := s.record(ctx, m, batch, outcomes, comp.issued); err != nil {
 		return err
 	}
-	if transient > 0 {
-		return fmt.Errorf("batch %d of mailing %d: %d messages: %w", batch, m.ID, transient, ErrTransient)
+	if transient > 0 || held > 0 {
+		return fmt.Errorf("batch %d of mailing %d: %d messages, %d waiting for codes held by unfinished claims: %w",
+			batch, m.ID, transient, held, ErrTransient)
 	}
 	return nil
+}
+
+// heldByReservations takes out of comp.uncovered the recipients of groups whose pool
+// is empty only because reservations hold codes: claims that reserved and never issued
+// (a worker killed, a connection cut between the two steps) until the reconciler returns
+// their codes (RESERVATION_TIMEOUT), or claims still running. Such a group is not
+// exhausted — pausing the mailing ("ran out of codes") or skipping its recipients would
+// be wrong — so they stay queued and the batch is retried. It returns how many.
+func (s *Service) heldByReservations(ctx context.Context, m *Mailing, comp *composition) (int, error) {
+	if len(comp.uncovered) == 0 {
+		return 0, nil
+	}
+	held := map[string]bool{}
+	for _, g := range comp.uncovered {
+		if _, seen := held[g]; seen {
+			continue
+		}
+		var any bool
+		if err := s.db.GetContext(ctx, &any, `SELECT EXISTS (SELECT 1 FROM reservations WHERE group_id = $1)`,
+			m.GroupIDs[macros.GroupKey(g)]); err != nil {
+			return 0, fmt.Errorf("checking reservations: %w", err)
+		}
+		held[g] = any
+	}
+	n := 0
+	for c, g := range comp.uncovered {
+		if held[g] {
+			delete(comp.uncovered, c)
+			n++
+		}
+	}
+	if n > 0 {
+		s.log.Info("group's free codes are held by unfinished claims: recipients wait for a retry", "mailing_id", m.ID, "waiting", n)
+	}
+	return n, nil
 }
 
 // uncovered handles recipients a group could not cover: with "send while codes last"
@@ -303,6 +344,7 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 		return err
 	}
 	defer tx.Rollback()
+	var recorded []string // the statuses actually written, for the metrics after the commit
 	if len(outs) > 0 {
 		ids, sts, det := make([]string, len(outs)), make([]string, len(outs)), make([]string, len(outs))
 		for i, o := range outs {
@@ -311,10 +353,11 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 		// "batch = $5" bounds the update to the batch's rows through its index: with
 		// statistics, (mailing_id, customer_id) alone was planned as a hash join over
 		// every recipient of the mailing, once per batch (7.8k messages/s at 1M).
-		_, err := tx.ExecContext(ctx, `
+		err := tx.SelectContext(ctx, &recorded, `
 			UPDATE mailing_recipients r SET status = u.status, detail = u.detail, updated_at = now()
 			FROM unnest($2::text[], $3::text[], $4::text[]) AS u(customer_id, status, detail)
-			WHERE r.mailing_id = $1 AND r.batch = $5 AND r.customer_id = u.customer_id AND r.status = 'queued'`,
+			WHERE r.mailing_id = $1 AND r.batch = $5 AND r.customer_id = u.customer_id AND r.status = 'queued'
+			RETURNING r.status`,
 			m.ID, pq.Array(ids), pq.Array(sts), pq.Array(det), batch)
 		if err != nil {
 			return fmt.Errorf("recording outcomes of mailing %d: %w", m.ID, err)
@@ -343,6 +386,7 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	countRecorded(recorded)
 	// After the commit, not inside it: two last batches committing at once would each
 	// see the other still open and neither would finish the mailing. Checked after
 	// each commit, the last committer sees every batch done.
@@ -373,4 +417,15 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "")
+}
+
+// countRecorded adds the outcomes a record committed to the messages metric.
+func countRecorded(statuses []string) {
+	n := map[string]int{}
+	for _, st := range statuses {
+		n[st]++
+	}
+	for st, c := range n {
+		metrics.MailingMessages.WithLabelValues(st).Add(float64(c))
+	}
 }

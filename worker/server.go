@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"promopool/metrics"
 )
 
 // Config configures the worker process.
@@ -32,7 +34,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, mux *asynq.ServeMux)
 		Logger:          Logger{L: log},
 		ShutdownTimeout: cmp.Or(cfg.ShutdownTimeout, 30*time.Second),
 	})
-	mux.Use(logTasks(log))
+	mux.Use(logTasks(log), measureTasks())
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("starting worker: %w", err)
 	}
@@ -57,6 +59,26 @@ func logTasks(log *slog.Logger) asynq.MiddlewareFunc {
 			} else {
 				log.Debug("task done", attrs...)
 			}
+			return err
+		})
+	}
+}
+
+// measureTasks records every task's run time by type and result, and counts the runs
+// that are retries (metrics.TaskDuration, metrics.TaskRetries).
+func measureTasks() asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			if retry, _ := asynq.GetRetryCount(ctx); retry > 0 {
+				metrics.TaskRetries.WithLabelValues(t.Type()).Inc()
+			}
+			start := time.Now()
+			err := next.ProcessTask(ctx, t)
+			result := "ok"
+			if err != nil {
+				result = "error"
+			}
+			metrics.TaskDuration.WithLabelValues(t.Type(), result).Observe(time.Since(start).Seconds())
 			return err
 		})
 	}

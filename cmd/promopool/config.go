@@ -46,6 +46,21 @@ type Config struct {
 	// ReservationTimeout is the age past which a claim reservation left by a crashed
 	// worker is returned to the pool (RESERVATION_TIMEOUT, default 1m).
 	ReservationTimeout time.Duration
+	// MetricsAddr is where worker and scheduler serve /metrics (METRICS_ADDR; empty: not
+	// served). `promopool web` serves /metrics on HTTP_ADDR.
+	MetricsAddr string
+	// WorkerShutdownTimeout is how long a worker given SIGTERM waits for its in-flight
+	// tasks before it cancels them and hands them back to the queue
+	// (WORKER_SHUTDOWN_TIMEOUT, default 30s).
+	WorkerShutdownTimeout time.Duration
+	// AdminPassword signs a marketer in to the web pages under /admin/ (ADMIN_PASSWORD;
+	// empty: sign-in with an API key only).
+	AdminPassword string
+	// AdminSessionSecret signs the admin session cookies (ADMIN_SESSION_SECRET; default
+	// derived from AdminPassword, or random per process when neither is set).
+	AdminSessionSecret string
+	// Alerts configures balance alerts (ALERTS_*).
+	Alerts AlertsConfig
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
 	LogLevel slog.Level
 	// LogFormat is text or json (LOG_FORMAT, default text).
@@ -62,6 +77,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		APIKeys:            getenv("API_KEYS"),
 		LogFormat:          cmp.Or(getenv("LOG_FORMAT"), "text"),
 		MailerURL:          cmp.Or(getenv("MAILER_URL"), "file://./outbox"),
+		AdminPassword:      getenv("ADMIN_PASSWORD"),
+		AdminSessionSecret: getenv("ADMIN_SESSION_SECRET"),
+		MetricsAddr:        getenv("METRICS_ADDR"),
 	}
 	var err error
 	if c.DatabaseMaxConns, err = intVar(getenv, "DATABASE_MAX_CONNS", 20); err != nil {
@@ -78,7 +96,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		dst  *time.Duration
 		def  time.Duration
 	}{{"MAILING_LEASE", &c.MailingLease, 2 * time.Minute}, {"RECONCILE_INTERVAL", &c.ReconcileInterval, 30 * time.Second},
-		{"REENQUEUE_AFTER", &c.ReenqueueAfter, 5 * time.Minute}, {"RESERVATION_TIMEOUT", &c.ReservationTimeout, time.Minute}} {
+		{"REENQUEUE_AFTER", &c.ReenqueueAfter, 5 * time.Minute}, {"RESERVATION_TIMEOUT", &c.ReservationTimeout, time.Minute},
+		{"WORKER_SHUTDOWN_TIMEOUT", &c.WorkerShutdownTimeout, 30 * time.Second}} {
 		if *d.dst, err = durationVar(getenv, d.name, d.def); err != nil {
 			return c, err
 		}
@@ -88,6 +107,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	c.MaxUploadBytes = int64(maxUpload)
+	if c.Alerts, err = loadAlertsConfig(getenv, c.MailerURL); err != nil {
+		return c, err
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(cmp.Or(getenv("LOG_LEVEL"), "info"))); err != nil {
 		return c, fmt.Errorf("LOG_LEVEL: %w", err)
 	}

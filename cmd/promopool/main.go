@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -28,13 +29,14 @@ Usage: promopool <command> [arguments]
 Processes:
   web                      HTTP API (HTTP_ADDR)
   worker                   Asynq task handlers
-  scheduler                periodic jobs
+  scheduler                periodic jobs: balance alerts on ALERTS_SCHEDULE
 
 Operations:
   migrate                  apply the embedded database migrations
   keys create NAME         make an API key (printed once)
   keys revoke NAME         revoke a key
   keys list                list keys (names only)
+  alerts check             run the balance-alert check once, now
 
 Tools:
   groups list              list groups with their balances
@@ -44,7 +46,8 @@ Tools:
   bench upload [flags]     benchmark uploads through the HTTP API against raw SQL
 
 Environment: DATABASE_URL, REDIS_URL, HTTP_ADDR, API_KEYS, MAX_UPLOAD_BYTES,
-WORKER_CONCURRENCY, DATABASE_MAX_CONNS, LOG_LEVEL, LOG_FORMAT (see README).
+WORKER_CONCURRENCY, DATABASE_MAX_CONNS, ALERTS_SCHEDULE, ALERTS_EXPIRY_WINDOW,
+ALERTS_MAIL_FROM, LOG_LEVEL, LOG_FORMAT (see README).
 `
 
 func main() {
@@ -70,6 +73,7 @@ type Main struct {
 	Stderr io.Writer
 
 	cfg    Config
+	cmd    string // the subcommand, reported as application_name "promopool-<cmd>"
 	log    *slog.Logger
 	db     *sqlx.DB
 	closer []func()
@@ -93,6 +97,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return flag.ErrHelp
 	}
 	cmd, rest := args[0], args[1:]
+	m.cmd = cmd
 	switch cmd {
 	case "migrate":
 		return m.migrate(ctx)
@@ -102,6 +107,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.worker(ctx)
 	case "scheduler":
 		return m.scheduler(ctx)
+	case "alerts":
+		return m.alertsCmd(ctx, rest)
 	case "keys":
 		return m.keys(ctx, rest)
 	case "groups":
@@ -134,7 +141,8 @@ func (m *Main) openDB(ctx context.Context, current bool) (*sqlx.DB, error) {
 	if m.db != nil {
 		return m.db, nil
 	}
-	db, err := postgres.Open(ctx, postgres.Config{URL: m.cfg.DatabaseURL, MaxConns: m.cfg.DatabaseMaxConns, SearchPath: m.cfg.DatabaseSearchPath})
+	db, err := postgres.Open(ctx, postgres.Config{URL: m.cfg.DatabaseURL, MaxConns: m.cfg.DatabaseMaxConns, SearchPath: m.cfg.DatabaseSearchPath,
+		AppName: "promopool-" + cmp.Or(m.cmd, "main")})
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"promopool/groups"
 	"promopool/mailer"
 	"promopool/mailings"
+	"promopool/metrics"
 	"promopool/worker"
 )
 
@@ -47,7 +48,8 @@ func (m *Main) web(ctx context.Context) error {
 		return err
 	}
 	store := groups.NewStore(db, groups.Config{})
-	srv := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes}, store, keys, m.log, map[string]api.Pinger{
+	srv := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes,
+		Metrics: metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))}, store, keys, m.log, map[string]api.Pinger{
 		"postgres": api.PingFunc(db.PingContext),
 		"redis":    api.PingFunc(func(ctx context.Context) error { return rdb.Ping(ctx).Err() }),
 	})
@@ -56,6 +58,14 @@ func (m *Main) web(ctx context.Context) error {
 		return err
 	}
 	srv.WithMailings(svc)
+	alertList, err := m.alertChecker(db, false)
+	if err != nil {
+		return err
+	}
+	srv.WithAlerts(alertList)
+	if err := m.mountAdmin(srv, db, store, svc, keys, alertList); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", m.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
@@ -96,9 +106,18 @@ func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.
 	if err != nil {
 		return nil, err
 	}
+	// A process that sends raises the alert of a mailing paused for lack of codes at once.
+	var alerter mailings.Alerter
+	if sender != nil {
+		checker, err := m.alertChecker(db, true)
+		if err != nil {
+			return nil, err
+		}
+		alerter = checker
+	}
 	return mailings.New(mailings.Config{BatchSize: m.cfg.MailingBatchSize, Lease: m.cfg.MailingLease,
 		ReenqueueAfter: m.cfg.ReenqueueAfter, ReservationTimeout: m.cfg.ReservationTimeout},
-		db, store, worker.Enqueuer{Client: client}, sender, nil, m.log), nil
+		db, store, worker.Enqueuer{Client: client}, sender, alerter, m.log), nil
 }
 
 // worker runs the Asynq task handlers (mailing batches) with the transport of
@@ -125,17 +144,32 @@ func (m *Main) worker(ctx context.Context) error {
 	}
 	mux := asynq.NewServeMux()
 	mux.Handle(worker.TypeMailingBatch, &worker.MailingBatchHandler{Mailings: svc})
-	go svc.RunReconciler(ctx, m.cfg.ReconcileInterval)
-	return worker.Run(ctx, worker.Config{RedisURL: m.cfg.RedisURL, Concurrency: m.cfg.WorkerConcurrency}, m.log, mux)
-}
-
-// scheduler runs the periodic jobs on their cron schedules. None is registered yet:
-// balance alerts bring theirs.
-func (m *Main) scheduler(ctx context.Context) error {
-	if _, err := m.openDB(ctx, true); err != nil {
+	if err := m.serveMetrics(ctx); err != nil {
 		return err
 	}
-	c := cron.New()
+	go svc.RunReconciler(ctx, m.cfg.ReconcileInterval)
+	return worker.Run(ctx, worker.Config{RedisURL: m.cfg.RedisURL, Concurrency: m.cfg.WorkerConcurrency,
+		ShutdownTimeout: m.cfg.WorkerShutdownTimeout}, m.log, mux)
+}
+
+// scheduler runs the periodic jobs on their cron schedules: the balance alerts'
+// check on ALERTS_SCHEDULE.
+func (m *Main) scheduler(ctx context.Context) error {
+	db, err := m.openDB(ctx, true)
+	if err != nil {
+		return err
+	}
+	checker, err := m.alertChecker(db, true)
+	if err != nil {
+		return err
+	}
+	if err := m.serveMetrics(ctx); err != nil {
+		return err
+	}
+	c := cron.New(m.cronOptions()...)
+	if err := m.addAlertsJob(ctx, c, checker); err != nil {
+		return err
+	}
 	c.Start()
 	m.log.Info("scheduler started", "jobs", len(c.Entries()))
 	<-ctx.Done()

@@ -1,0 +1,406 @@
+package faults
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"promopool/internal/testdb"
+)
+
+var (
+	// bin is the promopool binary built for this run.
+	bin string
+	// long selects the long version (FAULTS_LONG=1, scripts/chaos.sh).
+	long = os.Getenv("FAULTS_LONG") != ""
+)
+
+// redisURL is the suite's Redis database, flushed by every test. Never DB 15 (the other
+// tests') nor 0 (a local promopool's).
+func redisURL() string {
+	return cmp.Or(os.Getenv("FAULTS_REDIS_URL"), "redis://127.0.0.1:6379/13")
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "promopool-faults")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "promopool")
+	if out, err := exec.Command("go", "build", "-o", bin, "promopool/cmd/promopool").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	report.print(os.Stdout)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer is a process's captured output, read while the process writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is one promopool process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+func (p *proc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func (p *proc) term(limit time.Duration) error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(limit):
+		p.kill()
+		return fmt.Errorf("%s did not stop within %s of SIGTERM", p.name, limit)
+	}
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// harness is one test's world: a schema, Redis DB 13, a webhook receiver standing in for
+// the platform's sender, and the promopool processes started on them.
+type harness struct {
+	t      *testing.T
+	db     *testdb.DB
+	rdb    *redis.Client
+	env    []string
+	key    string
+	hook   *receiver
+	webURL string
+	web    *proc
+
+	mu    sync.Mutex
+	procs []*proc
+	// texts are error bodies and other answers kept for the leak scan (promise 5).
+	texts []string
+}
+
+func newHarness(t *testing.T, env ...string) *harness {
+	t.Helper()
+	h := &harness{t: t, db: testdb.New(t), key: "faults-key-0123456789abcdef"}
+	opt, err := redis.ParseURL(redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opt.DB == 15 || opt.DB == 0 {
+		t.Fatalf("FAULTS_REDIS_URL must not name DB %d (flushed by this suite)", opt.DB)
+	}
+	h.rdb = redis.NewClient(opt)
+	t.Cleanup(func() { h.rdb.Close() })
+	if err := h.rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("Redis: %v", err)
+	}
+	h.hook = newReceiver()
+	t.Cleanup(h.hook.srv.Close)
+	h.env = append(h.db.Env(), "REDIS_URL="+redisURL(), "API_KEYS=faults:"+h.key,
+		"MAILER_URL="+h.hook.srv.URL+"/send?concurrency=8&backoff=50ms", "WORKER_CONCURRENCY=8",
+		"MAILING_BATCH_SIZE=100", "MAILING_LEASE=3s", "RECONCILE_INTERVAL=300ms", "REENQUEUE_AFTER=2s",
+		"RESERVATION_TIMEOUT=2s", "MAX_UPLOAD_BYTES=16777216", "LOG_LEVEL=debug", "DATABASE_MAX_CONNS=12")
+	h.env = append(h.env, env...)
+	t.Cleanup(func() {
+		h.mu.Lock()
+		procs := h.procs
+		h.mu.Unlock()
+		for _, p := range procs {
+			if p.alive() {
+				p.term(15 * time.Second)
+			}
+		}
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("--- %s output (tail) ---\n%s", p.name, tail(p.out.String(), 3000))
+			}
+		}
+	})
+	return h
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// start runs `promopool <args>` with the harness's environment plus extra.
+func (h *harness) start(name string, extra []string, args ...string) *proc {
+	h.t.Helper()
+	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(append(os.Environ(), h.env...), extra...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	h.mu.Lock()
+	h.procs = append(h.procs, p)
+	h.mu.Unlock()
+	return p
+}
+
+var listening = regexp.MustCompile(`listening on (http://\S+)`)
+
+// startWeb runs `promopool web` on a free port and waits until it answers.
+func (h *harness) startWeb(extra ...string) {
+	h.t.Helper()
+	h.web = h.start("web", append([]string{"HTTP_ADDR=127.0.0.1:0"}, extra...), "web")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := listening.FindStringSubmatch(h.web.out.String()); m != nil {
+			h.webURL = m[1]
+			return
+		}
+		if !h.web.alive() || time.Now().After(deadline) {
+			h.t.Fatalf("web did not start:\n%s", h.web.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (h *harness) startWorker(extra ...string) *proc {
+	return h.start("worker", extra, "worker")
+}
+
+// do sends a request with key (h.key if "default") and returns the status and body.
+func (h *harness) do(method, path, ctype string, body io.Reader, key string) (int, []byte) {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.webURL+path, body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if key == "default" {
+		key = h.key
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 400 {
+		h.mu.Lock()
+		h.texts = append(h.texts, string(b))
+		h.mu.Unlock()
+	}
+	return resp.StatusCode, b
+}
+
+// api sends JSON with the harness key and decodes the JSON answer into out (if not nil).
+func (h *harness) api(method, path, body string, want int, out any) []byte {
+	h.t.Helper()
+	st, b := h.do(method, path, "application/json", strings.NewReader(body), "default")
+	if st != want {
+		h.t.Fatalf("%s %s: %d, want %d: %s", method, path, st, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			h.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	return b
+}
+
+func (h *harness) createGroup(name string) int64 {
+	h.t.Helper()
+	var g struct{ ID int64 }
+	body, _ := json.Marshal(map[string]string{"name": name})
+	h.api("POST", "/v1/groups", string(body), 201, &g)
+	return g.ID
+}
+
+// uploadCodes uploads n codes named prefix-000000… over HTTP and returns the report.
+func (h *harness) uploadCodes(gid int64, prefix string, n int) uploadReport {
+	h.t.Helper()
+	pr, pw := io.Pipe()
+	go func() {
+		bw := bufio.NewWriterSize(pw, 1<<16)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(bw, "%s-%08d\n", prefix, i)
+		}
+		bw.Flush()
+		pw.Close()
+	}()
+	st, b := h.do("POST", fmt.Sprintf("/v1/groups/%d/codes", gid), "text/plain", pr, "default")
+	if st != 201 && st != 200 {
+		h.t.Fatalf("upload: %d %s", st, b)
+	}
+	var rep uploadReport
+	json.Unmarshal(b, &rep)
+	return rep
+}
+
+type uploadReport struct {
+	ID         int64 `json:"id"`
+	Lines      int64 `json:"lines"`
+	Accepted   int64 `json:"accepted"`
+	Duplicates int64 `json:"duplicates"`
+	Invalid    int64 `json:"invalid"`
+}
+
+// customers inserts n customers c1…cn straight in SQL (the API's bulk upsert is tested
+// elsewhere; here they are the mailing's audience).
+func (h *harness) customers(n int) {
+	h.t.Helper()
+	if _, err := h.db.Exec(`INSERT INTO customers (id, email, first_name) SELECT 'c' || g, 'c' || g || '@example.com', 'N' || g FROM generate_series(1, $1) g`, n); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// startMailing creates and starts a mailing to every customer drawing from group.
+func (h *harness) startMailing(group string, batch int) int64 {
+	h.t.Helper()
+	in, _ := json.Marshal(map[string]any{"name": "faults", "sender": "s@example.com", "subject": "your code",
+		"text": "code={{client.promocode('" + group + "')}};", "audience": map[string]any{"all": true}, "batch_size": batch})
+	var m struct{ ID int64 }
+	h.api("POST", "/v1/mailings", string(in), 201, &m)
+	h.api("POST", fmt.Sprintf("/v1/mailings/%d/start", m.ID), `{}`, 200, nil)
+	return m.ID
+}
+
+func (h *harness) mailingStatus(id int64) string {
+	var m struct{ Status string }
+	st, b := h.do("GET", fmt.Sprintf("/v1/mailings/%d", id), "", nil, "default")
+	if st == 200 {
+		json.Unmarshal(b, &m)
+	}
+	return m.Status
+}
+
+// sent is how many recipients of the mailing are recorded sent.
+func (h *harness) sent(id int64) int {
+	var n int
+	h.db.Get(&n, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'sent'`, id)
+	return n
+}
+
+func (h *harness) waitFor(limit time.Duration, what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// receiver is the platform's sender: it counts deliveries per Idempotency-Key (one per
+// customer and mailing) and remembers the code each carried.
+type receiver struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	codes map[string][]string // key → code of each delivery
+	fail  func() bool         // when set and true, answer 503
+	delay time.Duration
+}
+
+var codeInText = regexp.MustCompile(`code=([^;]*);`)
+
+func newReceiver() *receiver {
+	r := &receiver{codes: map[string][]string{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var msg struct {
+			ID   string `json:"id"`
+			Text string `json:"text"`
+		}
+		if err := json.NewDecoder(req.Body).Decode(&msg); err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		r.mu.Lock()
+		fail, delay := r.fail, r.delay
+		r.mu.Unlock()
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		if fail != nil && fail() {
+			w.WriteHeader(503)
+			return
+		}
+		code := ""
+		if m := codeInText.FindStringSubmatch(msg.Text); m != nil {
+			code = m[1]
+		}
+		r.mu.Lock()
+		k := req.Header.Get("Idempotency-Key")
+		r.codes[k] = append(r.codes[k], code)
+		r.mu.Unlock()
+		w.WriteHeader(200)
+	}))
+	return r
+}
+
+// received returns how many distinct messages arrived.
+func (r *receiver) received() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.codes)
+}
+
+// snapshot copies the deliveries.
+func (r *receiver) snapshot() map[string][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string][]string, len(r.codes))
+	for k, v := range r.codes {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}

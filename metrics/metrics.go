@@ -1,0 +1,85 @@
+// Package metrics is promopool's operator view: Prometheus metrics that every process
+// exposes on /metrics (`promopool web` on its HTTP_ADDR; worker and scheduler on
+// METRICS_ADDR when set).
+//
+// The counters are package variables, as is usual for Prometheus instruments: the code
+// that counts (claims, uploads, mailing batches, the Asynq middleware, alerts) increments
+// them directly, and Registry gathers them with the Go and process collectors. Values
+// that live in PostgreSQL (a group's balance) are read at scrape time by a
+// BalanceCollector, with a timeout and a short cache, so /metrics never blocks on a slow
+// database and every process reports the same figure.
+//
+// No label ever carries a promo code, a customer id or an email address: labels are group
+// ids and names, task types, outcomes and alert kinds.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+var (
+	// CodesIssued counts codes issued (new initial issues, not repeats or replays) by
+	// group id, in this process.
+	CodesIssued = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "promopool_codes_issued_total",
+		Help: "Promo codes issued by this process (new initial issues), by group id.",
+	}, []string{"group_id"})
+
+	// UploadRows counts the rows of committed uploads by result: accepted, duplicate,
+	// invalid. rate(promopool_upload_rows_total{result="accepted"}[1m]) is rows/s.
+	UploadRows = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "promopool_upload_rows_total",
+		Help: "Rows of committed code uploads, by result (accepted, duplicate, invalid).",
+	}, []string{"result"})
+
+	// MailingMessages counts mailing recipients brought to a final state by this
+	// process, by status: sent, failed, skipped.
+	MailingMessages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "promopool_mailing_messages_total",
+		Help: "Mailing recipients recorded by this process, by final status (sent, failed, skipped).",
+	}, []string{"status"})
+
+	// TaskDuration is the run time of Asynq tasks by type and result (ok, error).
+	TaskDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "promopool_task_duration_seconds",
+		Help:    "Run time of Asynq tasks, by type and result (ok, error).",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+	}, []string{"type", "result"})
+
+	// TaskRetries counts task runs that were retries (Asynq retry count > 0), by type.
+	TaskRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "promopool_task_retries_total",
+		Help: "Asynq task runs that were retries of an earlier failed run, by type.",
+	}, []string{"type"})
+
+	// AlertsSent counts alerts delivered, by kind (e.g. low, empty, exhausted) and
+	// channel (e.g. email, webhook). The alerts package increments it.
+	AlertsSent = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "promopool_alerts_sent_total",
+		Help: "Balance alerts sent, by kind and channel.",
+	}, []string{"kind", "channel"})
+)
+
+// Registry holds every promopool metric plus the Go runtime and process collectors.
+// Processes add a BalanceCollector to it when they have a database.
+var Registry = newRegistry()
+
+func newRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(CodesIssued, UploadRows, MailingMessages, TaskDuration, TaskRetries, AlertsSent,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// Handler serves Registry, plus the collectors given (a process's BalanceCollector),
+// in the Prometheus text format. The extra collectors are registered with this handler
+// only, so several handlers in one process (tests) do not collide.
+func Handler(extra ...prometheus.Collector) http.Handler {
+	own := prometheus.NewRegistry()
+	own.MustRegister(extra...)
+	return promhttp.HandlerFor(prometheus.Gatherers{Registry, own}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
