@@ -10,6 +10,7 @@ import (
 	"promopool/groups"
 	"promopool/macros"
 	"promopool/mailings"
+	"promopool/segments"
 )
 
 // errorKind maps a domain error to its HTTP status and stable code.
@@ -33,6 +34,7 @@ var sentinels = []errorKind{
 	{groups.ErrPoolExhausted, http.StatusConflict, "pool_exhausted"},
 	{groups.ErrIdempotencyConflict, http.StatusConflict, "idempotency_key_conflict"},
 	{groups.ErrReservationLost, http.StatusServiceUnavailable, "retry"},
+	{segments.ErrBadCursor, http.StatusBadRequest, "invalid_cursor"},
 }
 
 // requestError is an error of the request itself, found in this package.
@@ -57,9 +59,12 @@ func classify(err error) (status int, code, message string, ok bool) {
 	var mbe *http.MaxBytesError
 	var ve *macros.ValidationError
 	var ic *mailings.InsufficientCodesError
+	var fe *segments.InvalidError
 	switch {
 	case errors.As(err, &ve):
 		return http.StatusBadRequest, "invalid_template", ve.Error(), true
+	case errors.As(err, &fe):
+		return http.StatusBadRequest, "invalid_filter", fe.Error(), true
 	case errors.As(err, &ic):
 		return http.StatusConflict, "insufficient_codes", ic.Error(), true
 	case errors.As(err, &mbe):
@@ -84,6 +89,7 @@ func classify(err error) (status int, code, message string, ok bool) {
 func details(err error) map[string]any {
 	var ve *macros.ValidationError
 	var ic *mailings.InsufficientCodesError
+	var fe *segments.InvalidError
 	switch {
 	case errors.As(err, &ve):
 		problems := make([]map[string]any, len(ve.Problems))
@@ -93,6 +99,8 @@ func details(err error) map[string]any {
 		return map[string]any{"problems": problems}
 	case errors.As(err, &ic):
 		return map[string]any{"audience": ic.Audience, "missing": ic.Missing}
+	case errors.As(err, &fe):
+		return map[string]any{"path": fe.Path, "reason": fe.Reason}
 	}
 	return nil
 }

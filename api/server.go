@@ -14,6 +14,7 @@ import (
 	"promopool/auth"
 	"promopool/groups"
 	"promopool/mailings"
+	"promopool/segments"
 )
 
 // Config configures the HTTP layer.
@@ -42,6 +43,7 @@ type Server struct {
 	cfg      Config
 	groups   *groups.Store
 	mailings *mailings.Service
+	segments *segments.Service
 	keys     *auth.Keys
 	log      *slog.Logger
 	ready    map[string]Pinger

@@ -23,6 +23,7 @@ import (
 
 	"promopool/groups"
 	"promopool/macros"
+	"promopool/segments"
 	"promopool/mailer"
 )
 
@@ -92,10 +93,13 @@ type Alerter interface {
 	GroupExhausted(ctx context.Context, groupID int64, mailingID int64, waiting int)
 }
 
-// Audience says who receives a mailing: explicit customer ids, or every customer.
+// Audience says who receives a mailing: explicit customer ids, every customer, or the
+// customers a segment filter matches when the mailing starts (SPEC §6; stored with its
+// groups resolved to ids, so a later rename changes nothing).
 type Audience struct {
-	CustomerIDs []string `json:"customer_ids,omitempty"`
-	All         bool     `json:"all,omitempty"`
+	CustomerIDs []string         `json:"customer_ids,omitempty"`
+	All         bool             `json:"all,omitempty"`
+	Segment     *segments.Filter `json:"segment,omitempty"`
 }
 
 // Mailing is a mass mailing and its progress.
@@ -153,6 +157,9 @@ type Config struct {
 	// crashed worker and its codes go back to the pool (default 1 minute). Any value is
 	// safe: a live claim whose reservation was taken aborts without issuing.
 	ReservationTimeout time.Duration
+	// Segments answers segment audiences; without it a mailing with a segment
+	// audience is refused at creation.
+	Segments *segments.Service
 }
 
 // Service runs mailings.
@@ -235,10 +242,10 @@ func (in *Input) validate() error {
 		return &groups.InvalidError{Field: "html", Reason: "give an HTML or a text part (or both)"}
 	case in.Subject == "":
 		return &groups.InvalidError{Field: "subject", Reason: "is required"}
-	case len(in.Audience.CustomerIDs) > 0 && in.Audience.All:
-		return &groups.InvalidError{Field: "audience", Reason: "give customer_ids or all, not both"}
-	case len(in.Audience.CustomerIDs) == 0 && !in.Audience.All:
-		return &groups.InvalidError{Field: "audience", Reason: "give customer_ids or set all"}
+	case audienceKinds(in.Audience) > 1:
+		return &groups.InvalidError{Field: "audience", Reason: "give one of customer_ids, all, segment"}
+	case audienceKinds(in.Audience) == 0:
+		return &groups.InvalidError{Field: "audience", Reason: "give customer_ids, set all, or give a segment filter"}
 	case in.BatchSize < 0 || in.BatchSize > 10000:
 		return &groups.InvalidError{Field: "batch_size", Reason: "must be 1–10000"}
 	case in.Transport != "" && in.Transport != "default":
@@ -255,12 +262,43 @@ func (in *Input) validate() error {
 	return nil
 }
 
+func audienceKinds(a Audience) int {
+	n := 0
+	for _, b := range []bool{len(a.CustomerIDs) > 0, a.All, a.Segment != nil} {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// checkSegment validates a segment audience and resolves its groups; a bad node is a
+// *segments.InvalidError whose path starts at the mailing ($.audience.segment…).
+func (s *Service) checkSegment(ctx context.Context, f *segments.Filter) error {
+	if s.cfg.Segments == nil {
+		return &groups.InvalidError{Field: "audience.segment", Reason: "segment audiences are not available in this process"}
+	}
+	if err := s.cfg.Segments.Check(ctx, f); err != nil {
+		var ie *segments.InvalidError
+		if errors.As(err, &ie) {
+			return &segments.InvalidError{Path: "$.audience.segment" + strings.TrimPrefix(ie.Path, "$"), Reason: ie.Reason}
+		}
+		return err
+	}
+	return nil
+}
+
 // Create validates a mailing (fields, then every template problem at once, through
 // macros) and stores it as a draft. Errors: *groups.InvalidError,
 // *macros.ValidationError.
 func (s *Service) Create(ctx context.Context, actor string, in Input) (*Mailing, error) {
 	if err := in.validate(); err != nil {
 		return nil, err
+	}
+	if in.Audience.Segment != nil {
+		if err := s.checkSegment(ctx, in.Audience.Segment); err != nil {
+			return nil, err
+		}
 	}
 	src := macros.Source{Subject: in.Subject, HTML: in.HTML, Text: in.Text}
 	t, err := macros.Compile(ctx, src, GroupChecker{DB: s.db})

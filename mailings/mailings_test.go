@@ -25,6 +25,7 @@ import (
 	"promopool/internal/testdb"
 	"promopool/mailer"
 	"promopool/mailings"
+	"promopool/segments"
 	"promopool/worker"
 )
 
@@ -51,6 +52,9 @@ func newEnv(t *testing.T, enq mailings.Enqueuer, cfg mailings.Config) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tr.Close() })
+	if cfg.Segments == nil {
+		cfg.Segments = segments.New(e.db.DB, segments.Config{})
+	}
 	e.svc = mailings.New(cfg, e.db.DB, e.store, enq, tr, nil, log)
 	return e
 }
@@ -537,5 +541,57 @@ func TestLastBatchesFinishingTogether(t *testing.T) {
 		if got, _ := e.svc.Get(ctx, m.ID); got.Status != mailings.StatusFinished {
 			t.Fatalf("round %d: both batches done but the mailing is %s", round, got.Status)
 		}
+	}
+}
+
+// TestSegmentAudienceReissue: "send everyone who was issued a code from Spring a reminder
+// with last_promocode('Spring')" — the audience is a segment filter.
+func TestSegmentAudienceReissue(t *testing.T) {
+	e := newEnv(t, nil, mailings.Config{})
+	ctx := context.Background()
+	ids := e.customers(t, 10)
+	spring := e.group(t, "Spring", 20, "SPRING")
+	res, err := e.store.Claim(ctx, groups.ClaimRequest{GroupID: spring.ID, Scope: "direct:x", CustomerIDs: ids[2:6]})
+	if err != nil || len(res.Codes) != 4 {
+		t.Fatalf("claim: %v %+v", err, res)
+	}
+	bad, _ := segments.Parse(strings.NewReader(`{"and":[{"issued_from":{"groups":["Winter"]}}]}`))
+	_, err = e.svc.Create(ctx, "t", mailings.Input{Name: "R", Sender: "shop@example.com", Subject: "s", Text: "x",
+		Audience: mailings.Audience{Segment: bad}})
+	var ie *segments.InvalidError
+	if !errors.As(err, &ie) || ie.Path != "$.audience.segment.and[0].issued_from.groups[0]" {
+		t.Fatalf("bad segment: %v", err)
+	}
+	f, err := segments.Parse(strings.NewReader(`{"issued_from":{"groups":["spring"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.svc.Create(ctx, "t", mailings.Input{Name: "Reminder", Sender: "shop@example.com", Subject: "Your Spring code",
+		Text: "Reminder: your code {{client.last_promocode('Spring')}} is still valid", Audience: mailings.Audience{Segment: f}, BatchSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Start(ctx, m.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	e.processAll(t, m.ID)
+	got := map[string]string{}
+	for _, msg := range e.smtp.Messages() {
+		got[msg.To[0]] = textPart(t, msg.Data)
+	}
+	if len(got) != 4 {
+		t.Fatalf("%d messages, want 4: %v", len(got), got)
+	}
+	for c, code := range res.Codes {
+		body := got[c+"@example.com"]
+		if !strings.Contains(body, "your code "+code+" is still valid") {
+			t.Fatalf("%s got %q, want its code %s", c, body, code)
+		}
+	}
+	if n := e.count(t, `SELECT count(*) FROM issues WHERE kind = 'repeat' AND scope = $1`, mailings.Scope(m.ID)); n != 4 {
+		t.Fatalf("%d repeat issues recorded, want 4", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM issues WHERE kind = 'initial'`); n != 4 {
+		t.Fatalf("a reminder issued new codes: %d initial issues", n)
 	}
 }

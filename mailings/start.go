@@ -8,15 +8,21 @@ import (
 	"github.com/lib/pq"
 
 	"promopool/macros"
+	"promopool/segments"
 )
 
-// audienceSize counts the distinct known customers of an audience.
-func audienceSize(ctx context.Context, tx *sqlx.Tx, a Audience) (int64, error) {
+// audienceSize counts the distinct known customers of an audience; seg is the prepared
+// segment of a segment audience.
+func audienceSize(ctx context.Context, tx *sqlx.Tx, a Audience, seg *segments.Query) (int64, error) {
 	var n int64
 	var err error
-	if a.All {
+	switch {
+	case a.All:
 		err = tx.GetContext(ctx, &n, `SELECT count(*) FROM customers`)
-	} else {
+	case seg != nil:
+		q, args := seg.SQL()
+		err = tx.GetContext(ctx, &n, `SELECT count(*) FROM (`+q+`) s`, args...)
+	default:
 		err = tx.GetContext(ctx, &n, `SELECT count(*) FROM customers WHERE id = ANY($1)`, pq.Array(a.CustomerIDs))
 	}
 	return n, err
@@ -39,7 +45,16 @@ func (s *Service) Start(ctx context.Context, id int64, whileCodesLast bool) (*Ma
 	if m.Status != StatusDraft {
 		return nil, fmt.Errorf("starting mailing %d (%s): %w", id, m.Status, ErrState)
 	}
-	n, err := audienceSize(ctx, tx, m.Audience)
+	var seg *segments.Query
+	if m.Audience.Segment != nil {
+		if s.cfg.Segments == nil {
+			return nil, fmt.Errorf("mailing %d has a segment audience and this process has no segments service", id)
+		}
+		if seg, err = s.cfg.Segments.Prepare(ctx, m.Audience.Segment); err != nil {
+			return nil, fmt.Errorf("mailing %d: segment audience: %w", id, err)
+		}
+	}
+	n, err := audienceSize(ctx, tx, m.Audience, seg)
 	if err != nil {
 		return nil, fmt.Errorf("counting the audience of mailing %d: %w", id, err)
 	}
@@ -71,13 +86,22 @@ func (s *Service) Start(ctx context.Context, id int64, whileCodesLast bool) (*Ma
 			return nil, short
 		}
 	}
-	// Recipients: explicit ids deduplicated, keeping each id's first position; or every
-	// customer by id. Batches are consecutive runs of batch_size recipients.
-	if m.Audience.All {
+	// Recipients: explicit ids deduplicated, keeping each id's first position; every
+	// customer by id; or a segment's customers in its order. Batches are consecutive runs
+	// of batch_size recipients.
+	switch {
+	case m.Audience.All:
 		_, err = tx.ExecContext(ctx, `
 			INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
 			SELECT $1, id, (row_number() OVER (ORDER BY id) - 1) / $2 FROM customers`, id, m.BatchSize)
-	} else {
+	case seg != nil:
+		q, args := seg.SQL()
+		n := len(args)
+		_, err = tx.ExecContext(ctx, fmt.Sprintf(`
+			INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
+			SELECT $%d, c.id, (row_number() OVER (ORDER BY s.cust) - 1) / $%d
+			FROM (%s) s JOIN customers c ON c.num = s.cust`, n+1, n+2, q), append(args, id, m.BatchSize)...)
+	default:
 		_, err = tx.ExecContext(ctx, `
 			INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
 			SELECT $1, id, (row_number() OVER (ORDER BY first) - 1) / $2

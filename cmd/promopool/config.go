@@ -46,6 +46,9 @@ type Config struct {
 	// ReservationTimeout is the age past which a claim reservation left by a crashed
 	// worker is returned to the pool (RESERVATION_TIMEOUT, default 1m).
 	ReservationTimeout time.Duration
+	// SegmentFoldInterval is how often a worker folds new issues into the segment
+	// summaries (SEGMENT_FOLD_INTERVAL, default 5s).
+	SegmentFoldInterval time.Duration
 	// MetricsAddr is where worker and scheduler serve /metrics (METRICS_ADDR; empty: not
 	// served). `promopool web` serves /metrics on HTTP_ADDR.
 	MetricsAddr string
@@ -97,7 +100,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		def  time.Duration
 	}{{"MAILING_LEASE", &c.MailingLease, 2 * time.Minute}, {"RECONCILE_INTERVAL", &c.ReconcileInterval, 30 * time.Second},
 		{"REENQUEUE_AFTER", &c.ReenqueueAfter, 5 * time.Minute}, {"RESERVATION_TIMEOUT", &c.ReservationTimeout, time.Minute},
-		{"WORKER_SHUTDOWN_TIMEOUT", &c.WorkerShutdownTimeout, 30 * time.Second}} {
+		{"WORKER_SHUTDOWN_TIMEOUT", &c.WorkerShutdownTimeout, 30 * time.Second},
+		{"SEGMENT_FOLD_INTERVAL", &c.SegmentFoldInterval, 5 * time.Second}} {
 		if *d.dst, err = durationVar(getenv, d.name, d.def); err != nil {
 			return c, err
 		}

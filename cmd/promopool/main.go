@@ -20,6 +20,7 @@ import (
 
 	"promopool/migrations"
 	"promopool/postgres"
+	"promopool/segments"
 )
 
 const usage = `promopool — promo-code service
@@ -76,6 +77,7 @@ type Main struct {
 	cmd    string // the subcommand, reported as application_name "promopool-<cmd>"
 	log    *slog.Logger
 	db     *sqlx.DB
+	segs   *segments.Service
 	closer []func()
 }
 

@@ -19,6 +19,7 @@ import (
 	"promopool/groups"
 	"promopool/mailer"
 	"promopool/mailings"
+	"promopool/segments"
 	"promopool/metrics"
 	"promopool/worker"
 )
@@ -58,6 +59,7 @@ func (m *Main) web(ctx context.Context) error {
 		return err
 	}
 	srv.WithMailings(svc)
+	srv.WithSegments(m.segments(db))
 	alertList, err := m.alertChecker(db, false)
 	if err != nil {
 		return err
@@ -100,6 +102,15 @@ func (m *Main) asynqClient() (*asynq.Client, error) {
 	return c, nil
 }
 
+// segments returns the process's segment service (one per process: it is stateless
+// but for its configuration).
+func (m *Main) segments(db *sqlx.DB) *segments.Service {
+	if m.segs == nil {
+		m.segs = segments.New(db, segments.Config{})
+	}
+	return m.segs
+}
+
 // mailingService builds the mailings service; sender is nil in processes that do not send.
 func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.Sender) (*mailings.Service, error) {
 	client, err := m.asynqClient()
@@ -116,7 +127,7 @@ func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.
 		alerter = checker
 	}
 	return mailings.New(mailings.Config{BatchSize: m.cfg.MailingBatchSize, Lease: m.cfg.MailingLease,
-		ReenqueueAfter: m.cfg.ReenqueueAfter, ReservationTimeout: m.cfg.ReservationTimeout},
+		ReenqueueAfter: m.cfg.ReenqueueAfter, ReservationTimeout: m.cfg.ReservationTimeout, Segments: m.segments(db)},
 		db, store, worker.Enqueuer{Client: client}, sender, alerter, m.log), nil
 }
 
@@ -148,6 +159,7 @@ func (m *Main) worker(ctx context.Context) error {
 		return err
 	}
 	go svc.RunReconciler(ctx, m.cfg.ReconcileInterval)
+	go m.segments(db).RunFolder(ctx, m.cfg.SegmentFoldInterval, m.log)
 	return worker.Run(ctx, worker.Config{RedisURL: m.cfg.RedisURL, Concurrency: m.cfg.WorkerConcurrency,
 		ShutdownTimeout: m.cfg.WorkerShutdownTimeout}, m.log, mux)
 }
