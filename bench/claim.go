@@ -277,11 +277,40 @@ func loadCodes(ctx context.Context, db *sqlx.DB, groupID, n int64, prefix string
 // half spread over 20 others. Indexes are dropped for the load and rebuilt after,
 // which is how an operator would backfill.
 func loadHistory(ctx context.Context, db *sqlx.DB, groupID, n, customers int64, logf func(string, ...any)) error {
+	err := withoutIndexes(ctx, db, "issues", logf, func() error {
+		const step = 2_000_000
+		for from := int64(0); from < n; from += step {
+			to := min(from+step, n)
+			// Row i: customer i % customers, mailing i / customers (so (scope, customer) is
+			// unique), a code id no real code has (upload id 2^30 + ...).
+			_, err := db.ExecContext(ctx, `
+				INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind, issued_at)
+				SELECT 'cust' || (i % $3), CASE WHEN i % 2 = 0 THEN $4 ELSE -(i % 20) END, (1::bigint << 62) + i,
+				       'mailing:' || (i / $3), i / $3, 'initial', now() - interval '1 second' * ($2 - i)
+				FROM generate_series($1::bigint, $2::bigint - 1) i`, from, to, customers, groupID)
+			if err != nil {
+				return err
+			}
+			logf("history: %d rows", to)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `VACUUM ANALYZE issues`)
+	return err
+}
+
+// withoutIndexes drops table's indexes (but its primary key), runs load, and builds
+// them again: a bulk load into an indexed table runs several times slower.
+func withoutIndexes(ctx context.Context, db *sqlx.DB, table string, logf func(string, ...any), load func() error) error {
 	var defs []struct {
 		Name string `db:"indexname"`
 		Def  string `db:"indexdef"`
 	}
-	if err := db.SelectContext(ctx, &defs, `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'issues' AND indexname <> 'issues_pkey'`); err != nil {
+	if err := db.SelectContext(ctx, &defs, `SELECT indexname, indexdef FROM pg_indexes
+		WHERE schemaname = current_schema() AND tablename = $1 AND indexname <> $1 || '_pkey'`, table); err != nil {
 		return err
 	}
 	for _, d := range defs {
@@ -289,32 +318,19 @@ func loadHistory(ctx context.Context, db *sqlx.DB, groupID, n, customers int64, 
 			return err
 		}
 	}
-	const step = 2_000_000
-	for from := int64(0); from < n; from += step {
-		to := min(from+step, n)
-		// Row i: customer i % customers, mailing i / customers (so (scope, customer) is
-		// unique), a code id no real code has (upload id 2^30 + ...).
-		_, err := db.ExecContext(ctx, `
-			INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind, issued_at)
-			SELECT 'cust' || (i % $3), CASE WHEN i % 2 = 0 THEN $4 ELSE -(i % 20) END, (1::bigint << 62) + i,
-			       'mailing:' || (i / $3), i / $3, 'initial', now() - interval '1 second' * ($2 - i)
-			FROM generate_series($1::bigint, $2::bigint - 1) i`, from, to, customers, groupID)
-		if err != nil {
-			return err
-		}
-		logf("history: %d rows", to)
+	if err := load(); err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, `SET maintenance_work_mem = '1GB'`); err != nil {
+		return err
 	}
 	for _, d := range defs {
-		logf("history: %s", d.Name)
-		if _, err := db.ExecContext(ctx, `SET maintenance_work_mem = '1GB'`); err != nil {
-			return err
-		}
+		logf("%s: building %s", table, d.Name)
 		if _, err := db.ExecContext(ctx, d.Def); err != nil {
 			return err
 		}
 	}
-	_, err := db.ExecContext(ctx, `VACUUM ANALYZE issues`)
-	return err
+	return nil
 }
 
 // naive measures the approach the claim replaces: a codes table with an issued_to

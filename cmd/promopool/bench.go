@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 
 	"promopool/bench"
@@ -12,7 +13,7 @@ import (
 
 func (m *Main) bench(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: promopool bench upload|claim|mailing [flags] (-h for each)")
+		return errors.New("usage: promopool bench upload|claim|mailing|segments [flags] (-h for each)")
 	}
 	benchURL := cmp.Or(m.Getenv("BENCH_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/promopool_bench?sslmode=disable")
 	switch args[0] {
@@ -40,6 +41,22 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		return nil
 	case "claim":
 		return m.benchClaim(ctx, benchURL, args[1:])
+	case "segments":
+		fs := flag.NewFlagSet("bench segments", flag.ContinueOnError)
+		fs.SetOutput(m.Stderr)
+		custs := fs.Int64("customers", 1_000_000, "customers")
+		issues := fs.Int64("issues", 10_000_000, "issues in the history")
+		explain := fs.Bool("explain", false, "print EXPLAIN ANALYZE of each filter")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		res, err := bench.Segments(ctx, bench.SegmentsConfig{URL: benchURL, Customers: *custs, Issues: *issues, Explain: *explain,
+			Log: func(f string, a ...any) { m.log.Info(fmt.Sprintf(f, a...)) }})
+		if err != nil {
+			return err
+		}
+		res.Print(m.Stdout)
+		return nil
 	case "upload":
 		fs := flag.NewFlagSet("bench upload", flag.ContinueOnError)
 		fs.SetOutput(m.Stderr)
@@ -59,5 +76,5 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		res.Print(m.Stdout)
 		return nil
 	}
-	return errors.New("usage: promopool bench upload|claim|mailing [flags] (-h for each)")
+	return errors.New("usage: promopool bench upload|claim|mailing|segments [flags] (-h for each)")
 }

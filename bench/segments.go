@@ -1,0 +1,258 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"time"
+
+	"promopool/api"
+	"promopool/auth"
+	"promopool/groups"
+	"promopool/segments"
+)
+
+// SegmentsConfig sizes the segment benchmark.
+type SegmentsConfig struct {
+	URL       string
+	Customers int64 // default 1,000,000
+	Issues    int64 // default 10,000,000
+	Groups    int   // default 50
+	Repeats   int   // timed runs per filter, median reported (default 7)
+	Explain   bool  // print EXPLAIN (ANALYZE, BUFFERS) of each filter's count
+	Log       func(string, ...any)
+}
+
+// SegmentTiming is one filter's figures.
+type SegmentTiming struct {
+	Name   string
+	Filter string
+	Count  int64
+	Median time.Duration
+	Max    time.Duration
+	Plan   string
+}
+
+// SegmentsResult is what the segment benchmark measured.
+type SegmentsResult struct {
+	Settings              string
+	Customers, Issues     int64
+	Load, Fold            time.Duration
+	Filters               []SegmentTiming
+	StreamFilter          string
+	StreamIDs             int64
+	StreamGo, StreamHTTP  time.Duration
+	IncrementalIssues     int
+	IncrementalFold       time.Duration
+	SummaryRows, GroupRow int64
+}
+
+// Print writes the figures.
+func (r *SegmentsResult) Print(w io.Writer) {
+	fmt.Fprintf(w, "postgres: %s\n", r.Settings)
+	fmt.Fprintf(w, "history: %d customers, %d issues over a year (COPY-speed load %.1f s)\n", r.Customers, r.Issues, r.Load.Seconds())
+	fmt.Fprintf(w, "first fold of the whole history: %.1f s (%.0f issues/s) -> %d customer rows, %d (group, customer) rows\n",
+		r.Fold.Seconds(), float64(r.Issues)/r.Fold.Seconds(), r.SummaryRows, r.GroupRow)
+	fmt.Fprintf(w, "incremental fold of %d new issues: %.0f ms\n", r.IncrementalIssues, float64(r.IncrementalFold.Microseconds())/1000)
+	for _, f := range r.Filters {
+		fmt.Fprintf(w, "count %-44s %8d customers  median %7.1f ms  max %7.1f ms\n", f.Name, f.Count,
+			float64(f.Median.Microseconds())/1000, float64(f.Max.Microseconds())/1000)
+		if f.Plan != "" {
+			fmt.Fprintf(w, "  filter: %s\n%s\n", f.Filter, indent(f.Plan))
+		}
+	}
+	fmt.Fprintf(w, "stream %s: %d ids in-process %.0f ms, over HTTP (NDJSON) %.0f ms\n", r.StreamFilter, r.StreamIDs,
+		float64(r.StreamGo.Microseconds())/1000, float64(r.StreamHTTP.Microseconds())/1000)
+}
+
+func indent(s string) string { return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") }
+
+// Segments loads a history into a schema of its own, folds it, and times typical
+// filters and the streaming of a ~100,000-customer answer.
+func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) {
+	if cfg.Customers <= 0 {
+		cfg.Customers = 1_000_000
+	}
+	if cfg.Issues <= 0 {
+		cfg.Issues = 10_000_000
+	}
+	if cfg.Groups <= 0 {
+		cfg.Groups = 50
+	}
+	if cfg.Repeats <= 0 {
+		cfg.Repeats = 7
+	}
+	if cfg.Log == nil {
+		cfg.Log = func(string, ...any) {}
+	}
+	env, err := NewEnv(ctx, cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	db := env.DB
+	res := &SegmentsResult{Customers: cfg.Customers, Issues: cfg.Issues}
+	if res.Settings, err = Settings(ctx, db); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if _, err := db.ExecContext(ctx, `INSERT INTO groups (name) SELECT 'G' || lpad(g::text, 2, '0') FROM generate_series(0, $1 - 1) g`, cfg.Groups); err != nil {
+		return nil, err
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO customers (id, email) SELECT 'c' || g, 'c' || g || '@example.com' FROM generate_series(1, $1) g`, cfg.Customers); err != nil {
+		return nil, err
+	}
+	// Issues in time order over the last year (as they arrive); customers skewed (a few
+	// get many codes, most a few), groups skewed (G00 the largest); one in ten a repeat.
+	err = withoutIndexes(ctx, db, "issues", cfg.Log, func() error {
+		const step = 2_000_000
+		for from := int64(0); from < cfg.Issues; from += step {
+			to := min(from+step, cfg.Issues)
+			_, err := db.ExecContext(ctx, `
+				INSERT INTO issues (customer_id, group_id, code_id, scope, kind, issued_at)
+				SELECT 'c' || (1 + floor($3 * power(random(), 2))::bigint),
+				       (SELECT min(id) FROM groups) + floor($5 * power(random(), 1.5))::bigint,
+				       (1::bigint << 62) + i, 'b:' || i, CASE WHEN random() < 0.1 THEN 'repeat' ELSE 'initial' END,
+				       now() - interval '365 days' + interval '365 days' * (i::float8 / $4)
+				FROM generate_series($1::bigint, $2::bigint - 1) i`, from, to, cfg.Customers, cfg.Issues, cfg.Groups)
+			if err != nil {
+				return err
+			}
+			cfg.Log("issues: %d rows", to)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE issues`); err != nil {
+		return nil, err
+	}
+	res.Load = time.Since(start)
+
+	svc := segments.New(db, segments.Config{})
+	cfg.Log("folding")
+	start = time.Now()
+	if _, err := svc.Fold(ctx); err != nil {
+		return nil, err
+	}
+	res.Fold = time.Since(start)
+	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE segment_customers, segment_groups, customers`); err != nil {
+		return nil, err
+	}
+	db.GetContext(ctx, &res.SummaryRows, `SELECT count(*) FROM segment_customers`)
+	db.GetContext(ctx, &res.GroupRow, `SELECT count(*) FROM segment_groups`)
+
+	// New issues after the fold, as a mailing would add them; the next fold adds them.
+	var gid int64
+	db.GetContext(ctx, &gid, `SELECT min(id) FROM groups`)
+	res.IncrementalIssues = 20_000
+	if _, err := db.ExecContext(ctx, `INSERT INTO issues (customer_id, group_id, code_id, scope, kind)
+		SELECT 'c' || (1 + (i * 7919) % $1), $2, (1::bigint << 61) + i, 'n:' || i, 'initial'
+		FROM generate_series(1, $3) i`, cfg.Customers, gid, res.IncrementalIssues); err != nil {
+		return nil, err
+	}
+	start = time.Now()
+	if _, err := svc.Fold(ctx); err != nil {
+		return nil, err
+	}
+	res.IncrementalFold = time.Since(start)
+
+	filters := []struct{ name, json string }{
+		{"count >= 3 in the last 30 days", `{"quantity":{"op":"gte","value":3,"window":{"last_days":30}}}`},
+		{"issued from G01 and not from G02", `{"and":[{"issued_from":{"groups":["G01"]}},{"not":{"issued_from":{"groups":["G02"]}}}]}`},
+		{"(between 2 and 5) or from any of G10, G20, G30", `{"or":[{"quantity":{"op":"between","min":2,"max":5}},{"issued_from":{"groups":["G10","G20","G30"]}}]}`},
+		{">= 5 codes from any group", `{"quantity":{"op":"gte","value":5}}`},
+		{"never issued a code (= 0)", `{"quantity":{"op":"eq","value":0}}`},
+		{"from all of G03, G04 in the last 90 days", `{"issued_from":{"groups":["G03","G04"],"match":"all","window":{"last_days":90}}}`},
+		{"count >= 2 of G05 in Q1 of the history (bounded)", fmt.Sprintf(`{"quantity":{"op":"gte","value":2,"groups":["G05"],"window":{"from":%q,"to":%q}}}`,
+			time.Now().AddDate(0, 0, -365).UTC().Format(time.RFC3339), time.Now().AddDate(0, 0, -270).UTC().Format(time.RFC3339))},
+	}
+	for _, f := range filters {
+		cfg.Log("filter %s", f.name)
+		t := SegmentTiming{Name: f.name, Filter: f.json}
+		var times []time.Duration
+		for i := 0; i < cfg.Repeats; i++ {
+			flt, err := segments.Parse(strings.NewReader(f.json))
+			if err != nil {
+				return nil, err
+			}
+			start := time.Now()
+			c, err := svc.Count(ctx, flt)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.name, err)
+			}
+			times = append(times, time.Since(start))
+			t.Count = c.Count
+		}
+		slices.Sort(times)
+		t.Median, t.Max = times[len(times)/2], times[len(times)-1]
+		if cfg.Explain {
+			flt, _ := segments.Parse(strings.NewReader(f.json))
+			q, err := svc.Prepare(ctx, flt)
+			if err != nil {
+				return nil, err
+			}
+			sql, args := q.SQL()
+			var lines []string
+			if err := db.SelectContext(ctx, &lines, `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT count(*) FROM (`+sql+`) s`, args...); err != nil {
+				return nil, err
+			}
+			t.Plan = strings.Join(lines, "\n")
+		}
+		res.Filters = append(res.Filters, t)
+	}
+
+	// Streaming: the first "issued from G01 in the last N days" with ≥ 100,000 customers.
+	var stream *segments.Filter
+	for _, days := range []int{7, 14, 30, 60, 90, 180, 365} {
+		res.StreamFilter = fmt.Sprintf(`{"issued_from":{"groups":["G01"],"window":{"last_days":%d}}}`, days)
+		stream, _ = segments.Parse(strings.NewReader(res.StreamFilter))
+		c, err := svc.Count(ctx, stream)
+		if err != nil {
+			return nil, err
+		}
+		if c.Count >= 100_000 {
+			break
+		}
+	}
+	start = time.Now()
+	err = svc.Stream(ctx, stream, func(segments.Count) error { return nil }, func(string) error { res.StreamIDs++; return nil })
+	if err != nil {
+		return nil, err
+	}
+	res.StreamGo = time.Since(start)
+
+	keys, err := auth.NewKeys(db, "bench:bench-key-0123456789abcdef")
+	if err != nil {
+		return nil, err
+	}
+	srv := httptest.NewServer(api.New(api.Config{}, groups.NewStore(db, groups.Config{}), keys,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), nil).WithSegments(svc))
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/segments/query", strings.NewReader(`{"filter":`+res.StreamFilter+`}`))
+	req.Header.Set("Authorization", "Bearer bench-key-0123456789abcdef")
+	req.Header.Set("Accept", "application/x-ndjson")
+	start = time.Now()
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var lines int64
+	for sc.Scan() {
+		lines++
+	}
+	res.StreamHTTP = time.Since(start)
+	if resp.StatusCode != 200 || lines != res.StreamIDs {
+		return nil, fmt.Errorf("HTTP stream: status %d, %d lines, want %d", resp.StatusCode, lines, res.StreamIDs)
+	}
+	return res, nil
+}
