@@ -122,7 +122,7 @@ func (h *history) answer(f *segments.Filter) []string {
 	var paged []string
 	cursor := ""
 	for {
-		p, err := h.svc.Page(ctx, f, cursor, 2)
+		p, err := h.svc.Page(ctx, f, cursor, 6)
 		if err != nil {
 			h.t.Fatalf("page: %v", err)
 		}
@@ -169,6 +169,10 @@ func TestFilters(t *testing.T) {
 	h.issue("c3", "Autumn", "initial", 5)
 	h.release(h.issue("c5", "Spring", "initial", 1)) // released before any fold
 	h.issue("c6", "Summer", "initial", 2)            // never upserted as a customer
+	// Autumn is archived: its issues stay on the profiles and filters still find it by name.
+	if _, err := h.db.Exec(`UPDATE groups SET archived_at = now() WHERE name = 'Autumn'`); err != nil {
+		t.Fatal(err)
+	}
 	// Initial counts: c1 3, c2 1, c3 4, c4 0, c5 0, c6 1; all: c2 2.
 	from := h.now.AddDate(0, 0, -20).Format(time.RFC3339)
 	to := h.now.AddDate(0, 0, -3).Add(time.Hour).Format(time.RFC3339)
