@@ -10,8 +10,9 @@ import (
 	"github.com/lib/pq"
 )
 
-// writerLock is the advisory lock key every statement inserting issues takes, shared,
-// for its transaction (trigger issues_writer in migrations/0006_segments.sql).
+// writerLock is the first advisory lock key every statement inserting issues takes,
+// shared, for its transaction; the second is the schema's hashtext (trigger issues_writer
+// in migrations/0006_segments.sql).
 const writerLock = 1660060006
 
 // Fold adds every issue committed since the last fold to the summaries, in transactions
@@ -36,7 +37,8 @@ const horizonSQL = `
 WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now)
 SELECT least((SELECT now FROM t), (
     SELECT min(a.xact_start) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1
+    WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = hashtext(current_schema())::oid
+      AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND a.pid <> pg_backend_pid()))`
 
 // foldSQL adds the issues in [$1, $2) to both summaries in one statement and returns
