@@ -223,8 +223,12 @@ func (h *Handler) session(next http.HandlerFunc) http.Handler {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasPrefix(r.URL.Path, "/admin/queues/") {
 			token := r.Header.Get("X-CSRF-Token")
 			if token == "" {
-				// FormValue reads an urlencoded or multipart body; a streamed upload sends
-				// the header instead, so its body is never read here.
+				// Forms send the token in the body (at most 10 MB of it is read); a
+				// streamed upload sends the header instead, so its body is not read here.
+				if err := r.ParseForm(); err != nil {
+					h.errorPage(w, r, http.StatusRequestEntityTooLarge, "The form is too large to read (pasted codes are limited to 10 MB): upload a file instead.")
+					return
+				}
 				token = r.PostFormValue("csrf")
 			}
 			if !hmac.Equal([]byte(token), []byte(h.csrfToken(s))) || !sameOrigin(r) {

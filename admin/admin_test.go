@@ -279,6 +279,11 @@ func TestCSRF(t *testing.T) {
 	if n := count(); n != 2 {
 		t.Fatalf("%d groups, want 2", n)
 	}
+	// A paste too large for a form says so (and what to do) instead of "expired".
+	resp, body := f.post(t, c, "/admin/groups/"+itoa(g.ID)+"/paste", url.Values{"csrf": {csrf}, "codes": {strings.Repeat("X", 11<<20)}})
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "upload a file instead") {
+		t.Fatalf("11 MB paste: %d", resp.StatusCode)
+	}
 }
 
 func TestCodesNeedSession(t *testing.T) {

@@ -110,6 +110,23 @@ func TestBrowser(t *testing.T) {
 		}
 		return strings.TrimSpace(s)
 	}
+	// submit clicks sel, which leaves the page (a form or a link), waits until the next
+	// page has loaded, then for waitSel on it.
+	submit := func(what, sel, waitSel string) {
+		t.Helper()
+		do(what+": mark the page", chromedp.Evaluate[chromedp.Void](`window.__promopoolOld = true`), chromedp.Click(chromedp.CSS(sel)))
+		for deadline := time.Now().Add(15 * time.Second); ; {
+			fresh, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__promopoolOld === undefined && document.readyState === "complete"`))
+			if err == nil && fresh {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no new page after clicking %s", what, sel)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		do(what, chromedp.WaitVisible(chromedp.CSS(waitSel)))
+	}
 	shot := func(name string) []byte {
 		t.Helper()
 		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -125,20 +142,20 @@ func TestBrowser(t *testing.T) {
 	// Sign in: an unsigned visit lands on the form, which leads back to the page asked for.
 	do("open the sign-in page", chromedp.Navigate(base+"/admin/groups"), chromedp.WaitVisible(chromedp.CSS("#secret")))
 	shot("01-sign-in")
-	do("sign in", chromedp.SendKeys(chromedp.CSS("#secret"), testPassword), chromedp.Click(chromedp.CSS("#signin")),
-		chromedp.WaitVisible(chromedp.CSS("#create-group")))
+	do("sign in", chromedp.SendKeys(chromedp.CSS("#secret"), testPassword))
+	submit("sign in", "#signin", "#create-group")
 
 	// Create a group.
 	do("create a group", chromedp.SendKeys(chromedp.CSS("#group-name"), "Spring 30%"),
-		chromedp.SetValue(chromedp.CSS("input[name=threshold]"), "3"),
-		chromedp.Click(chromedp.CSS("#create-group")), chromedp.WaitVisible(chromedp.CSS("#paste-upload")))
+		chromedp.SetValue(chromedp.CSS("input[name=threshold]"), "3"))
+	submit("create a group", "#create-group", "#paste-upload")
 	if h1 := text("h1"); !strings.Contains(h1, "Spring 30%") {
 		t.Fatalf("group page heading %q", h1)
 	}
 
 	// Paste codes: 5 lines, one repeat (line 3), one invalid (line 5, a tab inside).
-	do("paste codes", chromedp.SetValue(chromedp.CSS("#codes"), "SPRING-001\nSPRING-002\nSPRING-001\nSPRING-003\nBAD\tCODE\n"),
-		chromedp.Click(chromedp.CSS("#paste-upload")), chromedp.WaitVisible(chromedp.CSS("#report")))
+	do("paste codes", chromedp.SetValue(chromedp.CSS("#codes"), "SPRING-001\nSPRING-002\nSPRING-001\nSPRING-003\nBAD\tCODE\n"))
+	submit("paste codes", "#paste-upload", "#report")
 	if a, d, i := text("#report-accepted"), text("#report-duplicates"), text("#report-invalid"); a != "3" || d != "1" || i != "1" {
 		t.Fatalf("report: %s accepted, %s duplicates, %s invalid; want 3, 1, 1", a, d, i)
 	}
@@ -148,7 +165,7 @@ func TestBrowser(t *testing.T) {
 	shot("02-group-upload-report")
 
 	// Undo it: the confirmation explains, the codes go.
-	do("undo", chromedp.Click(chromedp.CSS("button.undo")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	submit("undo", "button.undo", ".flash")
 	if f := text(".flash"); !strings.Contains(f, "undone") || !strings.Contains(f, "3 unissued codes removed") {
 		t.Fatalf("after undo: %q", f)
 	}
@@ -177,14 +194,14 @@ func TestBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#mailing-name"), "Spring news"),
 		chromedp.SendKeys(chromedp.CSS("#mailing-sender"), "Shop <news@shop.example>"),
 		chromedp.SetValue(chromedp.CSS("#mailing-text"), "Hello {{client.first_name}},\nyour code: {{client.promocode(\"Spring 30%\")}}\n"),
-		chromedp.SetValue(chromedp.CSS("#mailing-customers"), "c1, c2"),
-		chromedp.Click(chromedp.CSS("#create-mailing")), chromedp.WaitVisible(chromedp.CSS("#problems")))
+		chromedp.SetValue(chromedp.CSS("#mailing-customers"), "c1, c2"))
+	submit("new mailing", "#create-mailing", "#problems")
 	if p := text("#problems li.has-problem"); !strings.Contains(p, "line 2, column 12") || !strings.Contains(p, "Fix:") {
 		t.Fatalf("problem not shown at line 2: %q", p)
 	}
 	shot("03-mailing-template-problem")
-	do("fix and preview", chromedp.SetValue(chromedp.CSS("#mailing-text"), "Hello {{client.first_name}},\nyour code: {{client.promocode('Spring 30%')}}\n"),
-		chromedp.Click(chromedp.CSS("#preview-mailing")), chromedp.WaitVisible(chromedp.CSS("#preview-text")))
+	do("fix and preview", chromedp.SetValue(chromedp.CSS("#mailing-text"), "Hello {{client.first_name}},\nyour code: {{client.promocode('Spring 30%')}}\n"))
+	submit("fix and preview", "#preview-mailing", "#preview-text")
 	if p := text("#preview-text"); !strings.Contains(p, "PREVIEW-Spring 30%") || !strings.Contains(p, "Hello Alex") {
 		t.Fatalf("preview %q", p)
 	}
@@ -192,9 +209,9 @@ func TestBrowser(t *testing.T) {
 	if err := db.Get(&issued, `SELECT count(*) FROM issues`); err != nil || issued != 0 {
 		t.Fatalf("%d issues after the preview (%v), want 0: a preview takes no code", issued, err)
 	}
-	do("save the draft", chromedp.Click(chromedp.CSS("#create-mailing")), chromedp.WaitVisible(chromedp.CSS("#start-mailing")))
+	submit("save the draft", "#create-mailing", "#start-mailing")
 	shot("04-mailing-draft")
-	do("start", chromedp.Click(chromedp.CSS("#start-mailing")), chromedp.WaitVisible(chromedp.CSS("#mailing-status")))
+	submit("start", "#start-mailing", "#mailing-status")
 	// The page polls for progress and reloads when the status changes.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -221,8 +238,8 @@ func TestBrowser(t *testing.T) {
 	if err := db.Get(&code, `SELECT c.code FROM issues i JOIN codes c ON c.id = i.code_id WHERE i.customer_id = 'c1'`); err != nil {
 		t.Fatal(err)
 	}
-	do("open the customer", chromedp.Navigate(base+"/admin/customers"), chromedp.SendKeys(chromedp.CSS("#customer-id"), "c1"),
-		chromedp.Click(chromedp.CSS("#find-customer")), chromedp.WaitVisible(chromedp.CSS("#customer-codes")))
+	do("open the customer", chromedp.Navigate(base+"/admin/customers"), chromedp.SendKeys(chromedp.CSS("#customer-id"), "c1"))
+	submit("open the customer", "#find-customer", "#customer-codes")
 	if row := text("#customer-codes tbody tr"); !strings.Contains(row, code) || !strings.Contains(row, "initial") || !strings.Contains(row, "Spring 30%") {
 		t.Fatalf("customer tab row %q, want code %s from Spring 30%% marked initial", row, code)
 	}
@@ -233,8 +250,8 @@ func TestBrowser(t *testing.T) {
 		setField("#combine", "and"), setField("#cond0 select[name=k0]", "quantity"), setField("#cond0 select[name=op0]", "gte"),
 		setField("#cond0 input[name=v0]", "0"), setField("#cond0 input[name=d0]", ""),
 		setField("#cond1 select[name=k1]", "issued_from"), chromedp.Click(chromedp.CSS("#cond1 input[name=not1]")),
-		setField("#cond1 select[name=g1] option[value='Spring 30%']", "selected"),
-		chromedp.Click(chromedp.CSS("#count-segment")), chromedp.WaitVisible(chromedp.CSS("#segment-result")))
+		setField("#cond1 select[name=g1] option[value='Spring 30%']", "selected"))
+	submit("segment", "#count-segment", "#segment-result")
 	// The answer is as of the segments' fold horizon, which another open transaction
 	// inserting issues holds back; count again for a while until it covers our issues.
 	for deadline := time.Now().Add(15 * time.Second); ; {
@@ -247,14 +264,14 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("segment: %q (%v), want 1 customer, c3 (%s)", got, err, text("#segment-result"))
 		}
 		time.Sleep(300 * time.Millisecond)
-		do("count again", chromedp.Click(chromedp.CSS("#count-segment")), chromedp.WaitVisible(chromedp.CSS("#segment-result")))
+		submit("count again", "#count-segment", "#segment-result")
 	}
 	if j, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#segment-json"))); err != nil || !strings.Contains(j, `"not"`) || !strings.Contains(j, `"and"`) {
 		t.Fatalf("segment JSON %q (%v)", j, err)
 	}
 	shot("07-segment")
-	do("segment OR", setField("#combine", "or"), chromedp.Click(chromedp.CSS("#count-segment")),
-		chromedp.WaitVisible(chromedp.CSS("#segment-result")))
+	do("segment OR", setField("#combine", "or"))
+	submit("segment OR", "#count-segment", "#segment-result")
 	if n := text("#segment-count"); n != "3" {
 		t.Fatalf("segment with OR: %s customers, want 3", n)
 	}
@@ -273,18 +290,19 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("group list row %q, want Spring 30%% in state low (3 active, threshold 3)", row)
 	}
 	shot("08-groups")
-	do("open the group", chromedp.Click(chromedp.CSS("table.groups a")), chromedp.WaitVisible(chromedp.CSS("#activity")))
+	submit("open the group", "table.groups a", "#activity")
 	if a := text("#alerts tbody"); !strings.Contains(a, "threshold") {
 		t.Fatalf("alerts section %q, want the threshold alert", a)
 	}
-	do("edit", chromedp.SetValue(chromedp.CSS("textarea[name=description]"), "30% off in spring"),
-		chromedp.Click(chromedp.CSS("#save-group")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	do("edit", chromedp.SetValue(chromedp.CSS("textarea[name=description]"), "30% off in spring"))
+	submit("edit", "#save-group", ".flash")
 	if a := text("#activity li"); !strings.Contains(a, "update") || !strings.Contains(a, "description") || !strings.Contains(a, "30% off in spring") {
 		t.Fatalf("newest activity entry %q, want the description's change", a)
 	}
 	if a := text("#activity"); !strings.Contains(a, "undo_upload") || !strings.Contains(a, "create") {
 		t.Fatalf("activity log %q", a)
 	}
+	do("reload the group page", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#activity")))
 	group := shot("09-group")
 	if os.Getenv("PROMOPOOL_DOCS_SCREENSHOT") == "1" {
 		os.MkdirAll(filepath.Join("..", "docs", "screenshots"), 0o755)
@@ -297,7 +315,7 @@ func TestBrowser(t *testing.T) {
 	do("laptop width", chromedp.EmulateViewport(1280, 900))
 
 	// Deleting explains the archive rule: codes were issued, so the group is archived.
-	do("archive", chromedp.Click(chromedp.CSS("#delete-group")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	submit("archive", "#delete-group", ".flash")
 	if f := text(".flash"); !strings.Contains(f, "archived") {
 		t.Fatalf("after delete: %q", f)
 	}

@@ -43,7 +43,7 @@ type groupsData struct {
 
 // groupForm is the create/edit form as typed, kept to show it again with an error.
 type groupForm struct {
-	Name, Description, Threshold, Emails, Webhook string
+	Name, Description, Threshold, Percent, Emails, Webhook string
 }
 
 func formOf(g *groups.Group) groupForm {
@@ -51,12 +51,16 @@ func formOf(g *groups.Group) groupForm {
 	if g.LowBalanceThreshold != nil {
 		f.Threshold = strconv.FormatInt(*g.LowBalanceThreshold, 10)
 	}
+	if g.LowBalancePercent != nil {
+		f.Percent = strconv.FormatFloat(*g.LowBalancePercent, 'f', -1, 64)
+	}
 	return f
 }
 
 func readGroupForm(r *http.Request) groupForm {
 	return groupForm{Name: r.PostFormValue("name"), Description: r.PostFormValue("description"),
-		Threshold: strings.TrimSpace(r.PostFormValue("threshold")), Emails: r.PostFormValue("alert_emails"),
+		Threshold: strings.TrimSpace(r.PostFormValue("threshold")), Percent: strings.TrimSuffix(strings.TrimSpace(r.PostFormValue("percent")), "%"),
+		Emails:  r.PostFormValue("alert_emails"),
 		Webhook: strings.TrimSpace(r.PostFormValue("alert_webhook"))}
 }
 
@@ -71,6 +75,14 @@ func (f groupForm) input() (groups.Input, error) {
 			return in, &groups.InvalidError{Field: "low-balance threshold", Reason: fmt.Sprintf("%q is not a whole number", f.Threshold)}
 		}
 		in.LowBalanceThreshold.Value = &v
+	}
+	in.LowBalancePercent.Set = true
+	if f.Percent != "" {
+		v, err := strconv.ParseFloat(f.Percent, 64)
+		if err != nil {
+			return in, &groups.InvalidError{Field: "low-balance percentage", Reason: fmt.Sprintf("%q is not a number", f.Percent)}
+		}
+		in.LowBalancePercent.Value = &v
 	}
 	for _, e := range strings.FieldsFunc(f.Emails, func(r rune) bool { return r == ',' || r == '\n' || r == ';' || r == '\r' }) {
 		if e = strings.TrimSpace(e); e != "" {

@@ -13,7 +13,6 @@ import (
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/mailings"
-	"promopool/segments"
 )
 
 // mountAdmin serves the web pages under /admin/ on the API's server, with the Asynq
@@ -28,7 +27,7 @@ func (m *Main) mountAdmin(srv *api.Server, db *sqlx.DB, store *groups.Store, svc
 	h, err := admin.New(admin.Config{Password: m.cfg.AdminPassword, SessionSecret: m.cfg.AdminSessionSecret,
 		MaxUploadBytes: m.cfg.MaxUploadBytes, Queues: queues},
 		admin.Deps{Groups: store, Mailings: svc, Customers: customers.NewStore(db), Keys: keys, Alerts: alertList,
-			Segments: segments.New(db, segments.Config{}), Log: m.log})
+			Segments: m.segments(db), Log: m.log})
 	if err != nil {
 		return err
 	}
