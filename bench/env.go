@@ -56,6 +56,19 @@ func NewEnv(ctx context.Context, url string) (*Env, error) {
 	return &Env{DB: db, URL: url, Schema: schema}, nil
 }
 
+// OpenEnv connects to an existing benchmark schema (kept by an earlier run).
+func OpenEnv(ctx context.Context, url, schema string) (*Env, error) {
+	db, err := postgres.Open(ctx, postgres.Config{URL: url, SearchPath: schema, MaxConns: 10})
+	if err != nil {
+		return nil, err
+	}
+	if err := migrations.Check(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("schema %s: %w", schema, err)
+	}
+	return &Env{DB: db, URL: url, Schema: schema}, nil
+}
+
 // Close drops the schema and disconnects.
 func (e *Env) Close() {
 	e.DB.ExecContext(context.Background(), `DROP SCHEMA `+e.Schema+` CASCADE`)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"promopool/api"
 	"promopool/auth"
 	"promopool/groups"
@@ -21,11 +23,13 @@ import (
 // SegmentsConfig sizes the segment benchmark.
 type SegmentsConfig struct {
 	URL       string
-	Customers int64 // default 1,000,000
-	Issues    int64 // default 10,000,000
-	Groups    int   // default 50
-	Repeats   int   // timed runs per filter, median reported (default 7)
-	Explain   bool  // print EXPLAIN (ANALYZE, BUFFERS) of each filter's count
+	Customers int64  // default 1,000,000
+	Issues    int64  // default 10,000,000
+	Groups    int    // default 50
+	Repeats   int    // timed runs per filter, median reported (default 7)
+	Explain   bool   // print EXPLAIN (ANALYZE, BUFFERS) of each filter's count
+	Keep      bool   // keep the schema (its name is printed) for a later -reuse
+	Reuse     string // time the filters on a schema kept earlier: no load, no fold
 	Log       func(string, ...any)
 }
 
@@ -41,6 +45,7 @@ type SegmentTiming struct {
 
 // SegmentsResult is what the segment benchmark measured.
 type SegmentsResult struct {
+	Schema                string
 	Settings              string
 	Customers, Issues     int64
 	Load, Fold            time.Duration
@@ -55,11 +60,15 @@ type SegmentsResult struct {
 
 // Print writes the figures.
 func (r *SegmentsResult) Print(w io.Writer) {
-	fmt.Fprintf(w, "postgres: %s\n", r.Settings)
-	fmt.Fprintf(w, "history: %d customers, %d issues over a year (COPY-speed load %.1f s)\n", r.Customers, r.Issues, r.Load.Seconds())
-	fmt.Fprintf(w, "first fold of the whole history: %.1f s (%.0f issues/s) -> %d customer rows, %d (group, customer) rows\n",
-		r.Fold.Seconds(), float64(r.Issues)/r.Fold.Seconds(), r.SummaryRows, r.GroupRow)
-	fmt.Fprintf(w, "incremental fold of %d new issues: %.0f ms\n", r.IncrementalIssues, float64(r.IncrementalFold.Microseconds())/1000)
+	fmt.Fprintf(w, "postgres: %s\nschema: %s\n", r.Settings, r.Schema)
+	if r.Fold > 0 {
+		fmt.Fprintf(w, "history: %d customers, %d issues over a year (COPY-speed load %.1f s)\n", r.Customers, r.Issues, r.Load.Seconds())
+		fmt.Fprintf(w, "first fold of the whole history: %.1f s (%.0f issues/s) -> %d customer rows, %d (group, customer) rows\n",
+			r.Fold.Seconds(), float64(r.Issues)/r.Fold.Seconds(), r.SummaryRows, r.GroupRow)
+		fmt.Fprintf(w, "incremental fold of %d new issues: %.0f ms\n", r.IncrementalIssues, float64(r.IncrementalFold.Microseconds())/1000)
+	} else {
+		fmt.Fprintf(w, "history (reused): %d customers, %d issues\n", r.Customers, r.Issues)
+	}
 	for _, f := range r.Filters {
 		fmt.Fprintf(w, "count %-44s %8d customers  median %7.1f ms  max %7.1f ms\n", f.Name, f.Count,
 			float64(f.Median.Microseconds())/1000, float64(f.Max.Microseconds())/1000)
@@ -71,7 +80,9 @@ func (r *SegmentsResult) Print(w io.Writer) {
 		float64(r.StreamGo.Microseconds())/1000, float64(r.StreamHTTP.Microseconds())/1000)
 }
 
-func indent(s string) string { return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") }
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
+}
 
 // Segments loads a history into a schema of its own, folds it, and times typical
 // filters and the streaming of a ~100,000-customer answer.
@@ -91,26 +102,53 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
-	env, err := NewEnv(ctx, cfg.URL)
+	var env *Env
+	var err error
+	if cfg.Reuse != "" {
+		env, err = OpenEnv(ctx, cfg.URL, cfg.Reuse)
+	} else {
+		env, err = NewEnv(ctx, cfg.URL)
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer env.Close()
+	if cfg.Keep || cfg.Reuse != "" {
+		defer env.DB.Close()
+	} else {
+		defer env.Close()
+	}
 	db := env.DB
-	res := &SegmentsResult{Customers: cfg.Customers, Issues: cfg.Issues}
+	res := &SegmentsResult{Customers: cfg.Customers, Issues: cfg.Issues, Schema: env.Schema}
 	if res.Settings, err = Settings(ctx, db); err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	if _, err := db.ExecContext(ctx, `INSERT INTO groups (name) SELECT 'G' || lpad(g::text, 2, '0') FROM generate_series(0, $1 - 1) g`, cfg.Groups); err != nil {
+	svc := segments.New(db, segments.Config{})
+	if cfg.Reuse == "" {
+		if err := loadSegmentHistory(ctx, db, svc, cfg, res); err != nil {
+			return nil, err
+		}
+	} else {
+		db.GetContext(ctx, &res.Customers, `SELECT count(*) FROM customers`)
+		db.GetContext(ctx, &res.Issues, `SELECT count(*) FROM issues`)
+	}
+	if err := timeFilters(ctx, db, svc, cfg, res); err != nil {
 		return nil, err
 	}
+	return res, nil
+}
+
+// loadSegmentHistory loads and folds the history, timing the folds.
+func loadSegmentHistory(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg SegmentsConfig, res *SegmentsResult) error {
+	start := time.Now()
+	if _, err := db.ExecContext(ctx, `INSERT INTO groups (name) SELECT 'G' || lpad(g::text, 2, '0') FROM generate_series(0, $1 - 1) g`, cfg.Groups); err != nil {
+		return err
+	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO customers (id, email) SELECT 'c' || g, 'c' || g || '@example.com' FROM generate_series(1, $1) g`, cfg.Customers); err != nil {
-		return nil, err
+		return err
 	}
 	// Issues in time order over the last year (as they arrive); customers skewed (a few
 	// get many codes, most a few), groups skewed (G00 the largest); one in ten a repeat.
-	err = withoutIndexes(ctx, db, "issues", cfg.Log, func() error {
+	err := withoutIndexes(ctx, db, "issues", cfg.Log, func() error {
 		const step = 2_000_000
 		for from := int64(0); from < cfg.Issues; from += step {
 			to := min(from+step, cfg.Issues)
@@ -129,22 +167,21 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE issues`); err != nil {
-		return nil, err
+		return err
 	}
 	res.Load = time.Since(start)
 
-	svc := segments.New(db, segments.Config{})
 	cfg.Log("folding")
 	start = time.Now()
 	if _, err := svc.Fold(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	res.Fold = time.Since(start)
 	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE segment_customers, segment_groups, customers`); err != nil {
-		return nil, err
+		return err
 	}
 	db.GetContext(ctx, &res.SummaryRows, `SELECT count(*) FROM segment_customers`)
 	db.GetContext(ctx, &res.GroupRow, `SELECT count(*) FROM segment_groups`)
@@ -156,14 +193,19 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 	if _, err := db.ExecContext(ctx, `INSERT INTO issues (customer_id, group_id, code_id, scope, kind)
 		SELECT 'c' || (1 + (i * 7919) % $1), $2, (1::bigint << 61) + i, 'n:' || i, 'initial'
 		FROM generate_series(1, $3) i`, cfg.Customers, gid, res.IncrementalIssues); err != nil {
-		return nil, err
+		return err
 	}
 	start = time.Now()
 	if _, err := svc.Fold(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	res.IncrementalFold = time.Since(start)
 
+	return nil
+}
+
+// timeFilters times the typical filters and the streaming of a large answer.
+func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg SegmentsConfig, res *SegmentsResult) error {
 	filters := []struct{ name, json string }{
 		{"count >= 3 in the last 30 days", `{"quantity":{"op":"gte","value":3,"window":{"last_days":30}}}`},
 		{"issued from G01 and not from G02", `{"and":[{"issued_from":{"groups":["G01"]}},{"not":{"issued_from":{"groups":["G02"]}}}]}`},
@@ -181,12 +223,12 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 		for i := 0; i < cfg.Repeats; i++ {
 			flt, err := segments.Parse(strings.NewReader(f.json))
 			if err != nil {
-				return nil, err
+				return err
 			}
 			start := time.Now()
 			c, err := svc.Count(ctx, flt)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f.name, err)
+				return fmt.Errorf("%s: %w", f.name, err)
 			}
 			times = append(times, time.Since(start))
 			t.Count = c.Count
@@ -197,12 +239,12 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 			flt, _ := segments.Parse(strings.NewReader(f.json))
 			q, err := svc.Prepare(ctx, flt)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			sql, args := q.SQL()
 			var lines []string
 			if err := db.SelectContext(ctx, &lines, `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT count(*) FROM (`+sql+`) s`, args...); err != nil {
-				return nil, err
+				return err
 			}
 			t.Plan = strings.Join(lines, "\n")
 		}
@@ -216,22 +258,22 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 		stream, _ = segments.Parse(strings.NewReader(res.StreamFilter))
 		c, err := svc.Count(ctx, stream)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if c.Count >= 100_000 {
 			break
 		}
 	}
-	start = time.Now()
-	err = svc.Stream(ctx, stream, func(segments.Count) error { return nil }, func(string) error { res.StreamIDs++; return nil })
+	start := time.Now()
+	err := svc.Stream(ctx, stream, func(segments.Count) error { return nil }, func(string) error { res.StreamIDs++; return nil })
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res.StreamGo = time.Since(start)
 
 	keys, err := auth.NewKeys(db, "bench:bench-key-0123456789abcdef")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	srv := httptest.NewServer(api.New(api.Config{}, groups.NewStore(db, groups.Config{}), keys,
 		slog.New(slog.NewTextHandler(io.Discard, nil)), nil).WithSegments(svc))
@@ -242,7 +284,7 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 	start = time.Now()
 	resp, err := srv.Client().Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -252,7 +294,7 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 	}
 	res.StreamHTTP = time.Since(start)
 	if resp.StatusCode != 200 || lines != res.StreamIDs {
-		return nil, fmt.Errorf("HTTP stream: status %d, %d lines, want %d", resp.StatusCode, lines, res.StreamIDs)
+		return fmt.Errorf("HTTP stream: status %d, %d lines, want %d", resp.StatusCode, lines, res.StreamIDs)
 	}
-	return res, nil
+	return nil
 }

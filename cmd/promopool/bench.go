@@ -47,10 +47,12 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		custs := fs.Int64("customers", 1_000_000, "customers")
 		issues := fs.Int64("issues", 10_000_000, "issues in the history")
 		explain := fs.Bool("explain", false, "print EXPLAIN ANALYZE of each filter")
+		keep := fs.Bool("keep", false, "keep the benchmark schema for a later -reuse")
+		reuse := fs.String("reuse", "", "time the filters on a schema kept by -keep (no load, no fold)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		res, err := bench.Segments(ctx, bench.SegmentsConfig{URL: benchURL, Customers: *custs, Issues: *issues, Explain: *explain,
+		res, err := bench.Segments(ctx, bench.SegmentsConfig{URL: benchURL, Customers: *custs, Issues: *issues, Explain: *explain, Keep: *keep, Reuse: *reuse,
 			Log: func(f string, a ...any) { m.log.Info(fmt.Sprintf(f, a...)) }})
 		if err != nil {
 			return err
