@@ -111,7 +111,9 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (*ClaimResult, erro
 	if err := s.issue(ctx, req, rv, covered, res); err != nil {
 		return nil, fmt.Errorf("claiming codes for group %d: %w", req.GroupID, err)
 	}
-	metrics.CodesIssued.WithLabelValues(strconv.FormatInt(req.GroupID, 10)).Add(float64(res.Issued()))
+	if n := res.Issued(); n > 0 { // a concurrent identical claim may have served some first
+		metrics.CodesIssued.WithLabelValues(strconv.FormatInt(req.GroupID, 10)).Add(float64(n))
+	}
 	return res, nil
 }
 
