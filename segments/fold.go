@@ -21,7 +21,7 @@ const writerLock = 1660060006
 func (s *Service) Fold(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		n, more, err := s.foldOnce(ctx, s.cfg.FoldBatch)
+		n, more, err := s.foldOnce(ctx, s.cfg.FoldBatch, true)
 		total += n
 		if err != nil || !more {
 			return total, err
@@ -74,8 +74,8 @@ RETURNING 1
 SELECT count(*) FROM new`
 
 // foldOnce folds at most limit issues in one transaction; more says issues below the
-// horizon are left.
-func (s *Service) foldOnce(ctx context.Context, limit int) (n int, more bool, err error) {
+// horizon are left. first allows the first fold of all (else it is left to Fold).
+func (s *Service) foldOnce(ctx context.Context, limit int, first bool) (n int, more bool, err error) {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return 0, false, err
@@ -96,14 +96,25 @@ func (s *Service) foldOnce(ctx context.Context, limit int) (n int, more bool, er
 	if !horizon.After(from) {
 		return 0, false, nil
 	}
-	// Fold up to the limit-th issue after from, or to the horizon.
+	// Fold up to the limit-th issue after from, or to the horizon. The very first fold
+	// (a new install, or the migration over an existing history) has empty summaries:
+	// it folds everything at once, one aggregate over the history, which is many times
+	// faster than upserting batch after batch and leaves each group's rows together.
 	upto := horizon
+	if from.Year() <= 1900 {
+		if !first {
+			return 0, false, nil // a query does not wait minutes for the first fold
+		}
+		limit = 0
+	}
 	var next []time.Time
-	err = tx.SelectContext(ctx, &next, `
+	if limit > 0 {
+		err = tx.SelectContext(ctx, &next, `
 		SELECT issued_at FROM issues WHERE released_at IS NULL AND issued_at >= $1 AND issued_at < $2
 		ORDER BY issued_at OFFSET $3 LIMIT 1`, from, horizon, limit)
-	if err != nil {
-		return 0, false, fmt.Errorf("segment fold: %w", err)
+		if err != nil {
+			return 0, false, fmt.Errorf("segment fold: %w", err)
+		}
 	}
 	if len(next) == 1 && next[0].After(from) {
 		upto = next[0]

@@ -98,7 +98,7 @@ func (s *Service) Prepare(ctx context.Context, f *Filter) (*Query, error) {
 	if err := s.Check(ctx, f); err != nil {
 		return nil, err
 	}
-	if _, _, err := s.foldOnce(ctx, s.cfg.QueryFold); err != nil {
+	if _, _, err := s.foldOnce(ctx, s.cfg.QueryFold, false); err != nil {
 		return nil, err
 	}
 	var asOf time.Time
