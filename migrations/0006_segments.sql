@@ -50,8 +50,12 @@ CREATE TABLE segment_groups (
     n_repeat         integer     NOT NULL,
     last_initial_at  timestamptz,
     last_at          timestamptz NOT NULL,
-    PRIMARY KEY (group_id, cust)
+    -- Covering: a group's customers, counts and latest time by index-only scans, in
+    -- customer order (merge joins between groups).
+    PRIMARY KEY (group_id, cust) INCLUDE (n_initial, n_repeat, last_at)
 );
+CREATE INDEX segment_groups_initial ON segment_groups (group_id, cust) INCLUDE (last_initial_at)
+    WHERE n_initial > 0;
 
 -- Per customer over all groups, with the times of the five latest initial issues, newest
 -- first: "at least k initial issues since T" (k ≤ 5) is recent_initial[k] >= T, one index

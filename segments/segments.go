@@ -78,9 +78,10 @@ type Page struct {
 
 // Query is a checked, compiled filter.
 type Query struct {
-	sql  string
-	args []any
-	asOf time.Time
+	sql      string // SELECT cust of the answer
+	countSQL string // SELECT of its size
+	args     []any
+	asOf     time.Time
 }
 
 // Check validates f and resolves its groups (by id or name, archived ones included), so
@@ -106,8 +107,8 @@ func (s *Service) Prepare(ctx context.Context, f *Filter) (*Query, error) {
 		return nil, err
 	}
 	b := &builder{now: s.cfg.Now(), asOf: asOf}
-	set := b.set(f)
-	return &Query{sql: set, args: b.args, asOf: asOf}, nil
+	set := b.node(f)
+	return &Query{sql: set.materialize(), countSQL: set.count(), args: b.args, asOf: asOf}, nil
 }
 
 // SQL returns the query's SELECT of customer numbers (column cust) and its arguments,
@@ -125,7 +126,7 @@ func (s *Service) Count(ctx context.Context, f *Filter) (Count, error) {
 
 func (q *Query) count(ctx context.Context, db sqlx.QueryerContext) (Count, error) {
 	c := Count{AsOf: q.asOf}
-	err := sqlx.GetContext(ctx, db, &c.Count, "SELECT count(*) FROM ("+q.sql+") s", q.args...)
+	err := sqlx.GetContext(ctx, db, &c.Count, q.countSQL, q.args...)
 	return c, err
 }
 

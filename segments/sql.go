@@ -10,8 +10,8 @@ import (
 )
 
 // The compiler turns a filter into one SQL query over customer numbers (customers.num,
-// "cust"): each node is a set of custs, AND is INTERSECT (AND NOT is EXCEPT), OR is UNION,
-// NOT is the complement within every customer. A node reads the summaries that answer it
+// "cust"): each node is a set of custs, AND is a semi-join (AND NOT an anti-join), OR is
+// UNION, NOT the complement within every customer, kept symbolic until the top. A node reads the summaries that answer it
 // with an index (segment_customers, segment_groups; see migrations/0006_segments.sql) and
 // falls back to the issue history, by its issued_at index, only for windows the
 // summaries cannot answer. doc.go shows the plans of the main shapes.
@@ -36,46 +36,122 @@ func (b *builder) arg(v any) string {
 	return fmt.Sprintf("$%d", len(b.args))
 }
 
-// set returns a SELECT of the distinct custs matching f. Group refs are resolved.
-func (b *builder) set(f *Filter) string {
+// set is a node's answer: the customers sql selects, or, when not is set, every customer
+// but those. Keeping complements symbolic lets "never issued" or "not from B" be
+// counted as |customers| − |B| and joined as anti-joins, instead of materialising
+// nearly every customer.
+type set struct {
+	sql string
+	not bool
+}
+
+// node compiles f. Group refs are resolved.
+func (b *builder) node(f *Filter) set {
 	switch {
 	case f.And != nil:
-		var pos, neg []string
-		for _, c := range f.And {
-			if c.Not != nil {
-				neg = append(neg, b.set(c.Not))
-			} else {
-				pos = append(pos, b.set(c))
-			}
+		parts := make([]set, len(f.And))
+		for i, c := range f.And {
+			parts[i] = b.node(c)
 		}
-		s := universe
-		if len(pos) > 0 {
-			s = join(pos, "INTERSECT")
-		}
-		if len(neg) > 0 {
-			s = join([]string{s, join(neg, "UNION")}, "EXCEPT")
-		}
-		return s
+		return andSets(parts)
 	case f.Or != nil:
-		parts := make([]string, len(f.Or))
+		parts := make([]set, len(f.Or))
 		for i, c := range f.Or {
-			parts[i] = b.set(c)
+			parts[i] = b.node(c)
 		}
-		return join(parts, "UNION")
+		return orSets(parts)
 	case f.Not != nil:
-		return join([]string{universe, b.set(f.Not)}, "EXCEPT")
+		s := b.node(f.Not)
+		s.not = !s.not
+		return s
 	case f.Quantity != nil:
 		return b.quantity(f.Quantity)
 	default:
-		return b.issuedFrom(f.IssuedFrom)
+		return set{sql: b.issuedFrom(f.IssuedFrom)}
 	}
 }
 
-func join(parts []string, op string) string {
-	if len(parts) == 1 {
-		return parts[0]
+// andSets: P1 ∩ P2 ∩ (U∖N1) ∩ (U∖N2) = (P1 ∩ P2) ∖ N1 ∖ N2, or U ∖ (N1 ∪ N2) when there
+// is no positive part.
+func andSets(parts []set) set {
+	pos, neg := split(parts)
+	if len(pos) == 0 {
+		return set{sql: union(neg), not: true}
 	}
-	return "(" + strings.Join(parts, ") "+op+" (") + ")"
+	return set{sql: except(intersect(pos), neg)}
+}
+
+// orSets: P1 ∪ P2 ∪ (U∖N1) ∪ (U∖N2) = U ∖ ((N1 ∩ N2) ∖ (P1 ∪ P2)).
+func orSets(parts []set) set {
+	pos, neg := split(parts)
+	if len(neg) == 0 {
+		return set{sql: union(pos)}
+	}
+	return set{sql: except(intersect(neg), pos), not: true}
+}
+
+func split(parts []set) (pos, neg []string) {
+	for _, p := range parts {
+		if p.not {
+			neg = append(neg, p.sql)
+		} else {
+			pos = append(pos, p.sql)
+		}
+	}
+	return pos, neg
+}
+
+// intersect keeps the customers of the first set found in every other: semi-joins.
+func intersect(sets []string) string {
+	if len(sets) == 1 {
+		return sets[0]
+	}
+	q := "SELECT s0.cust FROM (" + sets[0] + ") s0 WHERE "
+	for i, s := range sets[1:] {
+		if i > 0 {
+			q += " AND "
+		}
+		q += fmt.Sprintf("EXISTS (SELECT 1 FROM (%s) s%d WHERE s%d.cust = s0.cust)", s, i+1, i+1)
+	}
+	return q
+}
+
+// except keeps the customers of a found in none of minus: anti-joins.
+func except(a string, minus []string) string {
+	if len(minus) == 0 {
+		return a
+	}
+	q := "SELECT e0.cust FROM (" + a + ") e0 WHERE "
+	for i, s := range minus {
+		if i > 0 {
+			q += " AND "
+		}
+		q += fmt.Sprintf("NOT EXISTS (SELECT 1 FROM (%s) e%d WHERE e%d.cust = e0.cust)", s, i+1, i+1)
+	}
+	return q
+}
+
+func union(sets []string) string {
+	if len(sets) == 1 {
+		return sets[0]
+	}
+	return "(" + strings.Join(sets, ") UNION (") + ")"
+}
+
+// materialize returns a SELECT of s's customers, complements included.
+func (s set) materialize() string {
+	if !s.not {
+		return s.sql
+	}
+	return except(universe, []string{s.sql})
+}
+
+// count returns a SELECT of the number of s's customers.
+func (s set) count() string {
+	if !s.not {
+		return "SELECT count(*) FROM (" + s.sql + ") s"
+	}
+	return "SELECT (SELECT count(*) FROM customers) - (SELECT count(*) FROM (" + s.sql + ") s)"
 }
 
 // interval is a closed range of counts; hi == math.MaxInt64 is open.
@@ -134,7 +210,7 @@ func (b *builder) cond(n string, ivs []interval) string {
 // counted matches customers whose count n, over the rows of from (grouped by cust when
 // groupBy), lies in ivs. Customers without a row count zero: when zero is accepted, the
 // answer is every customer except those whose count is not accepted.
-func (b *builder) counted(from, n string, groupBy bool, ivs []interval) string {
+func (b *builder) counted(from, n string, groupBy bool, ivs []interval) set {
 	zero := ivs[0].lo == 0
 	clause := "WHERE"
 	if groupBy {
@@ -143,15 +219,15 @@ func (b *builder) counted(from, n string, groupBy bool, ivs []interval) string {
 	}
 	c := b.cond(n, ivs)
 	if !zero {
-		return "SELECT cust FROM " + from + " " + clause + " " + c
+		return set{sql: "SELECT cust FROM " + from + " " + clause + " " + c}
 	}
-	return join([]string{universe, "SELECT cust FROM " + from + " " + clause + " NOT (" + c + ")"}, "EXCEPT")
+	return set{sql: "SELECT cust FROM " + from + " " + clause + " NOT (" + c + ")", not: true}
 }
 
-func (b *builder) quantity(q *Quantity) string {
+func (b *builder) quantity(q *Quantity) set {
 	ivs := q.intervals()
 	if len(ivs) == 0 {
-		return nothing
+		return set{sql: nothing}
 	}
 	from, to := b.span(q.Window)
 	if from.IsZero() && to.IsZero() {
@@ -178,32 +254,35 @@ func (b *builder) quantity(q *Quantity) string {
 
 // recent answers "initial issues since from, counted over all groups" from the latest
 // issue times kept per customer: at least k since from is recent_initial[k] >= from. An
-// interval [lo, hi] is atLeast(lo) EXCEPT atLeast(hi+1). It declines when a bound is past
+// interval [lo, hi] is atLeast(lo) minus atLeast(hi+1). It declines when a bound is past
 // what is kept.
-func (b *builder) recent(from time.Time, ivs []interval) (string, bool) {
+func (b *builder) recent(from time.Time, ivs []interval) (set, bool) {
 	for _, iv := range ivs {
 		if iv.lo > recentK || (iv.hi != inf && iv.hi+1 > recentK) {
-			return "", false
+			return set{}, false
 		}
 	}
 	t := ""
 	atLeast := func(k int64) string {
-		if k == 0 {
-			return universe
-		}
 		if t == "" {
 			t = b.arg(from)
 		}
 		return fmt.Sprintf("SELECT cust FROM segment_customers WHERE recent_initial[%d] >= %s", k, t)
 	}
-	parts := make([]string, len(ivs))
+	parts := make([]set, len(ivs))
 	for i, iv := range ivs {
-		parts[i] = atLeast(iv.lo)
-		if iv.hi != inf {
-			parts[i] = join([]string{parts[i], atLeast(iv.hi + 1)}, "EXCEPT")
+		switch {
+		case iv.lo == 0 && iv.hi == inf:
+			parts[i] = set{sql: nothing, not: true}
+		case iv.lo == 0:
+			parts[i] = set{sql: atLeast(iv.hi + 1), not: true}
+		case iv.hi == inf:
+			parts[i] = set{sql: atLeast(iv.lo)}
+		default:
+			parts[i] = set{sql: except(atLeast(iv.lo), []string{atLeast(iv.hi + 1)})}
 		}
 	}
-	return join(parts, "UNION"), true
+	return orSets(parts), true
 }
 
 func (b *builder) issuedFrom(f *IssuedFrom) string {
