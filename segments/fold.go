@@ -119,6 +119,11 @@ func (s *Service) foldOnce(ctx context.Context, limit int, first bool) (n int, m
 	if len(next) == 1 && next[0].After(from) {
 		upto = next[0]
 	}
+	// The aggregates of a batch hash hundreds of thousands of customers: in the default
+	// 4 MB they spill to disk.
+	if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '128MB'`); err != nil {
+		return 0, false, err
+	}
 	// Customers issued a code but never upserted get a row (and a number).
 	if _, err := tx.ExecContext(ctx, `
 		INSERT INTO customers (id)
