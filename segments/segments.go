@@ -121,7 +121,12 @@ func (s *Service) Count(ctx context.Context, f *Filter) (Count, error) {
 	if err != nil {
 		return Count{}, err
 	}
-	return q.count(ctx, s.db)
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return Count{}, err
+	}
+	defer tx.Rollback()
+	return q.count(ctx, tx)
 }
 
 func (q *Query) count(ctx context.Context, db sqlx.QueryerContext) (Count, error) {
@@ -145,7 +150,7 @@ func (s *Service) Page(ctx context.Context, f *Filter, cursor string, limit int)
 	if err != nil {
 		return nil, err
 	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	tx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +198,7 @@ func (s *Service) Stream(ctx context.Context, f *Filter, start func(Count) error
 	if err != nil {
 		return err
 	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	tx, err := s.readTx(ctx)
 	if err != nil {
 		return err
 	}
@@ -220,6 +225,21 @@ func (s *Service) Stream(ctx context.Context, f *Filter, start func(Count) error
 		}
 	}
 	return rows.Err()
+}
+
+// readTx begins the read-only snapshot an answer is read from (its count and ids agree),
+// with room to hash and sort a few hundred thousand customers in memory: in the default
+// 4 MB work_mem a union of 600,000 spills to disk and takes twice as long.
+func (s *Service) readTx(ctx context.Context) (*sqlx.Tx, error) {
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
 }
 
 // resolve fills in the ids of the groups f names (one query for the whole tree); a
