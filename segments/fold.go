@@ -101,10 +101,8 @@ func (s *Service) foldOnce(ctx context.Context, limit int, first bool) (n int, m
 	// it folds everything at once, one aggregate over the history, which is many times
 	// faster than upserting batch after batch and leaves each group's rows together.
 	upto := horizon
-	if from.Year() <= 1900 {
-		if !first {
-			return 0, false, nil // a query does not wait minutes for the first fold
-		}
+	initial := from.Year() <= 1900
+	if initial && first {
 		limit = 0
 	}
 	var next []time.Time
@@ -115,6 +113,9 @@ func (s *Service) foldOnce(ctx context.Context, limit int, first bool) (n int, m
 		if err != nil {
 			return 0, false, fmt.Errorf("segment fold: %w", err)
 		}
+	}
+	if len(next) == 1 && initial {
+		return 0, false, nil // a query does not fold a long history the first time: Fold does, at once
 	}
 	if len(next) == 1 && next[0].After(from) {
 		upto = next[0]
