@@ -17,6 +17,7 @@ import (
 	"github.com/lib/pq"
 
 	"promopool/mailer"
+	"promopool/metrics"
 )
 
 // alertColumns reads an Alert with its group's name (alias a for alerts, g for groups).
@@ -126,6 +127,7 @@ func (c *Checker) deliverOne(ctx context.Context, now time.Time, a *Alert, d Del
 		err = fmt.Errorf("%w: unknown channel %q", errDefinitive, d.Channel)
 	}
 	if err == nil {
+		metrics.AlertsSent.WithLabelValues(a.Level, d.Channel).Inc()
 		_, err := c.db.ExecContext(ctx, `
 			UPDATE alert_deliveries SET status = 'sent', sent_at = $4, leased_until = NULL, last_error = ''
 			WHERE alert_id = $1 AND channel = $2 AND target = $3`, d.AlertID, d.Channel, d.Target, now)
