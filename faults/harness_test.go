@@ -144,8 +144,12 @@ func newHarness(t *testing.T, env ...string) *harness {
 	t.Cleanup(h.hook.srv.Close)
 	h.env = append(h.db.Env(), "REDIS_URL="+redisURL(), "API_KEYS=faults:"+h.key,
 		"MAILER_URL="+h.hook.srv.URL+"/send?concurrency=8&backoff=50ms", "WORKER_CONCURRENCY=8",
-		"MAILING_BATCH_SIZE=100", "MAILING_LEASE=3s", "RECONCILE_INTERVAL=300ms", "REENQUEUE_AFTER=2s",
-		"RESERVATION_TIMEOUT=2s", "MAX_UPLOAD_BYTES=16777216", "LOG_LEVEL=debug", "DATABASE_MAX_CONNS=12")
+		"MAILING_BATCH_SIZE=100", "RECONCILE_INTERVAL=300ms", "MAX_UPLOAD_BYTES=16777216", "LOG_LEVEL=debug", "DATABASE_MAX_CONNS=12")
+	if long {
+		h.env = append(h.env, "MAILING_LEASE=2m", "REENQUEUE_AFTER=10s", "RESERVATION_TIMEOUT=10s")
+	} else {
+		h.env = append(h.env, "MAILING_LEASE=2s", "REENQUEUE_AFTER=1s", "RESERVATION_TIMEOUT=1500ms")
+	}
 	h.env = append(h.env, env...)
 	t.Cleanup(func() {
 		h.mu.Lock()

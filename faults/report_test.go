@@ -81,7 +81,9 @@ func (c *checks) check(name string, ok bool, format string, args ...any) {
 	c.t.Errorf("%s: invariant %q broken: %s", c.fault, name, fmt.Sprintf(format, args...))
 }
 
-func (c *checks) note(format string, args ...any) { c.notes = append(c.notes, fmt.Sprintf(format, args...)) }
+func (c *checks) note(format string, args ...any) {
+	c.notes = append(c.notes, fmt.Sprintf(format, args...))
+}
 
 // done adds the row; call it with defer right after newChecks so a failing scenario is
 // reported too.

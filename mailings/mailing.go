@@ -23,8 +23,8 @@ import (
 
 	"promopool/groups"
 	"promopool/macros"
-	"promopool/segments"
 	"promopool/mailer"
+	"promopool/segments"
 )
 
 // Mailing statuses.
@@ -86,6 +86,14 @@ type BatchRef struct {
 // Enqueuer puts batch tasks on the queue.
 type Enqueuer interface {
 	EnqueueBatches(ctx context.Context, refs []BatchRef) error
+}
+
+// QueueChecker is an Enqueuer that can tell which batches' tasks still wait in the
+// queue (pending or scheduled). Reconcile leaves those alone: a batch waiting behind a
+// long queue (a slow transport, a large mailing) is not lost, and enqueuing it again
+// every ReenqueueAfter would fill the queue with duplicates.
+type QueueChecker interface {
+	Waiting(ctx context.Context, refs []BatchRef) ([]bool, error)
 }
 
 // Alerter is told at once when a mailing pauses because a group ran out of codes.

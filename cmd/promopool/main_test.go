@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"promopool/internal/testdb"
 	"promopool/migrations"
@@ -111,6 +112,7 @@ func TestConfigValidation(t *testing.T) {
 		{"LOG_FORMAT", "xml", "LOG_FORMAT"},
 		{"LOG_LEVEL", "loud", "LOG_LEVEL"},
 		{"REDIS_URL", "localhost:6379", "REDIS_URL"},
+		{"WORKER_SHUTDOWN_TIMEOUT", "soon", "WORKER_SHUTDOWN_TIMEOUT"},
 	} {
 		_, err := loadConfig(func(k string) string {
 			if k == tc.name {
@@ -123,7 +125,7 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 	c, err := loadConfig(func(string) string { return "" })
-	if err != nil || c.HTTPAddr != "127.0.0.1:8080" || c.MaxUploadBytes != 1<<30 {
+	if err != nil || c.HTTPAddr != "127.0.0.1:8080" || c.MaxUploadBytes != 1<<30 || c.WorkerShutdownTimeout != 30*time.Second || c.MetricsAddr != "" {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 }

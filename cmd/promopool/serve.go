@@ -19,8 +19,8 @@ import (
 	"promopool/groups"
 	"promopool/mailer"
 	"promopool/mailings"
-	"promopool/segments"
 	"promopool/metrics"
+	"promopool/segments"
 	"promopool/worker"
 )
 
@@ -128,7 +128,16 @@ func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.
 	}
 	return mailings.New(mailings.Config{BatchSize: m.cfg.MailingBatchSize, Lease: m.cfg.MailingLease,
 		ReenqueueAfter: m.cfg.ReenqueueAfter, ReservationTimeout: m.cfg.ReservationTimeout, Segments: m.segments(db)},
-		db, store, worker.Enqueuer{Client: client}, sender, alerter, m.log), nil
+		db, store, worker.Enqueuer{Client: client, Inspector: m.asynqInspector()}, sender, alerter, m.log), nil
+}
+
+// asynqInspector lets the reconciler see which batches still wait in the queue. The
+// Redis URL was parsed already by asynqClient.
+func (m *Main) asynqInspector() *asynq.Inspector {
+	opt, _ := asynq.ParseRedisURI(m.cfg.RedisURL)
+	insp := asynq.NewInspector(opt)
+	m.closer = append(m.closer, func() { insp.Close() })
+	return insp
 }
 
 // worker runs the Asynq task handlers (mailing batches) with the transport of

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -125,13 +126,36 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
 	var logs bytes.Buffer
+	env = append(env, "METRICS_ADDR="+metricsAddr)
 	w := startWorker(&logs)
+	env = env[:len(env)-1]
 	if _, err := svc.Start(ctx, ml.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 60*time.Second, func() bool { d, _ := received(); return d >= n/4 })
 	atTerm, _ := received()
+	// The worker's /metrics on METRICS_ADDR: its task latencies and messages, no code.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("METRICS_ADDR: %v", err)
+	}
+	scraped, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`promopool_task_duration_seconds_count{result="ok",type="mailing:batch"}`, `promopool_mailing_messages_total{status="sent"}`, "process_resident_memory_bytes"} {
+		if !strings.Contains(string(scraped), want) {
+			t.Errorf("worker /metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(string(scraped), "TERM-") {
+		t.Errorf("worker /metrics shows a code")
+	}
 	start := time.Now()
 	w.Process.Signal(syscall.SIGTERM)
 	if err := w.Wait(); err != nil {
