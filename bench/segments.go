@@ -241,9 +241,19 @@ func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg Se
 			if err != nil {
 				return err
 			}
-			sql, args := q.SQL()
+			_, args := q.SQL()
 			var lines []string
-			if err := db.SelectContext(ctx, &lines, `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT count(*) FROM (`+sql+`) s`, args...); err != nil {
+			tx, err := db.BeginTxx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			// As the service reads answers (segments.Service.readTx).
+			_, err = tx.ExecContext(ctx, `SET LOCAL work_mem = '64MB'`)
+			if err == nil {
+				err = tx.SelectContext(ctx, &lines, `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) `+q.CountSQL(), args...)
+			}
+			tx.Rollback()
+			if err != nil {
 				return err
 			}
 			t.Plan = strings.Join(lines, "\n")

@@ -3,65 +3,88 @@ package segments
 // Query shapes and their plans
 //
 // Every filter compiles to one statement over customer numbers (cust). The main shapes,
-// with EXPLAIN (ANALYZE, COSTS OFF) at 1,000,000 customers and 10,000,000 issues over 50
-// groups and a year (`promopool bench segments -explain`, PostgreSQL 15, Debian's default
-// settings, on the 2-core machine of ../shared/PERFORMANCE.md):
+// with EXPLAIN (ANALYZE, COSTS OFF) of the count at 1,000,000 customers and 10,000,000
+// issues over 50 groups and a year (`promopool bench segments -explain`; PostgreSQL 15
+// with Debian's defaults, work_mem 64 MB set by the service; abridged: buffers, worker
+// counts and memory lines left out). The timings are in the README (Measured).
 //
-// 1. "At least 3 initial issues in the last 30 days": recent_initial[3] >= now − 30 days,
-//    one range of the expression index; no history row is read.
+// 1. "At least 3 initial issues in the last 30 days" is recent_initial[3] >= now − 30 days:
+//    one range of an expression index, no history row read. 55,555 customers:
 //
-//	Aggregate
-//	  ->  Bitmap Heap Scan on segment_customers
-//	        Recheck Cond: (recent_initial[3] >= '…'::timestamptz)
-//	        ->  Bitmap Index Scan on segment_customers_recent3
-//	              Index Cond: (recent_initial[3] >= '…'::timestamptz)
+//	Aggregate (actual time=13.161..13.162 rows=1 loops=1)
+//	  ->  Bitmap Heap Scan on segment_customers (actual time=2.967..11.071 rows=55555 loops=1)
+//	        Recheck Cond: (recent_initial[3] >= '2026-10-31 20:22:02+00'::timestamptz)
+//	        ->  Bitmap Index Scan on segment_customers_recent3 (actual time=2.007..2.008 rows=55555 loops=1)
+//	              Index Cond: (recent_initial[3] >= '2026-10-31 20:22:02+00'::timestamptz)
+//	Execution Time: 13.173 ms
 //
-// 2. "Issued from A and not from B": an anti-join of two groups' rows, both read in
-//    customer order from the covering partial index segment_groups_initial, so no heap
-//    page is touched once the visibility map is set.
+// 2. "Issued from A and not from B": an anti-join of the two groups' rows, both read by
+//    index-only scans of the covering partial index segment_groups_initial (no heap page
+//    once the visibility map is set). 290,209 and 252,891 rows in, 199,018 out:
 //
-//	Aggregate
-//	  ->  Merge Anti Join (or Hash Anti Join)
-//	        Merge Cond: (segment_groups.cust = segment_groups_1.cust)
-//	        ->  Index Only Scan using segment_groups_initial on segment_groups
-//	              Index Cond: (group_id = ANY ('{A}'))
-//	        ->  Index Only Scan using segment_groups_initial on segment_groups segment_groups_1
-//	              Index Cond: (group_id = ANY ('{B}'))
+//	Finalize Aggregate (actual time=102.171..104.557 rows=1 loops=1)
+//	  ->  Gather
+//	        ->  Partial Aggregate
+//	              ->  Parallel Hash Anti Join (actual time=37.702..87.757 rows=66339 loops=3)
+//	                    Hash Cond: (segment_groups.cust = segment_groups_1.cust)
+//	                    ->  Parallel Index Only Scan using segment_groups_initial on segment_groups
+//	                          Index Cond: (group_id = ANY ('{2}'::bigint[]))
+//	                    ->  Parallel Hash
+//	                          ->  Parallel Index Only Scan using segment_groups_initial on segment_groups segment_groups_1
+//	                                Index Cond: (group_id = ANY ('{3}'::bigint[]))
+//	Execution Time: 104.580 ms
 //
 // 3. "(Between 2 and 5 codes) or issued from any of three groups": a UNION of a range of
-//    segment_customers_initial (n_initial, cust) and the three groups' rows, deduplicated
-//    by hashing.
+//    segment_customers_initial (n_initial, cust) and the three groups' rows. Both inputs
+//    are index-only, but deduplicating 690,000 rows into 621,769 customers is the cost
+//    (the slowest of the shapes; see the README):
 //
-//	Aggregate
-//	  ->  HashAggregate (Group Key: cust)
-//	        ->  Append
+//	Aggregate (actual time=920.968..920.973 rows=1 loops=1)
+//	  ->  HashAggregate (actual time=792.849..893.806 rows=621769 loops=1)
+//	        Group Key: segment_customers.cust
+//	        ->  Append (actual time=0.025..437.516 rows=687910 loops=1)
 //	              ->  Index Only Scan using segment_customers_initial on segment_customers
 //	                    Index Cond: ((n_initial >= 2) AND (n_initial <= 5))
 //	              ->  HashAggregate (Group Key: segment_groups.cust)
 //	                    ->  Index Only Scan using segment_groups_initial on segment_groups
-//	                          Index Cond: (group_id = ANY ('{…}'))
+//	                          Index Cond: (group_id = ANY ('{11,21,31}'::bigint[]))
+//	Execution Time: 979.251 ms   (on a loaded machine; 496 ms median when quiet)
 //
 // 4. "Never issued a code" (= 0), and any NOT at the top: the complement stays symbolic,
-//    so the count is |customers| − |customers with a code|, two index-only counts, and
-//    the list is an anti-join of customers against the set.
+//    so the count is |customers| − |customers with a code| (two counts, no join), and the
+//    list is an anti-join of customers against the set:
 //
 //	Result
-//	  InitPlan 1: Aggregate -> Index Only Scan using customers_num on customers
-//	  InitPlan 2: Aggregate -> Index Only Scan using segment_customers_initial on segment_customers
-//	                             Filter: (NOT (n_initial = 0))
+//	  InitPlan 1 (returns $1)
+//	    ->  Finalize Aggregate -> Gather -> Partial Aggregate
+//	          ->  Parallel Seq Scan on customers
+//	  InitPlan 2 (returns $3)
+//	    ->  Finalize Aggregate -> Gather -> Partial Aggregate
+//	          ->  Parallel Seq Scan on segment_customers
+//	                Filter: (n_initial <> 0)
 //
-// 5. Windows the summaries cannot answer (a bounded window, a count per group within a
+// 5. "From all of G03 and G04 in the last 90 days": since-only windows over groups read
+//    the latest issue time kept per (group, customer), from the same covering index:
+//
+//	Aggregate (actual time=94.585..94.587 rows=1 loops=1)
+//	  ->  HashAggregate (Group Key: segment_groups.cust)  Filter: (count(*) = '2'::bigint)
+//	        ->  Index Only Scan using segment_groups_initial on segment_groups
+//	              Index Cond: (group_id = ANY ('{4,5}'::bigint[]))
+//	              Filter: (last_initial_at >= '2026-09-01 20:23:49+00'::timestamptz)
+//	Execution Time: 94.759 ms
+//
+// 6. Windows the summaries cannot answer (a bounded window, a count per group within a
 //    window, kind "all" within a window, more than five issues in a window) read the
-//    history's rows of the window only, by the issued_at index, without the heap:
+//    window's rows of the history only, index-only by issues_issued_at; their cost grows
+//    with the window (here a quarter: 930,000 index entries), not with the history. The
+//    join to customers (text id to number) is hashed:
 //
-//	HashAggregate (Group Key: c.num)  Filter: (count(*) >= 2)
-//	  ->  Hash Join (Hash Cond: (i.customer_id = c.id))
-//	        ->  Index Only Scan using issues_issued_at on issues i
-//	              Index Cond: ((issued_at < as_of) AND (issued_at >= from) AND (issued_at < to))
-//	              Filter: ((group_id = ANY ('{…}')) AND (kind = 'initial'))
-//	        ->  Hash -> Seq Scan on customers c
-//
-//    Their cost grows with the window's issues (a quarter of a 10M history: ~2.5M index
-//    entries), not with the history.
-//
-// The measured times of these shapes are in the README (Measured).
+//	Aggregate
+//	  ->  Finalize HashAggregate (Group Key: c.num)  Filter: (count(*) >= '2'::bigint)
+//	        ->  Gather -> Partial HashAggregate
+//	              ->  Parallel Hash Join (Hash Cond: (i.customer_id = c.id))
+//	                    ->  Parallel Index Only Scan using issues_issued_at on issues i
+//	                          Index Cond: ((issued_at < as_of) AND (issued_at < to) AND (issued_at >= from))
+//	                          Filter: ((group_id = ANY ('{6}'::bigint[])) AND (kind = 'initial'::text))
+//	                    ->  Parallel Hash -> Parallel Seq Scan on customers c
+//	Execution Time: 395.005 ms

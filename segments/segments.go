@@ -115,6 +115,9 @@ func (s *Service) Prepare(ctx context.Context, f *Filter) (*Query, error) {
 // for callers that join it into their own statement (mailing audiences).
 func (q *Query) SQL() (string, []any) { return q.sql, q.args }
 
+// CountSQL returns the query's SELECT of the answer's size (the same arguments).
+func (q *Query) CountSQL() string { return q.countSQL }
+
 // Count returns how many customers match f.
 func (s *Service) Count(ctx context.Context, f *Filter) (Count, error) {
 	q, err := s.Prepare(ctx, f)
