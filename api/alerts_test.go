@@ -1,41 +1,32 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"promopool/alerts"
 	"promopool/api"
-	"promopool/auth"
 	"promopool/groups"
 	"promopool/internal/testdb"
 )
 
 func TestAlertsOverHTTP(t *testing.T) {
-	db := testdb.New(t)
-	keys, err := auth.NewKeys(db.DB, "tests:"+staticKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := groups.NewStore(db.DB, groups.Config{})
-	checker, err := alerts.New(alerts.Config{}, db.DB, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := api.New(api.Config{}, store, keys, log, nil).WithAlerts(checker)
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	c := &client{t: t, srv: srv, db: db, key: staticKey, log: &bytes.Buffer{}}
+	var checker *alerts.Checker
+	c := newClient(t, api.Config{}, func(s *api.Server, db *testdb.DB) {
+		var err error
+		if checker, err = alerts.New(alerts.Config{}, db.DB, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+			t.Fatal(err)
+		}
+		s.WithAlerts(checker)
+	})
+	store := groups.NewStore(c.db.DB, groups.Config{})
 
 	status, g := c.json("POST", "/v1/groups", `{"name":"Spring"}`)
 	if status != 201 {

@@ -28,7 +28,9 @@ type client struct {
 	log *bytes.Buffer
 }
 
-func newClient(t *testing.T, cfg api.Config) *client {
+// newClient serves the API over a fresh schema; wire adds optional route sets
+// (WithAlerts, WithSegments…) before the server starts.
+func newClient(t *testing.T, cfg api.Config, wire ...func(s *api.Server, db *testdb.DB)) *client {
 	t.Helper()
 	db := testdb.New(t)
 	keys, err := auth.NewKeys(db.DB, "tests:"+staticKey)
@@ -38,6 +40,9 @@ func newClient(t *testing.T, cfg api.Config) *client {
 	logs := &bytes.Buffer{}
 	s := api.New(cfg, groups.NewStore(db.DB, groups.Config{}), keys, slog.New(slog.NewTextHandler(logs, nil)),
 		map[string]api.Pinger{"postgres": api.PingFunc(db.PingContext)})
+	for _, w := range wire {
+		w(s, db)
+	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return &client{t: t, srv: srv, db: db, key: staticKey, log: logs}

@@ -8,31 +8,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"promopool/api"
-	"promopool/auth"
 	"promopool/groups"
 	"promopool/internal/testdb"
 	"promopool/segments"
 )
 
 func TestSegmentsOverHTTP(t *testing.T) {
-	db := testdb.New(t)
-	keys, err := auth.NewKeys(db.DB, "tests:"+staticKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := newClient(t, api.Config{}, func(s *api.Server, db *testdb.DB) {
+		s.WithSegments(segments.New(db.DB, segments.Config{}))
+	})
+	db, srv := c.db, c.srv
 	store := groups.NewStore(db.DB, groups.Config{})
-	s := api.New(api.Config{}, store, keys, log, nil).WithSegments(segments.New(db.DB, segments.Config{}))
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	c := &client{t: t, srv: srv, db: db, key: staticKey, log: &bytes.Buffer{}}
 
 	ctx := context.Background()
 	name := "Spring"

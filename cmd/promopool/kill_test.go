@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,33 @@ import (
 	"promopool/mailings"
 )
 
+// workerTestSetup builds the binary for tests that run worker processes and returns it
+// with a flushed Redis DB for them: DB 14 on the server of TEST_REDIS_URL, not the DB the
+// in-process tests use.
+func workerTestSetup(t *testing.T) (bin, redisURL string) {
+	t.Helper()
+	bin = filepath.Join(t.TempDir(), "promopool")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	u, err := url.Parse(testdb.RedisURL())
+	if err != nil {
+		t.Fatalf("TEST_REDIS_URL: %v", err)
+	}
+	u.Path = "/14"
+	redisURL = u.String()
+	ropt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatalf("TEST_REDIS_URL: %v", err)
+	}
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("test Redis: %v", err)
+	}
+	return bin, redisURL
+}
+
 // TestWorkerKilledMidMailing runs real `promopool worker` processes, SIGKILLs them in the
 // middle of a mailing, starts new ones, and checks in SQL that every recipient got
 // exactly one code, none was issued twice, and every recipient reached a final state.
@@ -29,17 +57,7 @@ func TestWorkerKilledMidMailing(t *testing.T) {
 	}
 	db := testdb.New(t)
 	ctx := context.Background()
-	bin := filepath.Join(t.TempDir(), "promopool")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	redisURL := strings.TrimSuffix(testdb.RedisURL(), "/15") + "/14"
-	ropt, _ := redis.ParseURL(redisURL)
-	rdb := redis.NewClient(ropt)
-	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("test Redis: %v", err)
-	}
+	bin, redisURL := workerTestSetup(t)
 	outbox := t.TempDir()
 	env := append(db.Env(), "REDIS_URL="+redisURL, "MAILER_URL=file://"+outbox, "WORKER_CONCURRENCY=8",
 		"MAILING_LEASE=2s", "RECONCILE_INTERVAL=500ms", "REENQUEUE_AFTER=1s", "RESERVATION_TIMEOUT=2s", "LOG_LEVEL=warn")

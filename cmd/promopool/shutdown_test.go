@@ -12,14 +12,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"promopool/groups"
 	"promopool/internal/testdb"
@@ -37,17 +34,7 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 	}
 	db := testdb.New(t)
 	ctx := context.Background()
-	bin := filepath.Join(t.TempDir(), "promopool")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	redisURL := strings.TrimSuffix(testdb.RedisURL(), "/15") + "/14"
-	ropt, _ := redis.ParseURL(redisURL)
-	rdb := redis.NewClient(ropt)
-	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("test Redis: %v", err)
-	}
+	bin, redisURL := workerTestSetup(t)
 
 	var mu sync.Mutex
 	got := map[string]int{} // Idempotency-Key → deliveries
