@@ -1,7 +1,6 @@
 package alerts_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,6 +22,8 @@ import (
 	"promopool/internal/testdb"
 	"promopool/mailer"
 	"promopool/mailings"
+
+	"promopool/internal/syncbuf"
 )
 
 // env is one test's database, SMTP server and webhook receiver.
@@ -67,22 +68,7 @@ func (e *env) checker(t *testing.T, db *sqlx.DB) *alerts.Checker {
 	return c
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // hook is a webhook receiver that counts hits per path and fails the paths told to.
 type hook struct {

@@ -48,6 +48,27 @@ func workerTestSetup(t *testing.T) (bin, redisURL string) {
 	return bin, redisURL
 }
 
+// testMain is a Main configured by env alone (as a process started with it would be),
+// closed when the test ends.
+func testMain(t *testing.T, env []string) *Main {
+	t.Helper()
+	m := &Main{Getenv: func(k string) string {
+		for _, kv := range env {
+			if key, v, _ := strings.Cut(kv, "="); key == k {
+				return v
+			}
+		}
+		return ""
+	}, Stdout: io.Discard, Stderr: io.Discard}
+	var err error
+	if m.cfg, err = loadConfig(m.Getenv); err != nil {
+		t.Fatal(err)
+	}
+	m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	t.Cleanup(m.Close)
+	return m
+}
+
 // TestWorkerKilledMidMailing runs real `promopool worker` processes, SIGKILLs them in the
 // middle of a mailing, starts new ones, and checks in SQL that every recipient got
 // exactly one code, none was issued twice, and every recipient reached a final state.
@@ -89,19 +110,7 @@ func TestWorkerKilledMidMailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Enqueue through a Main wired like `promopool web`, on the same Redis.
-	m := &Main{Getenv: func(k string) string {
-		for _, kv := range env {
-			if key, v, _ := strings.Cut(kv, "="); key == k {
-				return v
-			}
-		}
-		return ""
-	}, Stdout: io.Discard, Stderr: io.Discard}
-	if m.cfg, err = loadConfig(m.Getenv); err != nil {
-		t.Fatal(err)
-	}
-	m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	defer m.Close()
+	m := testMain(t, env)
 	svc, err := m.mailingService(db.DB, store, nil)
 	if err != nil {
 		t.Fatal(err)

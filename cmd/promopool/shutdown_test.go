@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -87,19 +86,7 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 	if _, err := store.Load(ctx, groups.UploadRequest{GroupID: g.ID, Format: groups.FormatPlain, Source: "cli", Actor: "t"}, strings.NewReader(codes.String())); err != nil {
 		t.Fatal(err)
 	}
-	m := &Main{Getenv: func(k string) string {
-		for _, kv := range env {
-			if key, v, _ := strings.Cut(kv, "="); key == k {
-				return v
-			}
-		}
-		return ""
-	}, Stdout: io.Discard, Stderr: io.Discard}
-	if m.cfg, err = loadConfig(m.Getenv); err != nil {
-		t.Fatal(err)
-	}
-	m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	defer m.Close()
+	m := testMain(t, env)
 	svc, err := m.mailingService(db.DB, store, nil)
 	if err != nil {
 		t.Fatal(err)
