@@ -289,29 +289,27 @@ func (s *Service) resolve(ctx context.Context, f *Filter) error {
 			names = append(names, strings.ToLower(strings.TrimSpace(r.g.Name)))
 		}
 	}
-	var found []int64
-	if err := s.db.SelectContext(ctx, &found, `SELECT id FROM groups WHERE id = ANY ($1)`, pq.Array(ids)); err != nil {
+	// One round trip: the ids that exist (name ''), and per name the live group of that
+	// name, else the latest archived one.
+	var rows []struct {
+		ID   int64  `db:"id"`
+		Name string `db:"name"`
+	}
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT id, '' AS name FROM groups WHERE id = ANY ($1)
+		UNION ALL
+		(SELECT DISTINCT ON (lower(name)) id, lower(name) FROM groups WHERE lower(name) = ANY ($2)
+		 ORDER BY lower(name), archived_at IS NOT NULL, archived_at DESC)`, pq.Array(ids), pq.Array(names))
+	if err != nil {
 		return fmt.Errorf("resolving groups: %w", err)
 	}
 	byID := map[int64]bool{}
 	byName := map[string]int64{}
-	for _, id := range found {
-		byID[id] = true
-	}
-	// The name lookup: live group first, then the latest archived.
-	var named []struct {
-		ID   int64  `db:"id"`
-		Name string `db:"name"`
-	}
-	if len(names) > 0 {
-		err := s.db.SelectContext(ctx, &named, `
-			SELECT DISTINCT ON (lower(name)) id, lower(name) AS name FROM groups WHERE lower(name) = ANY ($1)
-			ORDER BY lower(name), archived_at IS NOT NULL, archived_at DESC`, pq.Array(names))
-		if err != nil {
-			return fmt.Errorf("resolving groups: %w", err)
-		}
-		for _, n := range named {
-			byName[n.Name] = n.ID
+	for _, r := range rows {
+		if r.Name == "" {
+			byID[r.ID] = true
+		} else {
+			byName[r.Name] = r.ID
 		}
 	}
 	for _, r := range refs {
