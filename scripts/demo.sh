@@ -75,5 +75,9 @@ echo "mailing $MAILING: $(echo "$STATE" | sed -n 's/.*"status":"\([a-z]*\)".*/\1
 echo "$STATE" | sed -n 's/.*"progress":\({[^}]*}[^}]*}\).*/progress: \1/p'
 echo "== group after the mailing"
 api "$BASE/v1/groups/$GROUP"; echo
+echo "== segment: customers issued a code from the group (the worker folds issues in every 5 s)"
+sleep 6
+api -X POST -H 'Content-Type: application/json' \
+  -d "{\"filter\":{\"issued_from\":{\"groups\":[$GROUP]}}}" "$BASE/v1/segments/count"; echo
 echo "== one delivered message ($(ls "$OUTBOX" | wc -l) files in $OUTBOX)"
 cat "$OUTBOX/$(ls "$OUTBOX" | head -1)"
