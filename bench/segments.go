@@ -241,7 +241,7 @@ func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg Se
 			if err != nil {
 				return err
 			}
-			_, args := q.SQL()
+			countSQL, args := q.CountSQL()
 			var lines []string
 			tx, err := db.BeginTxx(ctx, nil)
 			if err != nil {
@@ -250,7 +250,7 @@ func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg Se
 			// As the service reads answers (segments.Service.readTx).
 			_, err = tx.ExecContext(ctx, `SET LOCAL work_mem = '64MB'`)
 			if err == nil {
-				err = tx.SelectContext(ctx, &lines, `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) `+q.CountSQL(), args...)
+				err = tx.SelectContext(ctx, &lines, `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) `+countSQL, args...)
 			}
 			tx.Rollback()
 			if err != nil {

@@ -59,12 +59,14 @@ CREATE INDEX segment_groups_initial ON segment_groups (group_id, cust) INCLUDE (
 
 -- Per customer over all groups, with the times of the five latest initial issues, newest
 -- first: "at least k initial issues since T" (k ≤ 5) is recent_initial[k] >= T, one index
--- range scan.
+-- range scan; and the groups it was issued a code from (sorted), so that ORs and ANDs of
+-- per-customer conditions are one pass over this table.
 CREATE TABLE segment_customers (
     cust            bigint        PRIMARY KEY,
     n_initial       integer       NOT NULL,
     n_all           integer       NOT NULL,
-    recent_initial  timestamptz[] NOT NULL DEFAULT '{}'
+    recent_initial  timestamptz[] NOT NULL DEFAULT '{}',
+    groups_initial  bigint[]      NOT NULL DEFAULT '{}'
 );
 CREATE INDEX segment_customers_initial ON segment_customers (n_initial, cust);
 CREATE INDEX segment_customers_all ON segment_customers (n_all, cust);
@@ -87,10 +89,11 @@ LANGUAGE sql AS $$
     FROM customers c JOIN issues i ON i.customer_id = c.id
     WHERE c.num = ANY (custs) AND i.issued_at < upto AND i.released_at IS NULL
     GROUP BY i.group_id, c.num;
-    INSERT INTO segment_customers (cust, n_initial, n_all, recent_initial)
+    INSERT INTO segment_customers (cust, n_initial, n_all, recent_initial, groups_initial)
     SELECT c.num, count(*) FILTER (WHERE i.kind = 'initial'), count(*),
            coalesce((array_agg(i.issued_at ORDER BY i.issued_at DESC)
-                     FILTER (WHERE i.kind = 'initial'))[1:5], '{}')
+                     FILTER (WHERE i.kind = 'initial'))[1:5], '{}'),
+           coalesce(array_agg(DISTINCT i.group_id ORDER BY i.group_id) FILTER (WHERE i.kind = 'initial'), '{}')
     FROM customers c JOIN issues i ON i.customer_id = c.id
     WHERE c.num = ANY (custs) AND i.issued_at < upto AND i.released_at IS NULL
     GROUP BY c.num;

@@ -61,14 +61,17 @@ WITH new AS MATERIALIZED (
         last_at = greatest(s.last_at, excluded.last_at)
     RETURNING 1
 ), c AS (
-INSERT INTO segment_customers AS s (cust, n_initial, n_all, recent_initial)
+INSERT INTO segment_customers AS s (cust, n_initial, n_all, recent_initial, groups_initial)
 SELECT cust, count(*) FILTER (WHERE kind = 'initial'), count(*),
-       coalesce((array_agg(issued_at ORDER BY issued_at DESC) FILTER (WHERE kind = 'initial'))[1:5], '{}')
+       coalesce((array_agg(issued_at ORDER BY issued_at DESC) FILTER (WHERE kind = 'initial'))[1:5], '{}'),
+       coalesce(array_agg(DISTINCT group_id ORDER BY group_id) FILTER (WHERE kind = 'initial'), '{}')
 FROM new GROUP BY cust
 ON CONFLICT (cust) DO UPDATE SET
     n_initial = s.n_initial + excluded.n_initial,
     n_all = s.n_all + excluded.n_all,
-    recent_initial = (excluded.recent_initial || s.recent_initial)[1:5]
+    recent_initial = (excluded.recent_initial || s.recent_initial)[1:5],
+    groups_initial = CASE WHEN excluded.groups_initial <@ s.groups_initial THEN s.groups_initial
+        ELSE ARRAY(SELECT DISTINCT g FROM unnest(s.groups_initial || excluded.groups_initial) g ORDER BY g) END
 RETURNING 1
 )
 SELECT count(*) FROM new`

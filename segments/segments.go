@@ -78,10 +78,11 @@ type Page struct {
 
 // Query is a checked, compiled filter.
 type Query struct {
-	sql      string // SELECT cust of the answer
-	countSQL string // SELECT of its size
-	args     []any
-	asOf     time.Time
+	sql       string // SELECT cust of the answer
+	args      []any
+	countSQL  string // SELECT of its size
+	countArgs []any
+	asOf      time.Time
 }
 
 // Check validates f and resolves its groups (by id or name, archived ones included), so
@@ -108,15 +109,18 @@ func (s *Service) Prepare(ctx context.Context, f *Filter) (*Query, error) {
 	}
 	b := &builder{now: s.cfg.Now(), asOf: asOf}
 	set := b.node(f)
-	return &Query{sql: set.materialize(), countSQL: set.count(), args: b.args, asOf: asOf}, nil
+	q := &Query{asOf: asOf}
+	q.sql, q.args = compact(set.materialize(), b.args)
+	q.countSQL, q.countArgs = compact(set.count(), b.args)
+	return q, nil
 }
 
 // SQL returns the query's SELECT of customer numbers (column cust) and its arguments,
 // for callers that join it into their own statement (mailing audiences).
 func (q *Query) SQL() (string, []any) { return q.sql, q.args }
 
-// CountSQL returns the query's SELECT of the answer's size (the same arguments).
-func (q *Query) CountSQL() string { return q.countSQL }
+// CountSQL returns the query's SELECT of the answer's size and its arguments.
+func (q *Query) CountSQL() (string, []any) { return q.countSQL, q.countArgs }
 
 // Count returns how many customers match f.
 func (s *Service) Count(ctx context.Context, f *Filter) (Count, error) {
@@ -134,7 +138,7 @@ func (s *Service) Count(ctx context.Context, f *Filter) (Count, error) {
 
 func (q *Query) count(ctx context.Context, db sqlx.QueryerContext) (Count, error) {
 	c := Count{AsOf: q.asOf}
-	err := sqlx.GetContext(ctx, db, &c.Count, q.countSQL, q.args...)
+	err := sqlx.GetContext(ctx, db, &c.Count, q.countSQL, q.countArgs...)
 	return c, err
 }
 

@@ -3,6 +3,8 @@ package segments
 import (
 	"fmt"
 	"math"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,9 +42,17 @@ func (b *builder) arg(v any) string {
 // but those. Keeping complements symbolic lets "never issued" or "not from B" be
 // counted as |customers| − |B| and joined as anti-joins, instead of materialising
 // nearly every customer.
+//
+// pred, when set, is a condition on segment_customers' columns that selects exactly the
+// set (for a complement: the set it is the complement of). An OR whose parts all have
+// one becomes a single scan of segment_customers — "between 2 and 5 codes OR from any of
+// three groups" reads each customer's row once (0.14 s) instead of deduplicating the
+// union of 690,000 rows (0.5–0.7 s). AND keeps its joins: an anti-join of two groups'
+// index entries beats the scan.
 type set struct {
-	sql string
-	not bool
+	sql  string
+	not  bool
+	pred string
 }
 
 // node compiles f. Group refs are resolved.
@@ -67,7 +77,7 @@ func (b *builder) node(f *Filter) set {
 	case f.Quantity != nil:
 		return b.quantity(f.Quantity)
 	default:
-		return set{sql: b.issuedFrom(f.IssuedFrom)}
+		return b.issuedFrom(f.IssuedFrom)
 	}
 }
 
@@ -81,10 +91,30 @@ func andSets(parts []set) set {
 	return set{sql: except(intersect(pos), neg)}
 }
 
+func allPreds(parts []set) bool {
+	for _, p := range parts {
+		if p.pred == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func predSet(pred string) set {
+	return set{sql: "SELECT cust FROM segment_customers WHERE " + pred, pred: pred}
+}
+
 // orSets: P1 ∪ P2 ∪ (U∖N1) ∪ (U∖N2) = U ∖ ((N1 ∩ N2) ∖ (P1 ∪ P2)).
 func orSets(parts []set) set {
 	pos, neg := split(parts)
 	if len(neg) == 0 {
+		if len(parts) > 1 && allPreds(parts) {
+			conds := make([]string, len(parts))
+			for i, p := range parts {
+				conds[i] = "(" + p.pred + ")"
+			}
+			return predSet(strings.Join(conds, " OR "))
+		}
 		return set{sql: union(pos)}
 	}
 	return set{sql: except(intersect(neg), pos), not: true}
@@ -236,7 +266,9 @@ func (b *builder) quantity(q *Quantity) set {
 			if q.Kind == "all" {
 				n = "n_all"
 			}
-			return b.counted("segment_customers", n, false, ivs)
+			s := b.counted("segment_customers", n, false, ivs)
+			s.pred = strings.TrimPrefix(s.sql, "SELECT cust FROM segment_customers WHERE ")
+			return s
 		}
 		n := "sum(n_initial)"
 		if q.Kind == "all" {
@@ -285,13 +317,14 @@ func (b *builder) recent(from time.Time, ivs []interval) (set, bool) {
 	return orSets(parts), true
 }
 
-func (b *builder) issuedFrom(f *IssuedFrom) string {
+func (b *builder) issuedFrom(f *IssuedFrom) set {
 	ids := distinct(f.Groups)
 	from, to := b.span(f.Window)
 	if to.IsZero() {
 		// The summaries: one row per (group, customer), with the latest issue times.
 		var where []string
-		where = append(where, "group_id = ANY ("+b.arg(pq.Array(ids))+")")
+		groups := b.arg(pq.Array(ids))
+		where = append(where, "group_id = ANY ("+groups+")")
 		at := "last_at"
 		if f.Kind == "initial" {
 			where = append(where, "n_initial > 0")
@@ -301,20 +334,51 @@ func (b *builder) issuedFrom(f *IssuedFrom) string {
 			where = append(where, at+" >= "+b.arg(from))
 		}
 		src := "segment_groups WHERE " + strings.Join(where, " AND ")
+		// Without a window, initial issues: the groups listed on the customer's row.
+		pred := ""
+		if from.IsZero() && f.Kind == "initial" {
+			op := " && "
+			if f.Match == "all" {
+				op = " @> "
+			}
+			pred = "groups_initial" + op + groups + "::bigint[]"
+		}
 		switch {
 		case f.Match == "all":
-			return "SELECT cust FROM " + src + " GROUP BY cust HAVING count(*) = " + b.arg(len(ids))
+			return set{sql: "SELECT cust FROM " + src + " GROUP BY cust HAVING count(*) = " + b.arg(len(ids)), pred: pred}
 		case len(ids) == 1:
-			return "SELECT cust FROM " + src
+			return set{sql: "SELECT cust FROM " + src, pred: pred}
 		default:
-			return "SELECT DISTINCT cust FROM " + src
+			return set{sql: "SELECT DISTINCT cust FROM " + src, pred: pred}
 		}
 	}
 	src := b.history(f.Groups, f.Kind, from, to)
 	if f.Match == "all" {
-		return "SELECT cust FROM " + src + " GROUP BY cust HAVING count(DISTINCT group_id) = " + b.arg(len(ids))
+		return set{sql: "SELECT cust FROM " + src + " GROUP BY cust HAVING count(DISTINCT group_id) = " + b.arg(len(ids))}
 	}
-	return "SELECT DISTINCT cust FROM " + src
+	return set{sql: "SELECT DISTINCT cust FROM " + src}
+}
+
+var placeholder = regexp.MustCompile(`\$[0-9]+`)
+
+// compact renumbers the placeholders sql uses as $1, $2… in order of first use and
+// returns the arguments they name: parts of a filter merged into one condition leave
+// some of the builder's arguments unused, and PostgreSQL refuses a statement that does
+// not use all of them.
+func compact(sql string, args []any) (string, []any) {
+	seen := map[string]string{}
+	var out []any
+	sql = placeholder.ReplaceAllStringFunc(sql, func(p string) string {
+		if q, ok := seen[p]; ok {
+			return q
+		}
+		n, _ := strconv.Atoi(p[1:])
+		out = append(out, args[n-1])
+		q := "$" + strconv.Itoa(len(out))
+		seen[p] = q
+		return q
+	})
+	return sql, out
 }
 
 // history is the issue rows (as cust, group_id) of a window, read by the issued_at index,
