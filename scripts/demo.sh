@@ -77,7 +77,9 @@ echo "== group after the mailing"
 api "$BASE/v1/groups/$GROUP"; echo
 echo "== segment: customers issued a code from the group (the worker folds issues in every 5 s)"
 sleep 6
-api -X POST -H 'Content-Type: application/json' \
-  -d "{\"filter\":{\"issued_from\":{\"groups\":[$GROUP]}}}" "$BASE/v1/segments/count"; echo
+SEGMENT=$(api -X POST -H 'Content-Type: application/json' \
+  -d "{\"filter\":{\"issued_from\":{\"groups\":[$GROUP]}}}" "$BASE/v1/segments/count")
+echo "$SEGMENT"
+case "$SEGMENT" in *'"count":'*) ;; *) echo "demo: the segment count failed" >&2; exit 1 ;; esac
 echo "== one delivered message ($(ls "$OUTBOX" | wc -l) files in $OUTBOX)"
 cat "$OUTBOX/$(ls "$OUTBOX" | head -1)"
