@@ -69,6 +69,42 @@ func testMain(t *testing.T, env []string) *Main {
 	return m
 }
 
+// draftMailing makes customers prefix1…prefixN, a group named group holding codes codes,
+// and a draft mailing from it to all of them, through the mailing service of m.
+func draftMailing(t *testing.T, db *testdb.DB, m *Main, group, prefix string, customers, codes, batch int) (*mailings.Service, *mailings.Mailing, *groups.Store, *groups.Group) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.Exec(`INSERT INTO customers (id, email) SELECT $2 || g, $2 || g || '@example.com' FROM generate_series(1, $1) g`, customers, prefix); err != nil {
+		t.Fatal(err)
+	}
+	store := groups.NewStore(db.DB, groups.Config{})
+	g, err := store.Create(ctx, "t", groups.Input{Name: &group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := 0; i < codes; i++ {
+		fmt.Fprintf(&b, "%s-%06d\n", strings.ToUpper(group), i)
+	}
+	if _, err := store.Load(ctx, groups.UploadRequest{GroupID: g.ID, Format: groups.FormatPlain, Source: "cli", Actor: "t"}, strings.NewReader(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := m.mailingService(db.DB, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, customers)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s%d", prefix, i+1)
+	}
+	ml, err := svc.Create(ctx, "t", mailings.Input{Name: strings.ToLower(group), Sender: "s@example.com", Subject: "code",
+		Text: "code {{client.promocode('" + group + "')}}", Audience: mailings.Audience{CustomerIDs: ids}, BatchSize: batch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, ml, store, g
+}
+
 // TestWorkerKilledMidMailing runs real `promopool worker` processes, SIGKILLs them in the
 // middle of a mailing, starts new ones, and checks in SQL that every recipient got
 // exactly one code, none was issued twice, and every recipient reached a final state.
@@ -93,37 +129,8 @@ func TestWorkerKilledMidMailing(t *testing.T) {
 	}
 
 	const n = 4000
-	if _, err := db.Exec(`INSERT INTO customers (id, email) SELECT 'k' || g, 'k' || g || '@example.com' FROM generate_series(1, $1) g`, n); err != nil {
-		t.Fatal(err)
-	}
-	store := groups.NewStore(db.DB, groups.Config{})
-	name := "Kill"
-	g, err := store.Create(ctx, "t", groups.Input{Name: &name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var codes strings.Builder
-	for i := 0; i < n+100; i++ {
-		fmt.Fprintf(&codes, "KILL-%06d\n", i)
-	}
-	if _, err := store.Load(ctx, groups.UploadRequest{GroupID: g.ID, Format: groups.FormatPlain, Source: "cli", Actor: "t"}, strings.NewReader(codes.String())); err != nil {
-		t.Fatal(err)
-	}
 	// Enqueue through a Main wired like `promopool web`, on the same Redis.
-	m := testMain(t, env)
-	svc, err := m.mailingService(db.DB, store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("k%d", i+1)
-	}
-	ml, err := svc.Create(ctx, "t", mailings.Input{Name: "kill", Sender: "s@example.com", Subject: "code",
-		Text: "code {{client.promocode('Kill')}}", Audience: mailings.Audience{CustomerIDs: ids}, BatchSize: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, ml, store, g := draftMailing(t, db, testMain(t, env), "Kill", "k", n, n+100, 50)
 	workers := []*exec.Cmd{startWorker(), startWorker()}
 	if _, err := svc.Start(ctx, ml.ID, false); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"promopool/groups"
 	"promopool/internal/testdb"
 	"promopool/mailings"
 )
@@ -70,36 +68,7 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 	}
 
 	const n = 3000
-	if _, err := db.Exec(`INSERT INTO customers (id, email) SELECT 's' || g, 's' || g || '@example.com' FROM generate_series(1, $1) g`, n); err != nil {
-		t.Fatal(err)
-	}
-	store := groups.NewStore(db.DB, groups.Config{})
-	name := "Term"
-	g, err := store.Create(ctx, "t", groups.Input{Name: &name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var codes strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&codes, "TERM-%06d\n", i)
-	}
-	if _, err := store.Load(ctx, groups.UploadRequest{GroupID: g.ID, Format: groups.FormatPlain, Source: "cli", Actor: "t"}, strings.NewReader(codes.String())); err != nil {
-		t.Fatal(err)
-	}
-	m := testMain(t, env)
-	svc, err := m.mailingService(db.DB, store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("s%d", i+1)
-	}
-	ml, err := svc.Create(ctx, "t", mailings.Input{Name: "term", Sender: "s@example.com", Subject: "code",
-		Text: "code {{client.promocode('Term')}}", Audience: mailings.Audience{CustomerIDs: ids}, BatchSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, ml, _, _ := draftMailing(t, db, testMain(t, env), "Term", "s", n, n, 100)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
