@@ -34,6 +34,8 @@ type ClaimConfig struct {
 	Naive time.Duration
 	// RepeatBatches is how many repeat lookups of Batch customers to time (default 50).
 	RepeatBatches int
+	// Keep keeps the schema (its name is logged) to inspect plans afterwards.
+	Keep bool
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -110,7 +112,12 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer env.Close()
+	if cfg.Keep {
+		logf("keeping schema %s", env.Schema)
+		defer env.DB.Close()
+	} else {
+		defer env.Close()
+	}
 	res := &ClaimResult{History: cfg.History}
 	if res.Settings, err = Settings(ctx, env.DB); err != nil {
 		return nil, err

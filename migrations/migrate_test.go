@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/lib/pq"
+
 	"promopool/internal/testdb"
 	"promopool/migrations"
 )
@@ -69,4 +71,46 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestOutboxParentCheck: mailing_recipients.mailing_id keeps a foreign key's rules,
+// checked once per statement (0007): no recipient of a missing mailing, no recipient
+// moved to another mailing, and deleting a mailing deletes its recipients.
+func TestOutboxParentCheck(t *testing.T) {
+	db := testdb.New(t)
+	var m1, m2 int64
+	for _, id := range []*int64{&m1, &m2} {
+		if err := db.Get(id, `INSERT INTO mailings (name, sender, subject, audience, created_by)
+			VALUES ('m', 'a@example.com', 's', '{"all": true}', 'test') RETURNING id`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fkViolation := func(err error) bool {
+		var pe *pq.Error
+		return errors.As(err, &pe) && pe.Code == "23503"
+	}
+	if _, err := db.Exec(`INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
+		SELECT $1, 'c' || i, 0 FROM generate_series(1, 3) i`, m1); err != nil {
+		t.Fatalf("recipients of an existing mailing: %v", err)
+	}
+	_, err := db.Exec(`INSERT INTO mailing_recipients (mailing_id, customer_id, batch) VALUES ($1, 'x', 0), ($2, 'y', 0)`, m2, m2+1000)
+	if !fkViolation(err) {
+		t.Fatalf("a recipient of a missing mailing: got %v, want a foreign key violation", err)
+	}
+	var n int
+	if err := db.Get(&n, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1`, m2); err != nil || n != 0 {
+		t.Fatalf("the failed statement left %d rows of mailing %d (%v); want none", n, m2, err)
+	}
+	if _, err := db.Exec(`UPDATE mailing_recipients SET mailing_id = $1 WHERE mailing_id = $2`, m2, m1); !fkViolation(err) {
+		t.Fatalf("moving recipients to another mailing: got %v, want a foreign key violation", err)
+	}
+	if _, err := db.Exec(`UPDATE mailing_recipients SET status = 'sent' WHERE mailing_id = $1`, m1); err != nil {
+		t.Fatalf("recording outcomes: %v", err)
+	}
+	if _, err := db.Exec(`DELETE FROM mailings WHERE id = $1`, m1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Get(&n, `SELECT count(*) FROM mailing_recipients`); err != nil || n != 0 {
+		t.Fatalf("deleting the mailing left %d recipients (%v); want none", n, err)
+	}
 }
