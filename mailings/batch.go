@@ -395,10 +395,11 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 }
 
 // finishMailings marks finished the running (or cancelled) mailings, one or all
-// (id 0), whose batches are all done.
+// (id 0), whose outbox is complete and whose batches are all done.
 const finishMailings = `
 UPDATE mailings m SET status = CASE WHEN status = 'running' THEN 'finished' ELSE status END, finished_at = now()
 WHERE ($1 = 0 OR m.id = $1) AND m.status IN ('running', 'cancelled') AND m.finished_at IS NULL AND m.started_at IS NOT NULL
+  AND m.outbox_complete
   AND NOT EXISTS (SELECT 1 FROM mailing_batches b WHERE b.mailing_id = m.id AND b.done_at IS NULL)`
 
 // finishDone applies finishMailings and returns how many mailings it finished.

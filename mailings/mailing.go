@@ -131,7 +131,12 @@ type Mailing struct {
 	CreatedAt      time.Time        `db:"created_at" json:"created_at"`
 	StartedAt      *time.Time       `db:"started_at" json:"started_at"`
 	FinishedAt     *time.Time       `db:"finished_at" json:"finished_at"`
-	Progress       *Progress        `db:"-" json:"progress,omitempty"`
+	// OutboxComplete says every recipient has its outbox row (and its batch); false
+	// for the few seconds a large audience is being written after the start.
+	OutboxComplete  bool      `db:"outbox_complete" json:"outbox_complete"`
+	OutboxCursor    string    `db:"outbox_cursor" json:"-"`
+	OutboxNextBatch int       `db:"outbox_next_batch" json:"-"`
+	Progress        *Progress `db:"-" json:"progress,omitempty"`
 }
 
 // Progress counts a mailing's recipients by state and its issued codes.
@@ -165,6 +170,13 @@ type Config struct {
 	// crashed worker and its codes go back to the pool (default 1 minute). Any value is
 	// safe: a live claim whose reservation was taken aborts without issuing.
 	ReservationTimeout time.Duration
+	// OutboxChunk is about how many recipients one transaction of a mailing's outbox
+	// writes (whole batches; default 50,000): the first chunk's batches are sent while
+	// the next is written.
+	OutboxChunk int
+	// OutboxStale is how long an unfinished outbox may go without a chunk before the
+	// reconciler takes over its writing (default 30 s): the writer died.
+	OutboxStale time.Duration
 	// Segments answers segment audiences; without it a mailing with a segment
 	// audience is refused at creation.
 	Segments *segments.Service
@@ -189,6 +201,8 @@ func New(cfg Config, db *sqlx.DB, store *groups.Store, enq Enqueuer, sender Send
 	cfg.Lease = cmp.Or(cfg.Lease, 2*time.Minute)
 	cfg.ReenqueueAfter = cmp.Or(cfg.ReenqueueAfter, 5*time.Minute)
 	cfg.ReservationTimeout = cmp.Or(cfg.ReservationTimeout, time.Minute)
+	cfg.OutboxChunk = cmp.Or(cfg.OutboxChunk, 50_000)
+	cfg.OutboxStale = cmp.Or(cfg.OutboxStale, 30*time.Second)
 	return &Service{cfg: cfg, db: db, groups: store, enqueuer: enq, sender: sender, alerter: alerter, log: log, tmpl: newTemplateCache()}
 }
 
@@ -332,7 +346,7 @@ func (s *Service) Create(ctx context.Context, actor string, in Input) (*Mailing,
 }
 
 const mailingColumns = `id, name, sender, subject, html, text_body, transport, audience, group_ids, status, pause_reason,
-	while_codes_last, batch_size, created_by, created_at, started_at, finished_at`
+	while_codes_last, batch_size, created_by, created_at, started_at, finished_at, outbox_complete, outbox_cursor, outbox_next_batch`
 
 func getMailing(ctx context.Context, q sqlx.QueryerContext, id int64, lock string) (*Mailing, error) {
 	var m Mailing

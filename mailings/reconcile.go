@@ -11,18 +11,32 @@ import (
 	"promopool/macros"
 )
 
-// Reconcile finishes mailings whose batches are all done, and enqueues again the open batches of running or cancelled mailings that hold
-// no live lease and were last enqueued longer ago than Config.ReenqueueAfter: their
-// tasks were lost (Redis restarted without its data, a task archived after its
-// retries, a worker killed while its lease ran out). When the enqueuer is a
-// QueueChecker, batches whose task still waits in the queue are left alone. Each gets a new attempt number,
-// hence a new task id; a duplicate delivery finds the batch done or leased and does
-// nothing. Returns how many batches it enqueued.
+// Reconcile finishes mailings whose batches are all done, continues outboxes whose
+// writer stopped (Config.OutboxStale), and enqueues again the open batches of running
+// or cancelled mailings that hold no live lease and were last enqueued longer ago than
+// Config.ReenqueueAfter: their tasks were lost (Redis restarted without its data, a
+// task archived after its retries, a worker killed while its lease ran out). When the
+// enqueuer is a QueueChecker, batches whose task still waits in the queue are left
+// alone. Each gets a new attempt number, hence a new task id; a duplicate delivery
+// finds the batch done or leased and does nothing. Returns how many batches it enqueued.
 func (s *Service) Reconcile(ctx context.Context) (int, error) {
 	// A mailing whose last batch's finish check failed (the process died right after
 	// committing) is finished here.
 	if _, err := finishDone(ctx, s.db, 0); err != nil {
 		return 0, err
+	}
+	// Outboxes whose writer stopped between chunks (its process died) are continued.
+	var unwritten []int64
+	if err := s.db.SelectContext(ctx, &unwritten, `
+		SELECT id FROM mailings WHERE NOT outbox_complete AND outbox_at < now() - make_interval(secs => $1)`,
+		s.cfg.OutboxStale.Seconds()); err != nil {
+		return 0, fmt.Errorf("reconciling mailings: %w", err)
+	}
+	for _, id := range unwritten {
+		s.log.Warn("continuing the outbox of a mailing whose writer stopped", "mailing_id", id)
+		if err := s.fillOutbox(ctx, id, nil); err != nil {
+			return 0, err
+		}
 	}
 	var cands []BatchRef
 	err := s.db.SelectContext(ctx, &cands, `

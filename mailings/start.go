@@ -2,7 +2,9 @@ package mailings
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -86,48 +88,170 @@ func (s *Service) Start(ctx context.Context, id int64, whileCodesLast bool) (*Ma
 			return nil, short
 		}
 	}
-	// Recipients: explicit ids deduplicated, keeping each id's first position; every
-	// customer by id; or a segment's customers in its order. Batches are consecutive runs
-	// of batch_size recipients.
-	switch {
-	case m.Audience.All:
-		_, err = tx.ExecContext(ctx, `
-			INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
-			SELECT $1, id, (row_number() OVER (ORDER BY id) - 1) / $2 FROM customers`, id, m.BatchSize)
-	case seg != nil:
-		q, args := seg.SQL()
-		n := len(args)
-		_, err = tx.ExecContext(ctx, fmt.Sprintf(`
-			INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
-			SELECT $%d, c.id, (row_number() OVER (ORDER BY s.cust) - 1) / $%d
-			FROM (%s) s JOIN customers c ON c.num = s.cust`, n+1, n+2, q), append(args, id, m.BatchSize)...)
-	default:
-		_, err = tx.ExecContext(ctx, `
+	// The outbox: explicit ids deduplicated, keeping each id's first position, in this
+	// transaction; every customer by id, or a segment's customers by number, in chunks
+	// of whole batches, the first in this transaction and the rest after it commits
+	// (fillOutbox), so the first batches are sent while the rest is written.
+	var refs []BatchRef
+	complete := true
+	cursor, next := "", 0
+	if m.Audience.All || seg != nil {
+		var written int
+		refs, cursor, written, err = s.writeChunk(ctx, tx, m, seg, "", 0)
+		next = (written + m.BatchSize - 1) / m.BatchSize
+		complete = written < s.chunkSize(m)
+	} else {
+		if _, err = tx.ExecContext(ctx, `
 			INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
 			SELECT $1, id, (row_number() OVER (ORDER BY first) - 1) / $2
 			FROM (SELECT id, min(n) AS first FROM unnest($3::text[]) WITH ORDINALITY AS u(id, n) GROUP BY id) x`,
-			id, m.BatchSize, pq.Array(m.Audience.CustomerIDs))
+			id, m.BatchSize, pq.Array(m.Audience.CustomerIDs)); err == nil {
+			refs, err = insertBatches(ctx, tx, id, 0)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("writing recipients of mailing %d: %w", id, err)
 	}
-	var refs []BatchRef
-	err = tx.SelectContext(ctx, &refs, `
-		INSERT INTO mailing_batches (mailing_id, batch, recipients, attempt, enqueued_at)
-		SELECT $1, batch, count(*), 1, now() FROM mailing_recipients WHERE mailing_id = $1 GROUP BY batch
-		RETURNING mailing_id, batch, attempt`, id)
-	if err != nil {
-		return nil, fmt.Errorf("writing batches of mailing %d: %w", id, err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE mailings SET status = 'running', started_at = now(), while_codes_last = $2 WHERE id = $1`, id, whileCodesLast); err != nil {
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE mailings SET status = 'running', started_at = now(), while_codes_last = $2,
+		       outbox_complete = $3, outbox_cursor = $4, outbox_next_batch = $5, outbox_at = now()
+		WHERE id = $1`, id, whileCodesLast, complete, cursor, next); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
 	s.enqueue(ctx, refs)
-	s.log.Info("mailing started", "mailing_id", id, "audience", n, "batches", len(refs))
+	s.log.Info("mailing started", "mailing_id", id, "audience", n, "first_batches", len(refs))
+	if !complete {
+		// The mailing runs: the rest of its outbox is written whatever the caller does
+		// now (a client gone does not stop it); if this process dies, the reconciler
+		// continues from the cursor.
+		if err := s.fillOutbox(context.WithoutCancel(ctx), id, seg); err != nil {
+			s.log.Warn("writing the outbox failed; the reconciler will continue it", "mailing_id", id, "err", err)
+		}
+	}
 	return s.Get(ctx, id)
+}
+
+// chunkSize is how many recipients one outbox transaction writes: whole batches.
+func (s *Service) chunkSize(m *Mailing) int {
+	return max(1, s.cfg.OutboxChunk/m.BatchSize) * m.BatchSize
+}
+
+// writeChunk writes the outbox rows of the next chunk of an "all" or segment audience,
+// after cursor in its order, numbered into batches from next, and their batches. It
+// returns the batches, the new cursor and how many recipients it wrote.
+func (s *Service) writeChunk(ctx context.Context, tx *sqlx.Tx, m *Mailing, seg *segments.Query, cursor string, next int) ([]BatchRef, string, int, error) {
+	var res struct {
+		Cursor  string `db:"cursor"`
+		Written int    `db:"written"`
+	}
+	var err error
+	if seg == nil {
+		err = tx.GetContext(ctx, &res, `
+			WITH c AS (SELECT id FROM customers WHERE id > $2 ORDER BY id LIMIT $3),
+			ins AS (
+			    INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
+			    SELECT $1, id, $4 + (row_number() OVER (ORDER BY id) - 1) / $5 FROM c
+			    RETURNING 1)
+			SELECT coalesce((SELECT max(id) FROM c), $2) AS cursor, (SELECT count(*) FROM ins) AS written`,
+			m.ID, cursor, s.chunkSize(m), next, m.BatchSize)
+	} else {
+		after, _ := strconv.ParseInt(cursor, 10, 64) // "" (the start): 0, below every customer number
+		q, args := seg.SQL()
+		k := len(args)
+		err = tx.GetContext(ctx, &res, fmt.Sprintf(`
+			WITH c AS (SELECT s.cust FROM (%s) s WHERE s.cust > $%d ORDER BY s.cust LIMIT $%d),
+			ins AS (
+			    INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
+			    SELECT $%d, cu.id, $%d + (row_number() OVER (ORDER BY c.cust) - 1) / $%d
+			    FROM c JOIN customers cu ON cu.num = c.cust
+			    RETURNING 1)
+			SELECT coalesce((SELECT max(cust) FROM c), $%[2]d)::text AS cursor, (SELECT count(*) FROM ins) AS written`,
+			q, k+1, k+2, k+3, k+4, k+5), append(args, after, s.chunkSize(m), m.ID, next, m.BatchSize)...)
+	}
+	if err != nil {
+		return nil, "", 0, err
+	}
+	refs, err := insertBatches(ctx, tx, m.ID, next)
+	return refs, res.Cursor, res.Written, err
+}
+
+// insertBatches writes the batch rows of the mailing's recipients numbered from next on.
+func insertBatches(ctx context.Context, tx *sqlx.Tx, id int64, next int) ([]BatchRef, error) {
+	var refs []BatchRef
+	err := tx.SelectContext(ctx, &refs, `
+		INSERT INTO mailing_batches (mailing_id, batch, recipients, attempt, enqueued_at)
+		SELECT $1, batch, count(*), 1, now() FROM mailing_recipients WHERE mailing_id = $1 AND batch >= $2 GROUP BY batch
+		RETURNING mailing_id, batch, attempt`, id, next)
+	return refs, err
+}
+
+// fillOutbox writes the rest of a started mailing's outbox, a chunk per transaction,
+// and enqueues each chunk's batches once it commits. Each chunk locks the mailing and
+// continues from its cursor, so two writers (a start and the reconciler) never write
+// a recipient twice. A cancelled mailing's outbox is closed where it is. seg is the
+// prepared segment of a segment audience, or nil to prepare it here.
+func (s *Service) fillOutbox(ctx context.Context, id int64, seg *segments.Query) error {
+	for {
+		done, err := s.fillChunk(ctx, id, &seg)
+		if err != nil {
+			return fmt.Errorf("writing the outbox of mailing %d: %w", id, err)
+		}
+		if done {
+			// Batches that all finished while the outbox was written leave the mailing
+			// to finish here.
+			_, err := finishDone(ctx, s.db, id)
+			return err
+		}
+	}
+}
+
+func (s *Service) fillChunk(ctx context.Context, id int64, seg **segments.Query) (bool, error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	m, err := getMailing(ctx, tx, id, "FOR UPDATE")
+	if err != nil {
+		return false, err
+	}
+	if m.OutboxComplete {
+		return true, nil
+	}
+	var refs []BatchRef
+	complete, cursor, next := true, m.OutboxCursor, m.OutboxNextBatch
+	switch {
+	case m.Status == StatusCancelled:
+		// Nobody else is written; the batches written are skipped by their tasks.
+	case m.Audience.Segment != nil && *seg == nil && s.cfg.Segments == nil:
+		return false, errors.New("a segment audience and no segments service in this process")
+	default:
+		if m.Audience.Segment != nil && *seg == nil {
+			if *seg, err = s.cfg.Segments.Prepare(ctx, m.Audience.Segment); err != nil {
+				return false, err
+			}
+		}
+		var written int
+		refs, cursor, written, err = s.writeChunk(ctx, tx, m, *seg, m.OutboxCursor, m.OutboxNextBatch)
+		if err != nil {
+			return false, err
+		}
+		next += (written + m.BatchSize - 1) / m.BatchSize
+		complete = written < s.chunkSize(m)
+	}
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE mailings SET outbox_complete = $2, outbox_cursor = $3, outbox_next_batch = $4, outbox_at = now()
+		WHERE id = $1`, id, complete, cursor, next); err != nil {
+		return false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return false, err
+	}
+	s.enqueue(ctx, refs)
+	return complete, nil
 }
 
 // enqueue hands batch tasks to the queue. The rows are already committed: if Redis is
