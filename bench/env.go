@@ -110,13 +110,14 @@ func EnsureDatabase(ctx context.Context, url string) error {
 
 // Settings returns the PostgreSQL settings that decide write throughput, for the report.
 func Settings(ctx context.Context, db *sqlx.DB) (string, error) {
+	// current_setting gives each value in its display unit ("128MB"); pg_settings'
+	// setting is in units of its unit column ("16384" of "8kB"), easy to misread.
 	var rows []struct {
 		Name    string `db:"name"`
 		Setting string `db:"setting"`
-		Unit    string `db:"unit"`
 	}
 	err := db.SelectContext(ctx, &rows, `
-		SELECT name, setting, coalesce(unit, '') AS unit FROM pg_settings
+		SELECT name, current_setting(name) AS setting FROM pg_settings
 		WHERE name IN ('server_version', 'shared_buffers', 'work_mem', 'maintenance_work_mem', 'synchronous_commit',
 		               'wal_level', 'max_wal_size', 'checkpoint_timeout', 'jit', 'effective_cache_size', 'wal_compression', 'fsync')
 		ORDER BY name`)
@@ -125,7 +126,7 @@ func Settings(ctx context.Context, db *sqlx.DB) (string, error) {
 	}
 	var b strings.Builder
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%s=%s%s ", r.Name, r.Setting, r.Unit)
+		fmt.Fprintf(&b, "%s=%s ", r.Name, r.Setting)
 	}
 	return strings.TrimSpace(b.String()), nil
 }
