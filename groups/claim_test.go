@@ -229,6 +229,14 @@ func TestRepeatIssues(t *testing.T) {
 	f.claim(t, g.ID, "m2", "a")
 	f.claim(t, h.ID, "m2", "c")
 	req := groups.RepeatRequest{GroupID: g.ID, Scope: "m3", CustomerIDs: []string{"a", "b", "c", "nobody"}}
+	// The lookup alone (a preview) finds the same codes and records nothing.
+	look, err := f.store.LastCodes(ctx, g.ID, req.CustomerIDs)
+	if err != nil || len(look) != 2 || look["a"] != "G3" || look["b"] != "G2" {
+		t.Fatalf("last codes %v %v", look, err)
+	}
+	if n := f.count(t, `SELECT count(*) FROM issues WHERE kind = 'repeat'`); n != 0 {
+		t.Fatalf("the lookup recorded %d repeat issues", n)
+	}
 	got, err := f.store.Repeat(ctx, req)
 	if err != nil {
 		t.Fatal(err)

@@ -30,18 +30,26 @@ type RepeatRequest struct {
 // issues_scope_repeat as a whole and reruns with ON CONFLICT DO NOTHING (speculative
 // insertion costs several times a plain insert per row; measured).
 const repeatIssues = `
-WITH last AS (
+WITH ` + lastIssued + `,
+ins AS (
+    INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind)
+    SELECT customer_id, $2, code_id, $3, $4, 'repeat' FROM last
+    %s)
+SELECT last.customer_id, c.code FROM last JOIN codes c ON c.id = last.code_id`
+
+// lastIssued is the lookup both share: each customer's most recent live initial issue
+// from group $2.
+const lastIssued = `last AS (
     SELECT u.customer_id, l.code_id
     FROM unnest($1::text[]) AS u(customer_id)
     CROSS JOIN LATERAL (
         SELECT i.code_id FROM issues i
         WHERE i.customer_id = u.customer_id AND i.group_id = $2
           AND i.kind = 'initial' AND i.released_at IS NULL
-        ORDER BY i.id DESC LIMIT 1) l),
-ins AS (
-    INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind)
-    SELECT customer_id, $2, code_id, $3, $4, 'repeat' FROM last
-    %s)
+        ORDER BY i.id DESC LIMIT 1) l)`
+
+// lastCodes is the lookup alone.
+const lastCodes = `WITH ` + lastIssued + `
 SELECT last.customer_id, c.code FROM last JOIN codes c ON c.id = last.code_id`
 
 var (
@@ -70,17 +78,37 @@ func (s *Store) Repeat(ctx context.Context, req RepeatRequest) (map[string]strin
 	return out, nil
 }
 
+// LastCodes returns, like Repeat, each customer's most recent live initial code from
+// the group, and records nothing: what last_promocode would insert (a preview).
+// Errors: *InvalidError.
+func (s *Store) LastCodes(ctx context.Context, groupID int64, customerIDs []string) (map[string]string, error) {
+	customers, err := checkBatch("preview", customerIDs)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.codesByCustomer(ctx, lastCodes, len(customers), pq.Array(customers), groupID)
+	if err != nil {
+		return nil, fmt.Errorf("looking up the last codes of group %d: %w", groupID, err)
+	}
+	return out, nil
+}
+
 func (s *Store) repeat(ctx context.Context, query string, req RepeatRequest, customers []string) (map[string]string, error) {
+	return s.codesByCustomer(ctx, query, len(customers), pq.Array(customers), req.GroupID, req.Scope, req.MailingID)
+}
+
+// codesByCustomer runs a prepared statement returning (customer id, code) rows.
+func (s *Store) codesByCustomer(ctx context.Context, query string, n int, args ...any) (map[string]string, error) {
 	st, err := s.stmt(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.QueryContext(ctx, pq.Array(customers), req.GroupID, req.Scope, req.MailingID)
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := make(map[string]string, len(customers))
+	out := make(map[string]string, n)
 	for rows.Next() {
 		var cust, code string
 		if err := rows.Scan(&cust, &code); err != nil {

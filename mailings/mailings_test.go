@@ -571,6 +571,16 @@ func TestSegmentAudienceReissue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The preview of a customer shows the code the send will re-insert, and records nothing.
+	if p, err := e.svc.Preview(ctx, m.ID, ids[2]); err != nil || !strings.Contains(p.Text, "your code "+res.Codes[ids[2]]+" is still valid") {
+		t.Fatalf("preview for %s: %+v %v", ids[2], p, err)
+	}
+	if p, err := e.svc.Preview(ctx, m.ID, ids[0]); err != nil || !strings.Contains(p.Text, "your code  is still valid") {
+		t.Fatalf("preview for %s (no Spring code): %+v %v", ids[0], p, err)
+	}
+	if n := e.count(t, `SELECT count(*) FROM issues WHERE kind = 'repeat'`); n != 0 {
+		t.Fatalf("previews recorded %d repeat issues", n)
+	}
 	if _, err := e.svc.Start(ctx, m.ID, false); err != nil {
 		t.Fatal(err)
 	}

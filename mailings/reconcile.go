@@ -127,7 +127,9 @@ func (s *Service) RunReconciler(ctx context.Context, interval time.Duration) {
 }
 
 // Preview renders a mailing for one customer (or the sample customer when customerID
-// is empty) with placeholder codes: nothing is claimed or recorded.
+// is empty): nothing is claimed or recorded. promocode shows a placeholder (the code is
+// drawn at send time); for a real customer, last_promocode shows the code the send
+// would re-insert (empty if the customer has none), for the sample a placeholder.
 // Errors: ErrNotFound.
 func (s *Service) Preview(ctx context.Context, id int64, customerID string) (*Rendered, error) {
 	m, err := getMailing(ctx, s.db, id, "")
@@ -138,7 +140,7 @@ func (s *Service) Preview(ctx context.Context, id int64, customerID string) (*Re
 	if err != nil {
 		return nil, err
 	}
-	return s.preview(ctx, t, customerID)
+	return s.preview(ctx, t, customerID, m.GroupIDs)
 }
 
 // PreviewTemplate renders a template with placeholders for one customer or the sample.
@@ -148,10 +150,12 @@ func (s *Service) PreviewTemplate(ctx context.Context, src macros.Source, custom
 	if err != nil {
 		return nil, err
 	}
-	return s.preview(ctx, t, customerID)
+	return s.preview(ctx, t, customerID, nil)
 }
 
-func (s *Service) preview(ctx context.Context, t *macros.Template, customerID string) (*Rendered, error) {
+// preview renders t for a customer; groupIDs resolves last_promocode groups (nil: the
+// live groups of those names).
+func (s *Service) preview(ctx context.Context, t *macros.Template, customerID string, groupIDs map[string]int64) (*Rendered, error) {
 	var c *macros.Customer
 	if customerID != "" {
 		rs, err := loadRecipients(ctx, s.db, []string{customerID})
@@ -165,6 +169,24 @@ func (s *Service) preview(ctx context.Context, t *macros.Template, customerID st
 		c = &cu
 	}
 	v := t.PreviewValues(c)
+	if c != nil && len(t.RepeatGroups()) > 0 {
+		if groupIDs == nil {
+			var err error
+			if groupIDs, err = liveGroupIDs(ctx, s.db, t.RepeatGroups()); err != nil {
+				return nil, err
+			}
+		}
+		for i, g := range t.RepeatGroups() {
+			v.LastCodes[i] = ""
+			if gid, ok := groupIDs[macros.GroupKey(g)]; ok {
+				last, err := s.groups.LastCodes(ctx, gid, []string{c.ID})
+				if err != nil {
+					return nil, err
+				}
+				v.LastCodes[i] = last[c.ID]
+			}
+		}
+	}
 	r := &Rendered{Subject: string(t.AppendSubject(nil, v)), HTML: string(t.AppendHTML(nil, v)), Text: string(t.AppendText(nil, v)), Codes: map[string]string{}}
 	if c != nil {
 		r.CustomerID, r.Email = c.ID, c.Email
