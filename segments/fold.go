@@ -42,7 +42,10 @@ SELECT least((SELECT now FROM t), (
       AND a.pid <> pg_backend_pid()))`
 
 // foldSQL adds the issues in [$1, $2) to both summaries in one statement and returns
-// how many there were. New issues
+// how many there were. Both upserts go in key order (segment_customers' aggregate is
+// sorted by cust already), so each index leaf is visited once and in order rather than
+// at random: a fold of 300,000 issues over 150,000 random customers of a 1M-customer
+// history took 9.0-9.6 s instead of 10.9-12.7 s (psql, alternating runs). New issues
 // are all later than the folded ones, so the latest times merge as (new || old)[1:5].
 const foldSQL = `
 WITH new AS MATERIALIZED (
@@ -53,7 +56,7 @@ WITH new AS MATERIALIZED (
     INSERT INTO segment_groups AS s (group_id, cust, n_initial, n_repeat, last_initial_at, last_at)
     SELECT group_id, cust, count(*) FILTER (WHERE kind = 'initial'), count(*) FILTER (WHERE kind = 'repeat'),
            max(issued_at) FILTER (WHERE kind = 'initial'), max(issued_at)
-    FROM new GROUP BY group_id, cust
+    FROM new GROUP BY group_id, cust ORDER BY group_id, cust
     ON CONFLICT (group_id, cust) DO UPDATE SET
         n_initial = s.n_initial + excluded.n_initial,
         n_repeat = s.n_repeat + excluded.n_repeat,
