@@ -75,7 +75,44 @@ ON CONFLICT (cust) DO UPDATE SET
     recent_initial = (excluded.recent_initial || s.recent_initial)[1:5],
     groups_initial = CASE WHEN excluded.groups_initial <@ s.groups_initial THEN s.groups_initial
         ELSE ARRAY(SELECT DISTINCT g FROM unnest(s.groups_initial || excluded.groups_initial) g ORDER BY g) END
-RETURNING 1
+RETURNING cust, n_initial, n_all
+),
+-- The bitmaps (migration 0010). Group membership only grows here: set the bits.
+gb AS (
+    INSERT INTO segment_bits AS s (kind, key, chunk, bits)
+    SELECT 1, group_id, cust / 4096, bit_or(segment_bit(cust))
+    FROM (SELECT DISTINCT group_id, cust FROM new WHERE kind = 'initial') x
+    GROUP BY group_id, cust / 4096
+    ON CONFLICT (kind, key, chunk) DO UPDATE SET bits = s.bits | excluded.bits
+    RETURNING 1
+),
+-- Count buckets: each touched customer leaves every bucket of its chunk (clr) and joins
+-- the buckets of its new counts (set). Rows that exist are updated, the others
+-- inserted: two disjoint sets of rows, so no row is changed twice by this statement.
+clr AS MATERIALIZED (
+    SELECT cust / 4096 AS chunk, bit_or(segment_bit(cust)) AS mask FROM c GROUP BY 1
+),
+st AS MATERIALIZED (
+    SELECT v.kind, v.key, c.cust / 4096 AS chunk, bit_or(segment_bit(c.cust)) AS mask
+    FROM c CROSS JOIN LATERAL (VALUES (2::smallint, least(c.n_initial, 32)), (3::smallint, least(c.n_all, 32))) v(kind, key)
+    WHERE v.key > 0
+    GROUP BY 1, 2, 3
+),
+bu AS (
+    UPDATE segment_bits s SET bits = (s.bits & ~x.clr) | coalesce(x.set, B'0'::bit(4096))
+    FROM (SELECT k.kind, k.key, clr.chunk, clr.mask AS clr, st.mask AS set
+          FROM clr CROSS JOIN (SELECT kd::smallint AS kind, kb::bigint AS key
+                               FROM generate_series(2, 3) kd, generate_series(1, 32) kb) k
+          LEFT JOIN st ON st.kind = k.kind AND st.key = k.key AND st.chunk = clr.chunk) x
+    WHERE s.kind = x.kind AND s.key = x.key AND s.chunk = x.chunk
+    RETURNING 1
+),
+bi AS (
+    INSERT INTO segment_bits AS s (kind, key, chunk, bits)
+    SELECT kind, key, chunk, mask FROM st
+    WHERE NOT EXISTS (SELECT 1 FROM segment_bits t WHERE t.kind = st.kind AND t.key = st.key AND t.chunk = st.chunk)
+    ON CONFLICT (kind, key, chunk) DO UPDATE SET bits = s.bits | excluded.bits
+    RETURNING 1
 )
 SELECT count(*) FROM new`
 

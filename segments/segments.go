@@ -82,6 +82,7 @@ type Query struct {
 	args      []any
 	countSQL  string // SELECT of its size
 	countArgs []any
+	bits      bool // the count reads segment_bits
 	asOf      time.Time
 }
 
@@ -112,8 +113,16 @@ func (s *Service) Prepare(ctx context.Context, f *Filter) (*Query, error) {
 	q := &Query{asOf: asOf}
 	q.sql, q.args = compact(set.materialize(), b.args)
 	q.countSQL, q.countArgs = compact(set.count(), b.args)
+	if sql, args, ok := bitCount(f); ok {
+		q.countSQL, q.countArgs = compact(sql, args)
+		q.bits = true
+	}
 	return q, nil
 }
+
+// FromBitmaps says the query's count is read from segment_bits (see bits.go) rather
+// than computed by its SQL.
+func (q *Query) FromBitmaps() bool { return q.bits }
 
 // SQL returns the query's SELECT of customer numbers (column cust) and its arguments,
 // for callers that join it into their own statement (mailing audiences).

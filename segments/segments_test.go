@@ -373,6 +373,20 @@ func TestFiltersMatchModel(t *testing.T) {
 					t.Fatalf("round %d step %d: %s\n sql: %v\nmodel: %v", round, step, b, got, want)
 				}
 			}
+			// Filters the bitmaps answer: their count (segment_bits) must agree with the
+			// model and with the ids listed by their SQL (answer checks both).
+			for i := 0; i < 25; i++ {
+				f := randomBitFilter(rng, names, 0)
+				b, _ := json.Marshal(f)
+				pf := h.parse(string(b))
+				q, err := h.svc.Prepare(context.Background(), pf)
+				if err != nil || !q.FromBitmaps() {
+					t.Fatalf("%s: prepared %v, from bitmaps %v; want the bitmaps", b, err, err == nil && q.FromBitmaps())
+				}
+				if got, want := h.answer(pf), h.model(pf); !slices.Equal(got, want) {
+					t.Fatalf("round %d step %d (bitmaps): %s\n sql: %v\nmodel: %v", round, step, b, got, want)
+				}
+			}
 		}
 	}
 }
@@ -433,6 +447,58 @@ func randomFilter(rng *rand.Rand, names []string, now time.Time, depth int) *seg
 	}
 	if rng.IntN(2) == 0 {
 		q.Groups = pick()
+	}
+	return &segments.Filter{Quantity: q}
+}
+
+// randomBitFilter makes a filter segment_bits answers: issued_from without a window
+// (initial issues), quantities without a window or groups that exclude zero, and ANDs
+// (with NOTs beside a positive part) and ORs of them.
+func randomBitFilter(rng *rand.Rand, names []string, depth int) *segments.Filter {
+	if depth < 2 && rng.IntN(2) == 0 {
+		f := &segments.Filter{}
+		n := 1 + rng.IntN(3)
+		if rng.IntN(2) == 0 {
+			for i := 0; i < n; i++ {
+				f.Or = append(f.Or, randomBitFilter(rng, names, depth+1))
+			}
+			return f
+		}
+		f.And = append(f.And, randomBitFilter(rng, names, depth+1))
+		for i := 1; i < n; i++ {
+			c := randomBitFilter(rng, names, depth+1)
+			if rng.IntN(2) == 0 {
+				c = &segments.Filter{Not: c}
+			}
+			f.And = append(f.And, c)
+		}
+		return f
+	}
+	if rng.IntN(2) == 0 {
+		var gs []segments.GroupRef
+		for _, n := range names {
+			if rng.IntN(2) == 0 {
+				gs = append(gs, segments.GroupRef{Name: n})
+			}
+		}
+		if len(gs) == 0 {
+			gs = append(gs, segments.GroupRef{Name: names[rng.IntN(len(names))]})
+		}
+		return &segments.Filter{IssuedFrom: &segments.IssuedFrom{Groups: gs, Match: []string{"any", "all"}[rng.IntN(2)]}}
+	}
+	q := &segments.Quantity{Kind: []string{"", "initial", "all"}[rng.IntN(3)]}
+	v, w := int64(1+rng.IntN(6)), int64(1+rng.IntN(6))
+	switch rng.IntN(4) {
+	case 0:
+		lo, hi := min(v, w), max(v, w)
+		q.Op, q.Min, q.Max = "between", &lo, &hi
+	case 1:
+		q.Op, q.Value = "gte", &v
+	case 2:
+		q.Op, q.Value = "eq", &v
+	default:
+		v--
+		q.Op, q.Value = "gt", &v
 	}
 	return &segments.Filter{Quantity: q}
 }
