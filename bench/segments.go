@@ -41,6 +41,10 @@ type SegmentTiming struct {
 	Median time.Duration
 	Max    time.Duration
 	Plan   string
+	// Bitmaps says the count came from segment_bits; SQLTime is then how long the same
+	// count took through the filter's SQL (once), which must give the same number.
+	Bitmaps bool
+	SQLTime time.Duration
 }
 
 // SegmentsResult is what the segment benchmark measured.
@@ -70,8 +74,12 @@ func (r *SegmentsResult) Print(w io.Writer) {
 		fmt.Fprintf(w, "history (reused): %d customers, %d issues\n", r.Customers, r.Issues)
 	}
 	for _, f := range r.Filters {
-		fmt.Fprintf(w, "count %-44s %8d customers  median %7.1f ms  max %7.1f ms\n", f.Name, f.Count,
-			float64(f.Median.Microseconds())/1000, float64(f.Max.Microseconds())/1000)
+		how := "sql"
+		if f.Bitmaps {
+			how = fmt.Sprintf("bitmaps; the same count by its SQL: %.0f ms", float64(f.SQLTime.Microseconds())/1000)
+		}
+		fmt.Fprintf(w, "count %-44s %8d customers  median %7.1f ms  max %7.1f ms  (%s)\n", f.Name, f.Count,
+			float64(f.Median.Microseconds())/1000, float64(f.Max.Microseconds())/1000, how)
 		if f.Plan != "" {
 			fmt.Fprintf(w, "  filter: %s\n%s\n", f.Filter, indent(f.Plan))
 		}
@@ -241,6 +249,24 @@ func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg Se
 		}
 		slices.Sort(times)
 		t.Median, t.Max = times[len(times)/2], times[len(times)-1]
+		// A count from the bitmaps is checked against the filter's SQL at this scale.
+		flt, _ := segments.Parse(strings.NewReader(f.json))
+		q, err := svc.Prepare(ctx, flt)
+		if err != nil {
+			return err
+		}
+		if t.Bitmaps = q.FromBitmaps(); t.Bitmaps {
+			sel, args := q.SQL()
+			var n int64
+			start := time.Now()
+			if err := db.GetContext(ctx, &n, `SELECT count(*) FROM (`+sel+`) s`, args...); err != nil {
+				return err
+			}
+			t.SQLTime = time.Since(start)
+			if n != t.Count {
+				return fmt.Errorf("%s: %d customers from the bitmaps, %d from the SQL", f.name, t.Count, n)
+			}
+		}
 		if cfg.Explain {
 			flt, _ := segments.Parse(strings.NewReader(f.json))
 			q, err := svc.Prepare(ctx, flt)
