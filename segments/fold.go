@@ -85,36 +85,30 @@ gb AS (
     GROUP BY group_id, cust / 4096
     ON CONFLICT (kind, key, chunk) DO UPDATE SET bits = s.bits | excluded.bits
     RETURNING 1
-),
--- Count buckets: each touched customer leaves every bucket of its chunk (clr) and joins
--- the buckets of its new counts (set). Rows that exist are updated, the others
--- inserted: two disjoint sets of rows, so no row is changed twice by this statement.
-clr AS MATERIALIZED (
-    SELECT cust / 4096 AS chunk, bit_or(segment_bit(cust)) AS mask FROM c GROUP BY 1
-),
-st AS MATERIALIZED (
-    SELECT v.kind, v.key, c.cust / 4096 AS chunk, bit_or(segment_bit(c.cust)) AS mask
-    FROM c CROSS JOIN LATERAL (VALUES (2::smallint, least(c.n_initial, 32)), (3::smallint, least(c.n_all, 32))) v(kind, key)
-    WHERE v.key > 0
-    GROUP BY 1, 2, 3
-),
-bu AS (
-    UPDATE segment_bits s SET bits = (s.bits & ~x.clr) | coalesce(x.set, B'0'::bit(4096))
-    FROM (SELECT k.kind, k.key, clr.chunk, clr.mask AS clr, st.mask AS set
-          FROM clr CROSS JOIN (SELECT kd::smallint AS kind, kb::bigint AS key
-                               FROM generate_series(2, 3) kd, generate_series(1, 32) kb) k
-          LEFT JOIN st ON st.kind = k.kind AND st.key = k.key AND st.chunk = clr.chunk) x
-    WHERE s.kind = x.kind AND s.key = x.key AND s.chunk = x.chunk
-    RETURNING 1
-),
-bi AS (
-    INSERT INTO segment_bits AS s (kind, key, chunk, bits)
-    SELECT kind, key, chunk, mask FROM st
-    WHERE NOT EXISTS (SELECT 1 FROM segment_bits t WHERE t.kind = st.kind AND t.key = st.key AND t.chunk = st.chunk)
-    ON CONFLICT (kind, key, chunk) DO UPDATE SET bits = s.bits | excluded.bits
-    RETURNING 1
 )
-SELECT count(*) FROM new`
+SELECT (SELECT count(*) FROM new) AS n, (SELECT array_agg(cust) FROM c) AS custs,
+       (SELECT array_agg(n_initial) FROM c) AS n_initial, (SELECT array_agg(n_all) FROM c) AS n_all`
+
+// The count buckets of the customers a fold touched (foldSQL returns them with their new
+// counts): each leaves every bucket row of its chunk, then joins the buckets of its new
+// counts. Two statements after foldSQL, in its transaction, so that no statement changes
+// a row twice; each reaches its rows by primary key.
+const (
+	bucketsClearSQL = `
+UPDATE segment_bits s SET bits = s.bits & ~m.mask
+FROM (SELECT k.kind, k.key, m.chunk, m.mask
+      FROM (SELECT cust / 4096 AS chunk, bit_or(segment_bit(cust)) AS mask FROM unnest($1::bigint[]) cust GROUP BY 1) m
+      CROSS JOIN (SELECT kd::smallint AS kind, kb::bigint AS key FROM generate_series(2, 3) kd, generate_series(1, 32) kb) k) m
+WHERE s.kind = m.kind AND s.key = m.key AND s.chunk = m.chunk`
+	bucketsSetSQL = `
+INSERT INTO segment_bits AS s (kind, key, chunk, bits)
+SELECT v.kind, v.key, u.cust / 4096, bit_or(segment_bit(u.cust))
+FROM unnest($1::bigint[], $2::integer[], $3::integer[]) AS u(cust, n_initial, n_all)
+CROSS JOIN LATERAL (VALUES (2::smallint, least(u.n_initial, 32)::bigint), (3::smallint, least(u.n_all, 32)::bigint)) v(kind, key)
+WHERE v.key > 0
+GROUP BY 1, 2, 3
+ON CONFLICT (kind, key, chunk) DO UPDATE SET bits = s.bits | excluded.bits`
+)
 
 // foldOnce folds at most limit issues in one transaction; more says issues below the
 // horizon are left. first allows the first fold of all (else it is left to Fold).
@@ -178,8 +172,23 @@ func (s *Service) foldOnce(ctx context.Context, limit int, first bool) (n int, m
 		return 0, false, fmt.Errorf("segment fold customers: %w", err)
 	}
 
-	if err = tx.GetContext(ctx, &n, foldSQL, from, upto); err != nil {
+	var folded struct {
+		N        int           `db:"n"`
+		Custs    pq.Int64Array `db:"custs"`
+		NInitial pq.Int64Array `db:"n_initial"`
+		NAll     pq.Int64Array `db:"n_all"`
+	}
+	if err = tx.GetContext(ctx, &folded, foldSQL, from, upto); err != nil {
 		return 0, false, fmt.Errorf("segment fold: %w", err)
+	}
+	n = folded.N
+	if len(folded.Custs) > 0 {
+		if _, err := tx.ExecContext(ctx, bucketsClearSQL, folded.Custs); err != nil {
+			return 0, false, fmt.Errorf("segment fold, count bitmaps: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, bucketsSetSQL, folded.Custs, folded.NInitial, folded.NAll); err != nil {
+			return 0, false, fmt.Errorf("segment fold, count bitmaps: %w", err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE segment_fold SET folded_to = $1`, upto); err != nil {
 		return 0, false, err
