@@ -40,27 +40,12 @@ CREATE FUNCTION segment_bits_set(custs bigint[]) RETURNS void LANGUAGE sql AS $$
     ON CONFLICT (kind, key, chunk) DO UPDATE SET bits = s.bits | excluded.bits;
 $$;
 
--- A release rebuilds the customers' summaries, then their bits: cleared in every row of
--- their chunks, set again from the rebuilt rows.
-CREATE OR REPLACE FUNCTION segment_rebuild(custs bigint[], upto timestamptz) RETURNS void
+-- A release rebuilds the customers' summaries (0006's segment_rebuild, renamed), then
+-- their bits: cleared in every row of their chunks, set again from the rebuilt rows.
+ALTER FUNCTION segment_rebuild(bigint[], timestamptz) RENAME TO segment_rebuild_summaries;
+CREATE FUNCTION segment_rebuild(custs bigint[], upto timestamptz) RETURNS void
 LANGUAGE sql AS $$
-    DELETE FROM segment_groups WHERE cust = ANY (custs);
-    DELETE FROM segment_customers WHERE cust = ANY (custs);
-    INSERT INTO segment_groups (group_id, cust, n_initial, n_repeat, last_initial_at, last_at)
-    SELECT i.group_id, c.num, count(*) FILTER (WHERE i.kind = 'initial'),
-           count(*) FILTER (WHERE i.kind = 'repeat'),
-           max(i.issued_at) FILTER (WHERE i.kind = 'initial'), max(i.issued_at)
-    FROM customers c JOIN issues i ON i.customer_id = c.id
-    WHERE c.num = ANY (custs) AND i.issued_at < upto AND i.released_at IS NULL
-    GROUP BY i.group_id, c.num;
-    INSERT INTO segment_customers (cust, n_initial, n_all, recent_initial, groups_initial)
-    SELECT c.num, count(*) FILTER (WHERE i.kind = 'initial'), count(*),
-           coalesce((array_agg(i.issued_at ORDER BY i.issued_at DESC)
-                     FILTER (WHERE i.kind = 'initial'))[1:5], '{}'),
-           coalesce(array_agg(DISTINCT i.group_id ORDER BY i.group_id) FILTER (WHERE i.kind = 'initial'), '{}')
-    FROM customers c JOIN issues i ON i.customer_id = c.id
-    WHERE c.num = ANY (custs) AND i.issued_at < upto AND i.released_at IS NULL
-    GROUP BY c.num;
+    SELECT segment_rebuild_summaries(custs, upto);
     UPDATE segment_bits s SET bits = s.bits & ~m.mask
     FROM (SELECT cust / 4096 AS chunk, bit_or(segment_bit(cust)) AS mask FROM unnest(custs) cust GROUP BY 1) m
     WHERE s.chunk = m.chunk;
