@@ -392,18 +392,7 @@ func TestFiltersMatchModel(t *testing.T) {
 }
 
 func randomFilter(rng *rand.Rand, names []string, now time.Time, depth int) *segments.Filter {
-	pick := func() []segments.GroupRef {
-		var gs []segments.GroupRef
-		for _, n := range names {
-			if rng.IntN(3) == 0 {
-				gs = append(gs, segments.GroupRef{Name: n})
-			}
-		}
-		if len(gs) == 0 {
-			gs = append(gs, segments.GroupRef{Name: names[rng.IntN(len(names))]})
-		}
-		return gs
-	}
+	pick := func() []segments.GroupRef { return pickGroups(rng, names, 3) }
 	window := func() *segments.Window {
 		switch rng.IntN(4) {
 		case 0:
@@ -451,6 +440,21 @@ func randomFilter(rng *rand.Rand, names []string, now time.Time, depth int) *seg
 	return &segments.Filter{Quantity: q}
 }
 
+// pickGroups draws each of names with a chance of one in oneIn, and one of them when
+// none was drawn.
+func pickGroups(rng *rand.Rand, names []string, oneIn int) []segments.GroupRef {
+	var gs []segments.GroupRef
+	for _, n := range names {
+		if rng.IntN(oneIn) == 0 {
+			gs = append(gs, segments.GroupRef{Name: n})
+		}
+	}
+	if len(gs) == 0 {
+		gs = append(gs, segments.GroupRef{Name: names[rng.IntN(len(names))]})
+	}
+	return gs
+}
+
 // randomBitFilter makes a filter segment_bits answers: issued_from without a window
 // (initial issues), quantities without a window or groups that exclude zero, and ANDs
 // (with NOTs beside a positive part) and ORs of them.
@@ -475,16 +479,7 @@ func randomBitFilter(rng *rand.Rand, names []string, depth int) *segments.Filter
 		return f
 	}
 	if rng.IntN(2) == 0 {
-		var gs []segments.GroupRef
-		for _, n := range names {
-			if rng.IntN(2) == 0 {
-				gs = append(gs, segments.GroupRef{Name: n})
-			}
-		}
-		if len(gs) == 0 {
-			gs = append(gs, segments.GroupRef{Name: names[rng.IntN(len(names))]})
-		}
-		return &segments.Filter{IssuedFrom: &segments.IssuedFrom{Groups: gs, Match: []string{"any", "all"}[rng.IntN(2)]}}
+		return &segments.Filter{IssuedFrom: &segments.IssuedFrom{Groups: pickGroups(rng, names, 2), Match: []string{"any", "all"}[rng.IntN(2)]}}
 	}
 	q := &segments.Quantity{Kind: []string{"", "initial", "all"}[rng.IntN(3)]}
 	v, w := int64(1+rng.IntN(6)), int64(1+rng.IntN(6))
