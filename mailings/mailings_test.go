@@ -22,6 +22,7 @@ import (
 
 	"promopool/groups"
 	"promopool/internal/smtptest"
+	"promopool/internal/syncbuf"
 	"promopool/internal/testdb"
 	"promopool/mailer"
 	"promopool/mailings"
@@ -29,23 +30,43 @@ import (
 	"promopool/worker"
 )
 
+// flushedRedis empties the test Redis DB and returns its Asynq options and a client
+// (closed when the test ends).
+func flushedRedis(t *testing.T) (asynq.RedisConnOpt, *redis.Client) {
+	t.Helper()
+	ropt, err := asynq.ParseRedisURI(testdb.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rurl, err := redis.ParseURL(testdb.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(rurl)
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("test Redis: %v", err)
+	}
+	return ropt, rdb
+}
+
 type env struct {
 	db    *testdb.DB
 	store *groups.Store
 	svc   *mailings.Service
 	smtp  *smtptest.Server
-	log   *bytes.Buffer
+	log   *syncbuf.Buffer
 }
 
 func newEnv(t *testing.T, enq mailings.Enqueuer, cfg mailings.Config) *env {
 	t.Helper()
-	e := &env{db: testdb.New(t), smtp: smtptest.Start(t), log: &bytes.Buffer{}}
+	e := &env{db: testdb.New(t), smtp: smtptest.Start(t), log: &syncbuf.Buffer{}}
 	e.store = groups.NewStore(e.db.DB, groups.Config{})
 	tcfg, err := mailer.ParseURL(e.smtp.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(&syncWriter{w: e.log}, nil))
+	log := slog.New(slog.NewTextHandler(e.log, nil))
 	tcfg.Log = log
 	tr, err := mailer.New(tcfg)
 	if err != nil {
@@ -57,17 +78,6 @@ func newEnv(t *testing.T, enq mailings.Enqueuer, cfg mailings.Config) *env {
 	}
 	e.svc = mailings.New(cfg, e.db.DB, e.store, enq, tr, nil, log)
 	return e
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 func (e *env) customers(t *testing.T, n int) []string {
@@ -427,16 +437,7 @@ func TestTemplateProblemsRefuseCreation(t *testing.T) {
 // mailing goes out in full; then Redis is flushed mid-mailing (tasks lost) and the
 // reconciler finishes it.
 func TestWorkerEndToEndAndReconciler(t *testing.T) {
-	ropt, err := asynq.ParseRedisURI(testdb.RedisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rurl, _ := redis.ParseURL(testdb.RedisURL())
-	rdb := redis.NewClient(rurl)
-	defer rdb.Close()
-	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
-		t.Fatalf("test Redis: %v", err)
-	}
+	ropt, rdb := flushedRedis(t)
 	client := asynq.NewClient(ropt)
 	defer client.Close()
 	e := newEnv(t, worker.Enqueuer{Client: client}, mailings.Config{ReenqueueAfter: time.Millisecond, Lease: 30 * time.Second})

@@ -6,9 +6,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
-	"promopool/internal/testdb"
 	"promopool/mailings"
 	"promopool/worker"
 )
@@ -18,17 +16,8 @@ import (
 // reconcile tick past ReenqueueAfter added one more duplicate task per waiting batch (the
 // fault suite saw 7,944 tasks for 238 open batches). A batch whose task is gone is.
 func TestReconcileLeavesWaitingBatches(t *testing.T) {
-	ropt, err := asynq.ParseRedisURI(testdb.RedisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rurl, _ := redis.ParseURL(testdb.RedisURL())
-	rdb := redis.NewClient(rurl)
-	defer rdb.Close()
+	ropt, rdb := flushedRedis(t)
 	ctx := context.Background()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("test Redis: %v", err)
-	}
 	client := asynq.NewClient(ropt)
 	defer client.Close()
 	insp := asynq.NewInspector(ropt)

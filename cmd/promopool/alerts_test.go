@@ -1,38 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"promopool/internal/smtptest"
+	"promopool/internal/syncbuf"
 	"promopool/internal/testdb"
 )
 
-// lockedBuffer is a bytes.Buffer safe to write from the scheduler's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // alertsMain is the binary with the test schema's environment plus extra variables.
-func alertsMain(db *testdb.DB, extra map[string]string) (*Main, *lockedBuffer, *lockedBuffer) {
+func alertsMain(db *testdb.DB, extra map[string]string) (*Main, *syncbuf.Buffer, *syncbuf.Buffer) {
 	env := map[string]string{"USER": "tester"}
 	for _, kv := range db.Env() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -41,7 +22,7 @@ func alertsMain(db *testdb.DB, extra map[string]string) (*Main, *lockedBuffer, *
 	for k, v := range extra {
 		env[k] = v
 	}
-	out, errOut := &lockedBuffer{}, &lockedBuffer{}
+	out, errOut := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	return &Main{Getenv: func(k string) string { return env[k] }, Stdout: out, Stderr: errOut}, out, errOut
 }
 
