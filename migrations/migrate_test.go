@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 
@@ -112,5 +113,29 @@ func TestOutboxParentCheck(t *testing.T) {
 	}
 	if err := db.Get(&n, `SELECT count(*) FROM mailing_recipients`); err != nil || n != 0 {
 		t.Fatalf("deleting the mailing left %d recipients (%v); want none", n, err)
+	}
+}
+
+// The history and the segment summaries are read through index-only scans, which stay
+// index-only only while vacuum keeps their visibility maps current: the migrations set
+// each table's autovacuum thresholds far below PostgreSQL's defaults.
+func TestAutovacuumThresholds(t *testing.T) {
+	db := testdb.New(t)
+	want := map[string][]string{
+		"issues":            {"autovacuum_vacuum_insert_scale_factor=0.01"},
+		"segment_customers": {"autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_insert_scale_factor=0.01"},
+		"segment_groups":    {"autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_insert_scale_factor=0.01"},
+		"segment_bits":      {"autovacuum_vacuum_scale_factor=0.01"},
+	}
+	for table, opts := range want {
+		var got []string
+		if err := db.QueryRow(`SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = $1::regclass`, table).Scan(pq.Array(&got)); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		for _, o := range opts {
+			if !slices.Contains(got, o) {
+				t.Errorf("%s: reloptions %v lack %s", table, got, o)
+			}
+		}
 	}
 }
