@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,8 +36,11 @@ type ClaimConfig struct {
 	Naive time.Duration
 	// RepeatBatches is how many repeat lookups of Batch customers to time (default 50).
 	RepeatBatches int
-	// Keep keeps the schema (its name is logged) to inspect plans afterwards.
+	// Keep keeps the schema (its name is logged) to inspect plans afterwards, or for a
+	// later Reuse.
 	Keep bool
+	// Reuse times only the repeat lookups, on a schema kept by an earlier run.
+	Reuse string
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -59,12 +64,17 @@ type ClaimResult struct {
 	Runs        []ClaimRun
 	Naive       ClaimRun
 	Repeats     []ClaimRun
+	Reused      string // the schema, when only the repeats ran on a kept one
 }
 
 // Print writes the report.
 func (r *ClaimResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "postgres: %s\n", r.Settings)
-	fmt.Fprintf(w, "history before claims: %d issue rows (loaded and indexed in %.1f s)\n", r.History, r.HistoryLoad.Seconds())
+	if r.Reused != "" {
+		fmt.Fprintf(w, "history (schema %s reused): %d issue rows\n", r.Reused, r.History)
+	} else {
+		fmt.Fprintf(w, "history before claims: %d issue rows (loaded and indexed in %.1f s)\n", r.History, r.HistoryLoad.Seconds())
+	}
 	var two float64
 	for _, run := range r.Runs {
 		fmt.Fprintf(w, "%-34s workers %d: %8d codes in %6.2f s  %9.0f codes/s\n", run.Name, run.Workers, run.Codes, run.Elapsed.Seconds(), run.Rate())
@@ -72,12 +82,14 @@ func (r *ClaimResult) Print(w io.Writer) {
 			two = run.Rate()
 		}
 	}
-	fmt.Fprintf(w, "%-34s workers %d: %8d codes in %6.2f s  %9.0f codes/s\n", r.Naive.Name, r.Naive.Workers, r.Naive.Codes, r.Naive.Elapsed.Seconds(), r.Naive.Rate())
+	if r.Naive.Codes > 0 {
+		fmt.Fprintf(w, "%-34s workers %d: %8d codes in %6.2f s  %9.0f codes/s\n", r.Naive.Name, r.Naive.Workers, r.Naive.Codes, r.Naive.Elapsed.Seconds(), r.Naive.Rate())
+	}
 	if r.Naive.Rate() > 0 && two > 0 {
 		fmt.Fprintf(w, "claim (2 workers) / naive (2 workers): %.1fx\n", two/r.Naive.Rate())
 	}
 	for _, run := range r.Repeats {
-		fmt.Fprintf(w, "%-34s workers %d: %8d customers in %6.2f s  %9.0f customers/s\n", run.Name, run.Workers, run.Codes, run.Elapsed.Seconds(), run.Rate())
+		fmt.Fprintf(w, "%-50s workers %d: %8d customers in %6.2f s  %9.0f customers/s\n", run.Name, run.Workers, run.Codes, run.Elapsed.Seconds(), run.Rate())
 	}
 }
 
@@ -108,11 +120,17 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 			fmt.Fprintf(cfg.Log, format+"\n", args...)
 		}
 	}
-	env, err := NewEnv(ctx, cfg.URL)
+	var env *Env
+	var err error
+	if cfg.Reuse != "" {
+		env, err = OpenEnv(ctx, cfg.URL, cfg.Reuse)
+	} else {
+		env, err = NewEnv(ctx, cfg.URL)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Keep {
+	if cfg.Keep || cfg.Reuse != "" {
 		logf("keeping schema %s", env.Schema)
 		defer env.DB.Close()
 	} else {
@@ -123,6 +141,18 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 		return nil, err
 	}
 	store := groups.NewStore(env.DB, groups.Config{})
+	if cfg.Reuse != "" {
+		res.Reused = cfg.Reuse
+		var groupID int64
+		if err := env.DB.GetContext(ctx, &groupID, `SELECT id FROM groups WHERE name = 'bench'`); err != nil {
+			return nil, fmt.Errorf("schema %s: no bench group: %w", cfg.Reuse, err)
+		}
+		if err := env.DB.GetContext(ctx, &res.History, `SELECT count(*) FROM issues`); err != nil {
+			return nil, err
+		}
+		res.Repeats, err = repeatRuns(ctx, env.DB, store, groupID, cfg)
+		return res, err
+	}
 
 	// The pool: enough codes for every configuration, in one range, loaded server-side.
 	perRun := int64(cfg.Batch * cfg.Batches)
@@ -198,34 +228,70 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 	if res.Naive, err = naive(ctx, env, 2, cfg.Naive); err != nil {
 		return nil, err
 	}
-
-	// Repeat: customers that hold codes from the group (the history's, or the claims'):
-	// the lookup alone (last_promocode in a preview, and the figure PERFORMANCE.md
-	// measures), then lookup + record (a mailing's repeat issue).
-	var holders []string
-	// Customers holding a real code (the claims above gave them one; the loaded history's
-	// code ids are synthetic and have no codes row, so a repeat of those finds nothing to
-	// re-insert and would flatter the lookup).
-	if err := env.DB.SelectContext(ctx, &holders, `
-		SELECT i.customer_id FROM codes c JOIN issues i ON i.code_id = c.id AND i.kind = 'initial' AND i.released_at IS NULL
-		WHERE i.group_id = $1 GROUP BY i.customer_id ORDER BY random() LIMIT $2`,
-		g.ID, 2*cfg.Batch*cfg.RepeatBatches*len(cfg.Workers)); err != nil {
+	// A repeat mailing comes after the mailing that issued the codes; by then
+	// autovacuum has set the visibility map over them (migration 0011 makes it vacuum
+	// issues after 1% new rows), so the lookup's index-only scan stays index-only.
+	logf("vacuuming issues, as autovacuum would after the claims")
+	if _, err := env.DB.ExecContext(ctx, `VACUUM issues`); err != nil {
 		return nil, err
 	}
-	// Each run looks up customers of its own, so no run finds them warm from another.
-	per := len(holders) / (2 * len(cfg.Workers))
+	if err := checkpoint(ctx, env.DB, logf); err != nil {
+		return nil, err
+	}
+	res.Repeats, err = repeatRuns(ctx, env.DB, store, g.ID, cfg)
+	return res, err
+}
+
+// repeatRuns times the repeat lookups over customers that hold codes from the group:
+// the lookup alone (last_promocode in a preview, and the figure PERFORMANCE.md
+// measures), then lookup + record (a mailing's repeat issue), each in two orders:
+//
+//   - mailing order: each batch is consecutive customer ids, as a mailing forms its
+//     batches (its outbox is written in customer id order);
+//   - random: each batch is customers drawn at random, the worst case (an explicit
+//     id list, or a sparse segment), where every customer is a page of its own.
+//
+// Every run looks up customers of its own (the mailing-order runs a contiguous id
+// range of the first half, the random ones a sample of the second), so no run finds
+// its pages warm from another.
+func repeatRuns(ctx context.Context, db *sqlx.DB, store *groups.Store, groupID int64, cfg ClaimConfig) ([]ClaimRun, error) {
+	// Customers holding a real code (the claims gave them one; the loaded history's
+	// code ids are synthetic and have no codes row, so a repeat of those finds nothing
+	// to re-insert and would flatter the lookup).
+	var holders []string
+	if err := db.SelectContext(ctx, &holders, `
+		SELECT i.customer_id FROM codes c JOIN issues i ON i.code_id = c.id AND i.kind = 'initial' AND i.released_at IS NULL
+		WHERE i.group_id = $1 GROUP BY i.customer_id ORDER BY i.customer_id`, groupID); err != nil {
+		return nil, err
+	}
+	runs := 2 * 2 * len(cfg.Workers)
+	per := min(len(holders)/runs, cfg.Batch*cfg.RepeatBatches)
+	if per < cfg.Batch {
+		return nil, fmt.Errorf("only %d customers hold codes: too few for %d repeat runs of %d", len(holders), runs, cfg.Batch)
+	}
+	half := len(holders) / 2
+	sample := slices.Clone(holders[half:])
+	rand.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
+	var out []ClaimRun
 	k := 0
-	for _, record := range []bool{false, true} {
-		for _, workers := range cfg.Workers {
-			run, err := repeatRun(ctx, store, g.ID, holders[k*per:(k+1)*per], cfg.Batch, workers, record)
-			if err != nil {
-				return nil, err
+	for _, order := range []string{"mailing order", "random"} {
+		for _, record := range []bool{false, true} {
+			for _, workers := range cfg.Workers {
+				custs := holders[k*per : (k+1)*per]
+				if order == "random" {
+					custs = sample[(k-runs/2)*per : (k-runs/2+1)*per]
+				}
+				run, err := repeatRun(ctx, store, groupID, custs, cfg.Batch, workers, record)
+				if err != nil {
+					return nil, err
+				}
+				run.Name += ", " + order
+				out = append(out, run)
+				k++
 			}
-			res.Repeats = append(res.Repeats, run)
-			k++
 		}
 	}
-	return res, nil
+	return out, nil
 }
 
 // repeatRun times Store.Repeat (lookup + record) or, without record, Store.LastCodes
@@ -234,6 +300,7 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 func repeatRun(ctx context.Context, store *groups.Store, groupID int64, holders []string, batch, workers int, record bool) (ClaimRun, error) {
 	var next, n, looked atomic.Int64
 	errs := make(chan error, workers)
+	nonce := time.Now().UnixNano() // a rerun on a kept schema records under new scopes
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range workers {
@@ -248,7 +315,7 @@ func repeatRun(ctx context.Context, store *groups.Store, groupID int64, holders 
 				var got map[string]string
 				var err error
 				if record {
-					got, err = store.Repeat(ctx, groups.RepeatRequest{GroupID: groupID, Scope: fmt.Sprintf("repeat:%d:%d", workers, i), CustomerIDs: holders[i : i+batch]})
+					got, err = store.Repeat(ctx, groups.RepeatRequest{GroupID: groupID, Scope: fmt.Sprintf("repeat:%d:%d:%d", nonce, workers, i), CustomerIDs: holders[i : i+batch]})
 				} else {
 					got, err = store.LastCodes(ctx, groupID, holders[i:i+batch])
 				}
@@ -322,8 +389,21 @@ func loadHistory(ctx context.Context, db *sqlx.DB, groupID, n, customers int64, 
 	if err != nil {
 		return err
 	}
-	_, err = db.ExecContext(ctx, `VACUUM ANALYZE issues`)
-	return err
+	if _, err = db.ExecContext(ctx, `VACUUM ANALYZE issues`); err != nil {
+		return err
+	}
+	return checkpoint(ctx, db, logf)
+}
+
+// checkpoint writes out what the load dirtied, so that the checkpoint it would start
+// does not run during the timed work after it.
+func checkpoint(ctx context.Context, db *sqlx.DB, logf func(string, ...any)) error {
+	start := time.Now()
+	if _, err := db.ExecContext(ctx, `CHECKPOINT`); err != nil {
+		return fmt.Errorf("CHECKPOINT (the benchmark's role needs pg_checkpoint): %w", err)
+	}
+	logf("checkpoint: %.1f s", time.Since(start).Seconds())
+	return nil
 }
 
 // withoutIndexes drops table's indexes (but its primary key), runs load, and builds

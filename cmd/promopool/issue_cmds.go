@@ -63,12 +63,13 @@ func (m *Main) benchClaim(ctx context.Context, url string, args []string) error 
 	batch := fs.Int("batch", 1000, "customers per claim")
 	batches := fs.Int("batches", 200, "batches per worker configuration")
 	naive := fs.Duration("naive", 5*time.Second, "how long to run the naive baseline")
-	keep := fs.Bool("keep", false, "keep the benchmark schema (its name is printed) to inspect plans afterwards")
+	keep := fs.Bool("keep", false, "keep the benchmark schema (its name is printed) to inspect plans afterwards or for -reuse")
+	reuse := fs.String("reuse", "", "time only the repeat lookups, on a schema kept by -keep")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	res, err := bench.Claim(ctx, bench.ClaimConfig{URL: url, History: *history, HistoryCustomers: *histCust,
-		Batch: *batch, Batches: *batches, Naive: *naive, Keep: *keep, Log: m.Stderr})
+		Batch: *batch, Batches: *batches, Naive: *naive, Keep: *keep, Reuse: *reuse, Log: m.Stderr})
 	if err != nil {
 		return err
 	}
