@@ -76,6 +76,10 @@ func (r *ClaimResult) Issued() int { return len(r.Codes) - len(r.Existing) }
 //
 // Errors: ErrGroupNotFound (no live group), *InvalidError, ErrReservationLost.
 func (s *Store) Claim(ctx context.Context, req ClaimRequest) (*ClaimResult, error) {
+	return s.claim(ctx, req, 0)
+}
+
+func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimResult, error) {
 	customers, err := checkBatch(req.Scope, req.CustomerIDs)
 	if err != nil {
 		return nil, err
@@ -108,14 +112,54 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (*ClaimResult, erro
 	if rv.id == 0 {
 		return res, nil
 	}
-	if err := s.issue(ctx, req, rv, covered, res); err != nil {
+	if testHookBeforeIssue != nil {
+		testHookBeforeIssue()
+	}
+	missing, err := s.issue(ctx, req, rv, covered, res)
+	if err != nil {
 		return nil, fmt.Errorf("claiming codes for group %d: %w", req.GroupID, err)
 	}
 	if n := res.Issued(); n > 0 { // a concurrent identical claim may have served some first
 		metrics.CodesIssued.WithLabelValues(strconv.FormatInt(req.GroupID, 10)).Add(float64(n))
 	}
+	if len(missing) > 0 {
+		// A concurrent identical claim served these customers first, and its issues were
+		// released before this claim could read them: they hold nothing under the scope
+		// now, so they are claimed again (a release is rare; one more round suffices
+		// unless it races again, and every round is bounded by the batch).
+		if depth >= maxClaimRounds {
+			return nil, fmt.Errorf("claiming codes for group %d: %d customers' issues were released under concurrent claims %d times in a row", req.GroupID, len(missing), depth+1)
+		}
+		more, err := s.claim(ctx, ClaimRequest{GroupID: req.GroupID, Scope: req.Scope, MailingID: req.MailingID, CustomerIDs: missing}, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		for c, code := range more.Codes {
+			res.Codes[c] = code
+		}
+		res.Existing = append(res.Existing, more.Existing...)
+		if len(more.Uncovered) > 0 {
+			// Keep Uncovered in request order.
+			res.Uncovered = res.Uncovered[:0]
+			for _, c := range customers {
+				if _, ok := res.Codes[c]; !ok {
+					res.Uncovered = append(res.Uncovered, c)
+				}
+			}
+		}
+	}
 	return res, nil
 }
+
+// maxClaimRounds bounds how often a claim goes round for customers whose concurrent
+// identical claim's issues were released under it.
+const maxClaimRounds = 3
+
+// Hooks for tests to force the interleavings they name (nil outside tests).
+var (
+	testHookBeforeIssue func() // Claim: codes reserved, issues not yet recorded
+	testHookConflict    func() // issueOnce: a concurrent identical claim served some customers first
+)
 
 // checkBatch validates a batch and returns its customers without repeats, in order.
 func checkBatch(scope string, ids []string) ([]string, error) {
@@ -510,11 +554,13 @@ FROM unnest($1::text[], $2::bigint[]) AS u(customer_id, code_id)
 ON CONFLICT (customer_id, group_id, scope) WHERE kind = 'initial' AND released_at IS NULL DO NOTHING
 RETURNING code_id`
 
-// issue records the reserved codes as initial issues.
-func (s *Store) issue(ctx context.Context, req ClaimRequest, rv *reservation, covered []string, res *ClaimResult) error {
+// issue records the reserved codes as initial issues. It returns the customers that a
+// concurrent identical claim served first but whose issue was released before this one
+// could read it (see issueOnce): they hold nothing, and Claim claims them again.
+func (s *Store) issue(ctx context.Context, req ClaimRequest, rv *reservation, covered []string, res *ClaimResult) ([]string, error) {
 	st, err := s.stmt(ctx, issueFast)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r, err := st.ExecContext(ctx, pq.Array(covered), pq.Array(rv.ids), req.GroupID, req.Scope, rv.id, req.MailingID)
 	if isUniqueViolation(err, "issues_scope_initial") {
@@ -522,58 +568,60 @@ func (s *Store) issue(ctx context.Context, req ClaimRequest, rv *reservation, co
 		return s.issueOnce(ctx, req, rv, covered, res)
 	}
 	if err != nil {
-		return fmt.Errorf("recording issues: %w", err)
+		return nil, fmt.Errorf("recording issues: %w", err)
 	}
 	n, err := r.RowsAffected()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if n == 0 {
-		return fmt.Errorf("reservation %d: %w", rv.id, ErrReservationLost)
+		return nil, fmt.Errorf("reservation %d: %w", rv.id, ErrReservationLost)
 	}
 	if n != int64(len(covered)) {
-		return fmt.Errorf("recording issues: %d rows for %d customers", n, len(covered))
+		return nil, fmt.Errorf("recording issues: %d rows for %d customers", n, len(covered))
 	}
 	for i, c := range covered {
 		res.Codes[c] = rv.codes[i]
 	}
-	return nil
+	return nil, nil
 }
 
 // issueOnce records the reserved codes in a transaction with ON CONFLICT DO NOTHING:
 // the customers a concurrent identical claim served first get its codes, and the codes
-// reserved for them go back to the pool.
-func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation, covered []string, res *ClaimResult) error {
+// reserved for them go back to the pool. A customer whose winning issue was released
+// between the insert and the read of the winner's codes holds nothing: it is returned
+// as missing, neither covered nor existing.
+func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation, covered []string, res *ClaimResult) ([]string, error) {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback()
 	// First: claim the reservation. If a recoverer holds or took it, this waits for it
 	// and then finds nothing: its codes went back to the pool, so issue none of them.
 	r, err := tx.ExecContext(ctx, `DELETE FROM reservations WHERE id = $1`, rv.id)
 	if err != nil {
-		return fmt.Errorf("taking reservation %d: %w", rv.id, err)
+		return nil, fmt.Errorf("taking reservation %d: %w", rv.id, err)
 	}
 	if n, _ := r.RowsAffected(); n != 1 {
-		return fmt.Errorf("reservation %d: %w", rv.id, ErrReservationLost)
+		return nil, fmt.Errorf("reservation %d: %w", rv.id, ErrReservationLost)
 	}
 	rows, err := tx.QueryContext(ctx, insertIssuesOnConflict, pq.Array(covered), pq.Array(rv.ids), req.GroupID, req.Scope, req.MailingID)
 	if err != nil {
-		return fmt.Errorf("recording issues: %w", err)
+		return nil, fmt.Errorf("recording issues: %w", err)
 	}
 	used := make(map[int64]struct{}, len(covered))
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		used[id] = struct{}{}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("recording issues: %w", err)
+		return nil, fmt.Errorf("recording issues: %w", err)
 	}
 	var unused []int64
 	var lost []string
@@ -587,21 +635,31 @@ func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation
 		}
 	}
 	if len(lost) > 0 {
+		if testHookConflict != nil {
+			testHookConflict()
+		}
 		if err := returnCodes(ctx, tx, req.GroupID, unused); err != nil {
-			return err
+			return nil, err
 		}
 		if err := s.existingCodes(ctx, tx, req.GroupID, req.Scope, lost, res); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return nil, err
 	}
 	for c, code := range got {
 		res.Codes[c] = code
 	}
-	res.Existing = append(res.Existing, lost...)
-	return nil
+	var missing []string
+	for _, c := range lost {
+		if _, ok := res.Codes[c]; ok {
+			res.Existing = append(res.Existing, c)
+		} else {
+			missing = append(missing, c)
+		}
+	}
+	return missing, nil
 }
 
 // stmtSet caches a Store's prepared statements: a prepared statement is parsed once

@@ -6,9 +6,11 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -534,5 +536,58 @@ func TestClaimAcrossRanges(t *testing.T) {
 	}
 	if gr := f.balanced(t, g.ID); gr.Active != 0 || gr.Issued != 6 {
 		t.Fatalf("active %d issued %d", gr.Active, gr.Issued)
+	}
+}
+
+// The interleaving the two unique indexes alone do not settle: claim B reserves codes,
+// an identical claim A (same scope) issues first, B's insert conflicts, and A's issue of
+// one customer is released before B reads A's codes. That customer holds nothing under
+// the scope, so B must claim it again — every customer ends covered or uncovered, one
+// live code each, and the pool balances.
+func TestClaimAfterIdenticalClaimReleased(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g := f.group(t, "race")
+	f.load(t, g.ID, groups.FormatPlain, "C1\nC2\nC3\nC4\nC5\nC6\n")
+	cust := []string{"x", "y"}
+	var a *groups.ClaimResult
+	var aErr, relErr error
+	var issued, conflicted atomic.Bool // each hook acts once (A's own claim passes them too)
+	restore := groups.SetClaimHooks(func() {
+		if !issued.Swap(true) {
+			a, aErr = f.store.Claim(ctx, groups.ClaimRequest{GroupID: g.ID, Scope: "m", CustomerIDs: cust})
+		}
+	}, func() {
+		if !conflicted.Swap(true) {
+			_, relErr = f.store.Release(ctx, g.ID, "m", []string{"x"})
+		}
+	})
+	defer restore()
+	b, err := f.store.Claim(ctx, groups.ClaimRequest{GroupID: g.ID, Scope: "m", CustomerIDs: cust})
+	if err != nil || aErr != nil || relErr != nil {
+		t.Fatalf("claim B: %v; claim A: %v; release: %v", err, aErr, relErr)
+	}
+	if len(a.Codes) != 2 {
+		t.Fatalf("claim A: %v", a.Codes)
+	}
+	if len(b.Codes) != 2 || len(b.Uncovered) != 0 {
+		t.Fatalf("claim B covered %v, uncovered %v: every customer must be one or the other", b.Codes, b.Uncovered)
+	}
+	if b.Codes["y"] != a.Codes["y"] || !slices.Contains(b.Existing, "y") {
+		t.Fatalf("y: B got %q (existing %v), A issued %q", b.Codes["y"], b.Existing, a.Codes["y"])
+	}
+	if b.Codes["x"] == a.Codes["x"] || slices.Contains(b.Existing, "x") {
+		t.Fatalf("x: B got %q (existing %v), but A's %q was released", b.Codes["x"], b.Existing, a.Codes["x"])
+	}
+	var live []string
+	if err := f.db.SelectContext(ctx, &live, `SELECT c.code FROM issues i JOIN codes c ON c.id = i.code_id
+		WHERE i.customer_id = 'x' AND i.scope = 'm' AND i.kind = 'initial' AND i.released_at IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 1 || live[0] != b.Codes["x"] {
+		t.Fatalf("x's live issues under m: %v, want [%s]", live, b.Codes["x"])
+	}
+	if gr := f.balanced(t, g.ID); gr.Issued != 2 {
+		t.Fatalf("issued %d, want 2 (x's new code and y's)", gr.Issued)
 	}
 }
