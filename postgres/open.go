@@ -35,6 +35,10 @@ func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 		"jit":              "off",
 		"application_name": cmp.Or(cfg.AppName, "promopool"),
 		"search_path":      cfg.SearchPath,
+		// lib/pq ignores the context during a connection's start-up handshake: without a
+		// timeout, a server that accepts and never answers holds the connecting
+		// goroutine (and a service starting against it) forever.
+		"connect_timeout": "10",
 	})
 	if err != nil {
 		return nil, err
@@ -49,8 +53,17 @@ func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := db.PingContext(pctx); err != nil {
-		db.Close()
+	// The ping runs aside so that a cancelled ctx (a SIGTERM while starting) returns at
+	// once, even while lib/pq sits in a handshake that only connect_timeout ends.
+	pinged := make(chan error, 1)
+	go func() { pinged <- db.PingContext(pctx) }()
+	select {
+	case err = <-pinged:
+	case <-pctx.Done():
+		err = pctx.Err()
+	}
+	if err != nil {
+		go db.Close() // waits for the abandoned handshake, if any
 		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", Redact(cfg.URL), err)
 	}
 	return db, nil

@@ -61,9 +61,23 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}
+		if ctx.Err() != nil && isService(m.cmd) {
+			// A service asked to stop (SIGTERM, SIGINT) while it was still starting up,
+			// waiting for PostgreSQL say: stopping is what it was asked to do, and a
+			// supervisor must not count it as a crash.
+			fmt.Fprintln(os.Stderr, "promopool: stopped while starting:", err)
+			return
+		}
 		fmt.Fprintln(os.Stderr, "promopool:", err)
 		os.Exit(1)
 	}
+}
+
+// isService says whether a subcommand is one of the Procfile's long-running processes,
+// which end by being stopped. A tool interrupted mid-work (an upload, a benchmark)
+// still exits 1: its work did not finish.
+func isService(cmd string) bool {
+	return cmd == "web" || cmd == "worker" || cmd == "scheduler"
 }
 
 // Main is the program: tests run it in-process with their own environment and streams.

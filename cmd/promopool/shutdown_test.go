@@ -141,3 +141,64 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 		t.Fatalf("%d of %d recorded sent", sent, n)
 	}
 }
+
+// TestStopWhileStarting sends SIGTERM to each service while it waits for a PostgreSQL
+// that accepts connections and never answers: it stops at once and exits 0 (a stop
+// it was asked for, not a crash a supervisor should count).
+func TestStopWhileStarting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs service processes")
+	}
+	bin, redisURL := workerTestSetup(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held open, never answered
+		}
+	}()
+	for _, svc := range []string{"web", "worker", "scheduler"} {
+		t.Run(svc, func(t *testing.T) {
+			cmd := exec.Command(bin, svc)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			cmd.Env = append(os.Environ(), "DATABASE_URL=postgres://postgres@"+ln.Addr().String()+"/none?sslmode=disable",
+				"REDIS_URL="+redisURL, "HTTP_ADDR=127.0.0.1:0", "METRICS_ADDR=", "API_KEYS=")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case c := <-accepted:
+				defer c.Close()
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("%s never connected to PostgreSQL; stderr:\n%s", svc, stderr.String())
+			}
+			start := time.Now()
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("%s exited with %v after SIGTERM while starting; stderr:\n%s", svc, err, stderr.String())
+				}
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("%s still running 5 s after SIGTERM; stderr:\n%s", svc, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "stopped while starting") {
+				t.Errorf("%s stderr does not say it stopped while starting:\n%s", svc, stderr.String())
+			}
+			t.Logf("%s stopped %v after SIGTERM", svc, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
