@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -49,11 +52,12 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	// statement's transaction): a lease lost in a crash is what the crash means anyway —
 	// the batch is free for another delivery — so its commit need not wait for the WAL
 	// flush. That saved two fsyncs a batch.
+	token := rand.Int64N(math.MaxInt64-1) + 1
 	var leased bool
 	err := s.db.GetContext(ctx, &leased, `
-		UPDATE mailing_batches SET lease_until = now() + make_interval(secs => $3)
+		UPDATE mailing_batches SET lease_until = now() + make_interval(secs => $3), lease_token = $4
 		WHERE mailing_id = $1 AND batch = $2 AND done_at IS NULL AND (lease_until IS NULL OR lease_until < now())
-		RETURNING set_config('synchronous_commit', 'off', true) = 'off'`, mailingID, batch, s.cfg.Lease.Seconds())
+		RETURNING set_config('synchronous_commit', 'off', true) = 'off'`, mailingID, batch, s.cfg.Lease.Seconds(), token)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("leasing batch %d of mailing %d: %w", batch, mailingID, err)
 	}
@@ -61,9 +65,13 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 		return nil // done already, or another delivery holds it (the reconciler follows up)
 	}
 	defer s.db.ExecContext(context.WithoutCancel(ctx), `
-		UPDATE mailing_batches SET lease_until = NULL
-		WHERE mailing_id = $1 AND batch = $2 AND lease_until IS NOT NULL AND set_config('synchronous_commit', 'off', true) = 'off'`,
-		mailingID, batch)
+		UPDATE mailing_batches SET lease_until = NULL, lease_token = NULL
+		WHERE mailing_id = $1 AND batch = $2 AND lease_token = $3 AND set_config('synchronous_commit', 'off', true) = 'off'`,
+		mailingID, batch, token)
+	// sendCtx ends when the lease is lost: no message may leave once another delivery
+	// can hold the batch.
+	sendCtx, stopLease := s.holdLease(ctx, mailingID, batch, token)
+	defer stopLease()
 
 	m, err := getMailing(ctx, s.db, mailingID, "")
 	if err != nil {
@@ -147,7 +155,7 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 			return err
 		}
 	}
-	transient, err := s.send(ctx, m, t, batch, comp.rendered, &outcomes)
+	transient, err := s.send(ctx, sendCtx, m, t, batch, comp.rendered, &outcomes)
 	if err != nil {
 		return err
 	}
@@ -160,6 +168,60 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	}
 	return nil
 }
+
+// holdLease renews the batch's lease (held under token) every third of MAILING_LEASE
+// until stop is called. The context it returns ends when the lease is lost — taken over
+// by another delivery after it expired — or when it could not be renewed before it
+// would expire (the database unreachable): from then on another delivery may hold the
+// batch, so this one must send nothing more.
+func (s *Service) holdLease(ctx context.Context, mailingID int64, batch int, token int64) (context.Context, func()) {
+	lctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	every := s.cfg.Lease / 3
+	go func() {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		valid := time.Now().Add(s.cfg.Lease)
+		for {
+			select {
+			case <-done:
+				return
+			case <-lctx.Done():
+				return
+			case <-tick.C:
+			}
+			var held bool
+			start := time.Now()
+			qctx, qcancel := context.WithTimeout(lctx, every)
+			err := s.db.GetContext(qctx, &held, `
+				UPDATE mailing_batches SET lease_until = now() + make_interval(secs => $4)
+				WHERE mailing_id = $1 AND batch = $2 AND lease_token = $3
+				RETURNING set_config('synchronous_commit', 'off', true) = 'off'`, mailingID, batch, token, s.cfg.Lease.Seconds())
+			qcancel()
+			switch {
+			case err == nil:
+				valid = start.Add(s.cfg.Lease)
+			case errors.Is(err, sql.ErrNoRows):
+				s.log.Warn("batch lease lost to another delivery: sending stops", "mailing_id", mailingID, "batch", batch)
+				cancel(errLeaseLost)
+				return
+			case lctx.Err() != nil:
+				return
+			default:
+				s.log.Warn("renewing a batch lease failed", "mailing_id", mailingID, "batch", batch, "err", err)
+			}
+			if time.Until(valid) < every {
+				s.log.Warn("batch lease about to expire unrenewed: sending stops", "mailing_id", mailingID, "batch", batch)
+				cancel(errLeaseLost)
+				return
+			}
+		}
+	}()
+	return lctx, func() { close(done); cancel(nil) }
+}
+
+// errLeaseLost ends a batch's sending when its lease is gone.
+var errLeaseLost = errors.New("the batch's lease was lost")
 
 // heldByReservations takes out of comp.uncovered the recipients of groups whose pool
 // is empty only because reservations hold codes: claims that reserved and never issued
@@ -233,7 +295,9 @@ func (s *Service) pause(ctx context.Context, id int64, reason string) {
 // send hands the rendered messages to the transport and turns each result into an
 // outcome; definitive rejections return their codes to the pool. It returns how many
 // failed transiently (they stay queued).
-func (s *Service) send(ctx context.Context, m *Mailing, t *macros.Template, batch int, rendered []Rendered, outcomes *[]outcome) (int, error) {
+// The transport sends under sendCtx (it ends when the batch's lease is lost: messages
+// not yet sent then stay queued, as Temporary); the rest runs under ctx.
+func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Template, batch int, rendered []Rendered, outcomes *[]outcome) (int, error) {
 	if len(rendered) == 0 {
 		return 0, nil
 	}
@@ -244,7 +308,7 @@ func (s *Service) send(ctx context.Context, m *Mailing, t *macros.Template, batc
 	for i, r := range rendered {
 		msgs[i] = mailer.Message{ID: MessageID(m.ID, r.CustomerID), From: m.Sender, To: r.Email, Subject: r.Subject, HTML: r.HTML, Text: r.Text}
 	}
-	results, err := s.sender.Send(ctx, msgs)
+	results, err := s.sender.Send(sendCtx, msgs)
 	if err != nil {
 		s.log.Warn("transport failed for a whole batch", "mailing_id", m.ID, "messages", len(msgs), "err", err)
 		return len(msgs), nil

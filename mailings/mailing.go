@@ -160,8 +160,9 @@ func (m *Mailing) source() macros.Source {
 type Config struct {
 	// BatchSize is how many recipients one task carries (default 500).
 	BatchSize int
-	// Lease is how long a batch task may run before another delivery may take the
-	// batch over (default 2 minutes).
+	// Lease is how long a batch's lease lasts unless renewed: a delivery renews it every
+	// third of this while it works, and another may take the batch over once it has
+	// expired (default 2 minutes).
 	Lease time.Duration
 	// ReenqueueAfter is how long an open batch may sit without a live lease before the
 	// reconciler enqueues it again (default 5 minutes).

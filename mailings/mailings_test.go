@@ -2,6 +2,7 @@ package mailings_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,9 +61,16 @@ type env struct {
 
 func newEnv(t *testing.T, enq mailings.Enqueuer, cfg mailings.Config) *env {
 	t.Helper()
+	return newEnvSending(t, enq, cfg, "")
+}
+
+// newEnvSending is newEnv with the transport at mailerURL (a MAILER_URL) instead of the
+// test SMTP server.
+func newEnvSending(t *testing.T, enq mailings.Enqueuer, cfg mailings.Config, mailerURL string) *env {
+	t.Helper()
 	e := &env{db: testdb.New(t), smtp: smtptest.Start(t), log: &syncbuf.Buffer{}}
 	e.store = groups.NewStore(e.db.DB, groups.Config{})
-	tcfg, err := mailer.ParseURL(e.smtp.URL())
+	tcfg, err := mailer.ParseURL(cmp.Or(mailerURL, e.smtp.URL()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,8 +35,8 @@ type Config struct {
 	MailerURL string
 	// MailingBatchSize is how many recipients one task carries (MAILING_BATCH_SIZE, default 500).
 	MailingBatchSize int
-	// MailingLease is how long a batch task may run before another delivery may take
-	// it over (MAILING_LEASE, default 2m).
+	// MailingLease is how long a batch's lease lasts unless renewed; a running batch
+	// renews it every third of this (MAILING_LEASE, default 2m).
 	MailingLease time.Duration
 	// ReconcileInterval is how often a worker looks for lost batches (RECONCILE_INTERVAL, default 30s).
 	ReconcileInterval time.Duration

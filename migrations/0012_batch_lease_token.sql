@@ -1,0 +1,8 @@
+-- 0012: a batch's lease names its holder, and the holder renews it while it works.
+-- The lease was a bare expiry time (MAILING_LEASE, 2 minutes), set once. A batch that
+-- sent for longer (a slow SMTP relay, a large batch) lost it mid-send: another delivery
+-- could take the batch and send its still-queued recipients a second time, and the first
+-- delivery's release at the end cleared the second one's lease. Now each delivery writes
+-- a random token with the lease, renews it every third of MAILING_LEASE while it works,
+-- stops sending if it finds the lease gone, and releases only its own.
+ALTER TABLE mailing_batches ADD COLUMN lease_token bigint;
