@@ -170,10 +170,13 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 }
 
 // holdLease renews the batch's lease (held under token) every third of MAILING_LEASE
-// until stop is called. The context it returns ends when the lease is lost — taken over
-// by another delivery after it expired — or when it could not be renewed before it
-// would expire (the database unreachable): from then on another delivery may hold the
-// batch, so this one must send nothing more.
+// until stop is called. The context it returns ends when a renewal finds the lease
+// taken over by another delivery (it had expired): from then on that delivery holds
+// the batch, so this one must send nothing more. A renewal that fails (PostgreSQL out
+// of reach) is logged and tried again at the next tick; sending goes on, since
+// stopping would turn the messages in flight into ambiguous failures, and a delivery
+// that takes the batch over meanwhile can only resend with the same message ids, as
+// after a crash between sending and recording.
 func (s *Service) holdLease(ctx context.Context, mailingID int64, batch int, token int64) (context.Context, func()) {
 	lctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
@@ -181,7 +184,6 @@ func (s *Service) holdLease(ctx context.Context, mailingID int64, batch int, tok
 	go func() {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
-		valid := time.Now().Add(s.cfg.Lease)
 		for {
 			select {
 			case <-done:
@@ -191,7 +193,6 @@ func (s *Service) holdLease(ctx context.Context, mailingID int64, batch int, tok
 			case <-tick.C:
 			}
 			var held bool
-			start := time.Now()
 			qctx, qcancel := context.WithTimeout(lctx, every)
 			err := s.db.GetContext(qctx, &held, `
 				UPDATE mailing_batches SET lease_until = now() + make_interval(secs => $4)
@@ -200,7 +201,6 @@ func (s *Service) holdLease(ctx context.Context, mailingID int64, batch int, tok
 			qcancel()
 			switch {
 			case err == nil:
-				valid = start.Add(s.cfg.Lease)
 			case errors.Is(err, sql.ErrNoRows):
 				s.log.Warn("batch lease lost to another delivery: sending stops", "mailing_id", mailingID, "batch", batch)
 				cancel(errLeaseLost)
@@ -209,11 +209,6 @@ func (s *Service) holdLease(ctx context.Context, mailingID int64, batch int, tok
 				return
 			default:
 				s.log.Warn("renewing a batch lease failed", "mailing_id", mailingID, "batch", batch, "err", err)
-			}
-			if time.Until(valid) < every {
-				s.log.Warn("batch lease about to expire unrenewed: sending stops", "mailing_id", mailingID, "batch", batch)
-				cancel(errLeaseLost)
-				return
 			}
 		}
 	}()

@@ -107,6 +107,7 @@ func TestLeaseLostStopsSending(t *testing.T) {
 	if !errors.Is(err, mailings.ErrTransient) {
 		t.Fatalf("first delivery after losing its lease: %v, want ErrTransient (the rest stays queued)", err)
 	}
+	time.Sleep(200 * time.Millisecond) // a request in flight when sending stopped still arrives
 	sent := hook.deliveries(t)
 	if sent >= 30 || sent > stolenAt+8 {
 		t.Fatalf("%d messages delivered, %d when the lease was taken: sending did not stop", sent, stolenAt)
@@ -114,8 +115,10 @@ func TestLeaseLostStopsSending(t *testing.T) {
 	if !strings.Contains(e.log.String(), "lease lost") {
 		t.Errorf("no log of the lost lease:\n%s", e.log.String())
 	}
-	if n := e.count(t, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'sent'`, m.ID); n != sent {
-		t.Fatalf("%d recipients recorded sent, %d messages delivered", n, sent)
+	// A message in flight when sending stopped was delivered, and is recorded as an
+	// ambiguous failure (its code kept) rather than sent.
+	if n := e.count(t, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status <> 'queued'`, m.ID); n != sent {
+		t.Fatalf("%d recipients recorded, %d messages delivered", n, sent)
 	}
 	if n := e.count(t, `SELECT count(*) FROM mailing_batches WHERE mailing_id = $1 AND lease_token = -1 AND lease_until > now()`, m.ID); n != 1 {
 		t.Fatalf("the delivery that lost its lease released the other's")

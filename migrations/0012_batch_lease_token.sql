@@ -4,5 +4,5 @@
 -- could take the batch and send its still-queued recipients a second time, and the first
 -- delivery's release at the end cleared the second one's lease. Now each delivery writes
 -- a random token with the lease, renews it every third of MAILING_LEASE while it works,
--- stops sending if it finds the lease gone, and releases only its own.
+-- stops sending if a renewal finds the lease taken over, and releases only its own.
 ALTER TABLE mailing_batches ADD COLUMN lease_token bigint;
