@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"promopool/groups"
 	"promopool/postgres"
@@ -63,6 +64,7 @@ type ClaimResult struct {
 	HistoryLoad time.Duration
 	Runs        []ClaimRun
 	Naive       ClaimRun
+	Raw         ClaimRun
 	Repeats     []ClaimRun
 	Reused      string // the schema, when only the repeats ran on a kept one
 }
@@ -87,6 +89,12 @@ func (r *ClaimResult) Print(w io.Writer) {
 	}
 	if r.Naive.Rate() > 0 && two > 0 {
 		fmt.Fprintf(w, "claim (2 workers) / naive (2 workers): %.1fx\n", two/r.Naive.Rate())
+	}
+	if r.Raw.Codes > 0 {
+		fmt.Fprintf(w, "%-34s workers %d: %8d codes in %6.2f s  %9.0f codes/s\n", r.Raw.Name, r.Raw.Workers, r.Raw.Codes, r.Raw.Elapsed.Seconds(), r.Raw.Rate())
+		if two > 0 {
+			fmt.Fprintf(w, "claim (2 workers) / raw cursor design (2 workers): %.0f%%\n", 100*two/r.Raw.Rate())
+		}
 	}
 	for _, run := range r.Repeats {
 		fmt.Fprintf(w, "%-57s workers %d: %8d customers in %6.2f s  %9.0f customers/s\n", run.Name, run.Workers, run.Codes, run.Elapsed.Seconds(), run.Rate())
@@ -224,6 +232,10 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 		res.Runs = append(res.Runs, run)
 	}
 
+	logf("raw cursor design, plain SQL")
+	if res.Raw, err = rawCursor(ctx, env, 2, cfg.Batches, cfg.Batch, max(cfg.HistoryCustomers, 1)); err != nil {
+		return nil, err
+	}
 	logf("naive baseline for %s", cfg.Naive)
 	if res.Naive, err = naive(ctx, env, 2, cfg.Naive); err != nil {
 		return nil, err
@@ -445,6 +457,100 @@ func withoutIndexes(ctx context.Context, db *sqlx.DB, table string, logf func(st
 		}
 	}
 	return nil
+}
+
+// rawCursor measures, in the same run, the raw ceiling of the design the claim builds
+// on: ../shared/PERFORMANCE.md's "cursor advanced in its own short statement, then
+// range read + history insert", in plain SQL on tables of its own (synchronous_commit
+// on, as there). Its history carries the primary key and the two unique indexes the
+// invariants need, (code) and (customer, scope); promopool's issues also carries the
+// group, the time index the segment fold and the alerts read, a reservation to survive
+// a crash between the two statements, expiry order, returned codes and the re-claim
+// check. The machine's speed moves from hour to hour; the ratio to this is steadier.
+func rawCursor(ctx context.Context, env *Env, workers, batches, batch int, customers int64) (ClaimRun, error) {
+	for _, q := range []string{
+		`CREATE TABLE raw_codes (id bigint PRIMARY KEY, code text NOT NULL)`,
+		fmt.Sprintf(`INSERT INTO raw_codes SELECT i, 'RW' || md5(i::text) FROM generate_series(1, %d) i`, batches*batch),
+		`CREATE TABLE raw_cursor (id int PRIMARY KEY, next_id bigint NOT NULL)`,
+		`INSERT INTO raw_cursor VALUES (1, 1)`,
+		`CREATE TABLE raw_issues (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, customer_id text COLLATE "C" NOT NULL,
+			code_id bigint NOT NULL UNIQUE, scope text COLLATE "C" NOT NULL, issued_at timestamptz NOT NULL DEFAULT now(),
+			UNIQUE (customer_id, scope))`,
+		`VACUUM ANALYZE raw_codes`,
+	} {
+		if _, err := env.DB.ExecContext(ctx, q); err != nil {
+			return ClaimRun{}, fmt.Errorf("raw cursor design: %w", err)
+		}
+	}
+	const advance = `UPDATE raw_cursor SET next_id = next_id + $1 WHERE id = 1 RETURNING next_id - $1`
+	const take = `
+WITH c AS (SELECT id, code FROM raw_codes WHERE id >= $2 AND id < $2 + $3),
+ins AS (INSERT INTO raw_issues (customer_id, code_id, scope)
+        SELECT u.customer_id, $2 + u.i - 1, $4 FROM unnest($1::text[]) WITH ORDINALITY AS u(customer_id, i))
+SELECT code FROM c ORDER BY id`
+	var next, codes atomic.Int64
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range workers {
+		db, err := postgres.Open(ctx, postgres.Config{URL: env.URL, SearchPath: env.Schema, MaxConns: 1})
+		if err != nil {
+			return ClaimRun{}, err
+		}
+		defer db.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			adv, err := db.PrepareContext(ctx, advance)
+			if err != nil {
+				errs <- err
+				return
+			}
+			tk, err := db.PrepareContext(ctx, take)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for b := next.Add(1); b <= int64(batches); b = next.Add(1) {
+				cust := make([]string, batch)
+				for i := range cust {
+					cust[i] = fmt.Sprintf("cust%d", (b*int64(batch)+int64(i))*7919%customers)
+				}
+				var lo int64
+				if err := adv.QueryRowContext(ctx, batch).Scan(&lo); err != nil {
+					errs <- err
+					return
+				}
+				rows, err := tk.QueryContext(ctx, pq.Array(cust), lo, batch, fmt.Sprintf("raw:%d:%d", w, b))
+				if err != nil {
+					errs <- err
+					return
+				}
+				n := 0
+				for rows.Next() {
+					var code string
+					if err := rows.Scan(&code); err != nil {
+						rows.Close()
+						errs <- err
+						return
+					}
+					n++
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					errs <- err
+					return
+				}
+				codes.Add(int64(n))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return ClaimRun{}, fmt.Errorf("raw cursor design: %w", err)
+	}
+	return ClaimRun{Name: "raw cursor design (plain SQL)", Workers: workers, Codes: codes.Load(), Elapsed: time.Since(start)}, nil
 }
 
 // naive measures the approach the claim replaces: a codes table with an issued_to
