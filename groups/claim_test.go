@@ -591,3 +591,34 @@ func TestClaimAfterIdenticalClaimReleased(t *testing.T) {
 		t.Fatalf("issued %d, want 2 (x's new code and y's)", gr.Issued)
 	}
 }
+
+// FirstClaim skips the re-claim check; when the caller is wrong about it, the unique
+// index still refuses a second code: customers that already hold one get it back, as
+// existing, and the codes reserved for them return to the pool.
+func TestFirstClaimWrongHint(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g := f.group(t, "hint")
+	f.load(t, g.ID, groups.FormatPlain, "H1\nH2\nH3\nH4\nH5\nH6\n")
+	before := f.claim(t, g.ID, "m", "a", "b")
+	res, err := f.store.Claim(ctx, groups.ClaimRequest{GroupID: g.ID, Scope: "m", CustomerIDs: []string{"a", "b", "c"}, FirstClaim: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Codes["a"] != before.Codes["a"] || res.Codes["b"] != before.Codes["b"] || res.Codes["c"] == "" {
+		t.Fatalf("first claim %v, then with a wrong FirstClaim %v: a and b must keep their codes, c get one", before.Codes, res.Codes)
+	}
+	slices.Sort(res.Existing)
+	if !slices.Equal(res.Existing, []string{"a", "b"}) || res.Issued() != 1 || len(res.Uncovered) != 0 {
+		t.Fatalf("existing %v, issued %d, uncovered %v; want a and b existing, one issued", res.Existing, res.Issued(), res.Uncovered)
+	}
+	if gr := f.balanced(t, g.ID); gr.Issued != 3 || gr.Active != 3 {
+		t.Fatalf("issued %d active %d, want 3 and 3 (the codes reserved for a and b went back)", gr.Issued, gr.Active)
+	}
+	// The codes that went back are handed out again.
+	more := f.claim(t, g.ID, "m2", "d", "e", "f")
+	if len(more.Codes) != 3 || len(more.Uncovered) != 0 {
+		t.Fatalf("after the fallback: %v, uncovered %v", more.Codes, more.Uncovered)
+	}
+	f.balanced(t, g.ID)
+}

@@ -53,16 +53,21 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	// the batch is free for another delivery — so its commit need not wait for the WAL
 	// flush. That saved two fsyncs a batch.
 	token := rand.Int64N(math.MaxInt64-1) + 1
-	var leased bool
-	err := s.db.GetContext(ctx, &leased, `
-		UPDATE mailing_batches SET lease_until = now() + make_interval(secs => $3), lease_token = $4
-		WHERE mailing_id = $1 AND batch = $2 AND done_at IS NULL AND (lease_until IS NULL OR lease_until < now())
-		RETURNING set_config('synchronous_commit', 'off', true) = 'off'`, mailingID, batch, s.cfg.Lease.Seconds(), token)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("leasing batch %d of mailing %d: %w", batch, mailingID, err)
+	// The first lease of a batch ever is its first delivery: none of its recipients
+	// can hold a code under the mailing's scope yet (a customer is in one batch).
+	var lease struct {
+		First bool `db:"first"`
+		Sync  bool `db:"sync"`
 	}
-	if !leased {
+	err := s.db.GetContext(ctx, &lease, `
+		UPDATE mailing_batches SET lease_until = now() + make_interval(secs => $3), lease_token = $4, leases = leases + 1
+		WHERE mailing_id = $1 AND batch = $2 AND done_at IS NULL AND (lease_until IS NULL OR lease_until < now())
+		RETURNING leases = 1 AS first, set_config('synchronous_commit', 'off', true) = 'off' AS sync`, mailingID, batch, s.cfg.Lease.Seconds(), token)
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil // done already, or another delivery holds it (the reconciler follows up)
+	}
+	if err != nil {
+		return fmt.Errorf("leasing batch %d of mailing %d: %w", batch, mailingID, err)
 	}
 	defer s.db.ExecContext(context.WithoutCancel(ctx), `
 		UPDATE mailing_batches SET lease_until = NULL, lease_token = NULL
@@ -118,7 +123,7 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	}
 	var comp *composition
 	if len(sendable) > 0 {
-		comp, err = s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable)
+		comp, err = s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable, lease.First)
 		if errors.Is(err, groups.ErrGroupNotFound) {
 			s.pause(ctx, m.ID, "a group this mailing draws from was deleted: "+err.Error())
 			return s.record(ctx, m, batch, outcomes, nil)

@@ -111,7 +111,10 @@ type composition struct {
 // per group it re-issues from) for all recipients at once, under scope, then renders
 // every recipient that has all its new codes. Recipients a group could not cover are
 // not rendered and are listed in uncovered.
-func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[string]int64, scope string, mailingID *int64, recips []Recipient) (*composition, error) {
+//
+// first says no recipient can hold a code under scope yet (a batch's first delivery):
+// the claims skip their re-claim check (groups.ClaimRequest.FirstClaim).
+func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[string]int64, scope string, mailingID *int64, recips []Recipient, first bool) (*composition, error) {
 	ids := make([]string, len(recips))
 	for i, r := range recips {
 		ids[i] = r.ID
@@ -124,7 +127,7 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 		if !ok {
 			return nil, fmt.Errorf("group %q: %w", g, groups.ErrGroupNotFound)
 		}
-		res, err := s.groups.Claim(ctx, groups.ClaimRequest{GroupID: gid, Scope: scope, MailingID: mailingID, CustomerIDs: ids})
+		res, err := s.groups.Claim(ctx, groups.ClaimRequest{GroupID: gid, Scope: scope, MailingID: mailingID, CustomerIDs: ids, FirstClaim: first})
 		if err != nil {
 			return nil, err
 		}

@@ -5,4 +5,7 @@
 -- delivery's release at the end cleared the second one's lease. Now each delivery writes
 -- a random token with the lease, renews it every third of MAILING_LEASE while it works,
 -- stops sending if a renewal finds the lease taken over, and releases only its own.
-ALTER TABLE mailing_batches ADD COLUMN lease_token bigint;
+-- leases counts a batch's deliveries: the first one knows that none of its recipients
+-- holds a code under the mailing's scope yet, and its claims skip the re-claim check.
+ALTER TABLE mailing_batches ADD COLUMN lease_token bigint,
+                            ADD COLUMN leases integer NOT NULL DEFAULT 0;
