@@ -231,7 +231,8 @@ func rawClaimRender(ctx context.Context, store *groups.Store, spring, autumn int
 				for i := lo; i < min(lo+1000, n); i++ {
 					ids = append(ids, fmt.Sprintf("b%d", i+1))
 				}
-				res, err := store.Claim(ctx, groups.ClaimRequest{GroupID: spring, Scope: "raw", CustomerIDs: ids})
+				// Each customer once, as a mailing batch's first delivery claims them.
+				res, err := store.Claim(ctx, groups.ClaimRequest{GroupID: spring, Scope: "raw", CustomerIDs: ids, FirstClaim: true})
 				if err != nil {
 					errs <- err
 					return
