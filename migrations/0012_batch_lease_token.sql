@@ -7,5 +7,8 @@
 -- stops sending if a renewal finds the lease taken over, and releases only its own.
 -- leases counts a batch's deliveries: the first one knows that none of its recipients
 -- holds a code under the mailing's scope yet, and its claims skip the re-claim check.
+-- A batch already delivered before this migration counts from 0 too: if its next
+-- delivery is wrongly taken for a first one, the unique index on (scope, customer,
+-- group) refuses a second code and the claim falls back to the codes already held.
 ALTER TABLE mailing_batches ADD COLUMN lease_token bigint,
                             ADD COLUMN leases integer NOT NULL DEFAULT 0;
