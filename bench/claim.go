@@ -128,21 +128,13 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 			fmt.Fprintf(cfg.Log, format+"\n", args...)
 		}
 	}
-	var env *Env
-	var err error
-	if cfg.Reuse != "" {
-		env, err = OpenEnv(ctx, cfg.URL, cfg.Reuse)
-	} else {
-		env, err = NewEnv(ctx, cfg.URL)
-	}
+	env, done, err := openEnv(ctx, cfg.URL, cfg.Reuse, cfg.Keep)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	if cfg.Keep || cfg.Reuse != "" {
 		logf("keeping schema %s", env.Schema)
-		defer env.DB.Close()
-	} else {
-		defer env.Close()
 	}
 	res := &ClaimResult{History: cfg.History}
 	if res.Settings, err = Settings(ctx, env.DB); err != nil {

@@ -69,6 +69,23 @@ func OpenEnv(ctx context.Context, url, schema string) (*Env, error) {
 	return &Env{DB: db, URL: url, Schema: schema}, nil
 }
 
+// openEnv opens the schema reuse names (kept by an earlier run), or a new one. done
+// disconnects, and drops the schema unless it was reused or keep is set.
+func openEnv(ctx context.Context, url, reuse string, keep bool) (env *Env, done func(), err error) {
+	if reuse != "" {
+		env, err = OpenEnv(ctx, url, reuse)
+	} else {
+		env, err = NewEnv(ctx, url)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if keep || reuse != "" {
+		return env, func() { env.DB.Close() }, nil
+	}
+	return env, env.Close, nil
+}
+
 // Close drops the schema and disconnects.
 func (e *Env) Close() {
 	e.DB.ExecContext(context.Background(), `DROP SCHEMA `+e.Schema+` CASCADE`)

@@ -110,21 +110,11 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
-	var env *Env
-	var err error
-	if cfg.Reuse != "" {
-		env, err = OpenEnv(ctx, cfg.URL, cfg.Reuse)
-	} else {
-		env, err = NewEnv(ctx, cfg.URL)
-	}
+	env, done, err := openEnv(ctx, cfg.URL, cfg.Reuse, cfg.Keep)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Keep || cfg.Reuse != "" {
-		defer env.DB.Close()
-	} else {
-		defer env.Close()
-	}
+	defer done()
 	db := env.DB
 	res := &SegmentsResult{Customers: cfg.Customers, Issues: cfg.Issues, Schema: env.Schema}
 	if res.Settings, err = Settings(ctx, db); err != nil {

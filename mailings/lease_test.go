@@ -47,22 +47,31 @@ func (h *slowHook) deliveries(t *testing.T) int {
 	return len(h.got)
 }
 
-// A batch that sends for twice its lease keeps the lease by renewing it: a second
-// delivery of the same batch, after the lease would have run out, finds it held and
-// sends nothing, so nobody gets a message twice. Then the lease is gone.
-func TestLeaseRenewedWhileBatchSends(t *testing.T) {
+// slowBatch starts a 30-recipient mailing in one batch through a webhook that takes
+// 40 ms a message (1.2 s in all) with MAILING_LEASE at 600 ms, and the batch's first
+// delivery, whose result arrives on first.
+func slowBatch(t *testing.T) (*slowHook, *env, *mailings.Mailing, chan error) {
+	t.Helper()
 	hook := newSlowHook(t, 40*time.Millisecond)
 	e := newEnvSending(t, nil, mailings.Config{Lease: 600 * time.Millisecond}, hook.URL+"/send?concurrency=1")
-	ctx := context.Background()
 	ids := e.customers(t, 30)
 	e.group(t, "Spring", 30, "SPRING")
 	e.group(t, "Autumn", 1, "AUTUMN")
 	m := e.mailing(t, ids, 30)
-	if _, err := e.svc.Start(ctx, m.ID, false); err != nil {
+	if _, err := e.svc.Start(context.Background(), m.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	first := make(chan error, 1)
-	go func() { first <- e.svc.ProcessBatch(ctx, m.ID, 0) }()
+	go func() { first <- e.svc.ProcessBatch(context.Background(), m.ID, 0) }()
+	return hook, e, m, first
+}
+
+// A batch that sends for twice its lease keeps the lease by renewing it: a second
+// delivery of the same batch, after the lease would have run out, finds it held and
+// sends nothing, so nobody gets a message twice. Then the lease is gone.
+func TestLeaseRenewedWhileBatchSends(t *testing.T) {
+	hook, e, m, first := slowBatch(t)
+	ctx := context.Background()
 	time.Sleep(900 * time.Millisecond) // past the lease as first taken
 	if n := e.count(t, `SELECT count(*) FROM mailing_batches WHERE mailing_id = $1 AND lease_until > now()`, m.ID); n != 1 {
 		t.Fatalf("the batch's lease was not renewed while it sent")
@@ -86,18 +95,8 @@ func TestLeaseRenewedWhileBatchSends(t *testing.T) {
 // batch) stops sending at its next renewal, records what it sent, and leaves the other
 // delivery's lease alone; the rest is sent later, nobody twice.
 func TestLeaseLostStopsSending(t *testing.T) {
-	hook := newSlowHook(t, 40*time.Millisecond)
-	e := newEnvSending(t, nil, mailings.Config{Lease: 600 * time.Millisecond}, hook.URL+"/send?concurrency=1")
+	hook, e, m, first := slowBatch(t)
 	ctx := context.Background()
-	ids := e.customers(t, 30)
-	e.group(t, "Spring", 30, "SPRING")
-	e.group(t, "Autumn", 1, "AUTUMN")
-	m := e.mailing(t, ids, 30)
-	if _, err := e.svc.Start(ctx, m.ID, false); err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan error, 1)
-	go func() { first <- e.svc.ProcessBatch(ctx, m.ID, 0) }()
 	time.Sleep(300 * time.Millisecond)
 	if _, err := e.db.Exec(`UPDATE mailing_batches SET lease_token = -1, lease_until = now() + interval '1 hour' WHERE mailing_id = $1`, m.ID); err != nil {
 		t.Fatal(err)
