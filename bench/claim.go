@@ -190,49 +190,27 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 	batchNo := atomic.Int64{}
 	for _, conf := range configs {
 		workers := conf.workers
-		dbs := make([]*sqlx.DB, workers)
-		for i := range dbs {
-			if dbs[i], err = postgres.Open(ctx, postgres.Config{URL: env.URL, SearchPath: env.Schema, MaxConns: 2}); err != nil {
-				return nil, err
-			}
-			defer dbs[i].Close()
-		}
-		var next atomic.Int64
-		var codes atomic.Int64
-		var firstErr error
-		var once sync.Once
-		var wg sync.WaitGroup
-		start := time.Now()
-		for w := range workers {
-			st := groups.NewStore(dbs[w], groups.Config{})
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= int64(cfg.Batches) {
-					b := batchNo.Add(1)
-					cust := make([]string, cfg.Batch)
-					for i := range cust {
-						// Customers spread over the history's id space: index inserts land
-						// anywhere in the customer-keyed indexes, as in production.
-						cust[i] = fmt.Sprintf("cust%d", (b*int64(cfg.Batch)+int64(i))*7919%max(cfg.HistoryCustomers, 1))
-					}
-					r, err := st.Claim(ctx, groups.ClaimRequest{GroupID: g.ID, Scope: fmt.Sprintf("bench:%d", b), CustomerIDs: cust, FirstClaim: !conf.checked})
-					if err == nil && len(r.Uncovered) > 0 {
-						err = fmt.Errorf("pool ran out")
-					}
-					if err != nil {
-						once.Do(func() { firstErr = err })
-						return
-					}
-					codes.Add(int64(len(r.Codes)))
+		var next, codes atomic.Int64
+		elapsed, err := onConnections(ctx, env, workers, 2, func(_ int, db *sqlx.DB) error {
+			st := groups.NewStore(db, groups.Config{})
+			for next.Add(1) <= int64(cfg.Batches) {
+				b := batchNo.Add(1)
+				r, err := st.Claim(ctx, groups.ClaimRequest{GroupID: g.ID, Scope: fmt.Sprintf("bench:%d", b),
+					CustomerIDs: benchCustomers(b, cfg.Batch, cfg.HistoryCustomers), FirstClaim: !conf.checked})
+				if err == nil && len(r.Uncovered) > 0 {
+					err = fmt.Errorf("pool ran out")
 				}
-			}()
+				if err != nil {
+					return err
+				}
+				codes.Add(int64(len(r.Codes)))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		wg.Wait()
-		if firstErr != nil {
-			return nil, firstErr
-		}
-		run := ClaimRun{Name: fmt.Sprintf("claim+record (batch %d)", cfg.Batch), Workers: workers, Codes: codes.Load(), Elapsed: time.Since(start)}
+		run := ClaimRun{Name: fmt.Sprintf("claim+record (batch %d)", cfg.Batch), Workers: workers, Codes: codes.Load(), Elapsed: elapsed}
 		if conf.checked {
 			run.Name = fmt.Sprintf("claim+record (batch %d, checked)", cfg.Batch)
 		}
@@ -241,7 +219,7 @@ func Claim(ctx context.Context, cfg ClaimConfig) (*ClaimResult, error) {
 	}
 
 	logf("raw cursor design, plain SQL")
-	if res.Raw, err = rawCursor(ctx, env, 2, cfg.Batches, cfg.Batch, max(cfg.HistoryCustomers, 1)); err != nil {
+	if res.Raw, err = rawCursor(ctx, env, 2, cfg.Batches, cfg.Batch, cfg.HistoryCustomers); err != nil {
 		return nil, err
 	}
 	logf("naive baseline for %s", cfg.Naive)
@@ -497,68 +475,45 @@ ins AS (INSERT INTO raw_issues (customer_id, code_id, scope)
         SELECT u.customer_id, $2 + u.i - 1, $4 FROM unnest($1::text[]) WITH ORDINALITY AS u(customer_id, i))
 SELECT code FROM c ORDER BY id`
 	var next, codes atomic.Int64
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := range workers {
-		db, err := postgres.Open(ctx, postgres.Config{URL: env.URL, SearchPath: env.Schema, MaxConns: 1})
+	elapsed, err := onConnections(ctx, env, workers, 1, func(w int, db *sqlx.DB) error {
+		adv, err := db.PrepareContext(ctx, advance)
 		if err != nil {
-			return ClaimRun{}, err
+			return err
 		}
-		defer db.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			adv, err := db.PrepareContext(ctx, advance)
+		tk, err := db.PrepareContext(ctx, take)
+		if err != nil {
+			return err
+		}
+		for b := next.Add(1); b <= int64(batches); b = next.Add(1) {
+			var lo int64
+			if err := adv.QueryRowContext(ctx, batch).Scan(&lo); err != nil {
+				return err
+			}
+			rows, err := tk.QueryContext(ctx, pq.Array(benchCustomers(b, batch, customers)), lo, batch, fmt.Sprintf("raw:%d:%d", w, b))
 			if err != nil {
-				errs <- err
-				return
+				return err
 			}
-			tk, err := db.PrepareContext(ctx, take)
-			if err != nil {
-				errs <- err
-				return
+			n := 0
+			for rows.Next() {
+				var code string
+				if err := rows.Scan(&code); err != nil {
+					rows.Close()
+					return err
+				}
+				n++
 			}
-			for b := next.Add(1); b <= int64(batches); b = next.Add(1) {
-				cust := make([]string, batch)
-				for i := range cust {
-					cust[i] = fmt.Sprintf("cust%d", (b*int64(batch)+int64(i))*7919%customers)
-				}
-				var lo int64
-				if err := adv.QueryRowContext(ctx, batch).Scan(&lo); err != nil {
-					errs <- err
-					return
-				}
-				rows, err := tk.QueryContext(ctx, pq.Array(cust), lo, batch, fmt.Sprintf("raw:%d:%d", w, b))
-				if err != nil {
-					errs <- err
-					return
-				}
-				n := 0
-				for rows.Next() {
-					var code string
-					if err := rows.Scan(&code); err != nil {
-						rows.Close()
-						errs <- err
-						return
-					}
-					n++
-				}
-				rows.Close()
-				if err := rows.Err(); err != nil {
-					errs <- err
-					return
-				}
-				codes.Add(int64(n))
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+			codes.Add(int64(n))
+		}
+		return nil
+	})
+	if err != nil {
 		return ClaimRun{}, fmt.Errorf("raw cursor design: %w", err)
 	}
-	return ClaimRun{Name: "raw cursor design (plain SQL)", Workers: workers, Codes: codes.Load(), Elapsed: time.Since(start)}, nil
+	return ClaimRun{Name: "raw cursor design (plain SQL)", Workers: workers, Codes: codes.Load(), Elapsed: elapsed}, nil
 }
 
 // naive measures the approach the claim replaces: a codes table with an issued_to
@@ -577,36 +532,62 @@ func naive(ctx context.Context, env *Env, workers int, d time.Duration) (ClaimRu
 		WHERE id = (SELECT id FROM naive_codes WHERE issued_to IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
 		RETURNING code`
 	var codes atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
 	deadline := time.Now().Add(d)
-	start := time.Now()
-	for w := range workers {
-		db, err := postgres.Open(ctx, postgres.Config{URL: env.URL, SearchPath: env.Schema, MaxConns: 1})
+	elapsed, err := onConnections(ctx, env, workers, 1, func(w int, db *sqlx.DB) error {
+		var sb strings.Builder
+		for i := 0; time.Now().Before(deadline); i++ {
+			sb.Reset()
+			fmt.Fprintf(&sb, "n%d-%d", w, i)
+			var code string
+			if err := db.QueryRowContext(ctx, q, sb.String()).Scan(&code); err != nil {
+				return err
+			}
+			codes.Add(1)
+		}
+		return nil
+	})
+	if err != nil {
+		return ClaimRun{}, err
+	}
+	return ClaimRun{Name: "naive UPDATE … LIMIT 1 per customer", Workers: workers, Codes: codes.Load(), Elapsed: elapsed}, nil
+}
+
+// onConnections runs work on workers goroutines, each with a connection pool of its own
+// (at most conns connections), and returns how long the work took and the first error.
+func onConnections(ctx context.Context, env *Env, workers, conns int, work func(w int, db *sqlx.DB) error) (time.Duration, error) {
+	dbs := make([]*sqlx.DB, workers)
+	for i := range dbs {
+		db, err := postgres.Open(ctx, postgres.Config{URL: env.URL, SearchPath: env.Schema, MaxConns: conns})
 		if err != nil {
-			return ClaimRun{}, err
+			return 0, err
 		}
 		defer db.Close()
+		dbs[i] = db
+	}
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w, db := range dbs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var sb strings.Builder
-			for i := 0; time.Now().Before(deadline); i++ {
-				sb.Reset()
-				fmt.Fprintf(&sb, "n%d-%d", w, i)
-				var code string
-				if err := db.QueryRowContext(ctx, q, sb.String()).Scan(&code); err != nil {
-					errs <- err
-					return
-				}
-				codes.Add(1)
+			if err := work(w, db); err != nil {
+				errs <- err
 			}
 		}()
 	}
 	wg.Wait()
+	elapsed := time.Since(start)
 	close(errs)
-	if err := <-errs; err != nil {
-		return ClaimRun{}, err
+	return elapsed, <-errs
+}
+
+// benchCustomers is batch b's customers, spread over the history's id space so that
+// index inserts land anywhere in the customer-keyed indexes, as in production.
+func benchCustomers(b int64, batch int, customers int64) []string {
+	cust := make([]string, batch)
+	for i := range cust {
+		cust[i] = fmt.Sprintf("cust%d", (b*int64(batch)+int64(i))*7919%max(customers, 1))
 	}
-	return ClaimRun{Name: "naive UPDATE … LIMIT 1 per customer", Workers: workers, Codes: codes.Load(), Elapsed: time.Since(start)}, nil
+	return cust
 }

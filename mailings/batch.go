@@ -184,15 +184,12 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 // after a crash between sending and recording.
 func (s *Service) holdLease(ctx context.Context, mailingID int64, batch int, token int64) (context.Context, func()) {
 	lctx, cancel := context.WithCancelCause(ctx)
-	done := make(chan struct{})
 	every := s.cfg.Lease / 3
 	go func() {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
 			select {
-			case <-done:
-				return
 			case <-lctx.Done():
 				return
 			case <-tick.C:
@@ -217,7 +214,7 @@ func (s *Service) holdLease(ctx context.Context, mailingID int64, batch int, tok
 			}
 		}
 	}()
-	return lctx, func() { close(done); cancel(nil) }
+	return lctx, func() { cancel(nil) }
 }
 
 // errLeaseLost ends a batch's sending when its lease is gone.
