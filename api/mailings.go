@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"promopool/internal/httperr"
 	"promopool/macros"
 	"promopool/mailings"
 )
@@ -74,8 +75,8 @@ func (s *Server) optionalJSON(w http.ResponseWriter, r *http.Request, v any) err
 		return nil
 	}
 	err := s.decodeJSON(w, r, v)
-	var re *requestError
-	if errors.As(err, &re) && re.message == "the body is empty: want a JSON object" {
+	var re *httperr.Error
+	if errors.As(err, &re) && re.Message == "the body is empty: want a JSON object" {
 		return nil
 	}
 	return err
