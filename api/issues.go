@@ -110,7 +110,7 @@ func (s *Server) upsertCustomers(w http.ResponseWriter, r *http.Request) error {
 			"set Content-Type to application/x-ndjson (one JSON object per line) or text/csv (id, email, first_name, last_name, attr.NAME columns)")
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
-	rep, err := customers.NewStore(s.groups.DB()).Upsert(r.Context(), format, body)
+	rep, err := s.customers.Upsert(r.Context(), format, body)
 	if err != nil {
 		return err
 	}

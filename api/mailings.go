@@ -10,9 +10,8 @@ import (
 	"promopool/mailings"
 )
 
-// WithMailings adds the mailing, template and render routes, served by svc.
-func (s *Server) WithMailings(svc *mailings.Service) *Server {
-	s.mailings = svc
+// mailingRoutes registers the mailing, template and render routes.
+func (s *Server) mailingRoutes() {
 	s.handle("POST /v1/mailings", s.createMailing)
 	s.handle("GET /v1/mailings", s.listMailings)
 	s.handle("GET /v1/mailings/{id}", s.getMailing)
@@ -30,7 +29,6 @@ func (s *Server) WithMailings(svc *mailings.Service) *Server {
 	s.handle("POST /v1/templates/validate", s.validateTemplate)
 	s.handle("POST /v1/templates/preview", s.previewTemplate)
 	s.handle("POST /v1/render", s.render)
-	return s
 }
 
 func (s *Server) createMailing(w http.ResponseWriter, r *http.Request) error {
