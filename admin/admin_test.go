@@ -320,6 +320,11 @@ func TestCodesNeedSession(t *testing.T) {
 			t.Fatalf("%s signed in: %d, want the codes in\n%s", p, resp.StatusCode, body)
 		}
 	}
+	// An unknown customer is customers.ErrNotFound: a 404 naming the id, not a 500.
+	if resp, body := f.get(t, c, "/admin/customers/nobody"); resp.StatusCode != http.StatusNotFound ||
+		!strings.Contains(body, "No customer has the id &#34;nobody&#34;.") {
+		t.Fatalf("unknown customer: %d\n%s", resp.StatusCode, body)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"database/sql"
 	"errors"
 	"net/http"
 	"net/url"
@@ -39,7 +38,7 @@ const customerPageSize = 100
 func (h *Handler) customerPage(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	c, err := h.deps.Customers.Get(r.Context(), id)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, customers.ErrNotFound) {
 		return notFound("No customer has the id " + strconv.Quote(id) + ".")
 	}
 	if err != nil {

@@ -19,12 +19,12 @@ import (
 
 func TestAlertsOverHTTP(t *testing.T) {
 	var checker *alerts.Checker
-	c := newClient(t, api.Config{}, func(s *api.Server, db *testdb.DB) {
+	c := newClient(t, api.Config{}, func(d *api.Deps, db *testdb.DB) {
 		var err error
 		if checker, err = alerts.New(alerts.Config{}, db.DB, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 			t.Fatal(err)
 		}
-		s.WithAlerts(checker)
+		d.Alerts = checker
 	})
 	store := groups.NewStore(c.db.DB, groups.Config{})
 

@@ -14,6 +14,7 @@ import (
 
 	"promopool/api"
 	"promopool/auth"
+	"promopool/customers"
 	"promopool/groups"
 	"promopool/internal/testdb"
 )
@@ -28,9 +29,9 @@ type client struct {
 	log *bytes.Buffer
 }
 
-// newClient serves the API over a fresh schema; wire adds optional route sets
-// (WithAlerts, WithSegments…) before the server starts.
-func newClient(t *testing.T, cfg api.Config, wire ...func(s *api.Server, db *testdb.DB)) *client {
+// newClient serves the API over a fresh schema; wire sets optional services (Alerts,
+// Segments…) in the deps before the server is built.
+func newClient(t *testing.T, cfg api.Config, wire ...func(d *api.Deps, db *testdb.DB)) *client {
 	t.Helper()
 	db := testdb.New(t)
 	keys, err := auth.NewKeys(db.DB, "tests:"+staticKey)
@@ -38,10 +39,14 @@ func newClient(t *testing.T, cfg api.Config, wire ...func(s *api.Server, db *tes
 		t.Fatal(err)
 	}
 	logs := &bytes.Buffer{}
-	s := api.New(cfg, groups.NewStore(db.DB, groups.Config{}), keys, slog.New(slog.NewTextHandler(logs, nil)),
-		map[string]api.Pinger{"postgres": api.PingFunc(db.PingContext)})
+	deps := api.Deps{Groups: groups.NewStore(db.DB, groups.Config{}), Customers: customers.NewStore(db.DB), Keys: keys,
+		Log: slog.New(slog.NewTextHandler(logs, nil)), Ready: map[string]api.Pinger{"postgres": api.PingFunc(db.PingContext)}}
 	for _, w := range wire {
-		w(s, db)
+		w(&deps, db)
+	}
+	s, err := api.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)

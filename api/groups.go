@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"promopool/groups"
+	"promopool/internal/httperr"
 )
 
 func pathID(r *http.Request, name string) (int64, error) {
@@ -117,8 +118,8 @@ func uploadFormat(r *http.Request) (groups.Format, error) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil {
-		return "", &requestError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-			message: "set Content-Type to text/plain (one code per line), text/csv (a code column) or application/json"}
+		return "", httperr.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"set Content-Type to text/plain (one code per line), text/csv (a code column) or application/json")
 	}
 	switch mt {
 	case "text/plain":
@@ -128,8 +129,8 @@ func uploadFormat(r *http.Request) (groups.Format, error) {
 	case "application/json":
 		return groups.FormatJSON, nil
 	}
-	return "", &requestError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-		message: fmt.Sprintf("Content-Type %q is not accepted: use text/plain, text/csv or application/json", mt)}
+	return "", httperr.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		fmt.Sprintf("Content-Type %q is not accepted: use text/plain, text/csv or application/json", mt))
 }
 
 func (s *Server) uploadCodes(w http.ResponseWriter, r *http.Request) error {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -10,6 +9,7 @@ import (
 
 	"promopool/customers"
 	"promopool/groups"
+	"promopool/internal/httperr"
 )
 
 // issueRoutes registers the issuing routes: direct issue, exports, customers and their
@@ -106,15 +106,11 @@ func (s *Server) upsertCustomers(w http.ResponseWriter, r *http.Request) error {
 	case "text/csv":
 		format = customers.FormatCSV
 	default:
-		return &requestError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-			message: "set Content-Type to application/x-ndjson (one JSON object per line) or text/csv (id, email, first_name, last_name, attr.NAME columns)"}
+		return httperr.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"set Content-Type to application/x-ndjson (one JSON object per line) or text/csv (id, email, first_name, last_name, attr.NAME columns)")
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
-	rep, err := customers.NewStore(s.groups.DB()).Upsert(r.Context(), format, body)
-	var ue *customers.UploadError
-	if errors.As(err, &ue) {
-		return badRequest("invalid_upload", ue.Error()+"; nothing was stored")
-	}
+	rep, err := s.customers.Upsert(r.Context(), format, body)
 	if err != nil {
 		return err
 	}

@@ -5,13 +5,13 @@ import (
 	"net/http"
 	"strconv"
 
+	"promopool/internal/httperr"
 	"promopool/macros"
 	"promopool/mailings"
 )
 
-// WithMailings adds the mailing, template and render routes, served by svc.
-func (s *Server) WithMailings(svc *mailings.Service) *Server {
-	s.mailings = svc
+// mailingRoutes registers the mailing, template and render routes.
+func (s *Server) mailingRoutes() {
 	s.handle("POST /v1/mailings", s.createMailing)
 	s.handle("GET /v1/mailings", s.listMailings)
 	s.handle("GET /v1/mailings/{id}", s.getMailing)
@@ -29,7 +29,6 @@ func (s *Server) WithMailings(svc *mailings.Service) *Server {
 	s.handle("POST /v1/templates/validate", s.validateTemplate)
 	s.handle("POST /v1/templates/preview", s.previewTemplate)
 	s.handle("POST /v1/render", s.render)
-	return s
 }
 
 func (s *Server) createMailing(w http.ResponseWriter, r *http.Request) error {
@@ -74,8 +73,8 @@ func (s *Server) optionalJSON(w http.ResponseWriter, r *http.Request, v any) err
 		return nil
 	}
 	err := s.decodeJSON(w, r, v)
-	var re *requestError
-	if errors.As(err, &re) && re.message == "the body is empty: want a JSON object" {
+	var re *httperr.Error
+	if errors.As(err, &re) && re.Message == "the body is empty: want a JSON object" {
 		return nil
 	}
 	return err

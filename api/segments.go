@@ -13,12 +13,10 @@ import (
 	"promopool/segments"
 )
 
-// WithSegments adds the segment builder's routes (SPEC §6), served by svc.
-func (s *Server) WithSegments(svc *segments.Service) *Server {
-	s.segments = svc
+// segmentRoutes registers the segment builder's routes (SPEC §6).
+func (s *Server) segmentRoutes() {
 	s.handle("POST /v1/segments/count", s.segmentCount)
 	s.handle("POST /v1/segments/query", s.segmentQuery)
-	return s
 }
 
 // segmentRequest is the body of both routes; the filter is parsed by segments.Parse so

@@ -19,8 +19,8 @@ import (
 )
 
 func TestSegmentsOverHTTP(t *testing.T) {
-	c := newClient(t, api.Config{}, func(s *api.Server, db *testdb.DB) {
-		s.WithSegments(segments.New(db.DB, segments.Config{}))
+	c := newClient(t, api.Config{}, func(d *api.Deps, db *testdb.DB) {
+		d.Segments = segments.New(db.DB, segments.Config{})
 	})
 	db, srv := c.db, c.srv
 	store := groups.NewStore(db.DB, groups.Config{})

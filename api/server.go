@@ -1,17 +1,20 @@
 // Package api is promopool's HTTP layer: the JSON API under /v1, authenticated with
 // bearer API keys, plus health checks and the OpenAPI document. Domain packages never
-// see HTTP: this package maps their errors to statuses in one table (errors.go).
+// see HTTP: their errors are answered with the one classification the admin pages
+// share (internal/httperr).
 package api
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"promopool/auth"
+	"promopool/customers"
 	"promopool/groups"
 	"promopool/mailings"
 	"promopool/segments"
@@ -38,25 +41,67 @@ type PingFunc func(ctx context.Context) error
 // Ping implements Pinger.
 func (f PingFunc) Ping(ctx context.Context) error { return f(ctx) }
 
-// Server serves the API.
-type Server struct {
-	cfg      Config
-	groups   *groups.Store
-	mailings *mailings.Service
-	segments *segments.Service
-	keys     *auth.Keys
-	log      *slog.Logger
-	ready    map[string]Pinger
-	mux      *http.ServeMux
+// Deps are the domain services the API serves.
+type Deps struct {
+	// Groups serves the groups, uploads, issues and exports (required).
+	Groups *groups.Store
+	// Customers serves PUT /v1/customers (required).
+	Customers *customers.Store
+	// Keys authenticates the bearer API keys (required).
+	Keys *auth.Keys
+	// Mailings serves the mailing, template and render routes; nil leaves them out.
+	Mailings *mailings.Service
+	// Segments serves the segment builder's routes (SPEC §6); nil leaves them out.
+	Segments *segments.Service
+	// Alerts serves GET /v1/groups/{id}/alerts; nil leaves it out.
+	Alerts AlertLister
+	// Ready names the dependencies /readyz checks (PostgreSQL, Redis).
+	Ready map[string]Pinger
+	// Log takes the request log and the errors of failed requests (required).
+	Log *slog.Logger
 }
 
-// New builds the API server. ready names the dependencies /readyz checks.
-func New(cfg Config, store *groups.Store, keys *auth.Keys, log *slog.Logger, ready map[string]Pinger) *Server {
+func (d Deps) validate() error {
+	switch {
+	case d.Groups == nil:
+		return errors.New("api: Deps.Groups is required")
+	case d.Customers == nil:
+		return errors.New("api: Deps.Customers is required")
+	case d.Keys == nil:
+		return errors.New("api: Deps.Keys is required")
+	case d.Log == nil:
+		return errors.New("api: Deps.Log is required")
+	}
+	return nil
+}
+
+// Server serves the API.
+type Server struct {
+	cfg       Config
+	groups    *groups.Store
+	customers *customers.Store
+	mailings  *mailings.Service
+	segments  *segments.Service
+	alerts    AlertLister
+	keys      *auth.Keys
+	log       *slog.Logger
+	ready     map[string]Pinger
+	mux       *http.ServeMux
+}
+
+// New builds the API server with the routes its deps serve. Errors: a required
+// dependency is missing.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := deps.validate(); err != nil {
+		return nil, err
+	}
 	cfg.MaxUploadBytes = cmp.Or(cfg.MaxUploadBytes, 1<<30)
 	cfg.MaxJSONBytes = cmp.Or(cfg.MaxJSONBytes, 1<<20)
-	s := &Server{cfg: cfg, groups: store, keys: keys, log: log, ready: ready, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, groups: deps.Groups, customers: deps.Customers, mailings: deps.Mailings,
+		segments: deps.Segments, alerts: deps.Alerts, keys: deps.Keys, log: deps.Log, ready: deps.Ready,
+		mux: http.NewServeMux()}
 	s.routes()
-	return s
+	return s, nil
 }
 
 func (s *Server) routes() {
@@ -79,6 +124,15 @@ func (s *Server) routes() {
 	s.handle("DELETE /v1/uploads/{id}", s.undoUpload)
 	s.handle("GET /v1/groups/{id}/activity", s.activity)
 	s.issueRoutes()
+	if s.mailings != nil {
+		s.mailingRoutes()
+	}
+	if s.segments != nil {
+		s.segmentRoutes()
+	}
+	if s.alerts != nil {
+		s.handle("GET /v1/groups/{id}/alerts", s.listAlerts)
+	}
 }
 
 // handle registers an authenticated /v1 route.

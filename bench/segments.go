@@ -16,6 +16,7 @@ import (
 
 	"promopool/api"
 	"promopool/auth"
+	"promopool/customers"
 	"promopool/groups"
 	"promopool/segments"
 )
@@ -307,8 +308,12 @@ func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg Se
 	if err != nil {
 		return err
 	}
-	srv := httptest.NewServer(api.New(api.Config{}, groups.NewStore(db, groups.Config{}), keys,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), nil).WithSegments(svc))
+	h, err := api.New(api.Config{}, api.Deps{Groups: groups.NewStore(db, groups.Config{}), Customers: customers.NewStore(db),
+		Keys: keys, Segments: svc, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/segments/query", strings.NewReader(`{"filter":`+res.StreamFilter+`}`))
 	req.Header.Set("Authorization", "Bearer bench-key-0123456789abcdef")

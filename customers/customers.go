@@ -74,6 +74,9 @@ type row struct {
 	attrs              []byte // nil: absent; a JSON object otherwise (merged over the stored one)
 }
 
+// ErrNotFound: no customer has that id.
+var ErrNotFound = errors.New("customer not found")
+
 // UploadError is a body that cannot be read at all (a CSV header without an id
 // column, or with an unknown column): nothing was stored.
 type UploadError struct {
@@ -327,10 +330,13 @@ func readCSV(body io.Reader, add func(int64, row, error) error) error {
 	}
 }
 
-// Get returns a customer, or sql.ErrNoRows wrapped.
+// Get returns a customer. Errors: ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*Customer, error) {
 	var c Customer
 	err := s.db.GetContext(ctx, &c, `SELECT id, email, first_name, last_name, attributes FROM customers WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("customer %q: %w", id, ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading customer %q: %w", id, err)
 	}

@@ -60,6 +60,9 @@ not json
 	if _, err := s.Upsert(ctx, customers.FormatCSV, strings.NewReader("id,phone\nc1,123\n")); !errors.As(err, &ue) || ue.Line != 1 {
 		t.Fatalf("unknown column: %v", err)
 	}
+	if c, err := s.Get(ctx, "nobody"); !errors.Is(err, customers.ErrNotFound) || c != nil {
+		t.Fatalf("unknown customer: %v %v, want ErrNotFound", c, err)
+	}
 }
 
 func TestUpsertManyWithRepeats(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"promopool/api"
 	"promopool/auth"
+	"promopool/customers"
 	"promopool/groups"
 	"promopool/internal/testdb"
 	"promopool/metrics"
@@ -68,8 +69,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		return out, err
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := api.New(api.Config{Metrics: metrics.Handler(metrics.NewBalanceCollector(read, time.Second, time.Nanosecond, log))},
-		store, keys, log, map[string]api.Pinger{"postgres": api.PingFunc(db.PingContext)})
+	s, err := api.New(api.Config{Metrics: metrics.Handler(metrics.NewBalanceCollector(read, time.Second, time.Nanosecond, log))},
+		api.Deps{Groups: store, Customers: customers.NewStore(db.DB), Keys: keys, Log: log,
+			Ready: map[string]api.Pinger{"postgres": api.PingFunc(db.PingContext)}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 
@@ -183,15 +188,19 @@ func TestHealthAndReadiness(t *testing.T) {
 	var redisDown atomic.Bool
 	redisDown.Store(true)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := api.New(api.Config{}, groups.NewStore(db.DB, groups.Config{}), keys, log, map[string]api.Pinger{
-		"postgres": api.PingFunc(db.PingContext),
-		"redis": api.PingFunc(func(ctx context.Context) error {
-			if redisDown.Load() {
-				return errors.New("connection refused")
-			}
-			return nil
-		}),
-	})
+	s, err := api.New(api.Config{}, api.Deps{Groups: groups.NewStore(db.DB, groups.Config{}), Customers: customers.NewStore(db.DB),
+		Keys: keys, Log: log, Ready: map[string]api.Pinger{
+			"postgres": api.PingFunc(db.PingContext),
+			"redis": api.PingFunc(func(ctx context.Context) error {
+				if redisDown.Load() {
+					return errors.New("connection refused")
+				}
+				return nil
+			}),
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	get := func(path string) (int, string) {

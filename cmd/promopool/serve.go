@@ -17,6 +17,7 @@ import (
 
 	"promopool/api"
 	"promopool/auth"
+	"promopool/customers"
 	"promopool/groups"
 	"promopool/mailer"
 	"promopool/mailings"
@@ -50,22 +51,24 @@ func (m *Main) web(ctx context.Context) error {
 		return err
 	}
 	store := groups.NewStore(db, groups.Config{})
-	srv := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes,
-		Metrics: metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))}, store, keys, m.log, map[string]api.Pinger{
-		"postgres": api.PingFunc(db.PingContext),
-		"redis":    api.PingFunc(func(ctx context.Context) error { return rdb.Ping(ctx).Err() }),
-	})
 	svc, err := m.mailingService(db, store, nil)
 	if err != nil {
 		return err
 	}
-	srv.WithMailings(svc)
-	srv.WithSegments(m.segments(db))
 	alertList, err := m.alertChecker(db, false)
 	if err != nil {
 		return err
 	}
-	srv.WithAlerts(alertList)
+	srv, err := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes,
+		Metrics: metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))},
+		api.Deps{Groups: store, Customers: customers.NewStore(db), Keys: keys, Mailings: svc, Segments: m.segments(db),
+			Alerts: alertList, Log: m.log, Ready: map[string]api.Pinger{
+				"postgres": api.PingFunc(db.PingContext),
+				"redis":    api.PingFunc(func(ctx context.Context) error { return rdb.Ping(ctx).Err() }),
+			}})
+	if err != nil {
+		return err
+	}
 	if err := m.mountAdmin(srv, db, store, svc, keys, alertList); err != nil {
 		return err
 	}
