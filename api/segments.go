@@ -13,12 +13,6 @@ import (
 	"promopool/segments"
 )
 
-// segmentRoutes registers the segment builder's routes (SPEC §6).
-func (s *Server) segmentRoutes() {
-	s.handle("POST /v1/segments/count", s.segmentCount)
-	s.handle("POST /v1/segments/query", s.segmentQuery)
-}
-
 // segmentRequest is the body of both routes; the filter is parsed by segments.Parse so
 // that its errors name the path of the bad node.
 type segmentRequest struct {

@@ -342,3 +342,27 @@ func (s *Store) Get(ctx context.Context, id string) (*Customer, error) {
 	}
 	return &c, nil
 }
+
+// Require returns nil if a customer has id, else ErrNotFound. With create, a customer
+// with that id and no other field is stored first when none has it (a direct issue
+// that asks for it, "create_customer": true). Errors: ErrNotFound, a bad id.
+func (s *Store) Require(ctx context.Context, id string, create bool) error {
+	if create {
+		if err := groups.CheckCustomerID(id); err != nil {
+			return err
+		}
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO customers (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {
+			return fmt.Errorf("creating customer %q: %w", id, err)
+		}
+		return nil
+	}
+	var one int
+	err := s.db.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("customer %q (send \"create_customer\": true to create it): %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("reading customer %q: %w", id, err)
+	}
+	return nil
+}

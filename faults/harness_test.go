@@ -127,7 +127,7 @@ func newHarness(t *testing.T, env ...string) *harness {
 	}
 	h.hook = newReceiver()
 	t.Cleanup(h.hook.srv.Close)
-	h.env = append(h.db.Env(), "REDIS_URL="+redisURL(), "API_KEYS=faults:"+h.key,
+	h.env = append(h.db.Env(), "REDIS_URL="+redisURL(), "API_KEYS=faults:"+h.key+":admin",
 		"MAILER_URL="+h.hook.srv.URL+"/send?concurrency=8&backoff=50ms", "WORKER_CONCURRENCY=8",
 		"MAILING_BATCH_SIZE=100", "RECONCILE_INTERVAL=300ms", "MAX_UPLOAD_BYTES=16777216", "LOG_LEVEL=debug", "DATABASE_MAX_CONNS=12")
 	if long {

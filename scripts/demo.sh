@@ -16,7 +16,7 @@ export HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
 OUTBOX="$(mktemp -d /tmp/promopool-outbox.XXXXXX)"
 export MAILER_URL="file://$OUTBOX"
 KEY="demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export API_KEYS="demo:$KEY"
+export API_KEYS="demo:$KEY:admin"
 BASE="http://$HTTP_ADDR"
 
 mkdir -p bin

@@ -34,9 +34,12 @@ Processes:
 
 Operations:
   migrate                  apply the embedded database migrations
-  keys create NAME         make an API key (printed once)
+  keys create NAME -scopes LIST
+                           make an API key (printed once) that may do LIST:
+                           render,issue,checkout,read,export,write,admin
+  keys scopes NAME LIST    change a key's scopes
   keys revoke NAME         revoke a key
-  keys list                list keys (names only)
+  keys list                list keys (names and scopes, never the keys)
   alerts check             run the balance-alert check once, now
 
 Tools:
