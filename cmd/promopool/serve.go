@@ -59,8 +59,9 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes,
-		Metrics: metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))},
+	metricsHandler := metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))
+	srv, err := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes, Metrics: metricsHandler,
+		IssueRate: m.cfg.IssueRateLimit, ValidateRate: m.cfg.ValidateRateLimit, StreamIdle: m.cfg.HTTPStreamIdle},
 		api.Deps{Groups: store, Customers: customers.NewStore(db), Keys: keys, Mailings: svc, Segments: m.segments(db),
 			Alerts: alertList, Log: m.log, Ready: map[string]api.Pinger{
 				"postgres": api.PingFunc(db.PingContext),
@@ -72,11 +73,18 @@ func (m *Main) web(ctx context.Context) error {
 	if err := m.mountAdmin(srv, db, store, svc, keys, alertList); err != nil {
 		return err
 	}
+	if err := m.serveMetrics(ctx, metricsHandler); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", m.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Every request is bounded in time: its headers, its body, its answer. Streamed
+	// uploads and exports replace the last two with deadlines that roll while bytes
+	// move (internal/deadline, HTTP_STREAM_IDLE).
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: m.cfg.HTTPReadTimeout,
+		WriteTimeout: m.cfg.HTTPWriteTimeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	m.log.Info("web listening", "addr", ln.Addr().String())
@@ -169,7 +177,7 @@ func (m *Main) worker(ctx context.Context) error {
 	}
 	mux := asynq.NewServeMux()
 	mux.Handle(worker.TypeMailingBatch, &worker.MailingBatchHandler{Mailings: svc})
-	if err := m.serveMetrics(ctx); err != nil {
+	if err := m.serveMetrics(ctx, metrics.Handler()); err != nil {
 		return err
 	}
 	go svc.RunReconciler(ctx, m.cfg.ReconcileInterval)
@@ -189,7 +197,7 @@ func (m *Main) scheduler(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.serveMetrics(ctx); err != nil {
+	if err := m.serveMetrics(ctx, metrics.Handler()); err != nil {
 		return err
 	}
 	c := cron.New(m.cronOptions()...)
