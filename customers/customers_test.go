@@ -96,8 +96,12 @@ func TestAttributeLimitEveryFormat(t *testing.T) {
 	nd := `{"id": "n1", "attributes": {"note": "` + big + `"}}` + "\n" + `{"id": "n2", "attributes": {"note": "ok"}}` + "\n"
 	csvBody := "id,attr.note\nv1,\"" + big + "\"\nv2,ok\n"
 	for name, up := range map[string]func() (*customers.Report, error){
-		"ndjson": func() (*customers.Report, error) { return s.Upsert(ctx, customers.FormatJSONLines, strings.NewReader(nd)) },
-		"csv":    func() (*customers.Report, error) { return s.Upsert(ctx, customers.FormatCSV, strings.NewReader(csvBody)) },
+		"ndjson": func() (*customers.Report, error) {
+			return s.Upsert(ctx, customers.FormatJSONLines, strings.NewReader(nd))
+		},
+		"csv": func() (*customers.Report, error) {
+			return s.Upsert(ctx, customers.FormatCSV, strings.NewReader(csvBody))
+		},
 	} {
 		rep, err := up()
 		if err != nil {
