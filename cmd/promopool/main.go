@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"os/user"
 	"syscall"
 
 	"github.com/jmoiron/sqlx"
@@ -187,4 +188,25 @@ func (m *Main) migrate(ctx context.Context) error {
 	}
 	fmt.Fprintf(m.Stdout, "applied migrations %v; schema at version %d\n", applied, migrations.Latest())
 	return nil
+}
+
+// actor names the person running a CLI command in the activity log.
+func (m *Main) actor() string {
+	name := m.Getenv("USER")
+	if u, err := user.Current(); err == nil && name == "" {
+		name = u.Username
+	}
+	return "cli:" + cmp.Or(name, "unknown")
+}
+
+// openInput opens a command's input file, or standard input for "-".
+func (m *Main) openInput(path string) (io.Reader, func(), error) {
+	if path == "-" {
+		return m.Stdin, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
 }

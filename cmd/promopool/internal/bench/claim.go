@@ -446,7 +446,7 @@ func withoutIndexes(ctx context.Context, db *sqlx.DB, table string, logf func(st
 }
 
 // rawCursor measures, in the same run, the raw ceiling of the design the claim builds
-// on: ../shared/PERFORMANCE.md's "cursor advanced in its own short statement, then
+// on, the fastest measured on this hardware: "cursor advanced in its own short statement, then
 // range read + history insert", in plain SQL on tables of its own (synchronous_commit
 // on, as there). Its history carries the primary key and the two unique indexes the
 // invariants need, (code) and (customer, scope); promopool's issues also carries the
