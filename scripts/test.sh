@@ -4,10 +4,10 @@
 # engine: 600,000 inputs (about 15-20 s here). A count, not a duration: a duration-bounded
 # -fuzztime can fail with a bare "context deadline exceeded" when it ends on a loaded
 # machine (golang/go#75804, not fixed in go1.26). Long benchmarks and fault suites have
-# their own commands (README).
+# their own commands (README, docs/benchmarks.md, docs/faults.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/services.sh
+scripts/services.sh chromium
 . scripts/goenv.sh
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/promopool_test?sslmode=disable}"
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"

@@ -1,62 +1,20 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
-	"promopool/auth"
 	"promopool/groups"
 )
 
-func (m *Main) keys(ctx context.Context, args []string) error {
-	db, err := m.openDB(ctx, true)
-	if err != nil {
-		return err
-	}
-	keys, err := auth.NewKeys(db, "")
-	if err != nil {
-		return err
-	}
-	switch {
-	case len(args) == 2 && args[0] == "create":
-		key, err := keys.Create(ctx, args[1])
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(m.Stdout, key)
-		return nil
-	case len(args) == 2 && args[0] == "revoke":
-		return keys.Revoke(ctx, args[1])
-	case len(args) == 1 && args[0] == "list":
-		list, err := keys.List(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tCREATED\tREVOKED")
-		for _, k := range list {
-			rev := ""
-			if k.RevokedAt != nil {
-				rev = k.RevokedAt.Format("2006-01-02 15:04")
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Name, k.CreatedAt.Format("2006-01-02 15:04"), rev)
-		}
-		return tw.Flush()
-	}
-	return errors.New("usage: promopool keys create NAME | keys revoke NAME | keys list")
-}
-
+// groupsCmd is `promopool groups list | groups create NAME`.
 func (m *Main) groupsCmd(ctx context.Context, args []string) error {
 	db, err := m.openDB(ctx, true)
 	if err != nil {
@@ -85,15 +43,8 @@ func (m *Main) groupsCmd(ctx context.Context, args []string) error {
 	return errors.New("usage: promopool groups list | groups create NAME")
 }
 
-// actor names the person running a CLI command in the activity log.
-func (m *Main) actor() string {
-	name := m.Getenv("USER")
-	if u, err := user.Current(); err == nil && name == "" {
-		name = u.Username
-	}
-	return "cli:" + cmp.Or(name, "unknown")
-}
-
+// upload is `promopool upload [-format plain|csv|json] [-expires-at TIME] GROUP FILE`:
+// a file (or standard input) loaded into a group, its report printed as JSON.
 func (m *Main) upload(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("upload", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
@@ -157,16 +108,4 @@ func findGroup(ctx context.Context, store *groups.Store, ref string) (*groups.Gr
 		}
 	}
 	return store.GetByName(ctx, ref)
-}
-
-// openInput opens a command's input file, or standard input for "-".
-func (m *Main) openInput(path string) (io.Reader, func(), error) {
-	if path == "-" {
-		return m.Stdin, func() {}, nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, func() { f.Close() }, nil
 }
