@@ -131,7 +131,7 @@ func checkLiterals(t *testing.T, src Source, tpl *Template) {
 		s    string
 		c    *part
 	}{{PartSubject, src.Subject, &tpl.subject}, {PartHTML, src.HTML, &tpl.html}, {PartText, src.Text, &tpl.text}} {
-		macros, _ := parsePart(p.part, p.s)
+		macros, _, _ := parsePart(p.part, p.s, &budget{max: -1})
 		if len(macros) != len(p.c.ops) {
 			t.Fatalf("%s: %d macros, %d ops", p.part, len(macros), len(p.c.ops))
 		}
