@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"sync"
 
 	"github.com/boombuler/barcode"
 	"github.com/boombuler/barcode/code128"
@@ -22,13 +23,27 @@ const maxImageData = 512
 // Sizes of the drawn images, in pixels per module (the narrowest bar, or
 // one square of a QR code), and their quiet zones, in modules.
 const (
-	qrModule     = 4
+	qrModule     = 6
 	qrQuiet      = 4
 	barModule    = 2
 	barHeight    = 80
 	barQuiet     = 10
 	imageMaxSide = 2000
 )
+
+// pngEncoder reuses its compressor between images: a fresh one allocates
+// most of a megabyte.
+var pngEncoder = &png.Encoder{CompressionLevel: png.BestCompression, BufferPool: &pngBuffers{}}
+
+// pngBuffers is a png.EncoderBufferPool over a sync.Pool.
+type pngBuffers struct{ p sync.Pool }
+
+func (b *pngBuffers) Get() *png.EncoderBuffer {
+	e, _ := b.p.Get().(*png.EncoderBuffer)
+	return e
+}
+
+func (b *pngBuffers) Put(e *png.EncoderBuffer) { b.p.Put(e) }
 
 var errNotEncodable = errors.New("value cannot be drawn in this format")
 
@@ -93,7 +108,7 @@ func drawPNG(code, format string) ([]byte, int, int, error) {
 		}
 	}
 	var buf bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&buf, img); err != nil {
+	if err := pngEncoder.Encode(&buf, img); err != nil {
 		return nil, 0, 0, err
 	}
 	return buf.Bytes(), w, height, nil

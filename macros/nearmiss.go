@@ -20,6 +20,9 @@ import (
 //     ({{client promocode('G')}}, {{client_email}}), or by an engine name
 //     without client. ({{promocode('G')}}, {{first_name}}).
 
+// maxStrayArgs is how far after client.NAME( a report looks for ")".
+const maxStrayArgs = 300
+
 // engineFunctions and engineFields are the names that, written without
 // client., are taken for a promopool macro missing its prefix.
 var (
@@ -40,7 +43,6 @@ func (sc *scanner) foreign(start int, d delim, k int) {
 	sc.d = d
 	lw := strings.ToLower(word)
 	p := skipSpace(s, k+len(word))
-	end, closed := sc.resync(p)
 	var name, msg string
 	anyName := false // an unknown name followed by "(" counts too
 	switch {
@@ -72,6 +74,7 @@ func (sc *scanner) foreign(start int, d delim, k int) {
 	if !ok {
 		fix = "write " + d.open + "client." + name + "(…)" + d.close
 	}
+	end, closed := sc.resync(p)
 	if closed {
 		fix = "write " + d.open + "client." + name + strings.TrimSpace(s[p+len(name):end-2]) + d.close
 	}
@@ -122,7 +125,9 @@ func (sc *scanner) strays() {
 		}
 		end := nameEnd
 		if paren {
-			if e := strings.IndexAny(s[next:], ")\n"); e >= 0 && s[next+e] == ')' {
+			// Look for the ")" on the same line and not far, so that
+			// scanning stays linear.
+			if e := strings.IndexAny(s[next:min(len(s), next+maxStrayArgs)], ")\n"); e >= 0 && s[next+e] == ')' {
 				end = next + e + 1
 			}
 		}

@@ -387,16 +387,28 @@ func (sc *scanner) resync(p int) (resume int, closed bool) {
 	s := sc.s
 	// Look for the closer only up to the next opener, so that scanning
 	// stays linear however many macros are broken.
-	limit := len(s)
-	for _, open := range [...]string{"{{", "<<"} {
-		if o := strings.Index(s[p:limit], open); o >= 0 {
-			limit = p + o
-		}
-	}
+	limit := nextOpener(s, p)
 	if e := strings.Index(s[p:limit], sc.d.close); e >= 0 {
 		return p + e + 2, true
 	}
 	return limit, false
+}
+
+// nextOpener returns the offset of the first "{{" or "<<" at or after p,
+// or len(s).
+func nextOpener(s string, p int) int {
+	for p < len(s) {
+		i := strings.IndexAny(s[p:], "{<")
+		if i < 0 {
+			break
+		}
+		p += i
+		if p+1 < len(s) && s[p+1] == s[p] {
+			return p
+		}
+		p++
+	}
+	return len(s)
 }
 
 // locator turns byte offsets into 1-based line and rune columns. Offsets
