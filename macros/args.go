@@ -238,6 +238,8 @@ func (sc *scanner) unknownFilter(start, p int, name string) int {
 	return sc.fail(start, p, "unknown filter | "+name, "use "+knownFilters, ErrUnknownName)
 }
 
+var argUnescaper = strings.NewReplacer(`\'`, `'`, `\\`, `\`)
+
 type quoteErr uint8
 
 const (
@@ -260,7 +262,7 @@ func unquote(s string, p int, close string) (string, int, quoteErr) {
 		case '\'':
 			v := s[p+1 : i]
 			if escaped {
-				v = strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(v)
+				v = argUnescaper.Replace(v)
 			}
 			return v, i + 1, 0
 		case '\\':
@@ -320,7 +322,9 @@ func (sc *scanner) example(f fn, name, arg string) string {
 }
 
 // escapeArg writes arg as it goes between single quotes.
-func escapeArg(arg string) string { return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(arg) }
+func escapeArg(arg string) string { return argEscaper.Replace(arg) }
+
+var argEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
 
 // argNoun names the argument of f.
 func argNoun(f fn) string {

@@ -90,6 +90,8 @@ func (h *htmlScan) feed(lit string) {
 				return
 			}
 			h.st, i = hEndTag, i+j+1
+		case hValueDQ, hValueSQ:
+			i = h.quotedValue(lit, i)
 		case hEndTag:
 			j := strings.IndexByte(lit[i:], '>')
 			if j < 0 {
@@ -184,6 +186,29 @@ func (h *htmlScan) tagByte(c byte) {
 	}
 }
 
+// quotedValue reads a quoted attribute value from lit[i] up to its closing
+// quote (or the end of lit) and returns the offset of the last byte read.
+func (h *htmlScan) quotedValue(lit string, i int) int {
+	q := byte('"')
+	if h.st == hValueSQ {
+		q = '\''
+	}
+	j := strings.IndexByte(lit[i:], q)
+	end := i + j
+	if j < 0 {
+		end = len(lit)
+	}
+	if v := lit[i:end]; v != "" {
+		h.inValue = h.inValue || strings.TrimLeft(v, " \t\n\r\f") != ""
+		h.settled = h.settled || strings.ContainsAny(v, ":/?#")
+	}
+	if j < 0 {
+		return len(lit)
+	}
+	h.st = hTag
+	return end
+}
+
 func (h *htmlScan) valueByte(c byte) {
 	if c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\f' {
 		h.inValue = true
@@ -264,7 +289,7 @@ func checkHTML(s string, ms []macro) (probs, warns []Problem) {
 func (m *macro) contextProblem(s string) (*Problem, bool) {
 	c := m.ctx
 	text := s[m.start:m.end]
-	withURL := m.canonical(m.fallback, filterURL)
+	withURL := func() string { return m.canonical(m.fallback, filterURL) }
 	switch {
 	case m.filter == filterQR || m.filter == filterBarcode:
 		if c.kind == ctxText && !c.afterLT || c.kind == ctxAttr && c.url == urlStart {
@@ -288,13 +313,13 @@ func (m *macro) contextProblem(s string) (*Problem, bool) {
 		return nil, false
 	case m.fn.isCode():
 		return m.problem(s, "a code inside a link must be written with | url, so that a code with & ? # + % or spaces keeps the link intact",
-			"write "+withURL, ErrURLNotEncoded), false
+			"write "+withURL(), ErrURLNotEncoded), false
 	case c.url != urlRest:
 		return m.problem(s, "the value begins the link ("+c.attr+"), so one that is not an http, https or mailto URL (javascript:…) renders empty",
-			"write the start of the link in the template, e.g. "+c.attr+"=\"https://shop.example/?v="+withURL+"\"", ErrUnsafeURL), false
+			"write the start of the link in the template, e.g. "+c.attr+"=\"https://shop.example/?v="+withURL()+"\"", ErrUnsafeURL), false
 	}
 	return m.problem(s, "a value inside a link should be written with | url, so that & ? # + % or spaces in it keep the link intact",
-		"write "+withURL, ErrURLNotEncoded), false
+		"write "+withURL(), ErrURLNotEncoded), false
 }
 
 // problem reports m with a message.

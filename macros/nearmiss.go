@@ -95,14 +95,15 @@ func (sc *scanner) strays() {
 	spans := slices.Clone(sc.spans)
 	slices.SortFunc(spans, func(a, b span) int { return a.start - b.start })
 	j, covered := 0, 0
-	for i := 0; i < len(s); {
-		c := strings.IndexAny(s[i:], "cC")
-		if c < 0 {
+	for i := 1; i < len(s); {
+		// client or Client (an all-capitals CLIENT is not looked for).
+		l := strings.Index(s[i:], "lient")
+		if l < 0 {
 			return
 		}
-		at := i + c
-		i = at + 1
-		if len(s)-at < 6 || !strings.EqualFold(s[at:at+6], "client") || at > 0 && isIdentByte(s[at-1]) {
+		at := i + l - 1
+		i = at + 6
+		if s[at]|0x20 != 'c' || at > 0 && isIdentByte(s[at-1]) {
 			continue
 		}
 		dot := skipSpace(s, at+6)

@@ -409,7 +409,13 @@ func (m *macro) canonical(fallback string, f filter) string {
 
 // build compiles the macros of one part into ops.
 func (t *Template) build(pt Part, s string, macros []macro, newIdx, repeatIdx map[string]int) {
-	dst := map[Part]*part{PartSubject: &t.subject, PartHTML: &t.html, PartText: &t.text}[pt]
+	dst := &t.text
+	switch pt {
+	case PartSubject:
+		dst = &t.subject
+	case PartHTML:
+		dst = &t.html
+	}
 	last := 0
 	for i := range macros {
 		m := &macros[i]
