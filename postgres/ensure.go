@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/lib/pq"
 )
 
 // EnsureDatabase creates the database a postgres:// URL names when it does not exist,
@@ -37,7 +40,13 @@ func EnsureDatabase(ctx context.Context, url string) error {
 	}
 	// An identifier cannot be a placeholder: the name goes in quoted, its quotes doubled.
 	_, err = admin.ExecContext(ctx, `CREATE DATABASE "`+strings.ReplaceAll(name, `"`, `""`)+`"`)
-	if err != nil && !strings.Contains(err.Error(), "already exists") {
+	// Two test binaries may create it at once: the loser sees 42P04 (duplicate_database) or,
+	// when both passed the catalog check together, 23505 on pg_database's name index.
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && (pqErr.Code == "42P04" || pqErr.Code == "23505") {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("creating database %s: %w", name, err)
 	}
 	return nil
