@@ -1,17 +1,18 @@
 // Package faults is promopool's fault and abuse suite. Its tests build bin/promopool,
-// run real web and worker processes against a schema of their own and Redis DB 13
-// (FAULTS_REDIS_URL; flushed), inject faults (SIGKILLed workers, Redis connections
-// killed and its data flushed, PostgreSQL backends terminated, a TCP proxy that cuts or
-// slows connections, a web process killed mid-upload, clients that hang up) and bad input
-// over HTTP, then check promopool's promises in SQL and over HTTP:
+// run real web, worker and scheduler processes against a schema of their own and Redis
+// DB 13 (FAULTS_REDIS_URL; flushed), inject faults (SIGKILLed workers, Redis
+// connections killed and its data flushed, PostgreSQL backends terminated, a TCP proxy
+// that cuts or slows connections, a web process killed mid-upload, clients that hang
+// up, a scheduler SIGKILLed and restarted) and bad input over HTTP, then check
+// promopool's promises in SQL and over HTTP:
 //
 //  1. no code is issued to two customers; issued + active + expired = uploaded per group;
 //  2. every recipient of a mailing reaches a final state, none gets two different
 //     messages, and a re-run batch issues nothing new;
 //  3. no upload leaves half its rows; an undo removes exactly the unissued codes;
+//  4. with three schedulers at once (one SIGKILLed and restarted), each balance alert
+//     reaches the webhook once;
 //  5. no unused code appears in logs, metrics, Asynq payloads or error messages.
-//
-// (Promise 4, one alert with several schedulers, waits for the alerts package.)
 //
 // `go test ./faults` runs the short version (a few thousand recipients, one or two
 // faults each). FAULTS_LONG=1 (scripts/chaos.sh) runs the long one: a 200,000-recipient

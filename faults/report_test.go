@@ -31,7 +31,7 @@ func (tb *table) add(r row) {
 	tb.rows = append(tb.rows, r)
 }
 
-// print writes the table in Markdown, the form the README quotes.
+// print writes the table in Markdown, the form docs/faults.md quotes.
 func (tb *table) print(w io.Writer) {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()

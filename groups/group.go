@@ -4,6 +4,7 @@
 package groups
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -22,17 +23,19 @@ import (
 
 // Store is the groups' data layer over PostgreSQL.
 type Store struct {
-	db    *sqlx.DB
-	now   func() time.Time
-	stmts *stmtSet
+	db             *sqlx.DB
+	now            func() time.Time
+	exampleTimeout time.Duration
+	stmts          *stmtSet
 }
 
 // Config configures a Store.
 type Config struct {
 	// Now is the clock used for expiry decisions (default time.Now); tests inject one.
 	Now func() time.Time
-	// StatementTimeout bounds the optional, best-effort queries of an upload such as
-	// finding duplicate examples (default 3s). The load itself is never bounded.
+	// ExampleTimeout bounds the best-effort query that finds an upload's duplicate
+	// examples (default 3s; it counts in whole milliseconds); past it the report says
+	// its examples are incomplete. The load itself is never bounded.
 	ExampleTimeout time.Duration
 }
 
@@ -41,7 +44,8 @@ func NewStore(db *sqlx.DB, cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{db: db, now: cfg.Now, stmts: &stmtSet{m: map[string]*sql.Stmt{}}}
+	return &Store{db: db, now: cfg.Now, exampleTimeout: cmp.Or(cfg.ExampleTimeout, 3*time.Second),
+		stmts: &stmtSet{m: map[string]*sql.Stmt{}}}
 }
 
 // DB returns the store's database handle.

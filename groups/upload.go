@@ -351,7 +351,8 @@ func (s *Store) duplicateExamples(ctx context.Context, tx *sqlx.Tx, rep *UploadR
 		GID   int64  `db:"gid"`
 	}
 	_, _ = tx.ExecContext(ctx, `SAVEPOINT examples`)
-	_, _ = tx.ExecContext(ctx, `SET LOCAL statement_timeout = '3s'`)
+	timeout := fmt.Sprint(max(1, s.exampleTimeout.Milliseconds())) // in ms
+	_, _ = tx.ExecContext(ctx, `SELECT set_config('statement_timeout', $1, true)`, timeout)
 	err := tx.SelectContext(ctx, &ex, `
 		SELECT s.line, s.code, c.id AS other, g.name AS grp, g.id AS gid
 		FROM (SELECT s.line, s.code, c.id FROM `+table+` s JOIN codes c ON c.code = s.code

@@ -144,3 +144,73 @@ func BenchmarkHTMLTemplate(b *testing.B) {
 	}
 	reportRenders(b)
 }
+
+// BenchmarkCompileAdversarial compiles ~1 MiB templates built to make a
+// careless scanner quadratic (openers that are not macros, unclosed
+// macros, client.NAME( in prose, many tags), with no limits; MB/s should
+// stay of the order of BenchmarkCompile's.
+func BenchmarkCompileAdversarial(b *testing.B) {
+	for _, c := range []struct{ name, unit string }{
+		{"foreign-openers", "<<a {{b "},
+		{"unclosed-macros", "<<client.x " + strings.Repeat("x", 200)},
+		{"stray-calls", "client.promocode("},
+		{"stray-fields", "client.email "},
+		{"tags", `<a href=x title='{{client.id}}'><p class="c">`},
+		{"angles", "<"},
+	} {
+		s := strings.Repeat(c.unit, (1<<20)/len(c.unit))
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				_, _ = ParseLimits(Source{HTML: s}, Limits{MaxMacros: -1, MaxMessageBytes: -1})
+			}
+		})
+	}
+}
+
+// BenchmarkRenderHTMLFeatures renders the benchmark mail with its two codes
+// written with a fallback, | url inside a link and a column: the careful
+// path that plain macros do not take.
+func BenchmarkRenderHTMLFeatures(b *testing.B) {
+	macros := map[string]string{
+		"first_name": "{{client.first_name}}",
+		"code1":      `<a href="https://shop.example/?promo={{ client.promocode('Spring 30%', fallback='none') | url }}">{{client.promocode('Spring 30%', fallback='See the shop')}}</a>`,
+		"code2":      "{{client.promocode('Friends')}} (PIN {{client.promocode('Friends').pin}})",
+		"last":       "{{client.last_promocode('Winter', fallback='none yet')}}",
+		"email":      "{{client.email}}",
+		"id":         "{{client.id}}",
+	}
+	t, err := Parse(Source{HTML: benchHTML(func(w string) string { return macros[w] })})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := benchValues()
+	v.Columns = []map[string]string{nil, {"pin": "4711"}}
+	buf := t.AppendHTML(nil, v)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = t.AppendHTML(buf[:0], v)
+	}
+	reportRenders(b)
+}
+
+// BenchmarkRenderQR renders a message with a QR code of its promo code: a
+// PNG drawn and encoded per message.
+func BenchmarkRenderQR(b *testing.B) {
+	for _, f := range []string{"qr", "barcode('code128')"} {
+		b.Run(strings.Trim(strings.TrimPrefix(f, "barcode"), "()'"), func(b *testing.B) {
+			t, err := Parse(Source{HTML: "<p>Show this at the till:</p>{{client.promocode('Spring 30%') | " + f + "}}"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			v := benchValues()
+			buf := t.AppendHTML(nil, v)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = t.AppendHTML(buf[:0], v)
+			}
+			reportRenders(b)
+		})
+	}
+}

@@ -23,11 +23,52 @@ var (
 	// ErrUnknownGroup marks a promocode or last_promocode macro whose group
 	// the GroupChecker reported as not existing.
 	ErrUnknownGroup = errors.New("unknown promo-code group")
+
+	// ErrTemplateTooLarge marks a template over its [Limits]: more macros
+	// than MaxMacros, or more bytes than a message may have.
+	ErrTemplateTooLarge = errors.New("template too large")
 )
 
-// ErrMissingCode is returned (wrapped) by [Template.CheckValues] when a
-// [Values] lacks the new code of a group the template draws from.
+// Kinds of template warnings. A warning does not stop a template from
+// compiling; it is listed in [Template.Warnings] (and in
+// ValidationError.Warnings) with its place and a fix, like a [Problem].
+var (
+	// ErrLooksLikeMacro marks text that looks like a macro but is not one
+	// and would be sent as written: client.email outside {{ }}, a
+	// misspelt client ({{clinet.email}}), a missing dot or client.
+	// ({{promocode('G')}}). See doc.go for which near misses are errors.
+	ErrLooksLikeMacro = errors.New("text looks like a macro")
+
+	// ErrURLNotEncoded marks a macro inside a link (href, src, …) written
+	// without | url: a code with & ? # + % or spaces would break the link.
+	ErrURLNotEncoded = errors.New("value in a link without | url")
+
+	// ErrUnsafeURL marks a macro that begins a link's value: unless it
+	// renders an http, https or mailto URL (or a relative one), it renders
+	// empty, so a customer field cannot make a javascript: link.
+	ErrUnsafeURL = errors.New("value begins a link")
+
+	// ErrUnsafeContext marks a macro in <script> or <style>, in an on… or
+	// style attribute, inside a tag outside any attribute value, or right
+	// after "<": HTML escaping does not make a value safe there.
+	ErrUnsafeContext = errors.New("value in an unsafe HTML context")
+)
+
+// ErrMissingCode is returned (wrapped) by [Template.CheckValues] and
+// [Template.Render] when a [Values] lacks the new code of a group the
+// template draws from, and does not ask for its fallback.
 var ErrMissingCode = errors.New("missing promo code")
+
+// ErrMissingColumn is returned (wrapped) by [Template.CheckValues] and
+// [Template.Render] when the code row of a group lacks a column the
+// template inserts with promocode('G').NAME (the key is absent from
+// Values.Columns; an empty value is not missing).
+var ErrMissingColumn = errors.New("missing code column")
+
+// ErrMessageTooLarge is returned (wrapped) by [Template.Render] when the
+// rendered message would exceed Limits.MaxMessageBytes. The mailer should
+// record the recipient as failed with the error's text as the reason.
+var ErrMessageTooLarge = errors.New("rendered message too large")
 
 // ErrNilChecker is returned by [Compile] when it is given a nil GroupChecker.
 var ErrNilChecker = errors.New("macros: nil GroupChecker")
@@ -42,21 +83,23 @@ const (
 	PartText    Part = "text"
 )
 
-// Problem is one thing wrong in a template.
+// Problem is one thing wrong in a template, or one warning about it.
 //
-// Line and Column are 1-based and locate the "{{" that opens the macro
-// (for a line break in the subject, the line break itself). Column counts
+// Line and Column are 1-based and locate the "{{" or "<<" that opens the
+// macro (for a line break in the subject, the line break itself; for
+// client.NAME outside a macro, its first character or its single opening
+// brace). Column counts
 // characters (runes) from the start of the line, so a "{{" after "Señor "
 // on the first line is at column 7; an invalid UTF-8 byte counts as one
 // character. Lines are separated by "\n".
 type Problem struct {
 	Part    Part   // which part of the template: subject, html or text
-	Line    int    // 1-based line of the macro's "{{"
-	Column  int    // 1-based column, in runes, of the macro's "{{"
+	Line    int    // 1-based line of the macro's opener
+	Column  int    // 1-based column, in runes, of the macro's opener
 	Macro   string // the macro as written (shortened to 60 characters with "…")
 	Message string // what is wrong, in plain words
 	Fix     string // how to fix it
-	Err     error  // ErrSyntax, ErrUnknownName or ErrUnknownGroup
+	Err     error  // its kind: ErrSyntax, ErrUnknownName, ErrUnknownGroup or ErrTemplateTooLarge; for a warning ErrLooksLikeMacro, ErrURLNotEncoded, ErrUnsafeURL or ErrUnsafeContext
 
 	offset int // byte offset in the part, for ordering
 }
@@ -84,6 +127,7 @@ func (p Problem) String() string {
 // it as a *ValidationError; find it with errors.As.
 type ValidationError struct {
 	Problems []Problem // never empty
+	Warnings []Problem // what would only be warned about, as [Template.Warnings]; not part of Error()
 }
 
 // Error lists all problems, one per line after a summary line.
@@ -102,7 +146,8 @@ func (e *ValidationError) Error() string {
 }
 
 // Unwrap returns the distinct kinds (ErrSyntax, ErrUnknownName,
-// ErrUnknownGroup) of the problems, so that errors.Is matches any of them.
+// ErrUnknownGroup, ErrTemplateTooLarge) of the problems, so that errors.Is
+// matches any of them. Warnings are not included.
 func (e *ValidationError) Unwrap() []error {
 	var kinds []error
 	for _, p := range e.Problems {

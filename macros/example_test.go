@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 
 	"promopool/macros"
 )
@@ -185,4 +187,149 @@ func ExampleTemplate_NewCodeGroups() {
 	// NewCodes[0]: claim 2 codes from "Gifts"
 	// NewCodes[1]: claim 2 codes from "Spring"
 	// LastCodes[0]: look up each recipient's last code from "Winter"
+}
+
+// << >> is the same macro as {{ }}, as the design card writes it.
+func Example_angleBrackets() {
+	t, err := macros.Parse(macros.Source{Text: "Hi <<client.first_name>>, your code: <<client.promocode('Spring 30%')>>"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	v := &macros.Values{Customer: macros.Customer{FirstName: "Ann"}, NewCodes: []string{"SPR-7KQ2"}}
+	fmt.Printf("%s\n", t.AppendText(nil, v))
+	// Output:
+	// Hi Ann, your code: SPR-7KQ2
+}
+
+// Validation warns about text that looks like a macro but would be sent as
+// written; a macro that is certainly meant but cannot render is an error.
+func ExampleTemplate_Warnings() {
+	t, err := macros.Parse(macros.Source{Text: "Hi {{clinet.first_name}}, use client.promocode('G') or {{promocode('G')}}"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, w := range t.Warnings() {
+		fmt.Printf("%d:%d %s\n  fix: %s\n", w.Line, w.Column, w.Macro, w.Fix)
+	}
+	_, err = macros.Parse(macros.Source{Text: "Hi {client.first_name}, <<client.unknown>>"})
+	fmt.Println(err)
+	// Output:
+	// 1:4 {{clinet.first_name}}
+	//   fix: write {{client.first_name}}
+	// 1:31 client.promocode('G')
+	//   fix: write {{client.promocode('G')}} to insert it; if the text is meant literally, ignore this
+	// 1:56 {{promocode('G')}}
+	//   fix: write {{client.promocode('G')}}
+	// macros: 2 problems in the template
+	// text line 1, column 4: {client.first_name}: this looks like a macro but opens with a single {, so it would be sent as written; fix: write {{client.first_name}}
+	// text line 1, column 25: <<client.unknown>>: unknown field client.unknown; fix: use client.id, client.email, client.first_name, client.last_name or client.attr('NAME')
+}
+
+// A fallback stands in for the code when the group has run out: the mailer
+// sets UseFallback for that group and records no code.
+func Example_fallback() {
+	t, err := macros.Parse(macros.Source{Text: "Your code: {{client.promocode('Spring', fallback='Visit the shop for today’s offer')}}"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(t.FallbackGroups(), t.HasFallback(0))
+	for _, v := range []*macros.Values{
+		{NewCodes: []string{"SPR-7KQ2"}},
+		{UseFallback: []bool{true}}, // Spring had no code for this recipient
+	} {
+		m, _, err := t.Render(nil, v)
+		fmt.Println(m.Text, err)
+	}
+	// Output:
+	// [Spring] true
+	// Your code: SPR-7KQ2 <nil>
+	// Your code: Visit the shop for today’s offer <nil>
+}
+
+// promocode('G').NAME inserts another column of the same code's row, such
+// as a PIN uploaded with it.
+func Example_columns() {
+	t, err := macros.Parse(macros.Source{Text: "Card {{client.promocode('Gift cards')}}, PIN {{client.promocode('Gift cards').pin}}"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("fetch %q of %q\n", t.Columns(0), t.NewCodeGroups()[0])
+	v := &macros.Values{NewCodes: []string{"6006-4912"}, Columns: []map[string]string{{"pin": "0815"}}}
+	m, _, err := t.Render(nil, v)
+	fmt.Println(m.Text, err)
+	v.Columns = []map[string]string{{}} // uploaded without a pin column
+	_, _, err = t.Render(nil, v)
+	fmt.Println(err)
+	// Output:
+	// fetch ["pin"] of "Gift cards"
+	// Card 6006-4912, PIN 0815 <nil>
+	// macros: the code of group "Gift cards" has no column "pin": missing code column
+}
+
+// | url percent-encodes a value for a link; a customer field that begins a
+// link renders only if it is an http, https or mailto (or relative) URL.
+func Example_links() {
+	t, err := macros.Parse(macros.Source{HTML: `<a href="https://shop.example/?promo={{client.promocode('G') | url}}">Shop</a> ` +
+		`<a href="{{client.attr('site')}}">Your page</a>`})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, site := range []string{"https://ann.example/", "javascript:alert(1)"} {
+		v := &macros.Values{NewCodes: []string{"A&B 10%"}, Customer: macros.Customer{Attributes: map[string]string{"site": site}}}
+		fmt.Printf("%s\n", t.AppendHTML(nil, v))
+	}
+	fmt.Println(t.Warnings()[0].Message)
+	// Output:
+	// <a href="https://shop.example/?promo=A%26B%2010%25">Shop</a> <a href="https://ann.example/">Your page</a>
+	// <a href="https://shop.example/?promo=A%26B%2010%25">Shop</a> <a href="">Your page</a>
+	// the value begins the link (href), so one that is not an http, https or mailto URL (javascript:…) renders empty
+}
+
+// | qr and | barcode('FORMAT') draw the code as an inline PNG in the HTML
+// part and insert the plain code in the text part.
+func Example_images() {
+	t, err := macros.Parse(macros.Source{
+		HTML: `{{client.promocode('Store') | qr}} <img src="{{client.promocode('Store') | barcode('code128')}}" alt="barcode">`,
+		Text: "{{client.promocode('Store') | qr}}",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	m, _, err := t.Render(nil, &macros.Values{NewCodes: []string{"ST-4711"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	html := regexp.MustCompile(`base64,[A-Za-z0-9+/=]+`).ReplaceAllString(m.HTML, "base64,…")
+	fmt.Println(html)
+	fmt.Println(m.Text)
+	// Output:
+	// <img src="data:image/png;base64,…" alt="ST-4711" width="174" height="174"> <img src="data:image/png;base64,…" alt="barcode">
+	// ST-4711
+}
+
+// Limits bound a template: too many macros are refused at validation, and
+// Render refuses a message that would grow past MaxMessageBytes.
+func ExampleTemplate_Render() {
+	src := macros.Source{HTML: strings.Repeat("<p>{{client.attr('bio')}}</p>", 1000)}
+	t, err := macros.ParseLimits(src, macros.Limits{MaxMessageBytes: 64 << 10})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	v := &macros.Values{Customer: macros.Customer{Attributes: map[string]string{"bio": strings.Repeat("x", 1000)}}}
+	_, _, err = t.Render(nil, v)
+	fmt.Println(errors.Is(err, macros.ErrMessageTooLarge), err)
+
+	_, err = macros.ParseLimits(src, macros.Limits{MaxMacros: 500})
+	fmt.Println(errors.Is(err, macros.ErrTemplateTooLarge))
+	// Output:
+	// true macros: rendering the html part: the message is larger than the limit of 65536 bytes: rendered message too large
+	// true
 }

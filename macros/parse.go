@@ -1,8 +1,8 @@
 package macros
 
 import (
+	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -20,6 +20,7 @@ const (
 	fnEmail
 	fnFirstName
 	fnLastName
+	fnColumn // promocode('G').NAME: an extra column of the code's row
 )
 
 // lookup returns the function of a client.* name.
@@ -45,69 +46,181 @@ func lookup(name string) (fn, bool) {
 
 func (f fn) takesArg() bool { return f == fnPromocode || f == fnLastPromocode || f == fnAttr }
 
+// isCode reports whether f inserts a promo code or a column of one.
+func (f fn) isCode() bool { return f == fnPromocode || f == fnLastPromocode || f == fnColumn }
+
 const (
 	knownFields    = "client.id, client.email, client.first_name, client.last_name or client.attr('NAME')"
 	knownFunctions = "client.promocode('GROUP'), client.last_promocode('GROUP') or client.attr('NAME')"
 )
 
+// delim is a pair of macro delimiters. {{ }} is the documented form; << >>
+// (the design card's) is equivalent.
+type delim struct{ open, close string }
+
+var (
+	braces = delim{"{{", "}}"}
+	angles = delim{"<<", ">>"}
+)
+
+func (d delim) other() delim {
+	if d == braces {
+		return angles
+	}
+	return braces
+}
+
 // macro is one well-formed client.* macro found in a part.
 type macro struct {
-	part       Part
-	start, end int    // byte span of "{{ … }}" in the part
-	fn         fn     // what it inserts
-	arg        string // decoded group or attribute name
+	part        Part
+	start, end  int    // byte span of the macro, delimiters included
+	fn          fn     // what it inserts
+	arg         string // decoded group or attribute name
+	column      string // column name, for fnColumn
+	fallback    string // fallback text, if hasFallback
+	hasFallback bool
+	filter      filter
+	format      string   // barcode format, for filterBarcode and filterQR
+	ctx         htmlCtx  // where it stands in an HTML part
+	fold        bool     // last_promocode of a group the message also draws a new code from
+	d           delim    // its delimiters
+	loc         *locator // locates positions in its part
 }
+
+// budget counts the macros of a whole template against Limits.MaxMacros,
+// and its warnings against maxWarnings.
+type budget struct {
+	max, n int
+	over   bool
+	warns  int
+}
+
+// maxWarnings is the most warnings reported for one template.
+const maxWarnings = 100
+
+// take counts one more macro; it reports false once the limit is passed.
+func (b *budget) take() bool {
+	b.n++
+	if b.max >= 0 && b.n > b.max {
+		b.over = true
+	}
+	return !b.over
+}
+
+// span is a byte range of a part already accounted for by a macro, a
+// problem or a warning.
+type span struct{ start, end int }
 
 // scanner parses one part of a template.
 type scanner struct {
 	part   Part
 	s      string
+	d      delim // delimiters of the macro being parsed
 	macros []macro
 	probs  []Problem
-	loc    locator
+	warns  []Problem
+	spans  []span
+	loc    *locator
+	budget *budget
 }
 
-// parsePart finds every client.* macro of s and every problem in it.
-func parsePart(part Part, s string) ([]macro, []Problem) {
-	sc := scanner{part: part, s: s, loc: locator{s: s, line: 1, col: 1}}
+// parsePart finds every client.* macro of s, every problem in it and every
+// text that looks like a macro but is not one. b counts macros across the
+// parts of a template; once it is exhausted nothing more is parsed.
+func parsePart(part Part, s string, b *budget) (macros []macro, probs, warns []Problem) {
+	sc := scanner{part: part, s: s, loc: &locator{s: s, line: 1, col: 1}, budget: b}
 	if part == PartSubject {
 		if i := strings.IndexAny(s, "\r\n"); i >= 0 {
 			sc.problem(i, i, "the subject contains a line break", "write the subject on a single line", ErrSyntax)
 		}
 	}
-	i := 0
-	for {
-		j := strings.Index(s[i:], "{{")
-		if j < 0 {
+	of := openFinder{s: s}
+	for i := 0; !b.over; {
+		start, d := of.next(i)
+		if start < 0 {
 			break
 		}
-		start := i + j
 		k := skipSpace(s, start+2)
-		if len(s)-k < len("client") || !strings.EqualFold(s[k:k+6], "client") {
+		dot := clientDot(s, k)
+		if dot < 0 {
+			sc.foreign(start, d, k)
 			i = start + 1 // not ours: leave it as it is
 			continue
 		}
-		dot := skipSpace(s, k+6)
-		if dot >= len(s) || s[dot] != '.' {
-			i = start + 1
-			continue
+		if !b.take() {
+			sc.tooMany(start)
+			break
 		}
+		sc.d = d
 		i = sc.macro(start, k, dot+1)
 	}
+	if !b.over {
+		sc.strays()
+	}
 	sortProblems(sc.probs)
-	return sc.macros, sc.probs
+	sortProblems(sc.warns)
+	return sc.macros, sc.probs, sc.warns
 }
 
-// macro parses the macro opening at start, whose "client" word is at
-// clientAt and whose name begins after the dot at p. It returns where
-// scanning resumes.
+// clientDot returns the offset of the dot if s[k:] starts with client
+// (in any case), optional spaces and a dot; otherwise -1.
+func clientDot(s string, k int) int {
+	if len(s)-k < len("client") || !strings.EqualFold(s[k:k+6], "client") {
+		return -1
+	}
+	dot := skipSpace(s, k+6)
+	if dot >= len(s) || s[dot] != '.' {
+		return -1
+	}
+	return dot
+}
+
+// tooMany reports the macro at start as the first one over the limit.
+func (sc *scanner) tooMany(start int) {
+	sc.problem(start, start+2, fmt.Sprintf("the template has more than %d macros", sc.budget.max),
+		"split the message, or raise the template limit (MaxMacros)", ErrTemplateTooLarge)
+}
+
+// openFinder finds the next "{{" or "<<" of s, remembering where each
+// opener was last found so that scanning stays linear.
+type openFinder struct {
+	s            string
+	brace, angle int // offset+1 of the next opener found; 0: look again; -1: none left
+}
+
+func (f *openFinder) next(i int) (int, delim) {
+	f.brace = f.find(f.brace, i, "{{")
+	f.angle = f.find(f.angle, i, "<<")
+	switch {
+	case f.brace < 0 && f.angle < 0:
+		return -1, delim{}
+	case f.angle < 0 || f.brace > 0 && f.brace < f.angle:
+		return f.brace - 1, braces
+	}
+	return f.angle - 1, angles
+}
+
+func (f *openFinder) find(cached, i int, open string) int {
+	if cached < 0 || cached > i {
+		return cached
+	}
+	j := strings.Index(f.s[i:], open)
+	if j < 0 {
+		return -1
+	}
+	return i + j + 1
+}
+
+// macro parses the macro opening at start with sc.d, whose "client" word
+// is at clientAt and whose name begins after the dot at p. It returns
+// where scanning resumes.
 func (sc *scanner) macro(start, clientAt, p int) int {
 	s := sc.s
 	if s[clientAt:clientAt+6] != "client" {
 		fix := "write client in lowercase"
 		if name := ident(s, skipSpace(s, p)); name != "" {
 			if f, ok := lookup(name); ok {
-				fix = "write " + example(f, name, "")
+				fix = "write " + sc.example(f, name, "")
 			}
 		}
 		return sc.fail(start, clientAt, "macro names are lowercase", fix, ErrUnknownName)
@@ -127,150 +240,84 @@ func (sc *scanner) macro(start, clientAt, p int) int {
 	if !ok {
 		return sc.unknownName(start, nameAt, name, paren)
 	}
-	arg := ""
+	m := macro{part: sc.part, start: start, fn: f, d: sc.d, loc: sc.loc}
 	if paren {
-		var next int
-		var ok bool
-		if arg, next, ok = sc.argument(start, f, name, skipSpace(s, p+1)); !ok {
+		next, ok := sc.args(start, &m, name, skipSpace(s, p+1))
+		if !ok {
 			return next
 		}
 		p = skipSpace(s, next)
 	}
-	if !strings.HasPrefix(s[p:], "}}") {
-		return sc.unexpected(start, p, "}}", "write "+example(f, name, arg))
+	var done bool
+	if p, done = sc.suffixes(start, &m, name, p); done {
+		return p
+	}
+	return sc.close(start, &m, name, paren, p)
+}
+
+// suffixes parses the optional .COLUMN and | FILTER after a macro's name
+// or arguments. It returns where the closing delimiter should be, or, with
+// done, where scanning resumes after a problem.
+func (sc *scanner) suffixes(start int, m *macro, name string, p int) (int, bool) {
+	s := sc.s
+	if p < len(s) && s[p] == '.' {
+		next, ok := sc.column(start, m, name, skipSpace(s, p+1))
+		if !ok {
+			return next, true
+		}
+		p = skipSpace(s, next)
+	}
+	if p < len(s) && s[p] == '|' {
+		next, ok := sc.filter(start, m, skipSpace(s, p+1))
+		if !ok {
+			return next, true
+		}
+		p = skipSpace(s, next)
+	}
+	return p, false
+}
+
+// close checks the closing delimiter at p and records the macro.
+func (sc *scanner) close(start int, m *macro, name string, paren bool, p int) int {
+	s := sc.s
+	f := m.fn
+	if f == fnColumn {
+		f = fnPromocode
+	}
+	if !strings.HasPrefix(s[p:], sc.d.close) {
+		if strings.HasPrefix(s[p:], sc.d.other().close) {
+			return sc.problem(start, p+2, "the macro opens with "+sc.d.open+" but closes with "+sc.d.other().close,
+				"close it with "+sc.d.close+": "+sc.example(f, name, m.arg), ErrSyntax)
+		}
+		return sc.unexpected(start, p, sc.d.close, "write "+sc.example(f, name, m.arg))
 	}
 	end := p + 2
 	switch {
 	case paren && !f.takesArg():
-		return sc.problem(start, end, "client."+name+" is a field and takes no parentheses", "write "+example(f, name, ""), ErrUnknownName)
+		return sc.problem(start, end, "client."+name+" is a field and takes no parentheses", "write "+sc.example(f, name, ""), ErrUnknownName)
 	case !paren && f.takesArg():
-		return sc.problem(start, end, "client."+name+" needs "+anArg(f), "write "+example(f, name, ""), ErrSyntax)
+		return sc.problem(start, end, "client."+name+" needs "+anArg(f), "write "+sc.example(f, name, ""), ErrSyntax)
 	}
-	sc.macros = append(sc.macros, macro{part: sc.part, start: start, end: end, fn: f, arg: arg})
+	m.end = end
+	sc.macros = append(sc.macros, *m)
+	sc.spans = append(sc.spans, span{start, end})
 	return end
-}
-
-// argument parses the quoted argument that starts at p, just inside "(",
-// and the ")" after it. It returns the decoded argument, the offset after
-// the ")" and true; or, on a problem, where scanning resumes and false.
-func (sc *scanner) argument(start int, f fn, name string, p int) (string, int, bool) {
-	s := sc.s
-	noun := argNoun(f)
-	if p >= len(s) {
-		return "", sc.unexpected(start, p, anArg(f), "write "+example(f, name, "")), false
-	}
-	if !f.takesArg() {
-		// client.email(): let the caller say that a field takes no parentheses.
-		if s[p] == ')' {
-			return "", p + 1, true
-		}
-		return "", sc.fail(start, p, "client."+name+" is a field and takes no parentheses", "write "+example(f, name, ""), ErrUnknownName), false
-	}
-	r, size := utf8.DecodeRuneInString(s[p:])
-	switch {
-	case r == ')':
-		return "", sc.fail(start, p+1, "client."+name+" needs "+anArg(f), "write "+example(f, name, ""), ErrSyntax), false
-	case r == '"':
-		return "", sc.fail(start, p, "the "+noun+" is in double quotes", "use single quotes: "+example(f, name, guessArg(s, p+size)), ErrSyntax), false
-	case strings.ContainsRune(typographicQuotes, r):
-		return "", sc.fail(start, p, "the "+noun+" is in typographic quotes", "use plain single quotes ('): "+example(f, name, guessArg(s, p+size)), ErrSyntax), false
-	case r != '\'':
-		return "", sc.fail(start, p, "the "+noun+" must be in single quotes", "write "+example(f, name, guessArg(s, p)), ErrSyntax), false
-	}
-	arg, q, err := unquote(s, p)
-	switch err {
-	case errNoClosingQuote:
-		return "", sc.fail(start, q, "the "+noun+" has no closing single quote", "write "+example(f, name, guessArg(s, p+1)), ErrSyntax), false
-	case errBadEscape:
-		return "", sc.fail(start, q, "unknown escape \\"+string(nextRune(s, q+1))+" in the "+noun, "inside the quotes only \\' (a quote) and \\\\ (a backslash) are escapes", ErrSyntax), false
-	}
-	if msg, fix := checkArg(f, name, arg); msg != "" {
-		return "", sc.fail(start, q, msg, fix, ErrSyntax), false
-	}
-	q = skipSpace(s, q)
-	if q < len(s) && s[q] == ',' {
-		return "", sc.fail(start, q, "client."+name+" takes a single "+noun, "write "+example(f, name, arg), ErrSyntax), false
-	}
-	if q < len(s) && s[q] == ')' {
-		return arg, q + 1, true
-	}
-	return "", sc.unexpected(start, q, ")", "write "+example(f, name, arg)), false
-}
-
-type quoteErr uint8
-
-const (
-	errNoClosingQuote quoteErr = iota + 1
-	errBadEscape
-)
-
-// typographicQuotes are quotes that word processors substitute for ' and ".
-const typographicQuotes = "‘’‚‛“”„‟`´′″"
-
-// unquote decodes the single-quoted string starting at s[p] == '\”. It
-// returns the value and the offset after the closing quote; or an error and
-// the offset of the offending character. The string may not span lines or
-// contain "}}": either means that its closing quote is missing.
-func unquote(s string, p int) (string, int, quoteErr) {
-	escaped := false
-	for i := p + 1; i < len(s); i++ {
-		switch s[i] {
-		case '\'':
-			v := s[p+1 : i]
-			if escaped {
-				v = strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(v)
-			}
-			return v, i + 1, 0
-		case '\\':
-			if i+1 < len(s) && (s[i+1] == '\'' || s[i+1] == '\\') {
-				escaped = true
-				i++
-				continue
-			}
-			if i+1 < len(s) && s[i+1] != '\n' && s[i+1] != '\r' {
-				return "", i, errBadEscape
-			}
-			return "", i, errNoClosingQuote
-		case '\n', '\r':
-			return "", i, errNoClosingQuote
-		case '}':
-			if i+1 < len(s) && s[i+1] == '}' {
-				return "", i, errNoClosingQuote
-			}
-		}
-	}
-	return "", len(s), errNoClosingQuote
-}
-
-// checkArg checks a decoded group or attribute name.
-func checkArg(f fn, name, arg string) (msg, fix string) {
-	noun := argNoun(f)
-	switch {
-	case strings.TrimSpace(arg) == "":
-		return "the " + noun + " is empty", "write the " + noun + " between the quotes: " + example(f, name, "")
-	case !utf8.ValidString(arg):
-		return "the " + noun + " is not valid UTF-8", "retype the " + noun
-	case strings.IndexFunc(arg, unicode.IsControl) >= 0:
-		return "the " + noun + " contains a control character", "remove it from the " + noun
-	case f != fnAttr && utf8.RuneCountInString(arg) > maxNameLen:
-		return "the group name is longer than 200 characters", "use the group's exact name"
-	}
-	return "", ""
 }
 
 // unknownName reports a client.* name that the engine does not know.
 func (sc *scanner) unknownName(start, at int, name string, paren bool) int {
 	lower := strings.ToLower(name)
 	if f, ok := lookup(lower); ok {
-		return sc.fail(start, at, "macro names are lowercase", "write "+example(f, lower, ""), ErrUnknownName)
+		return sc.fail(start, at, "macro names are lowercase", "write "+sc.example(f, lower, ""), ErrUnknownName)
 	}
+	o, c := sc.d.open, sc.d.close
 	switch lower {
 	case "attributes", "attribute", "attrs", "custom":
-		return sc.fail(start, at, "unknown field client."+name, "custom attributes are written {{client.attr('NAME')}}", ErrUnknownName)
+		return sc.fail(start, at, "unknown field client."+name, "custom attributes are written "+o+"client.attr('NAME')"+c, ErrUnknownName)
 	case "promo_code", "promo", "code", "promocodes", "new_promocode":
-		return sc.fail(start, at, "unknown function client."+name, "write {{client.promocode('GROUP')}}", ErrUnknownName)
+		return sc.fail(start, at, "unknown function client."+name, "write "+o+"client.promocode('GROUP')"+c, ErrUnknownName)
 	case "last_promo_code", "lastpromocode", "last_code", "last_promo":
-		return sc.fail(start, at, "unknown function client."+name, "write {{client.last_promocode('GROUP')}}", ErrUnknownName)
+		return sc.fail(start, at, "unknown function client."+name, "write "+o+"client.last_promocode('GROUP')"+c, ErrUnknownName)
 	}
 	if paren {
 		return sc.fail(start, at, "unknown function client."+name, "use "+knownFunctions, ErrUnknownName)
@@ -279,58 +326,89 @@ func (sc *scanner) unknownName(start, at int, name string, paren bool) int {
 }
 
 // unexpected reports that want was expected at p. If the macro is never
-// closed with "}}" it reports the missing braces instead.
+// closed it reports the missing closing delimiter instead.
 func (sc *scanner) unexpected(start, p int, want, fix string) int {
 	s := sc.s
-	resume, closed := resync(s, p)
+	resume, closed := sc.resync(p)
 	switch {
 	case !closed:
-		return sc.problem(start, resume, "the macro is not closed with }}", fix, ErrSyntax)
+		return sc.problem(start, resume, "the macro is not closed with "+sc.d.close, fix, ErrSyntax)
 	case s[p] == '"':
 		return sc.problem(start, resume, "double quotes are not allowed in a macro", fix, ErrSyntax)
-	case s[p] == '}':
+	case s[p] == sc.d.close[0]:
 		// A single "}" or one that closes early, as in {{client.promocode('G'}}.
-		return sc.problem(start, resume, "expected "+want+" but found }", fix, ErrSyntax)
+		return sc.problem(start, resume, "expected "+want+" but found "+sc.d.close[:1], fix, ErrSyntax)
 	}
 	r, _ := utf8.DecodeRuneInString(s[p:])
 	return sc.problem(start, resume, "expected "+want+" but found "+quoteRune(r), fix, ErrSyntax)
 }
 
 // fail records a problem for the macro at start, detected at p, and returns
-// where scanning resumes: after the next "}}", or at the next "{{" if that
-// comes first.
+// where scanning resumes: after the next closing delimiter, or at the next
+// opener if that comes first.
 func (sc *scanner) fail(start, p int, msg, fix string, kind error) int {
-	resume, closed := resync(sc.s, p)
+	resume, closed := sc.resync(p)
 	if !closed {
-		msg += "; the macro is also not closed with }}"
+		msg += "; the macro is also not closed with " + sc.d.close
 	}
 	return sc.problem(start, resume, msg, fix, kind)
 }
 
 // problem records a problem for the text s[start:end] and returns end.
 func (sc *scanner) problem(start, end int, msg, fix string, kind error) int {
-	line, col := sc.loc.at(start)
-	sc.probs = append(sc.probs, Problem{
-		Part: sc.part, Line: line, Column: col, Macro: shorten(sc.s[start:end]),
-		Message: msg, Fix: fix, Err: kind, offset: start,
-	})
+	sc.probs = append(sc.probs, sc.report(start, end, msg, fix, kind))
+	sc.spans = append(sc.spans, span{start, end})
 	return end
 }
 
-// resync returns where to resume scanning after a problem detected at p:
-// just after the next "}}" (closed is true), or at the next "{{" or the end
-// of s if that comes first (closed is false).
-func resync(s string, p int) (resume int, closed bool) {
-	// Look for "}}" only up to the next "{{", so that scanning stays
-	// linear however many macros are broken.
-	limit := len(s)
-	if o := strings.Index(s[p:], "{{"); o >= 0 {
-		limit = p + o
+// warn records a warning for the text s[start:end], unless the template
+// already has maxWarnings.
+func (sc *scanner) warn(start, end int, msg, fix string, kind error) {
+	sc.spans = append(sc.spans, span{start, end})
+	if sc.budget.warns >= maxWarnings {
+		return
 	}
-	if e := strings.Index(s[p:limit], "}}"); e >= 0 {
+	sc.budget.warns++
+	sc.warns = append(sc.warns, sc.report(start, end, msg, fix, kind))
+}
+
+func (sc *scanner) report(start, end int, msg, fix string, kind error) Problem {
+	line, col := sc.loc.at(start)
+	return Problem{
+		Part: sc.part, Line: line, Column: col, Macro: shorten(sc.s[start:end]),
+		Message: msg, Fix: fix, Err: kind, offset: start,
+	}
+}
+
+// resync returns where to resume scanning after a problem detected at p:
+// just after the next closing delimiter (closed is true), or at the next
+// opener or the end of s if that comes first (closed is false).
+func (sc *scanner) resync(p int) (resume int, closed bool) {
+	s := sc.s
+	// Look for the closer only up to the next opener, so that scanning
+	// stays linear however many macros are broken.
+	limit := nextOpener(s, p)
+	if e := strings.Index(s[p:limit], sc.d.close); e >= 0 {
 		return p + e + 2, true
 	}
 	return limit, false
+}
+
+// nextOpener returns the offset of the first "{{" or "<<" at or after p,
+// or len(s).
+func nextOpener(s string, p int) int {
+	for p < len(s) {
+		i := strings.IndexAny(s[p:], "{<")
+		if i < 0 {
+			break
+		}
+		p += i
+		if p+1 < len(s) && s[p+1] == s[p] {
+			return p
+		}
+		p++
+	}
+	return len(s)
 }
 
 // locator turns byte offsets into 1-based line and rune columns. Offsets
@@ -354,108 +432,4 @@ func (l *locator) at(off int) (line, col int) {
 		l.off += size
 	}
 	return l.line, l.col
-}
-
-// example writes the canonical form of a macro, with arg (or a
-// placeholder) as its argument.
-func example(f fn, name, arg string) string {
-	if !f.takesArg() {
-		return "{{client." + name + "}}"
-	}
-	if arg == "" {
-		arg = "GROUP"
-		if f == fnAttr {
-			arg = "NAME"
-		}
-	}
-	arg = strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(arg)
-	return "{{client." + name + "('" + arg + "')}}"
-}
-
-// argNoun names the argument of f.
-func argNoun(f fn) string {
-	if f == fnAttr {
-		return "attribute name"
-	}
-	return "group name"
-}
-
-// anArg names the argument of f with its article.
-func anArg(f fn) string {
-	if f == fnAttr {
-		return "an attribute name"
-	}
-	return "a group name"
-}
-
-// guessArg returns the text from p up to the next quote, parenthesis,
-// brace or line break: what the author probably meant as the name.
-func guessArg(s string, p int) string {
-	end := len(s)
-	for i, r := range s[p:] {
-		if strings.ContainsRune(typographicQuotes+"'\"(){}\r\n", r) {
-			end = p + i
-			break
-		}
-	}
-	g := strings.TrimSpace(s[p:end])
-	if g == "" || utf8.RuneCountInString(g) > maxNameLen || !utf8.ValidString(g) {
-		return ""
-	}
-	return g
-}
-
-func nextRune(s string, p int) rune {
-	r, _ := utf8.DecodeRuneInString(s[p:])
-	return r
-}
-
-func ident(s string, p int) string {
-	q := p
-	for q < len(s) && isIdentByte(s[q]) {
-		q++
-	}
-	return strings.ToLower(s[p:q])
-}
-
-func quoteRune(r rune) string {
-	switch r {
-	case utf8.RuneError:
-		return "an invalid character"
-	case '\n', '\r':
-		return "a line break"
-	case ' ', '\t':
-		return "a space"
-	}
-	if unicode.IsControl(r) {
-		return "a control character"
-	}
-	return "\"" + string(r) + "\""
-}
-
-// shorten trims a macro's text for a problem report.
-func shorten(s string) string {
-	s = strings.TrimRight(s, " \t\r\n")
-	if utf8.RuneCountInString(s) <= 60 {
-		return s
-	}
-	n := 0
-	for i := range s {
-		if n == 59 {
-			return s[:i] + "…"
-		}
-		n++
-	}
-	return s
-}
-
-func skipSpace(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-func isIdentByte(c byte) bool {
-	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }

@@ -54,14 +54,53 @@ func (l GroupList) GroupsExist(_ context.Context, names []string) ([]bool, error
 // PostgreSQL.
 func GroupKey(name string) string { return strings.ToLower(name) }
 
+// Limits bound what a template may cost, so that a small template cannot
+// make a huge message. The zero value means the defaults.
+type Limits struct {
+	// MaxMacros is the most macros a template may hold, all parts
+	// together: every client macro, well-formed or not, and every
+	// client.NAME opened with a single { or <. One more is a problem of
+	// kind ErrTemplateTooLarge at that macro. 0 means DefaultMaxMacros;
+	// a negative value means no limit.
+	MaxMacros int
+
+	// MaxMessageBytes is the most bytes one rendered message may have,
+	// subject, HTML and text together: [Template.Render] returns
+	// ErrMessageTooLarge beyond it, having used little more than that much
+	// memory. A template whose own text is larger is a problem of kind
+	// ErrTemplateTooLarge. 0 means DefaultMaxMessageBytes; a negative
+	// value means no limit.
+	MaxMessageBytes int
+}
+
+// Default limits.
+const (
+	DefaultMaxMacros       = 1000
+	DefaultMaxMessageBytes = 1 << 20 // 1 MiB
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxMacros == 0 {
+		l.MaxMacros = DefaultMaxMacros
+	}
+	if l.MaxMessageBytes == 0 {
+		l.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	return l
+}
+
 // Template is a compiled message template. It renders any number of
 // messages and is safe for concurrent use; it never changes after
 // [Parse] or [Compile] returned it.
 type Template struct {
 	subject, html, text part
-	newGroups           []string // first spelling of each group drawn from, by index
-	repeatGroups        []string // first spelling of each group re-issued from, by index
-	attrs               []string // attribute names, first-appearance order
+	newGroups           []string   // first spelling of each group drawn from, by index
+	repeatGroups        []string   // first spelling of each group re-issued from, by index
+	attrs               []string   // attribute names, first-appearance order
+	columns             [][]string // columns inserted per new group, first-appearance order
+	fallback            []bool     // per new group: its macros have fallbacks
+	warnings            []Problem
+	maxBytes            int // Limits.MaxMessageBytes; negative: none
 }
 
 // part is one compiled part: literal text and the macros between.
@@ -74,38 +113,58 @@ type part struct {
 type op struct {
 	lit  string // literal text before the macro
 	fn   fn     // what the macro inserts
-	idx  int    // index into Values.NewCodes or Values.LastCodes
-	attr string // attribute name, for fnAttr
+	idx  int    // index into Values.NewCodes (and Columns, UseFallback) or Values.LastCodes
+	name string // attribute name (fnAttr) or column name (fnColumn)
+
+	// slow is set when any field below matters; the other ops take the
+	// plain path: value, escaped for the part.
+	slow        bool
+	filter      filter
+	format      string // barcode format
+	hasFallback bool
+	fallback    string
+	esc         escMode // HTML: how to escape beyond the part's default
+	url         urlPos  // HTML: urlStart or urlScheme when the value is checked as a link's start
+	dataURI     bool    // HTML: an image filter in an attribute renders the data: URI alone
 }
 
-// Parse compiles src and checks its syntax, but not whether its groups
-// exist: use it for previews and to validate a draft, and [Compile] before
-// anything is sent.
+// Parse compiles src with the default [Limits] and checks its syntax, but
+// not whether its groups exist: use it for previews and to validate a
+// draft, and [Compile] before anything is sent.
 //
 // If src has problems, Parse returns a nil Template and a
-// [*ValidationError] that lists every one of them.
-func Parse(src Source) (*Template, error) {
-	t, _, probs := parse(src)
+// [*ValidationError] that lists every one of them (and the warnings).
+func Parse(src Source) (*Template, error) { return ParseLimits(src, Limits{}) }
+
+// ParseLimits is [Parse] with limits other than the defaults.
+func ParseLimits(src Source, lim Limits) (*Template, error) {
+	t, _, probs := parse(src, lim)
 	if len(probs) > 0 {
-		return nil, &ValidationError{Problems: probs}
+		return nil, &ValidationError{Problems: probs, Warnings: t.warnings}
 	}
 	return t, nil
 }
 
-// Compile compiles src, checks its syntax and checks through groups that
-// every group its promocode and last_promocode macros name exists (one
-// GroupsExist call for the whole template).
+// Compile compiles src with the default [Limits], checks its syntax and
+// checks through groups that every group its promocode and last_promocode
+// macros name exists (one GroupsExist call for the whole template).
 //
-// If src has problems (syntax or unknown groups), Compile returns a nil
-// Template and a [*ValidationError] listing all of them; it checks the
-// groups of well-formed macros even when others are malformed. If groups
-// fails, Compile returns its error wrapped; if groups is nil it returns
-// [ErrNilChecker].
+// If src has problems (syntax, limits or unknown groups), Compile returns
+// a nil Template and a [*ValidationError] listing all of them; it checks
+// the groups of well-formed macros even when others are malformed. If
+// groups fails, Compile returns its error wrapped; if groups is nil it
+// returns [ErrNilChecker]. A template that compiles may still have
+// [Template.Warnings].
 func Compile(ctx context.Context, src Source, groups GroupChecker) (*Template, error) {
+	return CompileLimits(ctx, src, groups, Limits{})
+}
+
+// CompileLimits is [Compile] with limits other than the defaults.
+func CompileLimits(ctx context.Context, src Source, groups GroupChecker, lim Limits) (*Template, error) {
 	if groups == nil {
 		return nil, ErrNilChecker
 	}
-	t, macros, probs := parse(src)
+	t, macros, probs := parse(src, lim)
 	names := append(slices.Clip(t.newGroups), t.repeatGroups...)
 	if len(names) > 0 {
 		found, err := groups.GroupsExist(ctx, names)
@@ -121,28 +180,24 @@ func Compile(ctx context.Context, src Source, groups GroupChecker) (*Template, e
 				missing[GroupKey(names[i])] = true
 			}
 		}
-		locs := map[Part]*locator{
-			PartSubject: {s: src.Subject, line: 1, col: 1},
-			PartHTML:    {s: src.HTML, line: 1, col: 1},
-			PartText:    {s: src.Text, line: 1, col: 1},
-		}
 		for _, m := range macros {
-			if (m.fn == fnPromocode || m.fn == fnLastPromocode) && missing[GroupKey(m.arg)] {
-				probs = append(probs, unknownGroup(locs[m.part], m))
+			if (m.fn == fnPromocode || m.fn == fnLastPromocode || m.fn == fnColumn) && missing[GroupKey(m.arg)] {
+				probs = append(probs, unknownGroup(m))
 			}
 		}
 	}
 	if len(probs) > 0 {
 		sortProblems(probs)
-		return nil, &ValidationError{Problems: probs}
+		return nil, &ValidationError{Problems: probs, Warnings: t.warnings}
 	}
 	return t, nil
 }
 
 // NewCodeGroups returns the groups the template draws a new code from, once
 // each (compared with [GroupKey]), spelled as at their first appearance, in
-// order of first appearance across subject, HTML and text. Values.NewCodes
-// is indexed like this slice. The caller must not modify it.
+// order of first appearance across subject, HTML and text. Values.NewCodes,
+// Values.Columns and Values.UseFallback are indexed like this slice. The
+// caller must not modify it.
 func (t *Template) NewCodeGroups() []string { return t.newGroups }
 
 // RepeatGroups returns the groups whose last issued code the template
@@ -159,35 +214,115 @@ func (t *Template) RepeatGroups() []string { return t.repeatGroups }
 // modify the result.
 func (t *Template) Attributes() []string { return t.attrs }
 
-// parse parses the three parts of src and builds a Template from the
-// well-formed macros, even if some are malformed.
-func parse(src Source) (*Template, []macro, []Problem) {
-	var macros []macro
-	var probs []Problem
-	for _, p := range [...]struct {
+// Columns returns the extra columns of the code row of NewCodeGroups()[i]
+// that the template inserts with promocode('G').NAME, once each, spelled
+// as written (names match exactly), in order of first appearance; nil if
+// none (or i is out of range). The claim should fetch these columns with
+// the code and put them in Values.Columns[i]. The caller must not modify
+// the result.
+func (t *Template) Columns(i int) []string {
+	if i < 0 || i >= len(t.columns) {
+		return nil
+	}
+	return t.columns[i]
+}
+
+// HasFallback reports whether the macros of NewCodeGroups()[i] carry a
+// fallback text (then all of them do): a recipient for whom the group
+// has no code may get the message with Values.UseFallback[i] set, and no
+// code is recorded for that group.
+func (t *Template) HasFallback(i int) bool { return i >= 0 && i < len(t.fallback) && t.fallback[i] }
+
+// FallbackGroups returns the groups of [NewCodeGroups] that have a
+// fallback, in the same order, for display.
+func (t *Template) FallbackGroups() []string {
+	var out []string
+	for i, g := range t.newGroups {
+		if t.fallback[i] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// Warnings returns what the template would send that is probably not
+// meant: text that looks like a macro but is not one (kind
+// ErrLooksLikeMacro), values in links without | url (ErrURLNotEncoded),
+// values that begin a link (ErrUnsafeURL), and values where HTML escaping
+// is not enough (ErrUnsafeContext). Each has the part, line, column, macro,
+// message and fix of a [Problem]; at most 100 are listed. The caller must
+// not modify the result.
+func (t *Template) Warnings() []Problem { return t.warnings }
+
+// sourceParts lists the parts of src in order.
+func sourceParts(src Source) [3]struct {
+	part Part
+	s    string
+} {
+	return [3]struct {
 		part Part
 		s    string
-	}{{PartSubject, src.Subject}, {PartHTML, src.HTML}, {PartText, src.Text}} {
-		m, pr := parsePart(p.part, p.s)
+	}{{PartSubject, src.Subject}, {PartHTML, src.HTML}, {PartText, src.Text}}
+}
+
+// parse parses the three parts of src and builds a Template from the
+// well-formed macros, even if some are malformed.
+func parse(src Source, lim Limits) (*Template, []macro, []Problem) {
+	lim = lim.withDefaults()
+	b := &budget{max: lim.MaxMacros}
+	var macros []macro
+	var probs, warns []Problem
+	for _, p := range sourceParts(src) {
+		m, pr, wr := parsePart(p.part, p.s, b)
+		if p.part == PartHTML {
+			hp, hw := checkHTML(p.s, m)
+			pr, wr = append(pr, hp...), append(wr, hw...)
+		}
 		macros = append(macros, m...)
 		probs = append(probs, pr...)
+		warns = append(warns, wr...)
 	}
+	if size := len(src.Subject) + len(src.HTML) + len(src.Text); lim.MaxMessageBytes >= 0 && size > lim.MaxMessageBytes {
+		probs = append(probs, Problem{Part: PartSubject, Line: 1, Column: 1,
+			Message: fmt.Sprintf("the template is %d bytes, more than a message may have (%d)", size, lim.MaxMessageBytes),
+			Fix:     "shorten the template (move images and long text to the web)", Err: ErrTemplateTooLarge, offset: -1})
+	}
+	t := &Template{maxBytes: lim.MaxMessageBytes}
+	newIdx, repeatIdx := t.index(macros)
+	probs = append(probs, t.checkFallbacks(macros, newIdx)...)
+	for _, p := range sourceParts(src) {
+		t.build(p.part, p.s, macros, newIdx, repeatIdx)
+	}
+	sortProblems(probs)
+	sortProblems(warns)
+	if len(warns) > maxWarnings {
+		warns = warns[:maxWarnings]
+	}
+	t.warnings = warns
+	return t, macros, probs
+}
 
-	t := &Template{}
-	newIdx := make(map[string]int)
+// index lists the groups, attributes and columns of macros, and marks the
+// last_promocode macros that insert the message's new code.
+func (t *Template) index(macros []macro) (newIdx, repeatIdx map[string]int) {
+	newIdx = make(map[string]int)
 	for _, m := range macros {
-		if m.fn == fnPromocode {
+		if m.fn == fnPromocode || m.fn == fnColumn {
 			if _, ok := newIdx[GroupKey(m.arg)]; !ok {
 				newIdx[GroupKey(m.arg)] = len(t.newGroups)
 				t.newGroups = append(t.newGroups, m.arg)
 			}
 		}
 	}
-	repeatIdx := make(map[string]int)
-	for _, m := range macros {
+	t.columns = make([][]string, len(t.newGroups))
+	t.fallback = make([]bool, len(t.newGroups))
+	repeatIdx = make(map[string]int)
+	for i := range macros {
+		m := &macros[i]
 		switch k := GroupKey(m.arg); {
 		case m.fn == fnLastPromocode:
 			if _, ok := newIdx[k]; ok {
+				m.fold = true
 				break
 			}
 			if _, ok := repeatIdx[k]; !ok {
@@ -196,50 +331,126 @@ func parse(src Source) (*Template, []macro, []Problem) {
 			}
 		case m.fn == fnAttr && !slices.Contains(t.attrs, m.arg):
 			t.attrs = append(t.attrs, m.arg)
+		case m.fn == fnColumn && !slices.Contains(t.columns[newIdx[k]], m.column):
+			t.columns[newIdx[k]] = append(t.columns[newIdx[k]], m.column)
 		}
 	}
-
-	for _, p := range [...]struct {
-		part Part
-		s    string
-		dst  *part
-	}{{PartSubject, src.Subject, &t.subject}, {PartHTML, src.HTML, &t.html}, {PartText, src.Text, &t.text}} {
-		last := 0
-		for _, m := range macros {
-			if m.part != p.part {
-				continue
-			}
-			o := op{lit: p.s[last:m.start], fn: m.fn}
-			switch m.fn {
-			case fnPromocode:
-				o.idx = newIdx[GroupKey(m.arg)]
-			case fnLastPromocode:
-				if i, ok := newIdx[GroupKey(m.arg)]; ok {
-					o.fn, o.idx = fnPromocode, i // the new code of this message
-				} else {
-					o.idx = repeatIdx[GroupKey(m.arg)]
-				}
-			case fnAttr:
-				o.attr = m.arg
-			}
-			p.dst.ops = append(p.dst.ops, o)
-			last = m.end
-		}
-		p.dst.tail = p.s[last:]
-	}
-	return t, macros, probs
+	return newIdx, repeatIdx
 }
 
-// unknownGroup reports a macro whose group does not exist; loc locates
-// positions in the macro's part.
-func unknownGroup(loc *locator, m macro) Problem {
-	line, col := loc.at(m.start)
-	return Problem{
-		Part: m.part, Line: line, Column: col, Macro: shorten(loc.s[m.start:m.end]),
-		Message: fmt.Sprintf("group %q does not exist", m.arg),
-		Fix:     "check the spelling against the group list, or create the group first",
-		Err:     ErrUnknownGroup, offset: m.start,
+// checkFallbacks sets t.fallback and reports the macros of a group that
+// lack a fallback when another macro of the group has one: when the group
+// runs out, they would have nothing to show.
+func (t *Template) checkFallbacks(macros []macro, newIdx map[string]int) []Problem {
+	with := make([]int, len(t.newGroups))
+	without := make([]int, len(t.newGroups))
+	newCode := func(m *macro) bool { return m.fn == fnPromocode || m.fn == fnColumn || m.fold }
+	for i := range macros {
+		if m := &macros[i]; newCode(m) {
+			if m.hasFallback {
+				with[newIdx[GroupKey(m.arg)]]++
+			} else {
+				without[newIdx[GroupKey(m.arg)]]++
+			}
+		}
 	}
+	var probs []Problem
+	for i := range macros {
+		m := &macros[i]
+		g := newIdx[GroupKey(m.arg)]
+		if !newCode(m) || m.hasFallback || with[g] == 0 {
+			continue
+		}
+		probs = append(probs, *m.problem(m.loc.s, fmt.Sprintf("another macro of group %q has a fallback but this one has none, so it would have nothing to show when the group runs out", t.newGroups[g]),
+			"give every macro of the group a fallback, e.g. "+m.canonical("…", m.filter)+", or remove the others", ErrSyntax))
+	}
+	for i := range t.fallback {
+		t.fallback[i] = with[i] > 0 && without[i] == 0
+	}
+	return probs
+}
+
+// canonical writes m in its delimiters with fallback (if not "") and the
+// filter f.
+func (m *macro) canonical(fallback string, f filter) string {
+	var b strings.Builder
+	b.WriteString(m.d.open + "client.")
+	switch m.fn {
+	case fnColumn, fnPromocode:
+		b.WriteString("promocode")
+	case fnLastPromocode:
+		b.WriteString("last_promocode")
+	case fnAttr:
+		b.WriteString("attr")
+	default:
+		b.WriteString(map[fn]string{fnID: "id", fnEmail: "email", fnFirstName: "first_name", fnLastName: "last_name"}[m.fn])
+	}
+	if m.fn.takesArg() || m.fn == fnColumn {
+		b.WriteString("('" + escapeArg(m.arg) + "'")
+		if fallback != "" {
+			b.WriteString(", fallback='" + escapeArg(fallback) + "'")
+		}
+		b.WriteString(")")
+	}
+	if m.fn == fnColumn {
+		b.WriteString("." + m.column)
+	}
+	switch f {
+	case filterURL:
+		b.WriteString(" | url")
+	case filterQR:
+		b.WriteString(" | qr")
+	case filterBarcode:
+		b.WriteString(" | barcode('" + m.format + "')")
+	}
+	b.WriteString(m.d.close)
+	return b.String()
+}
+
+// build compiles the macros of one part into ops.
+func (t *Template) build(pt Part, s string, macros []macro, newIdx, repeatIdx map[string]int) {
+	dst := &t.text
+	switch pt {
+	case PartSubject:
+		dst = &t.subject
+	case PartHTML:
+		dst = &t.html
+	}
+	last := 0
+	for i := range macros {
+		m := &macros[i]
+		if m.part != pt {
+			continue
+		}
+		o := op{lit: s[last:m.start], fn: m.fn, filter: m.filter, format: m.format, hasFallback: m.hasFallback, fallback: m.fallback}
+		switch k := GroupKey(m.arg); m.fn {
+		case fnPromocode:
+			o.idx = newIdx[k]
+		case fnColumn:
+			o.idx, o.name = newIdx[k], m.column
+		case fnLastPromocode:
+			if m.fold {
+				o.fn, o.idx = fnPromocode, newIdx[k] // the new code of this message
+			} else {
+				o.idx = repeatIdx[k]
+			}
+		case fnAttr:
+			o.name = m.arg
+		}
+		if pt == PartHTML {
+			o.esc, o.url, o.dataURI = m.ctx.rendering(m.filter)
+		}
+		o.slow = o.filter != filterNone || o.hasFallback || o.esc != escPlain || o.url != urlNone
+		dst.ops = append(dst.ops, o)
+		last = m.end
+	}
+	dst.tail = s[last:]
+}
+
+// unknownGroup reports a macro whose group does not exist.
+func unknownGroup(m macro) Problem {
+	return *m.problem(m.loc.s, fmt.Sprintf("group %q does not exist", m.arg),
+		"check the spelling against the group list, or create the group first", ErrUnknownGroup)
 }
 
 // sortProblems orders problems by part (subject, html, text), then position.

@@ -28,9 +28,9 @@ type Config struct {
 	SearchPath string
 }
 
-// Open connects and pings. Every connection runs with jit=off: PostgreSQL's JIT costs
-// 0.2–0.4 s per statement on the range queries promopool runs (../shared/PERFORMANCE.md)
-// and never pays back on them.
+// Open connects and pings. Every connection runs with jit=off: PostgreSQL's JIT
+// compilation cost 0.2–0.4 s per statement on the short range queries promopool runs
+// (measured on PostgreSQL 15) and never paid back on them (docs/operations.md).
 func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 	dsn, err := WithParams(cfg.URL, map[string]string{
 		"jit":              "off",

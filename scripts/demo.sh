@@ -3,17 +3,25 @@
 # build, migrate, start the web and worker processes, then over the API: create a group,
 # upload generated codes (with duplicates and an invalid line), import customers, create
 # a mailing whose template draws a code per customer, start it, watch it finish through
-# the file transport, and print the outcome and one delivered message.
+# the file transport, and print the outcome, a segment count and one delivered message.
+#
+# It honours DATABASE_URL (default: the promopool database on 127.0.0.1:5432; it must
+# exist), REDIS_URL (default redis://127.0.0.1:6379/0), HTTP_ADDR (default
+# 127.0.0.1:8080: set another when that port is taken), CODES_N (100000) and
+# CUSTOMERS_N (20000). The processes' logs and the delivered messages stay in a
+# directory of their own under /tmp, named at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/services.sh
+scripts/services.sh curl
 . scripts/goenv.sh
 
 CODES_N="${CODES_N:-100000}"
 CUSTOMERS_N="${CUSTOMERS_N:-20000}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/promopool?sslmode=disable}"
 export HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
-OUTBOX="$(mktemp -d /tmp/promopool-outbox.XXXXXX)"
+WORK="$(mktemp -d /tmp/promopool-demo.XXXXXX)"
+OUTBOX="$WORK/outbox"
+mkdir "$OUTBOX"
 export MAILER_URL="file://$OUTBOX"
 KEY="demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export API_KEYS="demo:$KEY:admin"
@@ -23,9 +31,9 @@ mkdir -p bin
 go build -o bin/promopool ./cmd/promopool
 bin/promopool migrate
 
-bin/promopool web >/tmp/promopool-demo-web.log 2>&1 &
+bin/promopool web >"$WORK/web.log" 2>&1 &
 WEB=$!
-bin/promopool worker >/tmp/promopool-demo-worker.log 2>&1 &
+bin/promopool worker >"$WORK/worker.log" 2>&1 &
 WORKER=$!
 trap 'kill $WEB $WORKER 2>/dev/null; wait $WEB $WORKER 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -fs "$BASE/healthz" >/dev/null && break; sleep 0.2; done
@@ -57,14 +65,14 @@ IDS=$(awk -v n="$CUSTOMERS_N" -v tag="$TAG" 'BEGIN { for (i = 1; i <= n; i++) pr
 rm -f "$CUST"
 
 echo "== creating and starting a mailing to $CUSTOMERS_N customers"
-cat > /tmp/promopool-demo-mailing.json <<JSON
+cat > "$WORK/mailing.json" <<JSON
 {"name": "Spring sale $TAG", "sender": "Shop <news@shop.example>",
  "subject": "{{client.first_name}}, your spring code",
  "html": "<p>Hello {{client.first_name}} from {{client.attr('city')}},</p><p>your code: <b>{{client.promocode('$NAME')}}</b></p>",
  "text": "Hello {{client.first_name}}, your code: {{client.promocode('$NAME')}}",
  "audience": {"customer_ids": [$IDS]}}
 JSON
-MAILING=$(api -X POST -H 'Content-Type: application/json' --data-binary @/tmp/promopool-demo-mailing.json "$BASE/v1/mailings" | field id)
+MAILING=$(api -X POST -H 'Content-Type: application/json' --data-binary @"$WORK/mailing.json" "$BASE/v1/mailings" | field id)
 api -X POST "$BASE/v1/mailings/$MAILING/start" >/dev/null
 for _ in $(seq 1 600); do
   STATE=$(api "$BASE/v1/mailings/$MAILING")
@@ -76,10 +84,14 @@ echo "$STATE" | sed -n 's/.*"progress":\({[^}]*}[^}]*}\).*/progress: \1/p'
 echo "== group after the mailing"
 api "$BASE/v1/groups/$GROUP"; echo
 echo "== segment: customers issued a code from the group (the worker folds issues in every 5 s)"
-sleep 6
-SEGMENT=$(api -X POST -H 'Content-Type: application/json' \
-  -d "{\"filter\":{\"issued_from\":{\"groups\":[$GROUP]}}}" "$BASE/v1/segments/count")
+for _ in $(seq 1 30); do
+  SEGMENT=$(api -X POST -H 'Content-Type: application/json' \
+    -d "{\"filter\":{\"issued_from\":{\"groups\":[$GROUP]}}}" "$BASE/v1/segments/count")
+  [ "$(echo "$SEGMENT" | field count)" = "$CUSTOMERS_N" ] && break
+  sleep 0.5
+done
 echo "$SEGMENT"
 case "$SEGMENT" in *'"count":'*) ;; *) echo "demo: the segment count failed" >&2; exit 1 ;; esac
 echo "== one delivered message ($(ls "$OUTBOX" | wc -l) files in $OUTBOX)"
 cat "$OUTBOX/$(ls "$OUTBOX" | head -1)"
+echo "== logs: $WORK/web.log, $WORK/worker.log"

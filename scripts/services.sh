@@ -3,7 +3,19 @@
 # 127.0.0.1:5432 (trust auth for loopback, user postgres) and Redis on 127.0.0.1:6379.
 # Where one is missing it is installed from Debian's packages (apt-get update first)
 # and started. On a machine where they already run, it only checks.
+#
+#   scripts/services.sh [EXTRA...]
+#
+# Each command asks for the extras it uses, installed only when missing:
+#   chromium   the admin pages' browser test (scripts/test.sh asks for it)
+#   curl       the demo's calls to the API (scripts/demo.sh asks for it)
 set -euo pipefail
+for extra in "$@"; do
+  case "$extra" in
+    chromium | curl) ;;
+    *) echo "usage: scripts/services.sh [chromium] [curl]  (unknown extra: $extra)" >&2; exit 2 ;;
+  esac
+done
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 . "$(dirname "$0")/goenv.sh"
@@ -27,9 +39,11 @@ missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-# Debian's Chromium: the admin pages' browser test (admin/browser_test.go) drives it headless.
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The extras asked for: Debian's chromium (admin/browser_test.go drives it headless;
+# about a hundred packages) and curl.
+for extra in "$@"; do
+  command -v "$extra" >/dev/null 2>&1 || missing+=("$extra")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "services: installing ${missing[*]} from Debian's packages"
   as_root apt-get update -q

@@ -5,10 +5,10 @@
 # -fuzztime can fail with a bare "context deadline exceeded" when it ends on a loaded
 # machine (golang/go#75804, not fixed in go1.26). Then govulncheck (scripts/vulncheck.sh),
 # skipped with a printed notice when its database cannot be reached. Long benchmarks and
-# fault suites have their own commands (README).
+# fault suites have their own commands (README, docs/benchmarks.md, docs/faults.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/services.sh
+scripts/services.sh chromium
 . scripts/goenv.sh
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/promopool_test?sslmode=disable}"
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"

@@ -1,12 +1,3 @@
-// Package segments answers the segment builder's promo-code filters (SPEC §6): which
-// customers were issued how many codes (from which groups, when), and which were issued a
-// code from any or all of some groups, combined with AND, OR and NOT. The segment builder
-// calls Service in-process; the api package serves the same over HTTP.
-//
-// Answers come from summaries kept beside the issue history (per customer and per group
-// and customer), folded in from the history in the background and just before a query;
-// each answer says the instant it is as of. See migrations/0006_segments.sql for the
-// tables and doc.go for the query plans.
 package segments
 
 import (

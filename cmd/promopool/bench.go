@@ -7,10 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
-	"promopool/bench"
+	"promopool/cmd/promopool/internal/bench"
 )
 
+// bench is `promopool bench upload|claim|mailing|segments [flags]`: the benchmark
+// commands, each against BENCH_DATABASE_URL (a fresh schema per run).
 func (m *Main) bench(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New("usage: promopool bench upload|claim|mailing|segments [flags] (-h for each)")
@@ -79,4 +82,27 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		return nil
 	}
 	return errors.New("usage: promopool bench upload|claim|mailing|segments [flags] (-h for each)")
+}
+
+// benchClaim is `promopool bench claim [flags]`.
+func (m *Main) benchClaim(ctx context.Context, url string, args []string) error {
+	fs := flag.NewFlagSet("bench claim", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	history := fs.Int64("history", 0, "issue rows in the history before the claims (e.g. 50000000)")
+	histCust := fs.Int64("history-customers", 0, "distinct customers in the history (default history/10, at least 100000)")
+	batch := fs.Int("batch", 1000, "customers per claim")
+	batches := fs.Int("batches", 200, "batches per worker configuration")
+	naive := fs.Duration("naive", 5*time.Second, "how long to run the naive baseline")
+	keep := fs.Bool("keep", false, "keep the benchmark schema (its name is printed) to inspect plans afterwards or for -reuse")
+	reuse := fs.String("reuse", "", "time only the repeat lookups, on a schema kept by -keep")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	res, err := bench.Claim(ctx, bench.ClaimConfig{URL: url, History: *history, HistoryCustomers: *histCust,
+		Batch: *batch, Batches: *batches, Naive: *naive, Keep: *keep, Reuse: *reuse, Log: m.Stderr})
+	if err != nil {
+		return err
+	}
+	res.Print(m.Stdout)
+	return nil
 }

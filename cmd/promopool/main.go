@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"os/user"
 	"syscall"
 
 	"github.com/jmoiron/sqlx"
@@ -23,14 +24,17 @@ import (
 	"promopool/segments"
 )
 
+// usage is the text of `promopool help`. TestUsageIsComplete holds it to the commands
+// Run dispatches and to the configuration table of docs/operations.md.
 const usage = `promopool — promo-code service
 
 Usage: promopool <command> [arguments]
 
-Processes:
-  web                      HTTP API (HTTP_ADDR)
-  worker                   Asynq task handlers
-  scheduler                periodic jobs: balance alerts on ALERTS_SCHEDULE
+Processes (the Procfile runs these three, after migrate):
+  web                      HTTP API and admin pages (/admin/) on HTTP_ADDR
+  worker                   mailing batches from the Asynq queues, the reconciler of
+                           lost batches, the segment folder
+  scheduler                the balance-alert check on ALERTS_SCHEDULE
 
 Operations:
   migrate                  apply the embedded database migrations
@@ -40,18 +44,35 @@ Operations:
   keys scopes NAME LIST    change a key's scopes
   keys revoke NAME         revoke a key
   keys list                list keys (names and scopes, never the keys)
-  alerts check             run the balance-alert check once, now
+  alerts check             run the balance-alert check once, now; print the result
 
 Tools:
   groups list              list groups with their balances
   groups create NAME       create a group
-  upload [flags] GROUP FILE
+  upload [-format plain|csv|json] [-expires-at TIME] GROUP FILE
                            upload codes (GROUP is a name or id; FILE may be - for stdin)
-  bench upload [flags]     benchmark uploads through the HTTP API against raw SQL
+  customers import [-format jsonl|csv] FILE
+                           insert or update customers (FILE may be - for stdin)
+  bench upload|claim|mailing|segments [flags]
+                           benchmarks, each beside a raw baseline of the same run
+                           (promopool bench NAME -h lists its flags)
+  help                     this text
 
-Environment: DATABASE_URL, REDIS_URL, HTTP_ADDR, API_KEYS, MAX_UPLOAD_BYTES,
-WORKER_CONCURRENCY, DATABASE_MAX_CONNS, ALERTS_SCHEDULE, ALERTS_EXPIRY_WINDOW,
-ALERTS_MAIL_FROM, METRICS_ADDR, WORKER_SHUTDOWN_TIMEOUT, LOG_LEVEL, LOG_FORMAT (see README).
+Environment (defaults and details: docs/operations.md):
+  every command            DATABASE_URL DATABASE_SEARCH_PATH DATABASE_MAX_CONNS
+                           LOG_LEVEL LOG_FORMAT
+  web                      HTTP_ADDR API_KEYS MAX_UPLOAD_BYTES ADMIN_PASSWORD
+                           ADMIN_SESSION_SECRET MAILING_BATCH_SIZE
+  web, worker              REDIS_URL
+  worker                   WORKER_CONCURRENCY MAILER_URL MAILING_LEASE
+                           RECONCILE_INTERVAL REENQUEUE_AFTER RESERVATION_TIMEOUT
+                           WORKER_SHUTDOWN_TIMEOUT SEGMENT_FOLD_INTERVAL GOGC GOMEMLIMIT
+  worker, scheduler        METRICS_ADDR
+  scheduler, alerts check  ALERTS_SCHEDULE ALERTS_EXPIRY_WINDOW ALERTS_MAIL_FROM
+                           ALERTS_MAILER_URL ALERTS_TIMEOUT ALERTS_WEBHOOK_TIMEOUT
+                           (a worker too: it alerts at once when a mailing pauses
+                           for lack of codes)
+  bench                    BENCH_DATABASE_URL BENCH_REDIS_URL
 `
 
 func main() {
@@ -190,4 +211,25 @@ func (m *Main) migrate(ctx context.Context) error {
 	}
 	fmt.Fprintf(m.Stdout, "applied migrations %v; schema at version %d\n", applied, migrations.Latest())
 	return nil
+}
+
+// actor names the person running a CLI command in the activity log.
+func (m *Main) actor() string {
+	name := m.Getenv("USER")
+	if u, err := user.Current(); err == nil && name == "" {
+		name = u.Username
+	}
+	return "cli:" + cmp.Or(name, "unknown")
+}
+
+// openInput opens a command's input file, or standard input for "-".
+func (m *Main) openInput(path string) (io.Reader, func(), error) {
+	if path == "-" {
+		return m.Stdin, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
 }

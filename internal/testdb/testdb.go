@@ -14,7 +14,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"promopool/bench"
 	"promopool/migrations"
 	"promopool/postgres"
 )
@@ -58,7 +57,7 @@ func New(t testing.TB) *DB {
 func Empty(t testing.TB) *DB {
 	t.Helper()
 	ctx := context.Background()
-	ensure.Do(func() { ensureErr = bench.EnsureDatabase(ctx, URL()) })
+	ensure.Do(func() { ensureErr = postgres.EnsureDatabase(ctx, URL()) })
 	if ensureErr != nil {
 		t.Fatalf("test database: %v", ensureErr)
 	}

@@ -32,7 +32,7 @@ type Env struct {
 // NewEnv creates the database named in url if missing (through the server's postgres
 // database), then a fresh schema in it, and migrates it.
 func NewEnv(ctx context.Context, url string) (*Env, error) {
-	if err := EnsureDatabase(ctx, url); err != nil {
+	if err := postgres.EnsureDatabase(ctx, url); err != nil {
 		return nil, err
 	}
 	schema := "bench_" + randomHex(4)
@@ -90,39 +90,6 @@ func openEnv(ctx context.Context, url, reuse string, keep bool) (env *Env, done 
 func (e *Env) Close() {
 	e.DB.ExecContext(context.Background(), `DROP SCHEMA `+e.Schema+` CASCADE`)
 	e.DB.Close()
-}
-
-// EnsureDatabase creates the database a URL names when it does not exist.
-func EnsureDatabase(ctx context.Context, url string) error {
-	i := strings.LastIndex(url, "/")
-	if i < 0 {
-		return fmt.Errorf("cannot find the database name in %q", postgres.Redact(url))
-	}
-	name, rest, _ := strings.Cut(url[i+1:], "?")
-	if name == "" || name == "postgres" {
-		return fmt.Errorf("refusing to use database %q for benchmarks or tests", name)
-	}
-	adminURL := url[:i+1] + "postgres"
-	if rest != "" {
-		adminURL += "?" + rest
-	}
-	admin, err := postgres.Open(ctx, postgres.Config{URL: adminURL, MaxConns: 1})
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	var exists bool
-	if err := admin.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name); err != nil {
-		return err
-	}
-	if exists {
-		return nil
-	}
-	_, err = admin.ExecContext(ctx, `CREATE DATABASE "`+strings.ReplaceAll(name, `"`, `""`)+`"`)
-	if err != nil && !strings.Contains(err.Error(), "already exists") {
-		return fmt.Errorf("creating database %s: %w", name, err)
-	}
-	return nil
 }
 
 // Settings returns the PostgreSQL settings that decide write throughput, for the report.

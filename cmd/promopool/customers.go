@@ -7,9 +7,7 @@ import (
 	"flag"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"promopool/bench"
 	"promopool/customers"
 )
 
@@ -52,27 +50,4 @@ func (m *Main) customersCmd(ctx context.Context, args []string) error {
 	enc := json.NewEncoder(m.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
-}
-
-// benchClaim is `promopool bench claim [flags]`.
-func (m *Main) benchClaim(ctx context.Context, url string, args []string) error {
-	fs := flag.NewFlagSet("bench claim", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
-	history := fs.Int64("history", 0, "issue rows in the history before the claims (e.g. 50000000)")
-	histCust := fs.Int64("history-customers", 0, "distinct customers in the history (default history/10, at least 100000)")
-	batch := fs.Int("batch", 1000, "customers per claim")
-	batches := fs.Int("batches", 200, "batches per worker configuration")
-	naive := fs.Duration("naive", 5*time.Second, "how long to run the naive baseline")
-	keep := fs.Bool("keep", false, "keep the benchmark schema (its name is printed) to inspect plans afterwards or for -reuse")
-	reuse := fs.String("reuse", "", "time only the repeat lookups, on a schema kept by -keep")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	res, err := bench.Claim(ctx, bench.ClaimConfig{URL: url, History: *history, HistoryCustomers: *histCust,
-		Batch: *batch, Batches: *batches, Naive: *naive, Keep: *keep, Reuse: *reuse, Log: m.Stderr})
-	if err != nil {
-		return err
-	}
-	res.Print(m.Stdout)
-	return nil
 }

@@ -446,9 +446,9 @@ func withoutIndexes(ctx context.Context, db *sqlx.DB, table string, logf func(st
 }
 
 // rawCursor measures, in the same run, the raw ceiling of the design the claim builds
-// on: ../shared/PERFORMANCE.md's "cursor advanced in its own short statement, then
-// range read + history insert", in plain SQL on tables of its own (synchronous_commit
-// on, as there). Its history carries the primary key and the two unique indexes the
+// on, the fastest measured on this hardware: "cursor advanced in its own short
+// statement, then range read + history insert", in plain SQL on tables of its own
+// (synchronous_commit on, as promopool's claims run). Its history carries the primary key and the two unique indexes the
 // invariants need, (code) and (customer, scope); promopool's issues also carries the
 // group, the time index the segment fold and the alerts read, a reservation to survive
 // a crash between the two statements, expiry order, returned codes and the re-claim
