@@ -6,15 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"promopool/customers"
 	"promopool/metrics"
 )
 
@@ -185,7 +184,7 @@ func checkBatch(scope string, ids []string) ([]string, error) {
 	seen := make(map[string]struct{}, len(ids))
 	out := make([]string, 0, len(ids))
 	for i, id := range ids {
-		if err := CheckCustomerID(id); err != nil {
+		if err := customers.CheckCustomerID(id); err != nil {
 			return nil, invalid(fmt.Sprintf("customer_ids[%d]", i), "%s", err)
 		}
 		if _, dup := seen[id]; dup {
@@ -195,22 +194,6 @@ func checkBatch(scope string, ids []string) ([]string, error) {
 		out = append(out, id)
 	}
 	return out, nil
-}
-
-// CheckCustomerID says why a customer id is not acceptable: 1–200 characters of valid
-// UTF-8 without control characters.
-func CheckCustomerID(id string) error {
-	switch {
-	case id == "":
-		return errors.New("customer id is empty")
-	case !utf8.ValidString(id):
-		return errors.New("customer id is not valid UTF-8")
-	case utf8.RuneCountInString(id) > 200:
-		return errors.New("customer id is longer than 200 characters")
-	case strings.IndexFunc(id, unicode.IsControl) >= 0:
-		return errors.New("customer id contains a control character")
-	}
-	return nil
 }
 
 // checkLive returns ErrGroupNotFound unless the group exists and is not archived. No

@@ -9,6 +9,8 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"promopool/customers"
 )
 
 // Kinds of issue.
@@ -206,7 +208,7 @@ func (s *Store) IssueDirect(ctx context.Context, groupID int64, customerID, key 
 	if key == "" || len(key) > 200 {
 		return nil, invalid("idempotency_key", "must be 1–200 bytes")
 	}
-	if err := CheckCustomerID(customerID); err != nil {
+	if err := customers.CheckCustomerID(customerID); err != nil {
 		return nil, invalid("customer_id", "%s", err)
 	}
 	if err := s.checkLive(ctx, groupID); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"promopool/customers"
 	"promopool/groups"
 	"promopool/macros"
 	"promopool/mailer"
@@ -278,7 +279,7 @@ func (in *Input) validate() error {
 		return &groups.InvalidError{Field: "sender", Reason: fmt.Sprintf("%q is not an address like \"Shop <news@shop.example>\"", in.Sender)}
 	}
 	for i, id := range in.Audience.CustomerIDs {
-		if err := groups.CheckCustomerID(id); err != nil {
+		if err := customers.CheckCustomerID(id); err != nil {
 			return &groups.InvalidError{Field: fmt.Sprintf("audience.customer_ids[%d]", i), Reason: err.Error()}
 		}
 	}
