@@ -119,8 +119,8 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 	if rv.id == 0 {
 		return res, nil
 	}
-	if testHookBeforeIssue != nil {
-		testHookBeforeIssue()
+	if s.hooks.beforeIssue != nil {
+		s.hooks.beforeIssue()
 	}
 	missing, err := s.issue(ctx, req, rv, covered, res)
 	if err != nil {
@@ -162,11 +162,12 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 // identical claim's issues were released under it.
 const maxClaimRounds = 3
 
-// Hooks for tests to force the interleavings they name (nil outside tests).
-var (
-	testHookBeforeIssue func() // Claim: codes reserved, issues not yet recorded
-	testHookConflict    func() // issueOnce: a concurrent identical claim served some customers first
-)
+// claimHooks let a test force the interleavings they name; nil outside tests. They
+// live on the Store, so a test's hooks touch only the claims of its own store.
+type claimHooks struct {
+	beforeIssue func() // Claim: codes reserved, issues not yet recorded
+	onConflict  func() // issueOnce: a concurrent identical claim served some customers first
+}
 
 // checkBatch validates a batch and returns its customers without repeats, in order.
 func checkBatch(scope string, ids []string) ([]string, error) {
@@ -362,8 +363,8 @@ func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation
 		}
 	}
 	if len(lost) > 0 {
-		if testHookConflict != nil {
-			testHookConflict()
+		if s.hooks.onConflict != nil {
+			s.hooks.onConflict()
 		}
 		if err := returnCodes(ctx, tx, req.GroupID, unused); err != nil {
 			return nil, err

@@ -25,6 +25,7 @@ type Store struct {
 	db    *sqlx.DB
 	now   func() time.Time
 	stmts *stmtSet
+	hooks claimHooks
 }
 
 // Config configures a Store.
@@ -113,15 +114,11 @@ func (g *Group) setState() {
 // rows per group) rather than counted over codes, so a list of groups holding hundreds
 // of millions of codes costs a few index lookups per group. $1 is "now" for expiry.
 const selectGroups = `
-SELECT g.id, g.name, g.description, g.low_balance_threshold, g.low_balance_percent, g.alert_emails, g.alert_webhook,
-       g.created_at, g.updated_at, g.archived_at,
-       coalesce(s.total, 0) AS total, coalesce(s.issued, 0) AS issued,
-       coalesce(s.active, 0) AS active, coalesce(s.expired, 0) AS expired
+SELECT ` + groupColumns + `,
+       ` + counterColumns + `
 FROM groups g
 LEFT JOIN LATERAL (
-    SELECT sum(r.total) AS total, sum(r.taken) AS issued,
-           sum(r.total - r.taken) FILTER (WHERE r.expires_at IS NULL OR r.expires_at > $1) AS active,
-           sum(r.total - r.taken) FILTER (WHERE r.expires_at <= $1) AS expired
+    SELECT ` + rangeSums + `
     FROM code_ranges r WHERE r.group_id = g.id
 ) s ON true`
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -69,16 +68,6 @@ func (s *Store) CustomerIssues(ctx context.Context, customerID string, before in
 	return out, nil
 }
 
-// groupExists returns ErrGroupNotFound unless a group row exists (live or archived).
-func (s *Store) groupExists(ctx context.Context, groupID int64) error {
-	var one int
-	err := s.db.GetContext(ctx, &one, `SELECT 1 FROM groups WHERE id = $1`, groupID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("group %d: %w", groupID, ErrGroupNotFound)
-	}
-	return err
-}
-
 // exportIssues streams a group's history in issue order. It scans issues (no
 // group-keyed index: exports are rare and an index would tax every claim).
 const exportIssues = `
@@ -95,7 +84,7 @@ ORDER BY i.id`
 // group, mailing_id, scope, issued_at, kind, released_at), streamed: memory stays flat.
 // Archived groups export too. Errors: ErrGroupNotFound; w's error.
 func (s *Store) ExportIssues(ctx context.Context, groupID int64, w io.Writer) error {
-	if err := s.groupExists(ctx, groupID); err != nil {
+	if err := s.Exists(ctx, groupID); err != nil {
 		return err
 	}
 	rows, err := s.db.QueryContext(ctx, exportIssues, groupID)
@@ -149,7 +138,7 @@ UNION ALL
 // ExportUnused writes a group's unissued codes as CSV (header: code, expires_at,
 // expired), streamed. Expired codes are listed, flagged. Errors: ErrGroupNotFound; w's error.
 func (s *Store) ExportUnused(ctx context.Context, groupID int64, w io.Writer) error {
-	if err := s.groupExists(ctx, groupID); err != nil {
+	if err := s.Exists(ctx, groupID); err != nil {
 		return err
 	}
 	now := s.now()

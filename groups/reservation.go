@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -196,30 +197,8 @@ func (s *Store) reserveOnce(ctx context.Context, groupID int64, scope string, n 
 		return nil, err
 	}
 
-	rows, err := tx.QueryContext(ctx, takeReturned, groupID, now, n)
-	if err != nil {
-		return nil, fmt.Errorf("taking returned codes: %w", err)
-	}
-	for rows.Next() {
-		var id, rng int64
-		var code string
-		if err := rows.Scan(&id, &rng, &code); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		rv.freeIDs = append(rv.freeIDs, id)
-		rv.freeRngs = append(rv.freeRngs, rng)
-		rv.codes = append(rv.codes, code)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("taking returned codes: %w", err)
-	}
-	if len(rv.freeIDs) > 0 {
-		if _, err := tx.ExecContext(ctx, countReturnedTaken, pq.Array(rv.freeRngs)); err != nil {
-			return nil, fmt.Errorf("counting returned codes taken: %w", err)
-		}
-		rv.ids = append(rv.ids, rv.freeIDs...)
+	if err := takeReturnedCodes(ctx, tx, groupID, now, n, rv); err != nil {
+		return nil, err
 	}
 
 	for len(rv.ids) < n {
@@ -245,26 +224,67 @@ func (s *Store) reserveOnce(ctx context.Context, groupID int64, scope string, n 
 	if len(rv.ids) == 0 {
 		return rv, nil // nothing reserved: nothing to record
 	}
-	if rsvID == 0 {
-		err = tx.GetContext(ctx, &rv.id, insertReservation, groupID, scope, pq.Array(nonNil(rv.ranges)), pq.Array(nonNil(rv.lo)), pq.Array(nonNil(rv.hi)),
-			pq.Array(nonNil(rv.freeIDs)), now)
-		if err != nil {
-			return nil, fmt.Errorf("recording the reservation: %w", err)
-		}
-	} else {
-		r, err := tx.ExecContext(ctx, extendReservation, rsvID, pq.Array(nonNil(rv.ranges)), pq.Array(nonNil(rv.lo)), pq.Array(nonNil(rv.hi)),
-			pq.Array(nonNil(rv.freeIDs)))
-		if err != nil {
-			return nil, fmt.Errorf("recording the reservation: %w", err)
-		}
-		if n, _ := r.RowsAffected(); n != 1 {
-			return nil, fmt.Errorf("reservation %d: %w", rsvID, ErrReservationLost)
-		}
+	if err := recordReservation(ctx, tx, groupID, scope, now, rv); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("committing the reservation: %w", err)
 	}
 	return rv, nil
+}
+
+// takeReturnedCodes moves up to n codes of the group's free list into rv (reserveOnce's
+// first step) and counts them back into their ranges.
+func takeReturnedCodes(ctx context.Context, tx *sqlx.Tx, groupID int64, now time.Time, n int, rv *reservation) error {
+	rows, err := tx.QueryContext(ctx, takeReturned, groupID, now, n)
+	if err != nil {
+		return fmt.Errorf("taking returned codes: %w", err)
+	}
+	for rows.Next() {
+		var id, rng int64
+		var code string
+		if err := rows.Scan(&id, &rng, &code); err != nil {
+			rows.Close()
+			return err
+		}
+		rv.freeIDs = append(rv.freeIDs, id)
+		rv.freeRngs = append(rv.freeRngs, rng)
+		rv.codes = append(rv.codes, code)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("taking returned codes: %w", err)
+	}
+	if len(rv.freeIDs) > 0 {
+		if _, err := tx.ExecContext(ctx, countReturnedTaken, pq.Array(rv.freeRngs)); err != nil {
+			return fmt.Errorf("counting returned codes taken: %w", err)
+		}
+		rv.ids = append(rv.ids, rv.freeIDs...)
+	}
+	return nil
+}
+
+// recordReservation records what reserveOnce took: a new reservation row when rv.id is
+// 0 (setting it), else the spans and free codes are added to reservation rv.id
+// (ErrReservationLost when a recoverer took it meanwhile).
+func recordReservation(ctx context.Context, tx *sqlx.Tx, groupID int64, scope string, now time.Time, rv *reservation) error {
+	if rv.id == 0 {
+		err := tx.GetContext(ctx, &rv.id, insertReservation, groupID, scope, pq.Array(nonNil(rv.ranges)), pq.Array(nonNil(rv.lo)), pq.Array(nonNil(rv.hi)),
+			pq.Array(nonNil(rv.freeIDs)), now)
+		if err != nil {
+			return fmt.Errorf("recording the reservation: %w", err)
+		}
+		return nil
+	}
+	r, err := tx.ExecContext(ctx, extendReservation, rv.id, pq.Array(nonNil(rv.ranges)), pq.Array(nonNil(rv.lo)), pq.Array(nonNil(rv.hi)),
+		pq.Array(nonNil(rv.freeIDs)))
+	if err != nil {
+		return fmt.Errorf("recording the reservation: %w", err)
+	}
+	if n, _ := r.RowsAffected(); n != 1 {
+		return fmt.Errorf("reservation %d: %w", rv.id, ErrReservationLost)
+	}
+	return nil
 }
 
 func nonNil(a []int64) []int64 {
@@ -315,6 +335,18 @@ func (s *Store) RecoverReservations(ctx context.Context, olderThan time.Duration
 		total += int64(len(ids))
 	}
 	return total, tx.Commit()
+}
+
+// ReservationsHeld says whether unfinished claims hold codes of the group reserved:
+// claims still running, or claims that crashed between reserving and issuing, whose
+// codes RecoverReservations returns once they are old enough. A group whose pool looks
+// empty while this is true is not exhausted.
+func (s *Store) ReservationsHeld(ctx context.Context, groupID int64) (bool, error) {
+	var held bool
+	if err := s.db.GetContext(ctx, &held, `SELECT EXISTS (SELECT 1 FROM reservations WHERE group_id = $1)`, groupID); err != nil {
+		return false, fmt.Errorf("checking the reservations of group %d: %w", groupID, err)
+	}
+	return held, nil
 }
 
 // isRetryable reports a deadlock or serialization failure: the transaction can rerun.
