@@ -645,7 +645,8 @@ func TestMailingPauseRaisesTheEmptyAlertAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := []string{"c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"}
-	svc := mailings.New(mailings.Config{}, e.db.DB, e.store, nil, e.mail, c, slog.New(slog.NewTextHandler(e.log, nil)))
+	svc := mailings.New(mailings.Config{}, mailings.Deps{DB: e.db.DB, Groups: e.store, Sender: e.mail, Alerter: c,
+		Log: slog.New(slog.NewTextHandler(e.log, nil))})
 	m, err := svc.Create(ctx, "tester", mailings.Input{Name: "Sale", Sender: "Shop <shop@example.com>", Subject: "Hi",
 		Text: "code {{client.promocode('Spring')}}", Audience: mailings.Audience{CustomerIDs: ids}, BatchSize: 4})
 	if err != nil {

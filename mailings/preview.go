@@ -54,7 +54,7 @@ func (s *Service) preview(ctx context.Context, t *macros.Template, customerID st
 	if c != nil && len(t.RepeatGroups()) > 0 {
 		if groupIDs == nil {
 			var err error
-			if groupIDs, err = liveGroupIDs(ctx, s.db, t.RepeatGroups()); err != nil {
+			if groupIDs, err = s.groups.LiveIDs(ctx, t.RepeatGroups()); err != nil {
 				return nil, err
 			}
 		}
@@ -119,10 +119,10 @@ func (s *Service) Render(ctx context.Context, req RenderRequest) (*RenderResult,
 		ids, mailingID = m.GroupIDs, &m.ID
 	} else {
 		var err error
-		if t, err = macros.Compile(ctx, req.Template, GroupChecker{DB: s.db}); err != nil {
+		if t, err = macros.Compile(ctx, req.Template, s.groups); err != nil {
 			return nil, err
 		}
-		if ids, err = liveGroupIDs(ctx, s.db, append(t.NewCodeGroups(), t.RepeatGroups()...)); err != nil {
+		if ids, err = s.groups.LiveIDs(ctx, append(t.NewCodeGroups(), t.RepeatGroups()...)); err != nil {
 			return nil, err
 		}
 	}

@@ -22,18 +22,8 @@ func (s *Service) Reconcile(ctx context.Context) (int, error) {
 	if _, err := finishDone(ctx, s.db, 0); err != nil {
 		return 0, err
 	}
-	// Outboxes whose writer stopped between chunks (its process died) are continued.
-	var unwritten []int64
-	if err := s.db.SelectContext(ctx, &unwritten, `
-		SELECT id FROM mailings WHERE NOT outbox_complete AND outbox_at < now() - make_interval(secs => $1)`,
-		s.cfg.OutboxStale.Seconds()); err != nil {
-		return 0, fmt.Errorf("reconciling mailings: %w", err)
-	}
-	for _, id := range unwritten {
-		s.log.Warn("continuing the outbox of a mailing whose writer stopped", "mailing_id", id)
-		if err := s.fillOutbox(ctx, id, nil); err != nil {
-			return 0, err
-		}
+	if err := s.continueOutboxes(ctx); err != nil {
+		return 0, err
 	}
 	var cands []BatchRef
 	err := s.db.SelectContext(ctx, &cands, `
@@ -47,6 +37,44 @@ func (s *Service) Reconcile(ctx context.Context) (int, error) {
 		}
 		return 0, nil
 	}
+	refs, err := s.requeue(ctx, cands)
+	if err != nil {
+		return 0, fmt.Errorf("reconciling mailings: %w", err)
+	}
+	if len(refs) > 0 {
+		if s.enqueuer == nil {
+			return 0, fmt.Errorf("reconciling mailings: no enqueuer")
+		}
+		if err := s.enqueuer.EnqueueBatches(ctx, refs); err != nil {
+			return 0, fmt.Errorf("reconciling mailings: %w", err)
+		}
+		s.log.Info("re-enqueued lost batches", "batches", len(refs))
+	}
+	return len(refs), nil
+}
+
+// continueOutboxes continues the outboxes whose writer stopped between chunks (its
+// process died): Config.OutboxStale without a chunk.
+func (s *Service) continueOutboxes(ctx context.Context) error {
+	var unwritten []int64
+	if err := s.db.SelectContext(ctx, &unwritten, `
+		SELECT id FROM mailings WHERE NOT outbox_complete AND outbox_at < now() - make_interval(secs => $1)`,
+		s.cfg.OutboxStale.Seconds()); err != nil {
+		return fmt.Errorf("reconciling mailings: %w", err)
+	}
+	for _, id := range unwritten {
+		s.log.Warn("continuing the outbox of a mailing whose writer stopped", "mailing_id", id)
+		if err := s.fillOutbox(ctx, id, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requeue sorts the candidate batches into those whose task still waits in the queue
+// (when the enqueuer can tell) and those whose task is lost, and returns the lost ones
+// with their new attempt, to be enqueued.
+func (s *Service) requeue(ctx context.Context, cands []BatchRef) ([]BatchRef, error) {
 	waiting := make([]bool, len(cands))
 	if qc, ok := s.enqueuer.(QueueChecker); ok {
 		if w, err := qc.Waiting(ctx, cands); err != nil || len(w) != len(cands) {
@@ -72,31 +100,22 @@ func (s *Service) Reconcile(ctx context.Context) (int, error) {
 			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(m, bt, a)
 			WHERE b.mailing_id = u.m AND b.batch = u.bt AND b.attempt = u.a`,
 			pq.Array(wait[0]), pq.Array(wait[1]), pq.Array(wait[2])); err != nil {
-			return 0, fmt.Errorf("reconciling mailings: %w", err)
+			return nil, err
 		}
 	}
 	var refs []BatchRef
 	if len(lost[0]) > 0 {
-		err = s.db.SelectContext(ctx, &refs, `
+		err := s.db.SelectContext(ctx, &refs, `
 			UPDATE mailing_batches b SET attempt = b.attempt + 1, enqueued_at = now()
 			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(m, bt, a)
 			WHERE b.mailing_id = u.m AND b.batch = u.bt AND b.attempt = u.a AND b.done_at IS NULL
 			  AND (b.lease_until IS NULL OR b.lease_until < now())
 			RETURNING b.mailing_id, b.batch, b.attempt`, pq.Array(lost[0]), pq.Array(lost[1]), pq.Array(lost[2]))
 		if err != nil {
-			return 0, fmt.Errorf("reconciling mailings: %w", err)
+			return nil, err
 		}
 	}
-	if len(refs) > 0 {
-		if s.enqueuer == nil {
-			return 0, fmt.Errorf("reconciling mailings: no enqueuer")
-		}
-		if err := s.enqueuer.EnqueueBatches(ctx, refs); err != nil {
-			return 0, fmt.Errorf("reconciling mailings: %w", err)
-		}
-		s.log.Info("re-enqueued lost batches", "batches", len(refs))
-	}
-	return len(refs), nil
+	return refs, nil
 }
 
 // RunReconciler calls Reconcile and returns the codes of claims that crashed between
