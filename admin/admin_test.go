@@ -44,7 +44,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	store := groups.NewStore(db.DB, groups.Config{})
 	svc := mailings.New(mailings.Config{}, mailings.Deps{DB: db.DB, Groups: store, Log: log})
-	checker, err := alerts.New(alerts.Config{}, db.DB, log)
+	checker, err := alerts.New(alerts.Config{}, alerts.Deps{DB: db.DB, Groups: store, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
