@@ -14,6 +14,7 @@ import (
 
 	"promopool/api"
 	"promopool/auth"
+	"promopool/customers"
 	"promopool/groups"
 	"promopool/internal/testdb"
 )
@@ -40,6 +41,7 @@ func newClient(t *testing.T, cfg api.Config, wire ...func(s *api.Server, db *tes
 	logs := &bytes.Buffer{}
 	s := api.New(cfg, groups.NewStore(db.DB, groups.Config{}), keys, slog.New(slog.NewTextHandler(logs, nil)),
 		map[string]api.Pinger{"postgres": api.PingFunc(db.PingContext)})
+	s.WithCustomers(customers.NewStore(db.DB))
 	for _, w := range wire {
 		w(s, db)
 	}

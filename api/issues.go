@@ -96,6 +96,13 @@ func (s *Server) exportCSV(w http.ResponseWriter, r *http.Request, what string,
 	return err
 }
 
+// WithCustomers gives PUT /v1/customers its store (groups no longer hands out its
+// database handle).
+func (s *Server) WithCustomers(c *customers.Store) *Server {
+	s.custs = c
+	return s
+}
+
 func (s *Server) upsertCustomers(w http.ResponseWriter, r *http.Request) error {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var format customers.Format
@@ -109,7 +116,7 @@ func (s *Server) upsertCustomers(w http.ResponseWriter, r *http.Request) error {
 			message: "set Content-Type to application/x-ndjson (one JSON object per line) or text/csv (id, email, first_name, last_name, attr.NAME columns)"}
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
-	rep, err := customers.NewStore(s.groups.DB()).Upsert(r.Context(), format, body)
+	rep, err := s.custs.Upsert(r.Context(), format, body)
 	var ue *customers.UploadError
 	if errors.As(err, &ue) {
 		return badRequest("invalid_upload", ue.Error()+"; nothing was stored")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"promopool/auth"
+	"promopool/customers"
 	"promopool/groups"
 	"promopool/mailings"
 	"promopool/segments"
@@ -42,6 +43,7 @@ func (f PingFunc) Ping(ctx context.Context) error { return f(ctx) }
 type Server struct {
 	cfg      Config
 	groups   *groups.Store
+	custs    *customers.Store
 	mailings *mailings.Service
 	segments *segments.Service
 	keys     *auth.Keys

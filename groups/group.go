@@ -45,9 +45,6 @@ func NewStore(db *sqlx.DB, cfg Config) *Store {
 	return &Store{db: db, now: cfg.Now, stmts: &stmtSet{m: map[string]*sql.Stmt{}}}
 }
 
-// DB returns the store's database handle.
-func (s *Store) DB() *sqlx.DB { return s.db }
-
 // Balance state of a group, as the list shows it.
 const (
 	StateOK    = "ok"    // above its threshold (or no threshold and codes left)

@@ -17,6 +17,7 @@ import (
 
 	"promopool/api"
 	"promopool/auth"
+	"promopool/customers"
 	"promopool/groups"
 	"promopool/mailer"
 	"promopool/mailings"
@@ -60,6 +61,7 @@ func (m *Main) web(ctx context.Context) error {
 		return err
 	}
 	srv.WithMailings(svc)
+	srv.WithCustomers(customers.NewStore(db))
 	srv.WithSegments(m.segments(db))
 	alertList, err := m.alertChecker(db, false)
 	if err != nil {
