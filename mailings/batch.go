@@ -35,9 +35,10 @@ type outcome struct {
 
 // ProcessBatch runs one batch of a mailing, the body of the mailing:batch task, in
 // phases: take the batch's lease (lease); read its queued recipients
-// (queuedRecipients); partition them into those a message can go to and those it
-// cannot (partition); claim the codes of the first and render their messages
-// (claimCodes); send (sendBatch); record every outcome (record).
+// (queuedRecipients) and settle the batch if the mailing's state says so (prepare);
+// partition them into those a message can go to and those it cannot (partition);
+// claim the codes of the first and render their messages (claimCodes); send
+// (sendBatch); record every outcome (record).
 //
 // It is safe to run any number of times, concurrently too:
 //   - a lease on the batch row lets one delivery work at a time (another returns nil);
@@ -72,19 +73,9 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	for i, r := range recips {
 		queued[i] = r.ID
 	}
-	switch m.Status {
-	case StatusCancelled:
-		return s.skipAndRelease(ctx, m, batch, queued, "mailing cancelled")
-	case StatusRunning:
-	default:
-		return nil // paused (resume re-enqueues), draft, finished
-	}
-	if len(queued) == 0 {
-		return s.record(ctx, m, batch, nil, nil)
-	}
-	t, err := s.tmpl.get(m)
-	if err != nil {
-		return s.skipAndRelease(ctx, m, batch, queued, "template no longer parses: "+err.Error())
+	t, err := s.prepare(ctx, m, batch, queued)
+	if t == nil || err != nil {
+		return err // nothing to claim: the batch is settled, or waits for a resume
 	}
 	outcomes, sendable := partition(recips)
 	comp, err := s.claimCodes(ctx, m, t, sendable, lease.first)
@@ -126,6 +117,29 @@ func (s *Service) queuedRecipients(ctx context.Context, mailingID int64, batch i
 		return nil, fmt.Errorf("reading the recipients of batch %d of mailing %d: %w", batch, mailingID, err)
 	}
 	return recips, nil
+}
+
+// prepare settles what it can before any claim: a cancelled mailing's queued
+// recipients are skipped (their codes returned); a mailing that is not running leaves
+// them queued (a resume enqueues the batch again); an empty batch is only recorded; a
+// template that no longer parses skips them. It returns the template when the batch
+// goes on to claim, nil when it is settled (err says how that went).
+func (s *Service) prepare(ctx context.Context, m *Mailing, batch int, queued []string) (*macros.Template, error) {
+	switch m.Status {
+	case StatusCancelled:
+		return nil, s.skipAndRelease(ctx, m, batch, queued, "mailing cancelled")
+	case StatusRunning:
+	default:
+		return nil, nil // paused (resume re-enqueues), draft, finished
+	}
+	if len(queued) == 0 {
+		return nil, s.record(ctx, m, batch, nil, nil)
+	}
+	t, err := s.tmpl.get(m)
+	if err != nil {
+		return nil, s.skipAndRelease(ctx, m, batch, queued, "template no longer parses: "+err.Error())
+	}
+	return t, nil
 }
 
 // partition sets aside the recipients no message can go to (unknown customers, no
