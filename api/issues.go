@@ -8,7 +8,6 @@ import (
 	"net/http"
 
 	"promopool/customers"
-	"promopool/groups"
 	"promopool/internal/httperr"
 )
 
@@ -120,7 +119,7 @@ func (s *Server) upsertCustomers(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) customerPromocodes(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if err := groups.CheckCustomerID(id); err != nil {
+	if err := customers.CheckCustomerID(id); err != nil {
 		return badRequest("invalid_id", err.Error())
 	}
 	before, limit := page(r)

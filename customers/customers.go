@@ -19,8 +19,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
-
-	"promopool/groups"
 )
 
 // Format of an upsert body.
@@ -187,7 +185,7 @@ func upsertBatch(ctx context.Context, tx *sqlx.Tx, rows []row) (int64, error) {
 }
 
 func checkRow(r *row) error {
-	if err := groups.CheckCustomerID(r.id); err != nil {
+	if err := CheckCustomerID(r.id); err != nil {
 		return err
 	}
 	if r.email != nil && *r.email != "" {
