@@ -83,7 +83,7 @@ type Deps struct {
 	Log      *slog.Logger
 }
 
-// AlertLister lists a group's alerts, newest first; *alerts.Checker satisfies it.
+// AlertLister lists a group's alerts, newest first; *alerts.Service satisfies it.
 type AlertLister interface {
 	List(ctx context.Context, groupID, before int64, limit int) ([]alerts.Alert, error)
 }

@@ -43,8 +43,8 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	store := groups.NewStore(db.DB, groups.Config{})
-	svc := mailings.New(mailings.Config{}, db.DB, store, nil, nil, nil, log)
-	checker, err := alerts.New(alerts.Config{}, db.DB, log)
+	svc := mailings.New(mailings.Config{}, mailings.Deps{DB: db.DB, Groups: store, Log: log})
+	checker, err := alerts.New(alerts.Config{}, alerts.Deps{DB: db.DB, Groups: store, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,10 @@
 // processes, a worker whose mailing paused — raise each alert once. Each channel of an
 // alert is a delivery row sent under a lease and retried on the next tick when it fails.
 //
-// The check is a plain function, Checker.Check, with a timeout and an injected clock;
-// the scheduler process calls it on a cron schedule.
+// Service checks, delivers and lists alerts. The check is a plain function,
+// Service.Check, with a timeout and an injected clock; the scheduler process calls it on
+// a cron schedule. Balances come from the groups package, which owns the groups and
+// their codes; this package owns only the alerts' own tables.
 package alerts
 
 import (
@@ -23,6 +25,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"promopool/groups"
 	"promopool/mailer"
 )
 
@@ -54,7 +57,7 @@ type EmailSender interface {
 	Send(ctx context.Context, msgs []mailer.Message) ([]mailer.Result, error)
 }
 
-// Config configures a Checker.
+// Config configures a Service.
 type Config struct {
 	// Timeout bounds one Check, and the immediate alert of a paused mailing (default 2m).
 	Timeout time.Duration
@@ -109,23 +112,38 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// Checker checks balances, raises alerts and delivers them.
-type Checker struct {
-	cfg Config
-	db  *sqlx.DB
-	log *slog.Logger
+// Deps are what a Service works with.
+type Deps struct {
+	// DB holds the alerts' tables (required).
+	DB *sqlx.DB
+	// Groups reads the groups' balances and names (required).
+	Groups *groups.Store
+	// Log receives the alerts' log channel and the service's own logs (default:
+	// discarded).
+	Log *slog.Logger
 }
 
-// New returns a Checker on db. Errors: an invalid Config.
-func New(cfg Config, db *sqlx.DB, log *slog.Logger) (*Checker, error) {
+// Service checks balances, raises alerts, delivers them and lists them.
+type Service struct {
+	cfg    Config
+	db     *sqlx.DB
+	groups *groups.Store
+	log    *slog.Logger
+}
+
+// New returns a Service. Errors: an invalid Config, a missing dependency.
+func New(cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.fill()
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if deps.DB == nil || deps.Groups == nil {
+		return nil, fmt.Errorf("alerts: Deps.DB and Deps.Groups are required")
 	}
-	return &Checker{cfg: cfg, db: db, log: log}, nil
+	cfg.fill()
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, db: deps.DB, groups: deps.Groups, log: deps.Log}, nil
 }
 
 // Alert is one raised alert, with the state of its deliveries.

@@ -41,7 +41,7 @@ type Result struct {
 // that cannot take it returns at once with Skipped set. The lock only saves work; each
 // alert's unique row is what keeps it from being sent twice. A group whose check fails
 // is logged and counted, and the other groups go on; so does a delivery that fails.
-func (c *Checker) Check(ctx context.Context, now time.Time) (Result, error) {
+func (c *Service) Check(ctx context.Context, now time.Time) (Result, error) {
 	var res Result
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
@@ -96,7 +96,7 @@ func (c *Checker) Check(ctx context.Context, now time.Time) (Result, error) {
 // CheckGroup checks one group at now and sends the alerts it raised, without the tick
 // lock. It returns the alerts raised (none when they were raised before).
 // Errors: the database's.
-func (c *Checker) CheckGroup(ctx context.Context, groupID int64, now time.Time) ([]int64, error) {
+func (c *Service) CheckGroup(ctx context.Context, groupID int64, now time.Time) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	issued, err := c.issuedInWindow(ctx, now, groupID)
@@ -115,7 +115,7 @@ func (c *Checker) CheckGroup(ctx context.Context, groupID int64, now time.Time) 
 // out of codes raises the group's zero-level alert at once (if it has not fired since
 // the last upload) and sends it, instead of waiting for the next tick. Failures are
 // logged; the scheduler retries the deliveries.
-func (c *Checker) GroupExhausted(ctx context.Context, groupID int64, mailingID int64, waiting int) {
+func (c *Service) GroupExhausted(ctx context.Context, groupID int64, mailingID int64, waiting int) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
 	defer cancel()
 	now := c.cfg.Now()
@@ -141,7 +141,7 @@ type pause struct {
 // issuedInWindow counts initial issues (not released since) of the RateWindow before
 // now, per group (one group when groupID is not 0). issued_at follows insertion order,
 // so the BRIN index on it limits the scan to the window's blocks.
-func (c *Checker) issuedInWindow(ctx context.Context, now time.Time, groupID int64) (map[int64]int64, error) {
+func (c *Service) issuedInWindow(ctx context.Context, now time.Time, groupID int64) (map[int64]int64, error) {
 	var rows []struct {
 		GroupID int64 `db:"group_id"`
 		N       int64 `db:"n"`
@@ -163,46 +163,65 @@ func (c *Checker) issuedInWindow(ctx context.Context, now time.Time, groupID int
 
 // surveyed is a group as the tick's survey sees it, without locks.
 type surveyed struct {
-	groups.Group
+	groups.Balance
 	// Fired lists the levels whose current arming has an alert.
-	Fired pq.StringArray `db:"fired"`
-	// Soonest is the soonest expiry of active codes within the expiry window.
-	Soonest *time.Time `db:"soonest"`
-	// ExpiryFired says whether the expiry alert of Soonest's day exists.
-	ExpiryFired bool `db:"expiry_fired"`
+	Fired []string
+	// ExpiryFired says whether the expiry alert of SoonestExpiry's day exists.
+	ExpiryFired bool
 }
 
-// surveyGroups reads every live group's balance and alert state in one statement
-// ($1 now, $2 the end of the expiry window).
-const surveyGroups = `
-SELECT g.id, g.low_balance_threshold, g.low_balance_percent,
-       coalesce(r.total, 0) AS total, coalesce(r.active, 0) AS active, r.soonest,
+// selectFired reads, for each group of $1, the balance levels whose current arming has
+// fired and whether the expiry alert of day $2 (-1: none) exists.
+const selectFired = `
+SELECT u.group_id,
        coalesce((SELECT array_agg(s.level) FROM alert_state s
-                 WHERE s.group_id = g.id AND EXISTS (
+                 WHERE s.group_id = u.group_id AND EXISTS (
                      SELECT 1 FROM alerts a WHERE a.group_id = s.group_id AND a.level = s.level AND a.arming = s.arming)),
                 '{}') AS fired,
-       EXISTS (SELECT 1 FROM alerts a WHERE a.group_id = g.id AND a.level = 'expiry'
-               AND a.arming = floor(extract(epoch FROM r.soonest) / 86400)) AS expiry_fired
-FROM groups g
-LEFT JOIN LATERAL (
-    SELECT sum(total) AS total,
-           sum(total - taken) FILTER (WHERE expires_at IS NULL OR expires_at > $1) AS active,
-           min(expires_at) FILTER (WHERE expires_at > $1 AND expires_at <= $2 AND total > taken) AS soonest
-    FROM code_ranges WHERE group_id = g.id
-) r ON true
-WHERE g.archived_at IS NULL
-ORDER BY g.id`
+       EXISTS (SELECT 1 FROM alerts a WHERE a.group_id = u.group_id AND a.level = 'expiry' AND a.arming = u.day) AS expiry_fired
+FROM unnest($1::bigint[], $2::bigint[]) AS u(group_id, day)`
 
 // survey reads the state of every live group, so that a tick opens a locked
 // transaction only for the groups with something to do (at 1,000 groups, a tick with
-// nothing due went from 2.8 s to one statement).
-func (c *Checker) survey(ctx context.Context, now time.Time) ([]surveyed, error) {
-	var out []surveyed
-	if err := c.db.SelectContext(ctx, &out, surveyGroups, now, now.Add(c.cfg.ExpiryWindow)); err != nil {
+// nothing due went from 2.8 s to one statement; it is two now, the balances from
+// groups and the alert state from here).
+func (c *Service) survey(ctx context.Context, now time.Time) ([]surveyed, error) {
+	balances, err := c.groups.Balances(ctx, now, now.Add(c.cfg.ExpiryWindow))
+	if err != nil {
 		return nil, fmt.Errorf("surveying groups: %w", err)
+	}
+	ids, days := make([]int64, len(balances)), make([]int64, len(balances))
+	for i, b := range balances {
+		ids[i], days[i] = b.ID, -1
+		if b.SoonestExpiry != nil {
+			days[i] = expiryDay(*b.SoonestExpiry)
+		}
+	}
+	var rows []struct {
+		GroupID     int64          `db:"group_id"`
+		Fired       pq.StringArray `db:"fired"`
+		ExpiryFired bool           `db:"expiry_fired"`
+	}
+	if err := c.db.SelectContext(ctx, &rows, selectFired, pq.Array(ids), pq.Array(days)); err != nil {
+		return nil, fmt.Errorf("surveying alert state: %w", err)
+	}
+	out := make([]surveyed, len(balances))
+	at := make(map[int64]*surveyed, len(balances))
+	for i := range balances {
+		out[i].Balance = balances[i]
+		at[balances[i].ID] = &out[i]
+	}
+	for _, r := range rows {
+		if g := at[r.GroupID]; g != nil {
+			g.Fired, g.ExpiryFired = r.Fired, r.ExpiryFired
+		}
 	}
 	return out, nil
 }
+
+// expiryDay is the arming of the expiry alert of codes expiring at t: its day, in days
+// since 1970-01-01 UTC.
+func expiryDay(t time.Time) int64 { return t.UTC().Unix() / 86400 }
 
 // due says whether the group may have an alert to raise or a level to re-arm. It is
 // only a filter: checkGroup decides again under the group's lock.
@@ -216,7 +235,7 @@ func (g *surveyed) due() bool {
 			return true // a level to raise, or one to re-arm
 		}
 	}
-	return g.Soonest != nil && !g.ExpiryFired
+	return g.SoonestExpiry != nil && !g.ExpiryFired
 }
 
 // level is one balance level of a group.
@@ -245,15 +264,6 @@ func levelsFor(threshold *int64) []level {
 
 var balanceLevels = pq.StringArray{LevelThreshold, LevelHalf, LevelQuarter, LevelEmpty}
 
-// selectSnapshot reads a group with its total and active balance at $2.
-const selectSnapshot = `
-SELECT g.id, g.name, g.low_balance_threshold, g.low_balance_percent, g.alert_emails, g.alert_webhook,
-       g.archived_at, coalesce(sum(r.total), 0) AS total,
-       coalesce(sum(r.total - r.taken) FILTER (WHERE r.expires_at IS NULL OR r.expires_at > $2), 0) AS active
-FROM groups g LEFT JOIN code_ranges r ON r.group_id = g.id
-WHERE g.id = $1
-GROUP BY g.id`
-
 // checkGroup decides a group's alerts at now in one transaction and returns the ids of
 // the alerts it raised that have deliveries. It locks the group's alert_state rows
 // first, so checkers of one group take turns and each reads the balance after the
@@ -261,13 +271,61 @@ GROUP BY g.id`
 // alert (group, level, current arming); for each level the balance is above whose
 // current arming has fired, it re-arms the level. When several levels are reached at
 // once, only the lowest is sent. p forces the zero level (a paused mailing).
-func (c *Checker) checkGroup(ctx context.Context, groupID int64, now time.Time, issued int64, p *pause) ([]int64, error) {
+func (c *Service) checkGroup(ctx context.Context, groupID int64, now time.Time, issued int64, p *pause) ([]int64, error) {
 	tx, err := c.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `
+	arming, err := lockAlertState(ctx, tx, groupID)
+	if err != nil || arming == nil {
+		return nil, err // nil: the group was removed
+	}
+	snap, err := c.groups.Snapshot(ctx, tx, groupID, now, now.Add(c.cfg.ExpiryWindow))
+	if err != nil {
+		return nil, fmt.Errorf("checking group %d: reading its balance: %w", groupID, err)
+	}
+	if snap.ArchivedAt != nil {
+		return nil, nil
+	}
+	g := &snap.Group
+	threshold := g.EffectiveThreshold()
+	fc := NewForecast(now, g.Active, issued, RateWindow)
+	base := Alert{GroupID: g.ID, GroupName: g.Name, Balance: g.Active, Total: g.Total, Threshold: threshold,
+		IssuedInWindow: fc.Issued, WindowDays: fc.WindowDays, RatePerDay: fc.RatePerDay, DryAt: fc.DryAt, CreatedAt: now}
+	if p != nil {
+		base.MailingID = &p.mailingID
+	}
+	reached, above := classify(threshold, g.Total, g.Active, p != nil)
+	raised, err := c.raise(ctx, tx, reached, arming, base, g, p)
+	if err != nil {
+		return nil, fmt.Errorf("checking group %d: %w", groupID, err)
+	}
+	if err := rearm(ctx, tx, groupID, above); err != nil {
+		return nil, fmt.Errorf("checking group %d: re-arming: %w", groupID, err)
+	}
+	buckets := make([]Expiring, len(snap.Expiring))
+	for i, e := range snap.Expiring {
+		buckets[i] = Expiring(e)
+	}
+	id, err := c.checkExpiry(ctx, tx, g, buckets, base, now)
+	if err != nil {
+		return nil, fmt.Errorf("checking group %d: %w", groupID, err)
+	}
+	if id != 0 {
+		raised = append(raised, id)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("checking group %d: %w", groupID, err)
+	}
+	return raised, nil
+}
+
+// lockAlertState makes sure the group's balance levels have their alert_state rows
+// and locks them: the checkers of one group take turns from here to commit. It returns
+// each level's current arming, or nil when the group was removed.
+func lockAlertState(ctx context.Context, tx *sqlx.Tx, groupID int64) (map[string]int64, error) {
+	_, err := tx.ExecContext(ctx, `
 		INSERT INTO alert_state (group_id, level) SELECT $1, unnest($2::text[])
 		ON CONFLICT DO NOTHING`, groupID, balanceLevels)
 	if isForeignKeyViolation(err) {
@@ -288,35 +346,33 @@ func (c *Checker) checkGroup(ctx context.Context, groupID int64, now time.Time, 
 	for _, s := range states {
 		arming[s.Level] = s.Arming
 	}
-	var g groups.Group
-	if err := tx.GetContext(ctx, &g, selectSnapshot, groupID, now); err != nil {
-		return nil, fmt.Errorf("checking group %d: reading its balance: %w", groupID, err)
-	}
-	if g.ArchivedAt != nil {
-		return nil, nil
-	}
-	threshold := g.EffectiveThreshold()
-	fc := NewForecast(now, g.Active, issued, RateWindow)
-	base := Alert{GroupID: g.ID, GroupName: g.Name, Balance: g.Active, Total: g.Total, Threshold: threshold,
-		IssuedInWindow: fc.Issued, WindowDays: fc.WindowDays, RatePerDay: fc.RatePerDay, DryAt: fc.DryAt, CreatedAt: now}
-	if p != nil {
-		base.MailingID = &p.mailingID
-	}
+	return arming, nil
+}
 
-	var reached, above []level
+// classify sorts a group's balance levels (levelsFor(threshold)), highest first, into
+// those its active balance is at or under (reached) and those it is above. A group
+// that never held a code (or whose uploads were all undone) is not running low: its
+// levels are in neither list and wait for its first codes. exhausted (a mailing paused
+// for lack of the group's codes) reaches the zero level whatever the balance says.
+func classify(threshold *int64, total, active int64, exhausted bool) (reached, above []level) {
 	for _, l := range levelsFor(threshold) {
 		switch {
-		case l.name == LevelEmpty && p != nil:
+		case l.name == LevelEmpty && exhausted:
 			reached = append(reached, l)
-		case g.Total == 0:
-			// A group that never held a code (or whose uploads were all undone) is not
-			// running low: its levels wait for its first codes.
-		case g.Active <= l.value:
+		case total == 0:
+		case active <= l.value:
 			reached = append(reached, l)
 		default:
 			above = append(above, l)
 		}
 	}
+	return reached, above
+}
+
+// raise claims the alert of each reached level at its current arming; only the lowest
+// is sent, the others are recorded as suppressed. It returns the ids of the alerts it
+// raised that have deliveries.
+func (c *Service) raise(ctx context.Context, tx *sqlx.Tx, reached []level, arming map[string]int64, base Alert, g *groups.Group, p *pause) ([]int64, error) {
 	var raised []int64
 	for i, l := range reached {
 		a := base
@@ -324,9 +380,9 @@ func (c *Checker) checkGroup(ctx context.Context, groupID int64, now time.Time, 
 		v := l.value
 		a.LevelValue = &v
 		a.Message = levelMessage(&a, p)
-		id, ok, err := c.claim(ctx, tx, &a, &g)
+		id, ok, err := c.claim(ctx, tx, &a, g)
 		if err != nil {
-			return nil, fmt.Errorf("checking group %d: %w", groupID, err)
+			return nil, err
 		}
 		if ok {
 			c.logAlert(&a)
@@ -335,53 +391,38 @@ func (c *Checker) checkGroup(ctx context.Context, groupID int64, now time.Time, 
 			}
 		}
 	}
-	if len(above) > 0 {
-		names := make(pq.StringArray, len(above))
-		for i, l := range above {
-			names[i] = l.name
-		}
-		// Re-arm the levels the balance is above again, if they fired at their current arming.
-		_, err := tx.ExecContext(ctx, `
-			UPDATE alert_state s SET arming = s.arming + 1
-			WHERE s.group_id = $1 AND s.level = ANY($2)
-			  AND EXISTS (SELECT 1 FROM alerts a WHERE a.group_id = s.group_id AND a.level = s.level AND a.arming = s.arming)`,
-			groupID, names)
-		if err != nil {
-			return nil, fmt.Errorf("checking group %d: re-arming: %w", groupID, err)
-		}
-	}
-	id, err := c.checkExpiry(ctx, tx, &g, base, now)
-	if err != nil {
-		return nil, fmt.Errorf("checking group %d: %w", groupID, err)
-	}
-	if id != 0 {
-		raised = append(raised, id)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("checking group %d: %w", groupID, err)
-	}
 	return raised, nil
 }
 
-// checkExpiry raises the expiry alert of the group's active codes expiring within the
-// window, once per soonest-expiry day. It returns the alert's id, or 0.
-func (c *Checker) checkExpiry(ctx context.Context, tx *sqlx.Tx, g *groups.Group, base Alert, now time.Time) (int64, error) {
-	var buckets []Expiring
-	end := now.Add(c.cfg.ExpiryWindow)
-	err := tx.SelectContext(ctx, &buckets, `
-		SELECT expires_at, sum(total - taken) AS n FROM code_ranges
-		WHERE group_id = $1 AND expires_at > $2 AND expires_at <= $3
-		GROUP BY expires_at HAVING sum(total - taken) > 0 ORDER BY expires_at`, g.ID, now, end)
-	if err != nil {
-		return 0, fmt.Errorf("reading expiring codes: %w", err)
+// rearm re-arms the levels the balance is above again, if they fired at their current
+// arming: the next fall to such a level raises a new alert.
+func rearm(ctx context.Context, tx *sqlx.Tx, groupID int64, above []level) error {
+	if len(above) == 0 {
+		return nil
 	}
+	names := make(pq.StringArray, len(above))
+	for i, l := range above {
+		names[i] = l.name
+	}
+	_, err := tx.ExecContext(ctx, `
+		UPDATE alert_state s SET arming = s.arming + 1
+		WHERE s.group_id = $1 AND s.level = ANY($2)
+		  AND EXISTS (SELECT 1 FROM alerts a WHERE a.group_id = s.group_id AND a.level = s.level AND a.arming = s.arming)`,
+		groupID, names)
+	return err
+}
+
+// checkExpiry raises the expiry alert of the group's active codes expiring within the
+// window (buckets, soonest first), once per soonest-expiry day. It returns the alert's id, or 0.
+func (c *Service) checkExpiry(ctx context.Context, tx *sqlx.Tx, g *groups.Group, buckets []Expiring, base Alert, now time.Time) (int64, error) {
 	if len(buckets) == 0 {
 		return 0, nil
 	}
+	end := now.Add(c.cfg.ExpiryWindow)
 	total, unissued := UnissuedAtExpiry(now, buckets, base.RatePerDay)
 	a := base
 	soonest := buckets[0].ExpiresAt
-	a.Level, a.Arming = LevelExpiry, soonest.UTC().Unix()/86400
+	a.Level, a.Arming = LevelExpiry, expiryDay(soonest)
 	a.MailingID = nil
 	a.Expiring, a.ExpiringUnissued, a.ExpiringBefore, a.SoonestExpiry = &total, &unissued, &end, &soonest
 	a.Message = expiryMessage(&a)
@@ -396,7 +437,7 @@ func (c *Checker) checkExpiry(ctx context.Context, tx *sqlx.Tx, g *groups.Group,
 // claim inserts the alert unless (group, level, arming) exists, and its deliveries
 // (one per email address, one for the webhook) unless it is suppressed. ok is false
 // when the alert had been raised already.
-func (c *Checker) claim(ctx context.Context, tx *sqlx.Tx, a *Alert, g *groups.Group) (id int64, ok bool, err error) {
+func (c *Service) claim(ctx context.Context, tx *sqlx.Tx, a *Alert, g *groups.Group) (id int64, ok bool, err error) {
 	rows, err := sqlx.NamedQueryContext(ctx, tx, `
 		INSERT INTO alerts (group_id, level, arming, level_value, balance, total, threshold, issued_in_window,
 		                    window_days, rate_per_day, dry_at, expiring, expiring_unissued, expiring_before,
@@ -442,7 +483,7 @@ func (c *Checker) claim(ctx context.Context, tx *sqlx.Tx, a *Alert, g *groups.Gr
 }
 
 // logAlert is the log channel, which every alert goes to.
-func (c *Checker) logAlert(a *Alert) {
+func (c *Service) logAlert(a *Alert) {
 	attrs := []any{"alert_id", a.ID, "group_id", a.GroupID, "group", a.GroupName, "level", a.Level,
 		"balance", a.Balance, "rate_per_day", a.RatePerDay, "suppressed", a.Suppressed}
 	if a.Threshold != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"promopool/alerts"
+	"promopool/groups"
 	"promopool/internal/testdb"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkCheck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := alerts.New(alerts.Config{}, db.DB, nil)
+	c, err := alerts.New(alerts.Config{}, alerts.Deps{DB: db.DB, Groups: groups.NewStore(db.DB, groups.Config{})})
 	if err != nil {
 		b.Fatal(err)
 	}

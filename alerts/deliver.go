@@ -20,8 +20,8 @@ import (
 	"promopool/metrics"
 )
 
-// alertColumns reads an Alert with its group's name (alias a for alerts, g for groups).
-const alertColumns = `a.id, a.group_id, g.name AS group_name, a.level, a.arming, a.level_value, a.balance, a.total,
+// alertColumns reads an Alert (alias a), all but its group's name (withGroupNames).
+const alertColumns = `a.id, a.group_id, a.level, a.arming, a.level_value, a.balance, a.total,
 	a.threshold, a.issued_in_window, a.window_days, a.rate_per_day, a.dry_at, a.expiring, a.expiring_unissued,
 	a.expiring_before, a.soonest_expiry, a.mailing_id, a.suppressed, a.message, a.created_at`
 
@@ -45,7 +45,7 @@ RETURNING d.alert_id, d.channel, d.target, d.attempts`
 // batches, Concurrency at a time, until none is left that this tick may send. Each
 // failure is logged and recorded, and retried on a later tick; it never stops the
 // other deliveries.
-func (c *Checker) deliver(ctx context.Context, now time.Time, alertIDs []int64) (sent, failed int) {
+func (c *Service) deliver(ctx context.Context, now time.Time, alertIDs []int64) (sent, failed int) {
 	if alertIDs != nil && len(alertIDs) == 0 {
 		return 0, 0
 	}
@@ -95,14 +95,17 @@ func (c *Checker) deliver(ctx context.Context, now time.Time, alertIDs []int64) 
 	return sent, failed
 }
 
-func (c *Checker) loadAlerts(ctx context.Context, batch []Delivery) (map[int64]*Alert, error) {
+func (c *Service) loadAlerts(ctx context.Context, batch []Delivery) (map[int64]*Alert, error) {
 	ids := make([]int64, 0, len(batch))
 	for _, d := range batch {
 		ids = append(ids, d.AlertID)
 	}
 	var list []Alert
-	err := c.db.SelectContext(ctx, &list, `SELECT `+alertColumns+` FROM alerts a JOIN groups g ON g.id = a.group_id WHERE a.id = ANY($1)`, pq.Array(ids))
+	err := c.db.SelectContext(ctx, &list, `SELECT `+alertColumns+` FROM alerts a WHERE a.id = ANY($1)`, pq.Array(ids))
 	if err != nil {
+		return nil, err
+	}
+	if err := c.withGroupNames(ctx, list); err != nil {
 		return nil, err
 	}
 	out := make(map[int64]*Alert, len(list))
@@ -112,11 +115,30 @@ func (c *Checker) loadAlerts(ctx context.Context, batch []Delivery) (map[int64]*
 	return out, nil
 }
 
+// withGroupNames sets the alerts' GroupName to their group's current name.
+func (c *Service) withGroupNames(ctx context.Context, list []Alert) error {
+	if len(list) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(list))
+	for i := range list {
+		ids[i] = list[i].GroupID
+	}
+	names, err := c.groups.Names(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range list {
+		list[i].GroupName = names[list[i].GroupID]
+	}
+	return nil
+}
+
 // errDefinitive marks a failure that a retry cannot fix (an email address refused).
 var errDefinitive = errors.New("refused for good")
 
 // deliverOne sends one delivery and records the outcome; it reports whether it was sent.
-func (c *Checker) deliverOne(ctx context.Context, now time.Time, a *Alert, d Delivery) bool {
+func (c *Service) deliverOne(ctx context.Context, now time.Time, a *Alert, d Delivery) bool {
 	var err error
 	switch d.Channel {
 	case ChannelEmail:
@@ -181,7 +203,7 @@ func truncate(s string, n int) string {
 
 // sendEmail sends the alert to one address through the mailer transport. Its
 // Message-ID derives from the alert and the address, so a resend is recognisable.
-func (c *Checker) sendEmail(ctx context.Context, a *Alert, to string) error {
+func (c *Service) sendEmail(ctx context.Context, a *Alert, to string) error {
 	h := sha256.Sum256([]byte(strings.ToLower(to)))
 	msg := mailer.Message{
 		ID:      fmt.Sprintf("promopool-alert-%d-%s", a.ID, hex.EncodeToString(h[:6])),
@@ -215,7 +237,7 @@ type WebhookPayload struct {
 
 // postWebhook posts the alert as JSON; any answer but 2xx is a failure. The
 // Idempotency-Key header is the same on every retry of one alert.
-func (c *Checker) postWebhook(ctx context.Context, a *Alert, target string) error {
+func (c *Service) postWebhook(ctx context.Context, a *Alert, target string) error {
 	body, err := json.Marshal(WebhookPayload{Event: "promopool.alert", Alert: a})
 	if err != nil {
 		return err

@@ -5,35 +5,32 @@ import (
 	"fmt"
 
 	"github.com/lib/pq"
-
-	"promopool/groups"
 )
 
 // List returns a group's alerts newest first with their deliveries: up to limit
 // (default and maximum 100, 1000) alerts with ids below before (0 for the newest).
 // Archived groups keep their alerts. Errors: groups.ErrGroupNotFound.
-func (c *Checker) List(ctx context.Context, groupID, before int64, limit int) ([]Alert, error) {
+func (c *Service) List(ctx context.Context, groupID, before int64, limit int) ([]Alert, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	var exists bool
-	if err := c.db.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM groups WHERE id = $1)`, groupID); err != nil {
-		return nil, fmt.Errorf("listing the alerts of group %d: %w", groupID, err)
-	}
-	if !exists {
-		return nil, fmt.Errorf("group %d: %w", groupID, groups.ErrGroupNotFound)
+	if err := c.groups.Exists(ctx, groupID); err != nil {
+		return nil, err
 	}
 	out := []Alert{}
-	err := c.db.SelectContext(ctx, &out, `SELECT `+alertColumns+` FROM alerts a JOIN groups g ON g.id = a.group_id
+	err := c.db.SelectContext(ctx, &out, `SELECT `+alertColumns+` FROM alerts a
 		WHERE a.group_id = $1 AND a.id < $2 ORDER BY a.id DESC LIMIT $3`, groupID, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing the alerts of group %d: %w", groupID, err)
 	}
 	if len(out) == 0 {
 		return out, nil
+	}
+	if err := c.withGroupNames(ctx, out); err != nil {
+		return nil, fmt.Errorf("listing the alerts of group %d: %w", groupID, err)
 	}
 	ids := make([]int64, len(out))
 	byID := make(map[int64]*Alert, len(out))

@@ -7,7 +7,7 @@ import (
 	"promopool/alerts"
 )
 
-// AlertLister lists a group's alerts; *alerts.Checker satisfies it.
+// AlertLister lists a group's alerts; *alerts.Service satisfies it.
 type AlertLister interface {
 	List(ctx context.Context, groupID, before int64, limit int) ([]alerts.Alert, error)
 }

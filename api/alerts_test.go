@@ -18,10 +18,10 @@ import (
 )
 
 func TestAlertsOverHTTP(t *testing.T) {
-	var checker *alerts.Checker
+	var checker *alerts.Service
 	c := newClient(t, api.Config{}, func(d *api.Deps, db *testdb.DB) {
 		var err error
-		if checker, err = alerts.New(alerts.Config{}, db.DB, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		if checker, err = alerts.New(alerts.Config{}, alerts.Deps{DB: db.DB, Groups: groups.NewStore(db.DB, groups.Config{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
 			t.Fatal(err)
 		}
 		d.Alerts = checker

@@ -8,7 +8,6 @@ import (
 	"net/http"
 
 	"promopool/customers"
-	"promopool/groups"
 	"promopool/internal/httperr"
 )
 
@@ -30,7 +29,7 @@ func (s *Server) issueDirect(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Codes go to known customers only, unless the request asks to create one: a key
 	// may not drain a pool to made-up ids.
-	if err := groups.CheckCustomerID(in.CustomerID); err != nil {
+	if err := customers.CheckCustomerID(in.CustomerID); err != nil {
 		return badRequest("invalid_field", "customer_id: "+err.Error())
 	}
 	if err := s.customers.Require(r.Context(), in.CustomerID, in.CreateCustomer); err != nil {
@@ -118,7 +117,7 @@ func (s *Server) upsertCustomers(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) customerPromocodes(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if err := groups.CheckCustomerID(id); err != nil {
+	if err := customers.CheckCustomerID(id); err != nil {
 		return badRequest("invalid_id", err.Error())
 	}
 	before, limit := page(r)

@@ -134,7 +134,7 @@ func (s *Server) validateTemplate(w http.ResponseWriter, r *http.Request) error 
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	t, err := macros.Compile(r.Context(), macros.Source{Subject: in.Subject, HTML: in.HTML, Text: in.Text}, mailings.GroupChecker{DB: s.groups.DB()})
+	t, err := macros.Compile(r.Context(), macros.Source{Subject: in.Subject, HTML: in.HTML, Text: in.Text}, s.groups)
 	if err != nil {
 		return err
 	}

@@ -21,9 +21,9 @@ import (
 // everything wires every optional service, so the server registers every route.
 func everything(d *api.Deps, db *testdb.DB) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d.Mailings = mailings.New(mailings.Config{}, db.DB, d.Groups, nil, nil, nil, log)
+	d.Mailings = mailings.New(mailings.Config{}, mailings.Deps{DB: db.DB, Groups: d.Groups, Log: log})
 	d.Segments = segments.New(db.DB, segments.Config{})
-	checker, err := alerts.New(alerts.Config{}, db.DB, log)
+	checker, err := alerts.New(alerts.Config{}, alerts.Deps{DB: db.DB, Groups: d.Groups, Log: log})
 	if err != nil {
 		panic(err)
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	"promopool/groups"
 	"promopool/internal/csvlimit"
 )
 
@@ -189,7 +188,7 @@ func upsertBatch(ctx context.Context, tx *sqlx.Tx, rows []row) (int64, error) {
 }
 
 func checkRow(r *row) error {
-	if err := groups.CheckCustomerID(r.id); err != nil {
+	if err := CheckCustomerID(r.id); err != nil {
 		return err
 	}
 	if r.email != nil && *r.email != "" {
@@ -375,7 +374,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Customer, error) {
 // that asks for it, "create_customer": true). Errors: ErrNotFound, a bad id.
 func (s *Store) Require(ctx context.Context, id string, create bool) error {
 	if create {
-		if err := groups.CheckCustomerID(id); err != nil {
+		if err := CheckCustomerID(id); err != nil {
 			return err
 		}
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO customers (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {

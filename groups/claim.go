@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
-	"sync"
-	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"promopool/customers"
 	"promopool/metrics"
 )
 
@@ -122,8 +119,8 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 	if rv.id == 0 {
 		return res, nil
 	}
-	if testHookBeforeIssue != nil {
-		testHookBeforeIssue()
+	if s.hooks.beforeIssue != nil {
+		s.hooks.beforeIssue()
 	}
 	missing, err := s.issue(ctx, req, rv, covered, res)
 	if err != nil {
@@ -165,11 +162,12 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 // identical claim's issues were released under it.
 const maxClaimRounds = 3
 
-// Hooks for tests to force the interleavings they name (nil outside tests).
-var (
-	testHookBeforeIssue func() // Claim: codes reserved, issues not yet recorded
-	testHookConflict    func() // issueOnce: a concurrent identical claim served some customers first
-)
+// claimHooks let a test force the interleavings they name; nil outside tests. They
+// live on the Store, so a test's hooks touch only the claims of its own store.
+type claimHooks struct {
+	beforeIssue func() // Claim: codes reserved, issues not yet recorded
+	onConflict  func() // issueOnce: a concurrent identical claim served some customers first
+}
 
 // checkBatch validates a batch and returns its customers without repeats, in order.
 func checkBatch(scope string, ids []string) ([]string, error) {
@@ -185,7 +183,7 @@ func checkBatch(scope string, ids []string) ([]string, error) {
 	seen := make(map[string]struct{}, len(ids))
 	out := make([]string, 0, len(ids))
 	for i, id := range ids {
-		if err := CheckCustomerID(id); err != nil {
+		if err := customers.CheckCustomerID(id); err != nil {
 			return nil, invalid(fmt.Sprintf("customer_ids[%d]", i), "%s", err)
 		}
 		if _, dup := seen[id]; dup {
@@ -195,22 +193,6 @@ func checkBatch(scope string, ids []string) ([]string, error) {
 		out = append(out, id)
 	}
 	return out, nil
-}
-
-// CheckCustomerID says why a customer id is not acceptable: 1–200 characters of valid
-// UTF-8 without control characters.
-func CheckCustomerID(id string) error {
-	switch {
-	case id == "":
-		return errors.New("customer id is empty")
-	case !utf8.ValidString(id):
-		return errors.New("customer id is not valid UTF-8")
-	case utf8.RuneCountInString(id) > 200:
-		return errors.New("customer id is longer than 200 characters")
-	case strings.IndexFunc(id, unicode.IsControl) >= 0:
-		return errors.New("customer id contains a control character")
-	}
-	return nil
 }
 
 // checkLive returns ErrGroupNotFound unless the group exists and is not archived. No
@@ -272,270 +254,6 @@ func (s *Store) existingCodes(ctx context.Context, tx *sqlx.Tx, groupID int64, s
 		res.Codes[cust] = code
 	}
 	return rows.Err()
-}
-
-// reservation is codes taken out of the pool by reserve and not yet issued. One claim
-// has at most one reservation row, whatever the number of ranges it spans.
-type reservation struct {
-	id       int64    // reservations.id; 0 when nothing was reserved
-	ids      []int64  // the reserved code ids in claim order
-	codes    []string // their codes, in the same order
-	ranges   []int64  // spans of cursor-reserved ids, one per range
-	lo, hi   []int64
-	freeIDs  []int64 // ids taken from returned_codes
-	freeRngs []int64
-}
-
-// reserveFast is the common case of reserve in one statement (one round trip, its own
-// implicit transaction): no returned codes waiting in the group, so take up to $3 codes
-// from the first claimable range (as advanceCursor does) with their code strings, and
-// record the reservation. It returns no row when the group has returned codes to
-// consume first or no claimable range; reserve then takes the general path.
-//
-// The transaction commits with synchronous_commit off (set_config(…, true) is local to
-// this statement's transaction), so the range's row lock is released without waiting
-// for the WAL flush: concurrent claims no longer queue behind each other's fsync. This
-// is safe because the reservation is worth nothing until its issue commits, and the
-// issue transaction commits synchronously: its commit flushes the WAL up to its own
-// commit record, which lies after this transaction's, so an issue that was acknowledged
-// can never outlive its reservation. A crash can only lose reservations whose issue had
-// not committed; the cursor, the taken count and the reservation row are lost together
-// (one transaction), so those codes are simply unissued again — nothing to repair.
-const reserveFast = `
-WITH r AS (
-    SELECT id, next_id, last_id FROM code_ranges
-    WHERE group_id = $1 AND next_id <= last_id AND (expires_at IS NULL OR expires_at > $2)
-      AND NOT EXISTS (SELECT 1 FROM returned_codes rc
-                      WHERE rc.group_id = $1 AND (rc.expires_at IS NULL OR rc.expires_at > $2))
-    ORDER BY expires_at NULLS LAST, id
-    LIMIT 1
-    FOR UPDATE),
-c AS (
-    SELECT c.id, c.code FROM r, LATERAL (
-        SELECT id, code FROM codes WHERE id >= r.next_id AND id <= r.last_id ORDER BY id LIMIT $3) c),
-n AS (SELECT count(*) AS n, max(id) AS hi FROM c),
-upd AS (
-    UPDATE code_ranges cr
-    SET next_id = CASE WHEN n.n < $3 THEN r.last_id + 1 ELSE n.hi + 1 END,
-        taken = cr.taken + n.n
-    FROM r, n WHERE cr.id = r.id
-    RETURNING cr.id),
-rsv AS (
-    INSERT INTO reservations (group_id, scope, range_ids, span_lo, span_hi, free_ids, created_at)
-    SELECT $1, $4, ARRAY[r.id], ARRAY[r.next_id], ARRAY[n.hi], '{}', $2 FROM r, n WHERE n.n > 0
-    RETURNING id)
-SELECT r.id, r.next_id AS lo, coalesce(n.hi, r.next_id - 1) AS hi,
-       coalesce((SELECT array_agg(id ORDER BY id) FROM c), '{}') AS ids,
-       coalesce((SELECT array_agg(code ORDER BY id) FROM c), '{}') AS codes,
-       coalesce((SELECT id FROM rsv), 0) AS rsv,
-       set_config('synchronous_commit', 'off', true) AS sync
-FROM r, n`
-
-// takeReturned consumes codes returned to the pool, soonest expiry first. SKIP LOCKED:
-// concurrent claims take disjoint rows and never wait on each other.
-const takeReturned = `
-WITH d AS (
-    DELETE FROM returned_codes WHERE code_id IN (
-        SELECT code_id FROM returned_codes
-        WHERE group_id = $1 AND (expires_at IS NULL OR expires_at > $2)
-        ORDER BY expires_at NULLS LAST, code_id
-        LIMIT $3
-        FOR UPDATE SKIP LOCKED)
-    RETURNING code_id, range_id, expires_at)
-SELECT d.code_id, d.range_id, c.code FROM d JOIN codes c ON c.id = d.code_id
-ORDER BY d.expires_at NULLS LAST, d.code_id`
-
-// countReturnedTaken counts codes taken from the free list back into their ranges.
-const countReturnedTaken = `
-UPDATE code_ranges cr SET taken = cr.taken + x.n
-FROM (SELECT r AS id, count(*) AS n FROM unnest($1::bigint[]) r GROUP BY r) x
-WHERE cr.id = x.id`
-
-// advanceCursor takes up to $3 codes from the group's first claimable range (soonest
-// expiry, then upload order; index code_ranges_claim), locked FOR UPDATE so concurrent
-// claims serialise on this one short statement only. The ids come from an index scan of
-// the codes' primary key; the codes rows are never written. A range that cannot fill
-// the request is used up, so its cursor moves past its last id (skipping trailing gaps
-// left by duplicate lines). A waiting claim re-reads the locked row (EvalPlanQual) and
-// skips it if it was used up meanwhile.
-const advanceCursor = `
-WITH r AS (
-    SELECT id, next_id, last_id FROM code_ranges
-    WHERE group_id = $1 AND next_id <= last_id AND (expires_at IS NULL OR expires_at > $2)
-    ORDER BY expires_at NULLS LAST, id
-    LIMIT 1
-    FOR UPDATE),
-ids AS (
-    SELECT c.id, c.code FROM r, LATERAL (
-        SELECT id, code FROM codes WHERE id >= r.next_id AND id <= r.last_id ORDER BY id LIMIT $3) c),
-n AS (SELECT count(*) AS n, max(id) AS hi FROM ids),
-upd AS (
-    UPDATE code_ranges cr
-    SET next_id = CASE WHEN n.n < $3 THEN r.last_id + 1 ELSE n.hi + 1 END,
-        taken = cr.taken + n.n
-    FROM r, n WHERE cr.id = r.id
-    RETURNING cr.id)
-SELECT r.id, r.next_id AS lo, coalesce(n.hi, r.next_id - 1) AS hi,
-       coalesce((SELECT array_agg(id ORDER BY id) FROM ids), '{}') AS ids,
-       coalesce((SELECT array_agg(code ORDER BY id) FROM ids), '{}') AS codes
-FROM r, n`
-
-const insertReservation = `
-INSERT INTO reservations (group_id, scope, range_ids, span_lo, span_hi, free_ids, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`
-
-// extendReservation adds spans and free codes to a claim's reservation (the claim's
-// first range ran out in reserveFast). No row: a recoverer took the reservation.
-const extendReservation = `
-UPDATE reservations SET range_ids = range_ids || $2::bigint[], span_lo = span_lo || $3::bigint[],
-    span_hi = span_hi || $4::bigint[], free_ids = free_ids || $5::bigint[]
-WHERE id = $1`
-
-// reserve takes up to n codes out of the pool and records them as a reservation.
-// Usually one statement (reserveFast); the general path (reserveOnce, its own short
-// transaction) takes returned codes first and spans several ranges. It retries a
-// transaction that lost a deadlock (two claims taking returned codes of several ranges
-// in different orders).
-func (s *Store) reserve(ctx context.Context, groupID int64, scope string, n int) (*reservation, error) {
-	rv := &reservation{}
-	now := s.now()
-	st, err := s.stmt(ctx, reserveFast)
-	if err != nil {
-		return nil, err
-	}
-	var rng, lo, hi int64
-	var ids pq.Int64Array
-	var codes pq.StringArray
-	var sync string
-	err = st.QueryRowContext(ctx, groupID, now, n, scope).Scan(&rng, &lo, &hi, &ids, &codes, &rv.id, &sync)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		// Returned codes to take first, or no claimable range: the general path.
-	case err != nil:
-		return nil, fmt.Errorf("advancing the cursor: %w", err)
-	case len(ids) != len(codes):
-		return nil, fmt.Errorf("advancing the cursor: %d ids, %d codes", len(ids), len(codes))
-	case len(ids) > 0:
-		rv.ids, rv.codes = ids, codes
-		rv.ranges, rv.lo, rv.hi = []int64{rng}, []int64{lo}, []int64{hi}
-	}
-	// A range that held only trailing gaps was closed and reserved nothing: go on.
-	if len(rv.ids) == n {
-		return rv, nil
-	}
-	for attempt := 0; ; attempt++ {
-		more, err := s.reserveOnce(ctx, groupID, scope, n-len(rv.ids), rv.id)
-		if err != nil && attempt < 3 && isRetryable(err) {
-			continue
-		}
-		if err != nil {
-			if rv.id != 0 {
-				// The first part stays reserved; RecoverReservations returns it.
-				return nil, fmt.Errorf("%w (reservation %d left to recovery)", err, rv.id)
-			}
-			return nil, err
-		}
-		if rv.id == 0 {
-			rv.id = more.id
-		}
-		rv.ids, rv.codes = append(rv.ids, more.ids...), append(rv.codes, more.codes...)
-		rv.ranges, rv.lo, rv.hi = append(rv.ranges, more.ranges...), append(rv.lo, more.lo...), append(rv.hi, more.hi...)
-		rv.freeIDs, rv.freeRngs = append(rv.freeIDs, more.freeIDs...), append(rv.freeRngs, more.freeRngs...)
-		return rv, nil
-	}
-}
-
-// reserveOnce is the general path of reserve, in one transaction: returned codes first,
-// then as many ranges as it takes. It records a new reservation, or extends reservation
-// rsvID when the claim already holds one. synchronous_commit is off as in reserveFast.
-func (s *Store) reserveOnce(ctx context.Context, groupID int64, scope string, n int, rsvID int64) (*reservation, error) {
-	now := s.now()
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	rv := &reservation{id: rsvID, ids: make([]int64, 0, n), codes: make([]string, 0, n)}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-		return nil, err
-	}
-
-	rows, err := tx.QueryContext(ctx, takeReturned, groupID, now, n)
-	if err != nil {
-		return nil, fmt.Errorf("taking returned codes: %w", err)
-	}
-	for rows.Next() {
-		var id, rng int64
-		var code string
-		if err := rows.Scan(&id, &rng, &code); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		rv.freeIDs = append(rv.freeIDs, id)
-		rv.freeRngs = append(rv.freeRngs, rng)
-		rv.codes = append(rv.codes, code)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("taking returned codes: %w", err)
-	}
-	if len(rv.freeIDs) > 0 {
-		if _, err := tx.ExecContext(ctx, countReturnedTaken, pq.Array(rv.freeRngs)); err != nil {
-			return nil, fmt.Errorf("counting returned codes taken: %w", err)
-		}
-		rv.ids = append(rv.ids, rv.freeIDs...)
-	}
-
-	for len(rv.ids) < n {
-		var rng, lo, hi int64
-		var ids pq.Int64Array
-		var codes pq.StringArray
-		err := tx.QueryRowContext(ctx, advanceCursor, groupID, now, n-len(rv.ids)).Scan(&rng, &lo, &hi, &ids, &codes)
-		if errors.Is(err, sql.ErrNoRows) {
-			break // no claimable range left: the pool is exhausted
-		}
-		if err != nil {
-			return nil, fmt.Errorf("advancing the cursor: %w", err)
-		}
-		if len(ids) != len(codes) {
-			return nil, fmt.Errorf("advancing the cursor: %d ids, %d codes", len(ids), len(codes))
-		}
-		if len(ids) == 0 {
-			continue // a range holding only trailing gaps, now closed
-		}
-		rv.ids, rv.codes = append(rv.ids, ids...), append(rv.codes, codes...)
-		rv.ranges, rv.lo, rv.hi = append(rv.ranges, rng), append(rv.lo, lo), append(rv.hi, hi)
-	}
-	if len(rv.ids) == 0 {
-		return rv, nil // nothing reserved: nothing to record
-	}
-	if rsvID == 0 {
-		err = tx.GetContext(ctx, &rv.id, insertReservation, groupID, scope, pq.Array(nonNil(rv.ranges)), pq.Array(nonNil(rv.lo)), pq.Array(nonNil(rv.hi)),
-			pq.Array(nonNil(rv.freeIDs)), now)
-		if err != nil {
-			return nil, fmt.Errorf("recording the reservation: %w", err)
-		}
-	} else {
-		r, err := tx.ExecContext(ctx, extendReservation, rsvID, pq.Array(nonNil(rv.ranges)), pq.Array(nonNil(rv.lo)), pq.Array(nonNil(rv.hi)),
-			pq.Array(nonNil(rv.freeIDs)))
-		if err != nil {
-			return nil, fmt.Errorf("recording the reservation: %w", err)
-		}
-		if n, _ := r.RowsAffected(); n != 1 {
-			return nil, fmt.Errorf("reservation %d: %w", rsvID, ErrReservationLost)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("committing the reservation: %w", err)
-	}
-	return rv, nil
-}
-
-func nonNil(a []int64) []int64 {
-	if a == nil {
-		return []int64{}
-	}
-	return a
 }
 
 // issueFast records the reserved codes as initial issues in one statement (its own
@@ -645,8 +363,8 @@ func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation
 		}
 	}
 	if len(lost) > 0 {
-		if testHookConflict != nil {
-			testHookConflict()
+		if s.hooks.onConflict != nil {
+			s.hooks.onConflict()
 		}
 		if err := returnCodes(ctx, tx, req.GroupID, unused); err != nil {
 			return nil, err
@@ -670,155 +388,4 @@ func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation
 		}
 	}
 	return missing, nil
-}
-
-// stmtSet caches a Store's prepared statements: a prepared statement is parsed once
-// per connection and runs in one round trip (lib/pq otherwise parses and describes every
-// parameterised query in a round trip of its own before running it), and its plan is
-// reused. database/sql re-prepares on each connection as needed.
-type stmtSet struct {
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
-}
-
-// stmt returns the prepared statement for query on the store's database handle.
-func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	s.stmts.mu.Lock()
-	defer s.stmts.mu.Unlock()
-	if st, ok := s.stmts.m[query]; ok {
-		return st, nil
-	}
-	st, err := s.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, fmt.Errorf("preparing a statement: %w", err)
-	}
-	s.stmts.m[query] = st
-	return st, nil
-}
-
-// lockRangesOf locks, in claim order (the order advanceCursor locks them in), the ranges
-// of a group that hold any of the given code ids.
-const lockRangesOf = `
-SELECT cr.id FROM code_ranges cr
-WHERE cr.group_id = $1
-  AND EXISTS (SELECT 1 FROM unnest($2::bigint[]) c WHERE c BETWEEN cr.first_id AND cr.last_id)
-ORDER BY cr.expires_at NULLS LAST, cr.id
-FOR UPDATE`
-
-// insertReturned puts codes on the free list and takes them off their ranges' taken
-// count, so issued (sum of taken) and active (sum of total - taken) stay exact. A code
-// whose range is gone (its group was removed) is not returned.
-const insertReturned = `
-WITH r AS (
-    SELECT c AS code_id, cr.id AS range_id, cr.expires_at
-    FROM unnest($2::bigint[]) c
-    JOIN code_ranges cr ON cr.group_id = $1 AND c BETWEEN cr.first_id AND cr.last_id),
-ins AS (
-    INSERT INTO returned_codes (code_id, group_id, range_id, expires_at)
-    SELECT code_id, $1, range_id, expires_at FROM r
-    ON CONFLICT (code_id) DO NOTHING
-    RETURNING range_id)
-UPDATE code_ranges cr SET taken = cr.taken - x.n
-FROM (SELECT range_id, count(*) AS n FROM ins GROUP BY range_id) x
-WHERE cr.id = x.range_id`
-
-// returnCodes puts codes of a group back into its pool.
-func returnCodes(ctx context.Context, tx *sqlx.Tx, groupID int64, ids []int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, lockRangesOf, groupID, pq.Array(ids)); err != nil {
-		return fmt.Errorf("returning codes to group %d: %w", groupID, err)
-	}
-	if _, err := tx.ExecContext(ctx, insertReturned, groupID, pq.Array(ids)); err != nil {
-		return fmt.Errorf("returning codes to group %d: %w", groupID, err)
-	}
-	return nil
-}
-
-// removeReturned takes a range's returned codes out of the pool (an upload undone or a
-// group deleted). The codes rows stay: issue history refers to them.
-func removeReturned(ctx context.Context, tx *sqlx.Tx, rangeID int64) (int64, error) {
-	res, err := tx.ExecContext(ctx, `DELETE FROM returned_codes WHERE range_id = $1`, rangeID)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}
-
-// RecoverReservations returns to their pools the codes of reservations older than
-// olderThan: claims that crashed (or stalled) between reserving and issuing. A claim
-// still running takes its reservation first (row lock) and the recoverer skips it; a
-// claim whose reservation was recovered fails with ErrReservationLost and issues
-// nothing. Returns how many codes went back. Safe to run from several processes.
-func (s *Store) RecoverReservations(ctx context.Context, olderThan time.Duration) (int64, error) {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	type rsv struct {
-		GroupID int64         `db:"group_id"`
-		Lo      pq.Int64Array `db:"span_lo"`
-		Hi      pq.Int64Array `db:"span_hi"`
-		Free    pq.Int64Array `db:"free_ids"`
-	}
-	var list []rsv
-	err = tx.SelectContext(ctx, &list, `
-		DELETE FROM reservations WHERE id IN (
-		    SELECT id FROM reservations WHERE created_at < $1 ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
-		RETURNING group_id, span_lo, span_hi, free_ids`, s.now().Add(-olderThan))
-	if err != nil {
-		return 0, fmt.Errorf("recovering reservations: %w", err)
-	}
-	var total int64
-	for _, r := range list {
-		var ids []int64
-		err := tx.SelectContext(ctx, &ids, `
-			SELECT c.id FROM unnest($1::bigint[], $2::bigint[]) AS s(lo, hi)
-			JOIN codes c ON c.id BETWEEN s.lo AND s.hi`, r.Lo, r.Hi)
-		if err != nil {
-			return 0, fmt.Errorf("recovering reservations: %w", err)
-		}
-		ids = append(ids, r.Free...)
-		if err := returnCodes(ctx, tx, r.GroupID, ids); err != nil {
-			return 0, err
-		}
-		total += int64(len(ids))
-	}
-	return total, tx.Commit()
-}
-
-// Release undoes the live initial issues of customers under (scope, group): a definitive
-// send rejection. The issue rows stay, marked released (and leave the unique index on
-// the code), and the codes go back to the pool. Returns how many codes were returned.
-func (s *Store) Release(ctx context.Context, groupID int64, scope string, customerIDs []string) (int64, error) {
-	customers, err := checkBatch(scope, customerIDs)
-	if err != nil {
-		return 0, err
-	}
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	var ids []int64
-	err = tx.SelectContext(ctx, &ids, `
-		UPDATE issues i SET released_at = now()
-		FROM unnest($1::text[]) AS u(customer_id)
-		WHERE i.customer_id = u.customer_id AND i.group_id = $2 AND i.scope = $3 AND i.kind = 'initial' AND i.released_at IS NULL
-		RETURNING i.code_id`, pq.Array(customers), groupID, scope)
-	if err != nil {
-		return 0, fmt.Errorf("releasing issues of group %d: %w", groupID, err)
-	}
-	if err := returnCodes(ctx, tx, groupID, ids); err != nil {
-		return 0, err
-	}
-	return int64(len(ids)), tx.Commit()
-}
-
-// isRetryable reports a deadlock or serialization failure: the transaction can rerun.
-func isRetryable(err error) bool {
-	var pe *pq.Error
-	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }

@@ -27,6 +27,7 @@ type Store struct {
 	now            func() time.Time
 	exampleTimeout time.Duration
 	stmts          *stmtSet
+	hooks          claimHooks
 }
 
 // Config configures a Store.
@@ -47,9 +48,6 @@ func NewStore(db *sqlx.DB, cfg Config) *Store {
 	return &Store{db: db, now: cfg.Now, exampleTimeout: cmp.Or(cfg.ExampleTimeout, 3*time.Second),
 		stmts: &stmtSet{m: map[string]*sql.Stmt{}}}
 }
-
-// DB returns the store's database handle.
-func (s *Store) DB() *sqlx.DB { return s.db }
 
 // Balance state of a group, as the list shows it.
 const (
@@ -117,15 +115,11 @@ func (g *Group) setState() {
 // rows per group) rather than counted over codes, so a list of groups holding hundreds
 // of millions of codes costs a few index lookups per group. $1 is "now" for expiry.
 const selectGroups = `
-SELECT g.id, g.name, g.description, g.low_balance_threshold, g.low_balance_percent, g.alert_emails, g.alert_webhook,
-       g.created_at, g.updated_at, g.archived_at,
-       coalesce(s.total, 0) AS total, coalesce(s.issued, 0) AS issued,
-       coalesce(s.active, 0) AS active, coalesce(s.expired, 0) AS expired
+SELECT ` + groupColumns + `,
+       ` + counterColumns + `
 FROM groups g
 LEFT JOIN LATERAL (
-    SELECT sum(r.total) AS total, sum(r.taken) AS issued,
-           sum(r.total - r.taken) FILTER (WHERE r.expires_at IS NULL OR r.expires_at > $1) AS active,
-           sum(r.total - r.taken) FILTER (WHERE r.expires_at <= $1) AS expired
+    SELECT ` + rangeSums + `
     FROM code_ranges r WHERE r.group_id = g.id
 ) s ON true`
 

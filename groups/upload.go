@@ -84,22 +84,9 @@ type UploadReport struct {
 // cannot be read as a whole (then nothing is stored); the reader's own error.
 func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*UploadReport, error) {
 	t := &tally{}
-	var src codeReader
-	body = ctxReader{ctx: ctx, r: body}
-	switch req.Format {
-	case FormatPlain:
-		src = newPlainReader(body, t)
-	case FormatCSV:
-		src = newCSVReader(body, t)
-	case FormatJSON:
-		src = newJSONReader(body, t)
-	default:
-		return nil, invalid("format", "unknown format %q (want plain, csv or json)", req.Format)
-	}
-	switch req.Source {
-	case SourceAPI, SourceWeb, SourceCLI:
-	default:
-		return nil, invalid("source", "unknown source %q", req.Source)
+	src, err := req.reader(ctxReader{ctx: ctx, r: body}, t)
+	if err != nil {
+		return nil, err
 	}
 
 	// The transaction is not bound to ctx: database/sql would roll it back from another
@@ -151,16 +138,7 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 	if rep.Duplicates > 0 {
 		s.duplicateExamples(ctx, tx, rep, st.sorted)
 	}
-	err = tx.GetContext(ctx, &rep.CreatedAt, `
-		UPDATE uploads SET expires_at = $2, lines = $3, accepted = $4, duplicates = $5, invalid = $6
-		WHERE id = $1 RETURNING created_at`,
-		rep.ID, rep.ExpiresAt, rep.Lines, rep.Accepted, rep.Duplicates, rep.Invalid)
-	if err != nil {
-		return nil, fmt.Errorf("recording upload %d: %w", rep.ID, err)
-	}
-	after := map[string]any{"upload_id": rep.ID, "source": rep.Source, "format": rep.Format, "filename": rep.Filename,
-		"accepted": rep.Accepted, "duplicates": rep.Duplicates, "invalid": rep.Invalid, "expires_at": rep.ExpiresAt}
-	if err := appendActivity(ctx, tx, req.GroupID, req.Actor, ActionUpload, nil, after); err != nil {
+	if err := recordUpload(ctx, tx, rep); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -173,6 +151,41 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 	metrics.UploadRows.WithLabelValues("duplicate").Add(float64(rep.Duplicates))
 	metrics.UploadRows.WithLabelValues("invalid").Add(float64(rep.Invalid))
 	return rep, nil
+}
+
+// reader checks the request's format and source and returns the reader of its codes.
+func (req *UploadRequest) reader(body io.Reader, t *tally) (codeReader, error) {
+	var src codeReader
+	switch req.Format {
+	case FormatPlain:
+		src = newPlainReader(body, t)
+	case FormatCSV:
+		src = newCSVReader(body, t)
+	case FormatJSON:
+		src = newJSONReader(body, t)
+	default:
+		return nil, invalid("format", "unknown format %q (want plain, csv or json)", req.Format)
+	}
+	switch req.Source {
+	case SourceAPI, SourceWeb, SourceCLI:
+	default:
+		return nil, invalid("source", "unknown source %q", req.Source)
+	}
+	return src, nil
+}
+
+// recordUpload writes an upload's final counts over its row and logs it.
+func recordUpload(ctx context.Context, tx *sqlx.Tx, rep *UploadReport) error {
+	err := tx.GetContext(ctx, &rep.CreatedAt, `
+		UPDATE uploads SET expires_at = $2, lines = $3, accepted = $4, duplicates = $5, invalid = $6
+		WHERE id = $1 RETURNING created_at`,
+		rep.ID, rep.ExpiresAt, rep.Lines, rep.Accepted, rep.Duplicates, rep.Invalid)
+	if err != nil {
+		return fmt.Errorf("recording upload %d: %w", rep.ID, err)
+	}
+	after := map[string]any{"upload_id": rep.ID, "source": rep.Source, "format": rep.Format, "filename": rep.Filename,
+		"accepted": rep.Accepted, "duplicates": rep.Duplicates, "invalid": rep.Invalid, "expires_at": rep.ExpiresAt}
+	return appendActivity(ctx, tx, rep.GroupID, rep.Actor, ActionUpload, nil, after)
 }
 
 // ctxReader fails reads once ctx is done, so a cancelled upload stops reading.
@@ -387,12 +400,8 @@ func (s *Store) duplicateExamples(ctx context.Context, tx *sqlx.Tx, rep *UploadR
 
 // Uploads lists a group's uploads, newest first. Errors: ErrGroupNotFound.
 func (s *Store) Uploads(ctx context.Context, groupID int64) ([]Upload, error) {
-	var exists bool
-	if err := s.db.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM groups WHERE id = $1)`, groupID); err != nil {
+	if err := s.Exists(ctx, groupID); err != nil {
 		return nil, err
-	}
-	if !exists {
-		return nil, fmt.Errorf("group %d: %w", groupID, ErrGroupNotFound)
 	}
 	out := []Upload{}
 	err := s.db.SelectContext(ctx, &out, `SELECT `+uploadColumns+` FROM uploads WHERE group_id = $1 ORDER BY id DESC`, groupID)

@@ -24,57 +24,13 @@ func ParseURL(s string) (Config, error) {
 	switch u.Scheme {
 	case "smtp", "smtps":
 		cfg.Kind = "smtp"
-		c := &cfg.SMTP
-		c.Host = u.Hostname()
-		if port := u.Port(); port != "" {
-			if c.Port, err = strconv.Atoi(port); err != nil {
-				return Config{}, fmt.Errorf("%w: smtp: bad port", ErrConfig)
-			}
-		}
-		if u.User != nil {
-			c.Username = u.User.Username()
-			c.Password, _ = u.User.Password()
-		}
-		c.TLS = p.str("tls")
-		if u.Scheme == "smtps" {
-			if c.TLS != "" && c.TLS != TLSImplicit {
-				return Config{}, fmt.Errorf("%w: smtps:// implies tls=tls", ErrConfig)
-			}
-			c.TLS = TLSImplicit
-		}
-		c.LocalName = p.str("helo")
-		c.Concurrency = p.int("concurrency")
-		c.Rate = p.float("rate")
-		c.Timeout = p.duration("timeout")
-		c.IdleTimeout = p.duration("idle_timeout")
-		if c.Host == "" {
-			return Config{}, fmt.Errorf("%w: smtp: host is required", ErrConfig)
+		if err := parseSMTP(u, &p, &cfg.SMTP); err != nil {
+			return Config{}, err
 		}
 	case "webhook+http", "webhook+https", "http", "https":
 		cfg.Kind = "webhook"
-		c := &cfg.Webhook
-		c.Timeout = p.duration("timeout")
-		explicit := q.Has("retries")
-		c.Retries = p.int("retries")
-		if explicit && c.Retries == 0 {
-			c.Retries = -1 // an explicit 0 means no retries
-		}
-		c.Backoff = p.duration("backoff")
-		c.MaxBackoff = p.duration("max_backoff")
-		c.Concurrency = p.int("concurrency")
-		c.Token = p.str("token")
-		target := *u
-		target.Scheme = strings.TrimPrefix(u.Scheme, "webhook+")
-		target.RawQuery = q.Encode() // the endpoint's own parameters are kept
-		if len(q) == 0 {
-			target.RawQuery = ""
-		}
-		c.URL = target.String()
-		if u.Host == "" {
-			return Config{}, fmt.Errorf("%w: webhook: host is required", ErrConfig)
-		}
-		if p.err != nil {
-			return Config{}, p.err
+		if err := parseWebhook(u, &p, &cfg.Webhook); err != nil {
+			return Config{}, err
 		}
 		return cfg, nil // unknown parameters belong to the endpoint
 	case "file":
@@ -103,6 +59,63 @@ func ParseURL(s string) (Config, error) {
 		return Config{}, fmt.Errorf("%w: %s: unknown parameter %q", ErrConfig, u.Scheme, k)
 	}
 	return cfg, nil
+}
+
+// parseSMTP reads an smtp:// or smtps:// URL into c.
+func parseSMTP(u *url.URL, p *params, c *SMTPConfig) error {
+	c.Host = u.Hostname()
+	if port := u.Port(); port != "" {
+		var err error
+		if c.Port, err = strconv.Atoi(port); err != nil {
+			return fmt.Errorf("%w: smtp: bad port", ErrConfig)
+		}
+	}
+	if u.User != nil {
+		c.Username = u.User.Username()
+		c.Password, _ = u.User.Password()
+	}
+	c.TLS = p.str("tls")
+	if u.Scheme == "smtps" {
+		if c.TLS != "" && c.TLS != TLSImplicit {
+			return fmt.Errorf("%w: smtps:// implies tls=tls", ErrConfig)
+		}
+		c.TLS = TLSImplicit
+	}
+	c.LocalName = p.str("helo")
+	c.Concurrency = p.int("concurrency")
+	c.Rate = p.float("rate")
+	c.Timeout = p.duration("timeout")
+	c.IdleTimeout = p.duration("idle_timeout")
+	if c.Host == "" {
+		return fmt.Errorf("%w: smtp: host is required", ErrConfig)
+	}
+	return nil
+}
+
+// parseWebhook reads a webhook URL into c: the webhook's own parameters are taken out
+// of the query, the others stay in the endpoint's URL.
+func parseWebhook(u *url.URL, p *params, c *WebhookConfig) error {
+	c.Timeout = p.duration("timeout")
+	explicit := p.q.Has("retries")
+	c.Retries = p.int("retries")
+	if explicit && c.Retries == 0 {
+		c.Retries = -1 // an explicit 0 means no retries
+	}
+	c.Backoff = p.duration("backoff")
+	c.MaxBackoff = p.duration("max_backoff")
+	c.Concurrency = p.int("concurrency")
+	c.Token = p.str("token")
+	target := *u
+	target.Scheme = strings.TrimPrefix(u.Scheme, "webhook+")
+	target.RawQuery = p.q.Encode() // the endpoint's own parameters are kept
+	if len(p.q) == 0 {
+		target.RawQuery = ""
+	}
+	c.URL = target.String()
+	if u.Host == "" {
+		return fmt.Errorf("%w: webhook: host is required", ErrConfig)
+	}
+	return p.err
 }
 
 // params takes typed values out of a query, removing each key it reads and

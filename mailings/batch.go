@@ -5,10 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"strings"
-	"time"
 
 	"github.com/lib/pq"
 
@@ -36,8 +33,14 @@ type outcome struct {
 	customer, status, detail string
 }
 
-// ProcessBatch runs one batch of a mailing; it is the body of the mailing:batch task and
-// is safe to run any number of times, concurrently too:
+// ProcessBatch runs one batch of a mailing, the body of the mailing:batch task, in
+// phases: take the batch's lease (lease); read its queued recipients
+// (queuedRecipients) and settle the batch if the mailing's state says so (prepare);
+// partition them into those a message can go to and those it cannot (partition);
+// claim the codes of the first and render their messages (claimCodes); send
+// (sendBatch); record every outcome (record).
+//
+// It is safe to run any number of times, concurrently too:
 //   - a lease on the batch row lets one delivery work at a time (another returns nil);
 //   - only recipients still queued are considered, so a sent message is never re-sent
 //     (except one whose send succeeded but whose record did not commit: it goes again
@@ -48,119 +51,47 @@ type outcome struct {
 // Errors: ErrNotFound (the mailing is gone: do not retry), ErrTransient (retry later),
 // database errors (retry).
 func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) error {
-	// Leases commit with synchronous_commit off (set_config(…, true) is local to the
-	// statement's transaction): a lease lost in a crash is what the crash means anyway —
-	// the batch is free for another delivery — so its commit need not wait for the WAL
-	// flush. That saved two fsyncs a batch.
-	token := rand.Int64N(math.MaxInt64-1) + 1
-	// The first lease of a batch ever is its first delivery: none of its recipients
-	// can hold a code under the mailing's scope yet (a customer is in one batch).
-	var lease struct {
-		First bool `db:"first"`
-		Sync  bool `db:"sync"`
+	lease, err := s.lease(ctx, mailingID, batch)
+	if err != nil || lease == nil {
+		return err // no lease: done already, or another delivery holds it (the reconciler follows up)
 	}
-	err := s.db.GetContext(ctx, &lease, `
-		UPDATE mailing_batches SET lease_until = now() + make_interval(secs => $3), lease_token = $4, leases = leases + 1
-		WHERE mailing_id = $1 AND batch = $2 AND done_at IS NULL AND (lease_until IS NULL OR lease_until < now())
-		RETURNING leases = 1 AS first, set_config('synchronous_commit', 'off', true) = 'off' AS sync`, mailingID, batch, s.cfg.Lease.Seconds(), token)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil // done already, or another delivery holds it (the reconciler follows up)
-	}
-	if err != nil {
-		return fmt.Errorf("leasing batch %d of mailing %d: %w", batch, mailingID, err)
-	}
-	defer s.db.ExecContext(context.WithoutCancel(ctx), `
-		UPDATE mailing_batches SET lease_until = NULL, lease_token = NULL
-		WHERE mailing_id = $1 AND batch = $2 AND lease_token = $3 AND set_config('synchronous_commit', 'off', true) = 'off'`,
-		mailingID, batch, token)
+	defer s.unlease(context.WithoutCancel(ctx), mailingID, batch, lease.token)
 	// sendCtx ends when the lease is lost: no message may leave once another delivery
 	// can hold the batch.
-	sendCtx, stopLease := s.holdLease(ctx, mailingID, batch, token)
+	sendCtx, stopLease := s.holdLease(ctx, mailingID, batch, lease.token)
 	defer stopLease()
 
 	m, err := getMailing(ctx, s.db, mailingID, "")
 	if err != nil {
 		return err
 	}
-	// The batch's queued recipients with their customer fields, in one query.
-	var recips []Recipient
-	if err := s.db.SelectContext(ctx, &recips, `
-		SELECT r.customer_id AS id, `+customerColumns+`
-		FROM mailing_recipients r LEFT JOIN customers c ON c.id = r.customer_id
-		WHERE r.mailing_id = $1 AND r.batch = $2 AND r.status = 'queued' ORDER BY r.customer_id`,
-		mailingID, batch); err != nil {
+	recips, err := s.queuedRecipients(ctx, mailingID, batch)
+	if err != nil {
 		return err
 	}
 	queued := make([]string, len(recips))
 	for i, r := range recips {
 		queued[i] = r.ID
 	}
-	switch m.Status {
-	case StatusCancelled:
-		return s.skipAndRelease(ctx, m, batch, queued, "mailing cancelled")
-	case StatusRunning:
-	default:
-		return nil // paused (resume re-enqueues), draft, finished
+	t, err := s.prepare(ctx, m, batch, queued)
+	if t == nil || err != nil {
+		return err // nothing to claim: the batch is settled, or waits for a resume
 	}
-	if len(queued) == 0 {
-		return s.record(ctx, m, batch, nil, nil)
+	outcomes, sendable := partition(recips)
+	comp, err := s.claimCodes(ctx, m, t, sendable, lease.first)
+	if errors.Is(err, groups.ErrGroupNotFound) {
+		s.pause(ctx, m.ID, "a group this mailing draws from was deleted: "+err.Error())
+		return s.record(ctx, m, batch, outcomes, nil)
 	}
-	t, err := s.tmpl.get(m)
 	if err != nil {
-		return s.skipAndRelease(ctx, m, batch, queued, "template no longer parses: "+err.Error())
-	}
-	var outcomes []outcome
-	var sendable []Recipient
-	for _, r := range recips {
-		switch {
-		case !r.Known:
-			outcomes = append(outcomes, outcome{r.ID, RecipientSkipped, "unknown customer"})
-		case r.Email == "":
-			outcomes = append(outcomes, outcome{r.ID, RecipientSkipped, "customer has no email address"})
-		default:
-			sendable = append(sendable, r)
-		}
-	}
-	var comp *composition
-	if len(sendable) > 0 {
-		comp, err = s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable, lease.First)
-		if errors.Is(err, groups.ErrGroupNotFound) {
-			s.pause(ctx, m.ID, "a group this mailing draws from was deleted: "+err.Error())
-			return s.record(ctx, m, batch, outcomes, nil)
-		}
-		if err != nil {
-			return err
-		}
-	} else {
-		comp = &composition{uncovered: map[string]string{}, issued: map[int64]int{}}
+		return err
 	}
 	// The mailing may have been paused or cancelled while codes were claimed: check
 	// once more before anything leaves.
-	var status string
-	if err := s.db.GetContext(ctx, &status, `SELECT status FROM mailings WHERE id = $1`, m.ID); err != nil {
+	if running, err := s.stillRunning(ctx, m, batch, queued, outcomes, comp); !running || err != nil {
 		return err
 	}
-	if status != StatusRunning {
-		if err := s.record(ctx, m, batch, outcomes, comp.issued); err != nil {
-			return err
-		}
-		if status == StatusCancelled {
-			return s.skipAndRelease(ctx, m, batch, pending(queued, outcomes), "mailing cancelled")
-		}
-		return nil
-	}
-	// Recipients a group could not cover get no message (and may pause the mailing);
-	// the others, who hold every code, are sent now.
-	held, err := s.heldByReservations(ctx, m, comp)
-	if err != nil {
-		return err
-	}
-	if len(comp.uncovered) > 0 {
-		if err := s.uncovered(ctx, m, t, batch, comp, &outcomes); err != nil {
-			return err
-		}
-	}
-	transient, err := s.send(ctx, sendCtx, m, t, batch, comp.rendered, &outcomes)
+	transient, held, err := s.sendBatch(ctx, sendCtx, m, t, batch, comp, &outcomes)
 	if err != nil {
 		return err
 	}
@@ -174,51 +105,108 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	return nil
 }
 
-// holdLease renews the batch's lease (held under token) every third of MAILING_LEASE
-// until stop is called. The context it returns ends when a renewal finds the lease
-// taken over by another delivery (it had expired): from then on that delivery holds
-// the batch, so this one must send nothing more. A renewal that fails (PostgreSQL out
-// of reach) is logged and tried again at the next tick; sending goes on, since
-// stopping would turn the messages in flight into ambiguous failures, and a delivery
-// that takes the batch over meanwhile can only resend with the same message ids, as
-// after a crash between sending and recording.
-func (s *Service) holdLease(ctx context.Context, mailingID int64, batch int, token int64) (context.Context, func()) {
-	lctx, cancel := context.WithCancelCause(ctx)
-	every := s.cfg.Lease / 3
-	go func() {
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-tick.C:
-			}
-			var held bool
-			qctx, qcancel := context.WithTimeout(lctx, every)
-			err := s.db.GetContext(qctx, &held, `
-				UPDATE mailing_batches SET lease_until = now() + make_interval(secs => $4)
-				WHERE mailing_id = $1 AND batch = $2 AND lease_token = $3
-				RETURNING set_config('synchronous_commit', 'off', true) = 'off'`, mailingID, batch, token, s.cfg.Lease.Seconds())
-			qcancel()
-			switch {
-			case err == nil:
-			case errors.Is(err, sql.ErrNoRows):
-				s.log.Warn("batch lease lost to another delivery: sending stops", "mailing_id", mailingID, "batch", batch)
-				cancel(errLeaseLost)
-				return
-			case lctx.Err() != nil:
-				return
-			default:
-				s.log.Warn("renewing a batch lease failed", "mailing_id", mailingID, "batch", batch, "err", err)
-			}
-		}
-	}()
-	return lctx, func() { cancel(nil) }
+// queuedRecipients reads the batch's recipients still queued, with their customer
+// fields, in one query.
+func (s *Service) queuedRecipients(ctx context.Context, mailingID int64, batch int) ([]Recipient, error) {
+	var recips []Recipient
+	if err := s.db.SelectContext(ctx, &recips, `
+		SELECT r.customer_id AS id, `+customerColumns+`
+		FROM mailing_recipients r LEFT JOIN customers c ON c.id = r.customer_id
+		WHERE r.mailing_id = $1 AND r.batch = $2 AND r.status = 'queued' ORDER BY r.customer_id`,
+		mailingID, batch); err != nil {
+		return nil, fmt.Errorf("reading the recipients of batch %d of mailing %d: %w", batch, mailingID, err)
+	}
+	return recips, nil
 }
 
-// errLeaseLost ends a batch's sending when its lease is gone.
-var errLeaseLost = errors.New("the batch's lease was lost")
+// prepare settles what it can before any claim: a cancelled mailing's queued
+// recipients are skipped (their codes returned); a mailing that is not running leaves
+// them queued (a resume enqueues the batch again); an empty batch is only recorded; a
+// template that no longer parses skips them. It returns the template when the batch
+// goes on to claim, nil when it is settled (err says how that went).
+func (s *Service) prepare(ctx context.Context, m *Mailing, batch int, queued []string) (*macros.Template, error) {
+	switch m.Status {
+	case StatusCancelled:
+		return nil, s.skipAndRelease(ctx, m, batch, queued, "mailing cancelled")
+	case StatusRunning:
+	default:
+		return nil, nil // paused (resume re-enqueues), draft, finished
+	}
+	if len(queued) == 0 {
+		return nil, s.record(ctx, m, batch, nil, nil)
+	}
+	t, err := s.tmpl.get(m)
+	if err != nil {
+		return nil, s.skipAndRelease(ctx, m, batch, queued, "template no longer parses: "+err.Error())
+	}
+	return t, nil
+}
+
+// partition sets aside the recipients no message can go to (unknown customers, no
+// email address), with their outcome, from those that get one.
+func partition(recips []Recipient) (outcomes []outcome, sendable []Recipient) {
+	for _, r := range recips {
+		switch {
+		case !r.Known:
+			outcomes = append(outcomes, outcome{r.ID, RecipientSkipped, "unknown customer"})
+		case r.Email == "":
+			outcomes = append(outcomes, outcome{r.ID, RecipientSkipped, "customer has no email address"})
+		default:
+			sendable = append(sendable, r)
+		}
+	}
+	return outcomes, sendable
+}
+
+// claimCodes claims every sendable recipient's codes and renders their messages
+// (compose); first says the batch is on its first delivery.
+func (s *Service) claimCodes(ctx context.Context, m *Mailing, t *macros.Template, sendable []Recipient, first bool) (*composition, error) {
+	if len(sendable) == 0 {
+		return &composition{uncovered: map[string]string{}, issued: map[int64]int{}}, nil
+	}
+	return s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable, first)
+}
+
+// stillRunning reads the mailing's status again after the claim. When it is no longer
+// running, nothing is sent: what was decided and issued is recorded, and a cancelled
+// mailing's recipients are skipped with their codes returned.
+func (s *Service) stillRunning(ctx context.Context, m *Mailing, batch int, queued []string, outcomes []outcome, comp *composition) (bool, error) {
+	var status string
+	if err := s.db.GetContext(ctx, &status, `SELECT status FROM mailings WHERE id = $1`, m.ID); err != nil {
+		return false, err
+	}
+	if status == StatusRunning {
+		return true, nil
+	}
+	if err := s.record(ctx, m, batch, outcomes, comp.issued); err != nil {
+		return false, err
+	}
+	if status == StatusCancelled {
+		return false, s.skipAndRelease(ctx, m, batch, pending(queued, outcomes), "mailing cancelled")
+	}
+	return false, nil
+}
+
+// sendBatch sends what the claim rendered and adds the outcomes. Recipients a group
+// could not cover get no message (and may pause the mailing); the others, who hold
+// every code, are sent now. It returns how many messages failed transiently and how
+// many recipients wait for codes that unfinished claims hold: both stay queued.
+func (s *Service) sendBatch(ctx, sendCtx context.Context, m *Mailing, t *macros.Template, batch int, comp *composition, outcomes *[]outcome) (transient, held int, err error) {
+	held, err = s.heldByReservations(ctx, m, comp)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(comp.uncovered) > 0 {
+		if err := s.uncovered(ctx, m, t, batch, comp, outcomes); err != nil {
+			return 0, 0, err
+		}
+	}
+	transient, err = s.send(ctx, sendCtx, m, t, batch, comp.rendered, outcomes)
+	if err != nil {
+		return 0, 0, err
+	}
+	return transient, held, nil
+}
 
 // heldByReservations takes out of comp.uncovered the recipients of groups whose pool
 // is empty only because reservations hold codes: claims that reserved and never issued
@@ -235,10 +223,9 @@ func (s *Service) heldByReservations(ctx context.Context, m *Mailing, comp *comp
 		if _, seen := held[g]; seen {
 			continue
 		}
-		var any bool
-		if err := s.db.GetContext(ctx, &any, `SELECT EXISTS (SELECT 1 FROM reservations WHERE group_id = $1)`,
-			m.GroupIDs[macros.GroupKey(g)]); err != nil {
-			return 0, fmt.Errorf("checking reservations: %w", err)
+		any, err := s.groups.ReservationsHeld(ctx, m.GroupIDs[macros.GroupKey(g)])
+		if err != nil {
+			return 0, err
 		}
 		held[g] = any
 	}

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
+	"promopool/customers"
 	"promopool/groups"
 	"promopool/macros"
 	"promopool/mailer"
@@ -178,9 +178,26 @@ type Config struct {
 	// OutboxStale is how long an unfinished outbox may go without a chunk before the
 	// reconciler takes over its writing (default 30 s): the writer died.
 	OutboxStale time.Duration
+}
+
+// Deps are what a Service works with. DB and Groups are required; the others may be
+// nil in processes that do without them.
+type Deps struct {
+	// DB holds the mailings' tables.
+	DB *sqlx.DB
+	// Groups claims, repeats and releases codes, and looks groups up.
+	Groups *groups.Store
+	// Enqueuer puts batch tasks on the queue; nil in processes that start no mailing.
+	Enqueuer Enqueuer
+	// Sender hands messages to the transport; nil in processes that do not send (web).
+	Sender Sender
+	// Alerter is told when a mailing pauses for lack of codes; nil: nobody is.
+	Alerter Alerter
 	// Segments answers segment audiences; without it a mailing with a segment
 	// audience is refused at creation.
 	Segments *segments.Service
+	// Log receives the service's logs (default: discarded).
+	Log *slog.Logger
 }
 
 // Service runs mailings.
@@ -191,57 +208,24 @@ type Service struct {
 	enqueuer Enqueuer
 	sender   Sender
 	alerter  Alerter
+	segments *segments.Service
 	log      *slog.Logger
 	tmpl     *templateCache
 }
 
-// New returns a Service. sender and alerter may be nil in processes that do not send
-// (web); enqueuer may be nil in processes that do not start mailings.
-func New(cfg Config, db *sqlx.DB, store *groups.Store, enq Enqueuer, sender Sender, alerter Alerter, log *slog.Logger) *Service {
+// New returns a Service with cfg's defaults filled in.
+func New(cfg Config, deps Deps) *Service {
 	cfg.BatchSize = cmp.Or(cfg.BatchSize, 500)
 	cfg.Lease = cmp.Or(cfg.Lease, 2*time.Minute)
 	cfg.ReenqueueAfter = cmp.Or(cfg.ReenqueueAfter, 5*time.Minute)
 	cfg.ReservationTimeout = cmp.Or(cfg.ReservationTimeout, time.Minute)
 	cfg.OutboxChunk = cmp.Or(cfg.OutboxChunk, 50_000)
 	cfg.OutboxStale = cmp.Or(cfg.OutboxStale, 30*time.Second)
-	return &Service{cfg: cfg, db: db, groups: store, enqueuer: enq, sender: sender, alerter: alerter, log: log, tmpl: newTemplateCache()}
-}
-
-// GroupChecker answers macros' question "do these groups exist?" from live groups.
-type GroupChecker struct{ DB sqlx.QueryerContext }
-
-// GroupsExist implements macros.GroupChecker.
-func (c GroupChecker) GroupsExist(ctx context.Context, names []string) ([]bool, error) {
-	ids, err := liveGroupIDs(ctx, c.DB, names)
-	if err != nil {
-		return nil, err
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	out := make([]bool, len(names))
-	for i, n := range names {
-		_, out[i] = ids[macros.GroupKey(n)]
-	}
-	return out, nil
-}
-
-// liveGroupIDs maps macros.GroupKey(name) to the id of the live group of that name.
-func liveGroupIDs(ctx context.Context, q sqlx.QueryerContext, names []string) (map[string]int64, error) {
-	keys := make([]string, len(names))
-	for i, n := range names {
-		keys[i] = macros.GroupKey(n)
-	}
-	var rows []struct {
-		Key string `db:"key"`
-		ID  int64  `db:"id"`
-	}
-	err := sqlx.SelectContext(ctx, q, &rows, `SELECT lower(name) AS key, id FROM groups WHERE archived_at IS NULL AND lower(name) = ANY($1)`, pq.Array(keys))
-	if err != nil {
-		return nil, fmt.Errorf("looking up groups: %w", err)
-	}
-	out := make(map[string]int64, len(rows))
-	for _, r := range rows {
-		out[r.Key] = r.ID
-	}
-	return out, nil
+	return &Service{cfg: cfg, db: deps.DB, groups: deps.Groups, enqueuer: deps.Enqueuer, sender: deps.Sender,
+		alerter: deps.Alerter, segments: deps.Segments, log: deps.Log, tmpl: newTemplateCache()}
 }
 
 // Input is a new mailing.
@@ -278,7 +262,7 @@ func (in *Input) validate() error {
 		return &groups.InvalidError{Field: "sender", Reason: fmt.Sprintf("%q is not an address like \"Shop <news@shop.example>\"", in.Sender)}
 	}
 	for i, id := range in.Audience.CustomerIDs {
-		if err := groups.CheckCustomerID(id); err != nil {
+		if err := customers.CheckCustomerID(id); err != nil {
 			return &groups.InvalidError{Field: fmt.Sprintf("audience.customer_ids[%d]", i), Reason: err.Error()}
 		}
 	}
@@ -298,10 +282,10 @@ func audienceKinds(a Audience) int {
 // checkSegment validates a segment audience and resolves its groups; a bad node is a
 // *segments.InvalidError whose path starts at the mailing ($.audience.segment…).
 func (s *Service) checkSegment(ctx context.Context, f *segments.Filter) error {
-	if s.cfg.Segments == nil {
+	if s.segments == nil {
 		return &groups.InvalidError{Field: "audience.segment", Reason: "segment audiences are not available in this process"}
 	}
-	if err := s.cfg.Segments.Check(ctx, f); err != nil {
+	if err := s.segments.Check(ctx, f); err != nil {
 		var ie *segments.InvalidError
 		if errors.As(err, &ie) {
 			return &segments.InvalidError{Path: "$.audience.segment" + strings.TrimPrefix(ie.Path, "$"), Reason: ie.Reason}
@@ -324,11 +308,11 @@ func (s *Service) Create(ctx context.Context, actor string, in Input) (*Mailing,
 		}
 	}
 	src := macros.Source{Subject: in.Subject, HTML: in.HTML, Text: in.Text}
-	t, err := macros.Compile(ctx, src, GroupChecker{DB: s.db})
+	t, err := macros.Compile(ctx, src, s.groups)
 	if err != nil {
 		return nil, err
 	}
-	ids, err := liveGroupIDs(ctx, s.db, append(t.NewCodeGroups(), t.RepeatGroups()...))
+	ids, err := s.groups.LiveIDs(ctx, append(t.NewCodeGroups(), t.RepeatGroups()...))
 	if err != nil {
 		return nil, err
 	}
@@ -382,17 +366,8 @@ func (s *Service) Get(ctx context.Context, id int64) (*Mailing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading progress of mailing %d: %w", id, err)
 	}
-	var counts []struct {
-		Name   string `db:"name"`
-		Issued int64  `db:"issued"`
-	}
-	if err := s.db.SelectContext(ctx, &counts, `
-		SELECT g.name, sum(c.issued) AS issued FROM mailing_group_counts c JOIN groups g ON g.id = c.group_id
-		WHERE c.mailing_id = $1 GROUP BY g.id, g.name`, id); err != nil {
+	if err := s.codesIssued(ctx, id, p.CodesIssued); err != nil {
 		return nil, err
-	}
-	for _, c := range counts {
-		p.CodesIssued[c.Name] = c.Issued
 	}
 	if m.StartedAt != nil {
 		end := time.Now()
@@ -405,6 +380,37 @@ func (s *Service) Get(ctx context.Context, id int64) (*Mailing, error) {
 	}
 	m.Progress = p
 	return m, nil
+}
+
+// codesIssued fills byName with the codes the mailing issued from each group, by the
+// group's current name (a removed group is left out).
+func (s *Service) codesIssued(ctx context.Context, id int64, byName map[string]int64) error {
+	var counts []struct {
+		GroupID int64 `db:"group_id"`
+		Issued  int64 `db:"issued"`
+	}
+	if err := s.db.SelectContext(ctx, &counts, `
+		SELECT group_id, sum(issued) AS issued FROM mailing_group_counts
+		WHERE mailing_id = $1 GROUP BY group_id ORDER BY group_id`, id); err != nil {
+		return fmt.Errorf("reading the codes issued by mailing %d: %w", id, err)
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(counts))
+	for i, c := range counts {
+		ids[i] = c.GroupID
+	}
+	names, err := s.groups.Names(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, c := range counts {
+		if name, ok := names[c.GroupID]; ok {
+			byName[name] = c.Issued
+		}
+	}
+	return nil
 }
 
 // List returns mailings, newest first (without progress).

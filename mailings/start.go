@@ -47,14 +47,9 @@ func (s *Service) Start(ctx context.Context, id int64, whileCodesLast bool) (*Ma
 	if m.Status != StatusDraft {
 		return nil, fmt.Errorf("starting mailing %d (%s): %w", id, m.Status, ErrState)
 	}
-	var seg *segments.Query
-	if m.Audience.Segment != nil {
-		if s.cfg.Segments == nil {
-			return nil, fmt.Errorf("mailing %d has a segment audience and this process has no segments service", id)
-		}
-		if seg, err = s.cfg.Segments.Prepare(ctx, m.Audience.Segment); err != nil {
-			return nil, fmt.Errorf("mailing %d: segment audience: %w", id, err)
-		}
+	seg, err := s.prepareSegment(ctx, m)
+	if err != nil {
+		return nil, err
 	}
 	n, err := audienceSize(ctx, tx, m.Audience, seg)
 	if err != nil {
@@ -68,62 +63,26 @@ func (s *Service) Start(ctx context.Context, id int64, whileCodesLast bool) (*Ma
 		return nil, err
 	}
 	if !whileCodesLast {
-		short := &InsufficientCodesError{Audience: n, Missing: map[string]int64{}}
-		for _, g := range t.NewCodeGroups() {
-			gid, ok := m.GroupIDs[macros.GroupKey(g)]
-			if !ok {
-				short.Missing[g] = n
-				continue
-			}
-			grp, err := s.groups.Get(ctx, gid)
-			if err != nil {
-				short.Missing[g] = n // archived since the mailing was created
-				continue
-			}
-			if grp.Active < n {
-				short.Missing[grp.Name] = n - grp.Active
-			}
-		}
-		if len(short.Missing) > 0 {
-			return nil, short
+		if err := s.checkCodes(ctx, m, t, n); err != nil {
+			return nil, err
 		}
 	}
-	// The outbox: explicit ids deduplicated, keeping each id's first position, in this
-	// transaction; every customer by id, or a segment's customers by number, in chunks
-	// of whole batches, the first in this transaction and the rest after it commits
-	// (fillOutbox), so the first batches are sent while the rest is written.
-	var refs []BatchRef
-	complete := true
-	cursor, next := "", 0
-	if m.Audience.All || seg != nil {
-		var written int
-		refs, cursor, written, err = s.writeChunk(ctx, tx, m, seg, "", 0)
-		next = (written + m.BatchSize - 1) / m.BatchSize
-		complete = written < s.chunkSize(m)
-	} else {
-		if _, err = tx.ExecContext(ctx, `
-			INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
-			SELECT $1, id, (row_number() OVER (ORDER BY first) - 1) / $2
-			FROM (SELECT id, min(n) AS first FROM unnest($3::text[]) WITH ORDINALITY AS u(id, n) GROUP BY id) x`,
-			id, m.BatchSize, pq.Array(m.Audience.CustomerIDs)); err == nil {
-			refs, err = insertBatches(ctx, tx, id, 0)
-		}
-	}
+	out, err := s.writeFirstChunk(ctx, tx, m, seg)
 	if err != nil {
 		return nil, fmt.Errorf("writing recipients of mailing %d: %w", id, err)
 	}
 	if _, err := tx.ExecContext(ctx, `
 		UPDATE mailings SET status = 'running', started_at = now(), while_codes_last = $2,
 		       outbox_complete = $3, outbox_cursor = $4, outbox_next_batch = $5, outbox_at = now()
-		WHERE id = $1`, id, whileCodesLast, complete, cursor, next); err != nil {
+		WHERE id = $1`, id, whileCodesLast, out.complete, out.cursor, out.next); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
-	s.enqueue(ctx, refs)
-	s.log.Info("mailing started", "mailing_id", id, "audience", n, "first_batches", len(refs))
-	if !complete {
+	s.enqueue(ctx, out.refs)
+	s.log.Info("mailing started", "mailing_id", id, "audience", n, "first_batches", len(out.refs))
+	if !out.complete {
 		// The mailing runs: the rest of its outbox is written whatever the caller does
 		// now (a client gone does not stop it); if this process dies, the reconciler
 		// continues from the cursor.
@@ -132,6 +91,77 @@ func (s *Service) Start(ctx context.Context, id int64, whileCodesLast bool) (*Ma
 		}
 	}
 	return s.Get(ctx, id)
+}
+
+// prepareSegment prepares the segment of a segment audience (nil for the others).
+func (s *Service) prepareSegment(ctx context.Context, m *Mailing) (*segments.Query, error) {
+	if m.Audience.Segment == nil {
+		return nil, nil
+	}
+	if s.segments == nil {
+		return nil, fmt.Errorf("mailing %d has a segment audience and this process has no segments service", m.ID)
+	}
+	seg, err := s.segments.Prepare(ctx, m.Audience.Segment)
+	if err != nil {
+		return nil, fmt.Errorf("mailing %d: segment audience: %w", m.ID, err)
+	}
+	return seg, nil
+}
+
+// checkCodes returns an *InsufficientCodesError unless every group the templates draw
+// new codes from has n active codes.
+func (s *Service) checkCodes(ctx context.Context, m *Mailing, t *macros.Template, n int64) error {
+	short := &InsufficientCodesError{Audience: n, Missing: map[string]int64{}}
+	for _, g := range t.NewCodeGroups() {
+		gid, ok := m.GroupIDs[macros.GroupKey(g)]
+		if !ok {
+			short.Missing[g] = n
+			continue
+		}
+		grp, err := s.groups.Get(ctx, gid)
+		if err != nil {
+			short.Missing[g] = n // archived since the mailing was created
+			continue
+		}
+		if grp.Active < n {
+			short.Missing[grp.Name] = n - grp.Active
+		}
+	}
+	if len(short.Missing) > 0 {
+		return short
+	}
+	return nil
+}
+
+// outboxChunk is what one transaction of the outbox wrote: its batches, and where the
+// outbox continues.
+type outboxChunk struct {
+	refs     []BatchRef
+	complete bool   // the whole audience is written
+	cursor   string // the last recipient written, in the audience's order
+	next     int    // the next batch number
+}
+
+// writeFirstChunk writes the outbox in the start's transaction: explicit ids
+// deduplicated, keeping each id's first position, whole; every customer by id, or a
+// segment's customers by number, in chunks of whole batches, the first here and the
+// rest after the start commits (fillOutbox), so the first batches are sent while the
+// rest is written.
+func (s *Service) writeFirstChunk(ctx context.Context, tx *sqlx.Tx, m *Mailing, seg *segments.Query) (outboxChunk, error) {
+	if m.Audience.All || seg != nil {
+		refs, cursor, written, err := s.writeChunk(ctx, tx, m, seg, "", 0)
+		return outboxChunk{refs: refs, cursor: cursor, next: (written + m.BatchSize - 1) / m.BatchSize,
+			complete: written < s.chunkSize(m)}, err
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO mailing_recipients (mailing_id, customer_id, batch)
+		SELECT $1, id, (row_number() OVER (ORDER BY first) - 1) / $2
+		FROM (SELECT id, min(n) AS first FROM unnest($3::text[]) WITH ORDINALITY AS u(id, n) GROUP BY id) x`,
+		m.ID, m.BatchSize, pq.Array(m.Audience.CustomerIDs)); err != nil {
+		return outboxChunk{}, err
+	}
+	refs, err := insertBatches(ctx, tx, m.ID, 0)
+	return outboxChunk{refs: refs, complete: true}, err
 }
 
 // chunkSize is how many recipients one outbox transaction writes: whole batches.
@@ -226,11 +256,11 @@ func (s *Service) fillChunk(ctx context.Context, id int64, seg **segments.Query)
 	switch {
 	case m.Status == StatusCancelled:
 		// Nobody else is written; the batches written are skipped by their tasks.
-	case m.Audience.Segment != nil && *seg == nil && s.cfg.Segments == nil:
+	case m.Audience.Segment != nil && *seg == nil && s.segments == nil:
 		return false, errors.New("a segment audience and no segments service in this process")
 	default:
 		if m.Audience.Segment != nil && *seg == nil {
-			if *seg, err = s.cfg.Segments.Prepare(ctx, m.Audience.Segment); err != nil {
+			if *seg, err = s.segments.Prepare(ctx, m.Audience.Segment); err != nil {
 				return false, err
 			}
 		}
@@ -263,73 +293,4 @@ func (s *Service) enqueue(ctx context.Context, refs []BatchRef) {
 	if err := s.enqueuer.EnqueueBatches(ctx, refs); err != nil {
 		s.log.Warn("enqueuing batches failed; the reconciler will retry", "mailing_id", refs[0].MailingID, "err", err)
 	}
-}
-
-// reenqueue bumps the attempt of the mailing's open batches and enqueues them.
-func (s *Service) reenqueue(ctx context.Context, q sqlx.QueryerContext, id int64) ([]BatchRef, error) {
-	var refs []BatchRef
-	err := sqlx.SelectContext(ctx, q, &refs, `
-		UPDATE mailing_batches SET attempt = attempt + 1, enqueued_at = now()
-		WHERE mailing_id = $1 AND done_at IS NULL RETURNING mailing_id, batch, attempt`, id)
-	return refs, err
-}
-
-// transition moves a mailing from one of the statuses in from to to, and re-enqueues
-// its open batches when requeue is set. Errors: ErrNotFound, ErrState.
-func (s *Service) transition(ctx context.Context, id int64, from []string, to, reason string, requeue bool) (*Mailing, error) {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	m, err := getMailing(ctx, tx, id, "FOR UPDATE")
-	if err != nil {
-		return nil, err
-	}
-	ok := false
-	for _, f := range from {
-		ok = ok || m.Status == f
-	}
-	if !ok {
-		return nil, fmt.Errorf("mailing %d is %s, cannot become %s: %w", id, m.Status, to, ErrState)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE mailings SET status = $2, pause_reason = $3 WHERE id = $1`, id, to, reason); err != nil {
-		return nil, err
-	}
-	if to == StatusCancelled && m.Status == StatusDraft {
-		_, err = tx.ExecContext(ctx, `UPDATE mailings SET finished_at = now() WHERE id = $1`, id)
-		if err != nil {
-			return nil, err
-		}
-	}
-	var refs []BatchRef
-	if requeue {
-		if refs, err = s.reenqueue(ctx, tx, id); err != nil {
-			return nil, err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	s.enqueue(ctx, refs)
-	s.log.Info("mailing "+to, "mailing_id", id, "reason", reason)
-	return s.Get(ctx, id)
-}
-
-// Pause stops a running mailing after the batches in flight. Errors: ErrNotFound, ErrState.
-func (s *Service) Pause(ctx context.Context, id int64, actor string) (*Mailing, error) {
-	return s.transition(ctx, id, []string{StatusRunning}, StatusPaused, "paused by "+actor, false)
-}
-
-// Resume continues a paused mailing where it stopped: its open batches are enqueued
-// again (recipients already sent are never sent again). Errors: ErrNotFound, ErrState.
-func (s *Service) Resume(ctx context.Context, id int64) (*Mailing, error) {
-	return s.transition(ctx, id, []string{StatusPaused}, StatusRunning, "", true)
-}
-
-// Cancel stops a mailing for good. Each open batch's task then skips its queued
-// recipients and returns their codes to the pool, under the batch's lease, so a batch
-// in flight finishes its sends before anything is released. Errors: ErrNotFound, ErrState.
-func (s *Service) Cancel(ctx context.Context, id int64, actor string) (*Mailing, error) {
-	return s.transition(ctx, id, []string{StatusDraft, StatusRunning, StatusPaused}, StatusCancelled, "cancelled by "+actor, true)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -157,10 +158,22 @@ func (s *Service) foldOnce(ctx context.Context, limit int, first bool) (n int, m
 	if len(next) == 1 && next[0].After(from) {
 		upto = next[0]
 	}
+	if n, err = foldRange(ctx, tx, from, upto); err != nil {
+		return 0, false, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE segment_fold SET folded_to = $1`, upto); err != nil {
+		return 0, false, err
+	}
+	return n, upto.Before(horizon), tx.Commit()
+}
+
+// foldRange folds the issues of [from, upto) into the summaries and count bitmaps, in
+// foldOnce's transaction, and returns how many it folded.
+func foldRange(ctx context.Context, tx *sqlx.Tx, from, upto time.Time) (int, error) {
 	// The aggregates of a batch hash hundreds of thousands of customers: in the default
 	// 4 MB they spill to disk.
 	if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '128MB'`); err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	// Customers issued a code but never upserted get a row (and a number).
 	if _, err := tx.ExecContext(ctx, `
@@ -169,7 +182,7 @@ func (s *Service) foldOnce(ctx context.Context, limit int, first bool) (n int, m
 		WHERE i.issued_at >= $1 AND i.issued_at < $2 AND i.released_at IS NULL
 		  AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = i.customer_id)
 		ON CONFLICT (id) DO NOTHING`, from, upto); err != nil {
-		return 0, false, fmt.Errorf("segment fold customers: %w", err)
+		return 0, fmt.Errorf("segment fold customers: %w", err)
 	}
 
 	var folded struct {
@@ -178,22 +191,18 @@ func (s *Service) foldOnce(ctx context.Context, limit int, first bool) (n int, m
 		NInitial pq.Int64Array `db:"n_initial"`
 		NAll     pq.Int64Array `db:"n_all"`
 	}
-	if err = tx.GetContext(ctx, &folded, foldSQL, from, upto); err != nil {
-		return 0, false, fmt.Errorf("segment fold: %w", err)
+	if err := tx.GetContext(ctx, &folded, foldSQL, from, upto); err != nil {
+		return 0, fmt.Errorf("segment fold: %w", err)
 	}
-	n = folded.N
 	if len(folded.Custs) > 0 {
 		if _, err := tx.ExecContext(ctx, bucketsClearSQL, folded.Custs); err != nil {
-			return 0, false, fmt.Errorf("segment fold, count bitmaps: %w", err)
+			return 0, fmt.Errorf("segment fold, count bitmaps: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, bucketsSetSQL, folded.Custs, folded.NInitial, folded.NAll); err != nil {
-			return 0, false, fmt.Errorf("segment fold, count bitmaps: %w", err)
+			return 0, fmt.Errorf("segment fold, count bitmaps: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE segment_fold SET folded_to = $1`, upto); err != nil {
-		return 0, false, err
-	}
-	return n, upto.Before(horizon), tx.Commit()
+	return folded.N, nil
 }
 
 // RunFolder folds every interval until ctx ends (the worker runs it). Errors are logged

@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
+
+	"promopool/groups"
 )
 
 // Config tunes a Service; zero values take the defaults.
@@ -29,11 +30,13 @@ type Config struct {
 
 // Service answers filters over one database.
 type Service struct {
-	db  *sqlx.DB
-	cfg Config
+	db     *sqlx.DB
+	cfg    Config
+	groups *groups.Store
 }
 
-// New returns a Service over db.
+// New returns a Service over db. The groups a filter names are looked up through a
+// groups.Store on the same db (groups owns their table).
 func New(db *sqlx.DB, cfg Config) *Service {
 	if cfg.FoldBatch <= 0 {
 		cfg.FoldBatch = 200_000
@@ -47,7 +50,7 @@ func New(db *sqlx.DB, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{db: db, cfg: cfg}
+	return &Service{db: db, cfg: cfg, groups: groups.NewStore(db, groups.Config{})}
 }
 
 // ErrBadCursor is returned for a paging cursor this package did not produce.
@@ -293,28 +296,11 @@ func (s *Service) resolve(ctx context.Context, f *Filter) error {
 			names = append(names, strings.ToLower(strings.TrimSpace(r.g.Name)))
 		}
 	}
-	// One round trip: the ids that exist (name ''), and per name the live group of that
-	// name, else the latest archived one.
-	var rows []struct {
-		ID   int64  `db:"id"`
-		Name string `db:"name"`
-	}
-	err := s.db.SelectContext(ctx, &rows, `
-		SELECT id, '' AS name FROM groups WHERE id = ANY ($1)
-		UNION ALL
-		(SELECT DISTINCT ON (lower(name)) id, lower(name) FROM groups WHERE lower(name) = ANY ($2)
-		 ORDER BY lower(name), archived_at IS NOT NULL, archived_at DESC)`, pq.Array(ids), pq.Array(names))
+	// One round trip: the ids that exist, and per name the live group of that name,
+	// else the latest archived one.
+	byID, byName, err := s.groups.Resolve(ctx, ids, names)
 	if err != nil {
-		return fmt.Errorf("resolving groups: %w", err)
-	}
-	byID := map[int64]bool{}
-	byName := map[string]int64{}
-	for _, r := range rows {
-		if r.Name == "" {
-			byID[r.ID] = true
-		} else {
-			byName[r.Name] = r.ID
-		}
+		return err
 	}
 	for _, r := range refs {
 		if r.g.ID > 0 {

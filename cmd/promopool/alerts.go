@@ -14,6 +14,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"promopool/alerts"
+	"promopool/groups"
 	"promopool/mailer"
 )
 
@@ -73,9 +74,9 @@ func daysVar(getenv func(string) string, name string, def time.Duration) (time.D
 	return durationVar(getenv, name, def)
 }
 
-// alertChecker builds the alerts checker; with email, it sends alert emails through
+// alertChecker builds the alerts service; with email, it sends alert emails through
 // ALERTS_MAILER_URL's transport (processes that only list alerts pass false).
-func (m *Main) alertChecker(db *sqlx.DB, email bool) (*alerts.Checker, error) {
+func (m *Main) alertChecker(db *sqlx.DB, email bool) (*alerts.Service, error) {
 	ac := m.cfg.Alerts
 	cfg := alerts.Config{Timeout: ac.Timeout, ExpiryWindow: ac.ExpiryWindow, MailFrom: ac.MailFrom, WebhookTimeout: ac.WebhookTimeout}
 	if email {
@@ -91,7 +92,7 @@ func (m *Main) alertChecker(db *sqlx.DB, email bool) (*alerts.Checker, error) {
 		m.closer = append(m.closer, func() { transport.Close() })
 		cfg.Email = transport
 	}
-	return alerts.New(cfg, db, m.log)
+	return alerts.New(cfg, alerts.Deps{DB: db, Groups: groups.NewStore(db, groups.Config{}), Log: m.log})
 }
 
 // alertsCmd runs `promopool alerts check`: one balance check now, its result printed
@@ -125,7 +126,7 @@ func (m *Main) cronOptions() []cron.Option {
 }
 
 // addAlertsJob schedules the balance check on ALERTS_SCHEDULE.
-func (m *Main) addAlertsJob(ctx context.Context, cr *cron.Cron, c *alerts.Checker) error {
+func (m *Main) addAlertsJob(ctx context.Context, cr *cron.Cron, c *alerts.Service) error {
 	_, err := cr.AddFunc(m.cfg.Alerts.Schedule, func() {
 		if _, err := c.Check(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			m.log.Error("alert check failed", "err", err)

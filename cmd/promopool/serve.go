@@ -139,8 +139,9 @@ func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.
 		alerter = checker
 	}
 	return mailings.New(mailings.Config{BatchSize: m.cfg.MailingBatchSize, Lease: m.cfg.MailingLease,
-		ReenqueueAfter: m.cfg.ReenqueueAfter, ReservationTimeout: m.cfg.ReservationTimeout, Segments: m.segments(db)},
-		db, store, worker.Enqueuer{Client: client, Inspector: m.asynqInspector()}, sender, alerter, m.log), nil
+		ReenqueueAfter: m.cfg.ReenqueueAfter, ReservationTimeout: m.cfg.ReservationTimeout},
+		mailings.Deps{DB: db, Groups: store, Enqueuer: worker.Enqueuer{Client: client, Inspector: m.asynqInspector()},
+			Sender: sender, Alerter: alerter, Segments: m.segments(db), Log: m.log}), nil
 }
 
 // asynqInspector lets the reconciler see which batches still wait in the queue. The

@@ -129,7 +129,7 @@ func Mailing(ctx context.Context, cfg MailingConfig) (*MailingResult, error) {
 	}
 	client := asynq.NewClient(aopt)
 	defer client.Close()
-	svc := mailings.New(mailings.Config{BatchSize: cfg.BatchSize}, env.DB, store, worker.Enqueuer{Client: client}, nil, nil, log)
+	svc := mailings.New(mailings.Config{BatchSize: cfg.BatchSize}, mailings.Deps{DB: env.DB, Groups: store, Enqueuer: worker.Enqueuer{Client: client}, Log: log})
 	m, err := svc.Create(ctx, "bench", mailings.Input{Name: "bench", Sender: "Shop <shop@example.com>", Subject: "Hi {{client.first_name}}",
 		HTML: benchTemplate, Audience: mailings.Audience{All: true}, BatchSize: cfg.BatchSize})
 	if err != nil {
