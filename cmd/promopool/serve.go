@@ -18,6 +18,7 @@ import (
 	"promopool/api"
 	"promopool/auth"
 	"promopool/customers"
+	"promopool/egress"
 	"promopool/groups"
 	"promopool/mailer"
 	"promopool/mailings"
@@ -50,7 +51,7 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store := groups.NewStore(db, groups.Config{})
+	store := m.groupStore(db)
 	svc, err := m.mailingService(db, store, nil)
 	if err != nil {
 		return err
@@ -101,6 +102,15 @@ func (m *Main) web(ctx context.Context) error {
 	}
 	m.log.Info("web stopped")
 	return nil
+}
+
+// webhookPolicy is where webhooks a user typed may connect (WEBHOOK_ALLOW_PRIVATE).
+// MAILER_URL and ALERTS_MAILER_URL are the operator's and are not held to it.
+func (m *Main) webhookPolicy() egress.Policy { return egress.Policy{Allow: m.cfg.WebhookAllow} }
+
+// groupStore is the process's groups store, alert webhooks held to webhookPolicy.
+func (m *Main) groupStore(db *sqlx.DB) *groups.Store {
+	return groups.NewStore(db, groups.Config{Webhooks: m.webhookPolicy()})
 }
 
 // asynqClient connects the task producer to Redis.
@@ -171,7 +181,7 @@ func (m *Main) worker(ctx context.Context) error {
 		return fmt.Errorf("MAILER_URL: %w", err)
 	}
 	m.closer = append(m.closer, func() { transport.Close() })
-	store := groups.NewStore(db, groups.Config{})
+	store := m.groupStore(db)
 	svc, err := m.mailingService(db, store, transport)
 	if err != nil {
 		return err
