@@ -15,6 +15,7 @@ import (
 	"promopool/api"
 	"promopool/auth"
 	"promopool/groups"
+	"promopool/internal/apitest"
 	"promopool/internal/testdb"
 )
 
@@ -43,7 +44,7 @@ func newClient(t *testing.T, cfg api.Config, wire ...func(s *api.Server, db *tes
 	for _, w := range wire {
 		w(s, db)
 	}
-	srv := httptest.NewServer(s)
+	srv := httptest.NewServer(apitest.Handler(t, s))
 	t.Cleanup(srv.Close)
 	return &client{t: t, srv: srv, db: db, key: staticKey, log: logs}
 }
