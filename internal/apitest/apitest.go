@@ -196,7 +196,11 @@ func (v *validator) checkUnknownRoute(where string, routeErr error, rec *recorde
 		want, code = http.StatusMethodNotAllowed, "method_not_allowed"
 	}
 	if rec.status != want || !bytes.Contains(rec.body.Bytes(), []byte(`"code":"`+code+`"`)) {
-		v.t.Errorf("%s: undocumented route (%v) answered %d %q; document it", where, routeErr, rec.status, rec.body.String())
+		body := rec.body.String()
+		if len(body) > 200 {
+			body = body[:200] + "…"
+		}
+		v.t.Errorf("%s: undocumented route (%v) answered %d %q; document it", where, routeErr, rec.status, body)
 	}
 }
 
