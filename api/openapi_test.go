@@ -36,6 +36,22 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 }
 
+// Under /v1 the document only grows: compared with the snapshot of the first release
+// (api/openapi.v1.json), no route, response field or enum value is gone and no request
+// field became required. See docs/api-versioning.md.
+func TestOpenAPICompatibleWithV1(t *testing.T) {
+	load := func(path string) *openapi3.T {
+		doc, err := openapi3.NewLoader().LoadFromFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doc
+	}
+	for _, b := range apitest.Breaking(load("openapi.v1.json"), load("openapi.json")) {
+		t.Errorf("breaking change under /v1 (docs/api-versioning.md): %s", b)
+	}
+}
+
 // Every documented operation is served: asked without a key, an authenticated one
 // answers 401 (an unserved route would answer 404 not_found), a probe answers.
 func TestEveryDocumentedOperationIsServed(t *testing.T) {
