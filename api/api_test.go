@@ -16,6 +16,7 @@ import (
 	"promopool/auth"
 	"promopool/customers"
 	"promopool/groups"
+	"promopool/internal/apitest"
 	"promopool/internal/testdb"
 )
 
@@ -49,7 +50,7 @@ func newClient(t *testing.T, cfg api.Config, wire ...func(d *api.Deps, db *testd
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s)
+	srv := httptest.NewServer(apitest.Handler(t, s))
 	t.Cleanup(srv.Close)
 	return &client{t: t, api: s, srv: srv, db: db, key: staticKey, log: logs}
 }

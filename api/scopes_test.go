@@ -30,8 +30,11 @@ func everything(d *api.Deps, db *testdb.DB) {
 	d.Alerts = checker
 }
 
-// jsonOK stands in for the metrics handler.
-var jsonOK = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") })
+// metricsStub stands in for the metrics handler.
+var metricsStub = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, "{}")
+})
 
 // withScopedKeys adds a static key per scope (scopeKey) to the admin test key.
 func withScopedKeys(d *api.Deps, db *testdb.DB) {
@@ -54,7 +57,7 @@ func scopeKey(s auth.Scope) string { return "key-for-" + string(s) + "-012345678
 // marks as needing a key is a registered route. An undocumented or unscoped route
 // fails here (and register refuses one without a known scope).
 func TestRoutesMatchOpenAPI(t *testing.T) {
-	c := newClient(t, api.Config{Metrics: jsonOK}, everything)
+	c := newClient(t, api.Config{Metrics: metricsStub}, everything)
 	b, err := os.ReadFile("openapi.json")
 	if err != nil {
 		t.Fatal(err)
@@ -114,16 +117,20 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 // TestScopes: a key lacking a route's scope gets 403 insufficient_scope naming it, for
 // every route; the key holding just that scope, and an admin key, get past the check.
 func TestScopes(t *testing.T) {
-	c := newClient(t, api.Config{Metrics: jsonOK}, everything, withScopedKeys)
+	c := newClient(t, api.Config{Metrics: metricsStub}, everything, withScopedKeys)
 	if status, body := c.json("POST", "/v1/groups", `{"name": "G"}`); status != 201 {
 		t.Fatal(status, body)
 	}
 	for _, r := range c.api.Routes() {
 		method, path, _ := strings.Cut(r.Pattern, " ")
 		path = strings.ReplaceAll(path, "{id}", "1")
+		ctype := "application/json"
+		if r.Pattern == "PUT /v1/customers" {
+			ctype = "application/x-ndjson"
+		}
 		for _, s := range auth.Scopes {
 			c.key = scopeKey(s)
-			status, body := c.do(method, path, "application/json", strings.NewReader(`{}`))
+			status, body := c.do(method, path, ctype, strings.NewReader(`{}`))
 			e, _ := body["error"].(map[string]any)
 			allowed := s == r.Scope || s == auth.ScopeAdmin
 			switch {

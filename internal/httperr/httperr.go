@@ -92,6 +92,15 @@ var sentinels = []sentinel{
 	{macros.ErrSyntax, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrUnknownName, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrUnknownGroup, http.StatusBadRequest, "invalid_template"},
+	{macros.ErrTemplateTooLarge, http.StatusBadRequest, "invalid_template"},
+	{macros.ErrLooksLikeMacro, http.StatusBadRequest, "invalid_template"},
+	{macros.ErrURLNotEncoded, http.StatusBadRequest, "invalid_template"},
+	{macros.ErrUnsafeURL, http.StatusBadRequest, "invalid_template"},
+	{macros.ErrUnsafeContext, http.StatusBadRequest, "invalid_template"},
+	// Render-time failures of one customer's message: the template is valid, this
+	// customer's data makes the message impossible to send as written.
+	{macros.ErrMissingColumn, http.StatusUnprocessableEntity, "missing_code_column"},
+	{macros.ErrMessageTooLarge, http.StatusUnprocessableEntity, "message_too_large"},
 }
 
 // Classify returns what the HTTP layer answers for err: the domain's errors with their

@@ -71,6 +71,13 @@ func Cases() []Case {
 		{"macros.ErrSyntax", wrap(macros.ErrSyntax), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrUnknownName", wrap(macros.ErrUnknownName), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrUnknownGroup", wrap(macros.ErrUnknownGroup), http.StatusBadRequest, "invalid_template"},
+		{"macros.ErrTemplateTooLarge", wrap(macros.ErrTemplateTooLarge), http.StatusBadRequest, "invalid_template"},
+		{"macros.ErrLooksLikeMacro", wrap(macros.ErrLooksLikeMacro), http.StatusBadRequest, "invalid_template"},
+		{"macros.ErrURLNotEncoded", wrap(macros.ErrURLNotEncoded), http.StatusBadRequest, "invalid_template"},
+		{"macros.ErrUnsafeURL", wrap(macros.ErrUnsafeURL), http.StatusBadRequest, "invalid_template"},
+		{"macros.ErrUnsafeContext", wrap(macros.ErrUnsafeContext), http.StatusBadRequest, "invalid_template"},
+		{"macros.ErrMissingColumn", wrap(macros.ErrMissingColumn), http.StatusUnprocessableEntity, "missing_code_column"},
+		{"macros.ErrMessageTooLarge", wrap(macros.ErrMessageTooLarge), http.StatusUnprocessableEntity, "message_too_large"},
 
 		// The HTTP layer's own errors.
 		{"http.MaxBytesError", wrap(&http.MaxBytesError{Limit: 1 << 20}), http.StatusRequestEntityTooLarge, "body_too_large"},
