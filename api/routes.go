@@ -41,8 +41,10 @@ type route struct {
 
 // RouteInfo describes a registered route: its method and path, and the scope it needs.
 type RouteInfo struct {
+	// Pattern is the method and path, as registered ("GET /v1/groups/{id}").
 	Pattern string
-	Scope   auth.Scope
+	// Scope is the scope a key needs for it.
+	Scope auth.Scope
 }
 
 // Routes lists the authenticated routes the server serves, in registration order.
