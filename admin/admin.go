@@ -4,22 +4,20 @@
 // Asynq queues (asynqmon). Pages are server-rendered with html/template from embedded
 // files; the only JavaScript drives the upload progress bar and live mailing counts.
 //
-// Sign-in takes the admin password (ADMIN_PASSWORD) or an API key and hands back a
-// signed session cookie (HttpOnly, SameSite=Lax, Secure over TLS). Every form carries
-// a CSRF token bound to the session. Nothing under /admin/ but the sign-in page and the
-// static assets answers without a session, so codes are shown to signed-in users only.
+// Sign-in takes the admin password (ADMIN_PASSWORD, at least MinPasswordLength
+// characters) or an API key with the admin scope, throttled per address and overall,
+// and opens a server-side session (admin_sessions) whose random token travels in a
+// signed cookie (HttpOnly, SameSite=Lax, Secure over TLS). The server caps its life,
+// and sign-out, a changed password or a revoked key end it. Every form carries a CSRF
+// token bound to the session, and is read only url-encoded and up to a per-route size.
+// Nothing under /admin/ but the sign-in page and the static assets answers without a
+// session, so codes are shown to signed-in users only.
 package admin
 
 import (
 	"cmp"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -29,11 +27,15 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
 
 	"promopool/alerts"
 	"promopool/auth"
 	"promopool/customers"
 	"promopool/groups"
+	"promopool/internal/deadline"
 	"promopool/mailings"
 )
 
@@ -48,15 +50,19 @@ type Config struct {
 	// Password is the admin password (ADMIN_PASSWORD); empty allows sign-in with an API
 	// key only.
 	Password string
-	// SessionSecret signs session cookies (ADMIN_SESSION_SECRET). When empty it is
-	// derived from Password, so every web process with the same password accepts the
-	// same sessions and changing the password ends them; with neither set, a random
-	// secret is drawn at start (sessions end when the process restarts).
+	// SessionSecret signs session cookies and CSRF tokens (ADMIN_SESSION_SECRET, at
+	// least 32 bytes). When empty, a random secret is drawn by the first process that
+	// starts and kept in PostgreSQL (the secrets table), so every web process shares it.
+	// It is never derived from Password.
 	SessionSecret string
-	// SessionTTL is how long a session lasts (default 12 hours).
+	// SessionTTL is how long a session lasts from sign-in, whatever its cookie says
+	// (ADMIN_SESSION_TTL, default 12 hours).
 	SessionTTL time.Duration
 	// MaxUploadBytes caps a file uploaded from the group page (default 1 GiB).
 	MaxUploadBytes int64
+	// StreamIdle is the longest a streamed upload or export may stall before its
+	// connection is cut (default 1 minute); see internal/deadline.
+	StreamIdle time.Duration
 	// Queues, when set, is served at /admin/queues/ behind the sign-in (asynqmon built
 	// with RootPath "/admin/queues").
 	Queues http.Handler
@@ -68,6 +74,8 @@ type Deps struct {
 	Mailings  *mailings.Service
 	Customers *customers.Store
 	Keys      *auth.Keys
+	// DB keeps the sessions and the generated session secret (required).
+	DB *sqlx.DB
 	// Alerts lists a group's balance alerts on its page; nil leaves the section out.
 	Alerts AlertLister
 	// Segments answers the segment builder; nil leaves the page out.
@@ -88,6 +96,8 @@ type Handler struct {
 	pages  map[string]*template.Template
 	mux    *http.ServeMux
 	now    func() time.Time
+	// throttle slows sign-in guessing.
+	throttle *throttle
 }
 
 // Cookie names.
@@ -97,20 +107,32 @@ const (
 	flashCookie   = "promopool_flash"
 )
 
-// New builds the admin handler. Errors: a template that does not parse.
+// New builds the admin handler; without a SessionSecret it reads (or first draws and
+// stores) the shared one in PostgreSQL. Errors: a password shorter than
+// MinPasswordLength, a secret shorter than 32 bytes, no DB, the secret not readable, a
+// template that does not parse.
 func New(cfg Config, deps Deps) (*Handler, error) {
 	cfg.SessionTTL = cmp.Or(cfg.SessionTTL, 12*time.Hour)
 	cfg.MaxUploadBytes = cmp.Or(cfg.MaxUploadBytes, 1<<30)
-	h := &Handler{cfg: cfg, deps: deps, mux: http.NewServeMux(), now: time.Now}
+	cfg.StreamIdle = cmp.Or(cfg.StreamIdle, time.Minute)
 	switch {
-	case cfg.SessionSecret != "":
-		h.secret = []byte(cfg.SessionSecret)
-	case cfg.Password != "":
-		sum := sha256.Sum256([]byte("promopool admin session\x00" + cfg.Password))
-		h.secret = sum[:]
-	default:
-		h.secret = make([]byte, 32)
-		rand.Read(h.secret)
+	case deps.DB == nil:
+		return nil, errors.New("admin: Deps.DB is required")
+	case cfg.Password != "" && utf8.RuneCountInString(cfg.Password) < MinPasswordLength:
+		return nil, fmt.Errorf("ADMIN_PASSWORD: at least %d characters, please (it signs in to everything)", MinPasswordLength)
+	case cfg.SessionSecret != "" && len(cfg.SessionSecret) < 32:
+		return nil, errors.New("ADMIN_SESSION_SECRET: at least 32 random bytes (or unset: a random one is kept in PostgreSQL)")
+	}
+	h := &Handler{cfg: cfg, deps: deps, mux: http.NewServeMux(), now: time.Now, throttle: newThrottle()}
+	h.secret = []byte(cfg.SessionSecret)
+	if len(h.secret) == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		secret, err := loadSecret(ctx, deps.DB)
+		if err != nil {
+			return nil, err
+		}
+		h.secret = secret
 	}
 	pages, err := parsePages()
 	if err != nil {
@@ -153,17 +175,7 @@ func (h *Handler) routes() {
 		h.handle("GET /admin/segments", h.segmentPage)
 	}
 	if h.cfg.Queues != nil {
-		q := h.cfg.Queues
-		h.mux.Handle("/admin/queues/", h.session(func(w http.ResponseWriter, r *http.Request) {
-			// asynqmon's own API changes tasks with fetch requests that carry no token:
-			// the SameSite cookie keeps other sites from sending them, and a request
-			// whose Origin is another site is refused here as well.
-			if r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(r) {
-				http.Error(w, "cross-site request refused", http.StatusForbidden)
-				return
-			}
-			q.ServeHTTP(w, r)
-		}))
+		h.mux.Handle("/admin/queues/", h.queues(h.cfg.Queues))
 		h.mux.Handle("GET /admin/queues", http.RedirectHandler("/admin/queues/", http.StatusMovedPermanently))
 	}
 	h.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
@@ -182,61 +194,35 @@ func cacheFor(next http.Handler) http.Handler {
 	})
 }
 
-// handle registers a page that needs a session; a POST also needs the CSRF token.
+// Form body caps (session): a page's form is small; pasted codes and mailing templates
+// take more.
+const (
+	formLimit    = 64 << 10
+	pasteLimit   = 10 << 20
+	mailingLimit = 4 << 20
+)
+
+// handle registers a page that needs a session; a POST also needs the CSRF token, in a
+// url-encoded form of at most formLimit bytes.
 func (h *Handler) handle(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
-	h.mux.Handle(pattern, h.session(func(w http.ResponseWriter, r *http.Request) {
+	h.handleForm(pattern, formLimit, fn)
+}
+
+// handleForm is handle with a form of at most limit bytes.
+func (h *Handler) handleForm(pattern string, limit int64, fn func(w http.ResponseWriter, r *http.Request) error) {
+	h.mux.Handle(pattern, h.session(limit, func(w http.ResponseWriter, r *http.Request) {
 		if err := fn(w, r); err != nil {
 			h.fail(w, r, err)
 		}
 	}))
 }
 
-// Session is a signed-in user.
-type Session struct {
-	// Actor is who the activity log names: "admin" for the password, else the API key's name.
-	Actor string `json:"a"`
-	// Nonce is random per sign-in; the CSRF token derives from it.
-	Nonce   string `json:"n"`
-	Expires int64  `json:"e"`
-}
-
-type sessionCtx struct{}
-
-func sessionFrom(ctx context.Context) *Session {
-	s, _ := ctx.Value(sessionCtx{}).(*Session)
-	return s
-}
-
-// session lets a request through with a valid session cookie, and for any method but
-// GET/HEAD a CSRF token (form field csrf or header X-CSRF-Token) matching it.
-func (h *Handler) session(next http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, ok := h.readSession(r)
-		if !ok {
-			if r.Method == http.MethodGet || r.Method == http.MethodHead {
-				h.toLogin(w, r)
-				return
-			}
-			http.Error(w, "sign in first", http.StatusUnauthorized)
-			return
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasPrefix(r.URL.Path, "/admin/queues/") {
-			token := r.Header.Get("X-CSRF-Token")
-			if token == "" {
-				// Forms send the token in the body (at most 10 MB of it is read); a
-				// streamed upload sends the header instead, so its body is not read here.
-				if err := r.ParseForm(); err != nil {
-					h.errorPage(w, r, http.StatusRequestEntityTooLarge, "The form is too large to read (pasted codes are limited to 10 MB): upload a file instead.")
-					return
-				}
-				token = r.PostFormValue("csrf")
-			}
-			if !hmac.Equal([]byte(token), []byte(h.csrfToken(s))) || !sameOrigin(r) {
-				h.errorPage(w, r, http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
-				return
-			}
-		}
-		next(w, r.WithContext(context.WithValue(r.Context(), sessionCtx{}, s)))
+// handleStream is handle for a streamed upload or export: its deadlines roll while
+// bytes move (internal/deadline) instead of the server's ReadTimeout/WriteTimeout.
+func (h *Handler) handleStream(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
+	h.handle(pattern, func(w http.ResponseWriter, r *http.Request) error {
+		w, r = deadline.Roll(w, r, h.cfg.StreamIdle)
+		return fn(w, r)
 	})
 }
 
@@ -250,125 +236,8 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
-func (h *Handler) toLogin(w http.ResponseWriter, r *http.Request) {
-	next := r.URL.RequestURI()
-	http.Redirect(w, r, "/admin/login?next="+url.QueryEscape(next), http.StatusSeeOther)
-}
-
-func (h *Handler) sign(b []byte) string {
-	m := hmac.New(sha256.New, h.secret)
-	m.Write(b)
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func (h *Handler) readSession(r *http.Request) (*Session, bool) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return nil, false
-	}
-	payload, sig, ok := strings.Cut(c.Value, ".")
-	if !ok || !hmac.Equal([]byte(sig), []byte(h.sign([]byte(payload)))) {
-		return nil, false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil {
-		return nil, false
-	}
-	var s Session
-	if json.Unmarshal(b, &s) != nil || s.Actor == "" || h.now().Unix() >= s.Expires {
-		return nil, false
-	}
-	return &s, true
-}
-
-func (h *Handler) csrfToken(s *Session) string {
-	return h.sign([]byte("csrf\x00" + s.Nonce))
-}
-
 func secure(r *http.Request) bool {
 	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
-}
-
-func (h *Handler) setSession(w http.ResponseWriter, r *http.Request, actor string) {
-	n := make([]byte, 16)
-	rand.Read(n)
-	exp := h.now().Add(h.cfg.SessionTTL)
-	b, _ := json.Marshal(Session{Actor: actor, Nonce: base64.RawURLEncoding.EncodeToString(n), Expires: exp.Unix()})
-	payload := base64.RawURLEncoding.EncodeToString(b)
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: payload + "." + h.sign([]byte(payload)), Path: "/admin/",
-		Expires: exp, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode})
-}
-
-type loginData struct {
-	Next, Error, Token string
-	PasswordEnabled    bool
-}
-
-func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
-	h.renderLogin(w, r, http.StatusOK, "")
-}
-
-// renderLogin shows the sign-in form with a fresh double-submit token (a cookie and a
-// hidden field that must match), so another site cannot sign a browser in.
-func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	n := make([]byte, 16)
-	rand.Read(n)
-	tok := base64.RawURLEncoding.EncodeToString(n)
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/admin/login", HttpOnly: true,
-		Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: 3600})
-	h.render(w, r, status, "login", page{Title: "Sign in", Data: loginData{Next: safeNext(r.FormValue("next")),
-		Error: msg, Token: tok, PasswordEnabled: h.cfg.Password != ""}})
-}
-
-// safeNext keeps a post-sign-in redirect inside /admin/.
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/admin/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
-		return "/admin/groups"
-	}
-	return next
-}
-
-func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
-	c, err := r.Cookie(loginCookie)
-	if err != nil || c.Value == "" || !hmac.Equal([]byte(c.Value), []byte(r.PostFormValue("token"))) || !sameOrigin(r) {
-		h.renderLogin(w, r, http.StatusForbidden, "The sign-in form expired. Try again.")
-		return
-	}
-	secret := strings.TrimSpace(r.PostFormValue("secret"))
-	actor := ""
-	if h.cfg.Password != "" {
-		a, b := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(h.cfg.Password))
-		if subtle.ConstantTimeCompare(a[:], b[:]) == 1 {
-			actor = "admin"
-		}
-	}
-	if actor == "" && secret != "" && h.deps.Keys != nil {
-		name, err := h.deps.Keys.Authenticate(r.Context(), secret)
-		switch {
-		case err == nil:
-			actor = name
-		case !errors.Is(err, auth.ErrUnauthorized):
-			h.deps.Log.Error("admin sign-in", "err", err)
-			h.renderLogin(w, r, http.StatusInternalServerError, "Sign-in failed on our side; try again in a moment.")
-			return
-		}
-	}
-	if actor == "" {
-		h.deps.Log.Warn("admin sign-in refused", "remote", r.RemoteAddr)
-		h.renderLogin(w, r, http.StatusUnauthorized, "That password or API key is not valid.")
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/admin/login", MaxAge: -1})
-	h.setSession(w, r, actor)
-	h.deps.Log.Info("admin signed in", "actor", actor)
-	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
-}
-
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/admin/", MaxAge: -1, HttpOnly: true,
-		Secure: secure(r), SameSite: http.SameSiteLaxMode})
-	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
-	return nil
 }
 
 // page is what every template gets.

@@ -44,6 +44,7 @@ var wording = map[string]func(err error, p httperr.Problem) string{
 	"unauthorized":             fixed("That key is unknown or revoked."),
 	"key_not_found":            fixed("No live API key has that name."),
 	"key_name_taken":           fixed("A live API key already has that name."),
+	"insufficient_scope":       fixed("Your sign-in may not do that."),
 }
 
 func fixed(msg string) func(error, httperr.Problem) string {

@@ -11,12 +11,13 @@ import (
 
 	"promopool/internal/httperr"
 	"promopool/internal/httperr/httperrtest"
+	"promopool/internal/testdb"
 )
 
 // TestErrorPageEveryDomainError walks every domain error through the admin pages'
 // error page: the shared classification's status, never a 500, and words of its own.
 func TestErrorPageEveryDomainError(t *testing.T) {
-	h, err := New(Config{Password: testPassword}, Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h, err := New(Config{Password: testPassword}, Deps{DB: testdb.New(t).DB, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,11 +19,11 @@ func (h *Handler) groupRoutes() {
 	h.handle("GET /admin/groups/{id}", h.groupPage)
 	h.handle("POST /admin/groups/{id}", h.updateGroup)
 	h.handle("POST /admin/groups/{id}/delete", h.deleteGroup)
-	h.handle("POST /admin/groups/{id}/paste", h.pasteCodes)
-	h.handle("POST /admin/groups/{id}/upload", h.uploadFile)
+	h.handleForm("POST /admin/groups/{id}/paste", pasteLimit, h.pasteCodes)
+	h.handleStream("POST /admin/groups/{id}/upload", h.uploadFile)
 	h.handle("POST /admin/uploads/{id}/undo", h.undoUpload)
-	h.handle("GET /admin/groups/{id}/issues.csv", h.exportIssues)
-	h.handle("GET /admin/groups/{id}/unused.csv", h.exportUnused)
+	h.handleStream("GET /admin/groups/{id}/issues.csv", h.exportIssues)
+	h.handleStream("GET /admin/groups/{id}/unused.csv", h.exportUnused)
 }
 
 func pathID(r *http.Request) (int64, error) {

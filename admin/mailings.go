@@ -14,7 +14,7 @@ import (
 func (h *Handler) mailingRoutes() {
 	h.handle("GET /admin/mailings", h.mailingList)
 	h.handle("GET /admin/mailings/new", h.newMailing)
-	h.handle("POST /admin/mailings", h.createMailing)
+	h.handleForm("POST /admin/mailings", mailingLimit, h.createMailing)
 	h.handle("GET /admin/mailings/{id}", h.mailingPage)
 	h.handle("GET /admin/mailings/{id}/progress", h.mailingProgress)
 	h.handle("POST /admin/mailings/{id}/{action}", h.mailingAction)

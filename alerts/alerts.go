@@ -25,6 +25,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"promopool/egress"
 	"promopool/groups"
 	"promopool/mailer"
 )
@@ -68,7 +69,11 @@ type Config struct {
 	// Email sends alert emails. Nil in processes that do not send: their email
 	// deliveries wait for a process that does.
 	Email EmailSender
-	// HTTPClient posts webhooks (default: a client with WebhookTimeout).
+	// Webhooks is the address policy webhook POSTs are held to, at dial time
+	// (WEBHOOK_ALLOW_PRIVATE; default: public addresses only).
+	Webhooks egress.Policy
+	// HTTPClient posts webhooks (default: Webhooks.Client with WebhookTimeout: no
+	// proxy, no redirects, every connection checked).
 	HTTPClient *http.Client
 	// WebhookTimeout bounds one webhook POST (default 10s).
 	WebhookTimeout time.Duration
@@ -94,8 +99,7 @@ func (c *Config) fill() {
 	c.MaxAttempts = cmp.Or(c.MaxAttempts, 50)
 	c.Concurrency = cmp.Or(c.Concurrency, 8)
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: c.WebhookTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		c.HTTPClient = c.Webhooks.Client(c.WebhookTimeout)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"promopool/alerts"
+	"promopool/egress"
 	"promopool/groups"
 	"promopool/internal/smtptest"
 	"promopool/internal/testdb"
@@ -40,7 +42,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{db: testdb.New(t), smtp: smtptest.Start(t), log: &syncBuffer{}}
-	e.store = groups.NewStore(e.db.DB, groups.Config{})
+	e.store = groups.NewStore(e.db.DB, groups.Config{Webhooks: loopback})
 	tcfg, err := mailer.ParseURL(e.smtp.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -60,8 +62,8 @@ func (e *env) checker(t *testing.T, db *sqlx.DB) *alerts.Service {
 	if db == nil {
 		db = e.db.DB
 	}
-	c, err := alerts.New(alerts.Config{Email: e.mail, MailFrom: "promopool <alerts@promopool.test>", WebhookTimeout: 5 * time.Second},
-		alerts.Deps{DB: db, Groups: groups.NewStore(db, groups.Config{}), Log: slog.New(slog.NewTextHandler(e.log, nil))})
+	c, err := alerts.New(alerts.Config{Email: e.mail, MailFrom: "promopool <alerts@promopool.test>", WebhookTimeout: 5 * time.Second,
+		Webhooks: loopback}, alerts.Deps{DB: db, Groups: groups.NewStore(db, groups.Config{}), Log: slog.New(slog.NewTextHandler(e.log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +71,10 @@ func (e *env) checker(t *testing.T, db *sqlx.DB) *alerts.Service {
 }
 
 type syncBuffer = syncbuf.Buffer
+
+// loopback lets the tests' webhook receivers, on 127.0.0.1, be saved and reached
+// (WEBHOOK_ALLOW_PRIVATE=127.0.0.0/8).
+var loopback = egress.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 
 // hook is a webhook receiver that counts hits per path and fails the paths told to.
 type hook struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"promopool/egress"
 	"promopool/mailer"
 	"promopool/metrics"
 )
@@ -246,14 +247,14 @@ func (c *Service) postWebhook(ctx context.Context, a *Alert, target string) erro
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: %v", errDefinitive, err)
+		return fmt.Errorf("%w: the webhook URL %s cannot be used", errDefinitive, egress.RedactURL(target))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "promopool-alerts")
 	req.Header.Set("Idempotency-Key", fmt.Sprintf("promopool-alert-%d", a.ID))
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return err
+		return webhookError(err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -261,6 +262,19 @@ func (c *Service) postWebhook(ctx context.Context, a *Alert, target string) erro
 		return fmt.Errorf("webhook answered status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// webhookError is what a failed POST is stored and logged as. A refused address says
+// so (its class, not whether anything listens there); every other failure — refused,
+// reset, timed out, unresolvable — is one generic message, so last_error cannot be
+// used to map which hosts and ports answer, and the URL (its query may hold a token)
+// appears nowhere.
+func webhookError(err error) error {
+	var be *egress.BlockedError
+	if errors.As(err, &be) {
+		return fmt.Errorf("webhook not posted: %w", be)
+	}
+	return errors.New("webhook not reached: no HTTP answer (connection failed or timed out)")
 }
 
 // Subject is the subject line of an alert's email.

@@ -24,6 +24,7 @@ const staticKey = "test-key-0123456789abcdef"
 
 type client struct {
 	t   *testing.T
+	api *api.Server
 	srv *httptest.Server
 	db  *testdb.DB
 	key string
@@ -35,7 +36,7 @@ type client struct {
 func newClient(t *testing.T, cfg api.Config, wire ...func(d *api.Deps, db *testdb.DB)) *client {
 	t.Helper()
 	db := testdb.New(t)
-	keys, err := auth.NewKeys(db.DB, "tests:"+staticKey)
+	keys, err := auth.NewKeys(db.DB, "tests:"+staticKey+":admin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func newClient(t *testing.T, cfg api.Config, wire ...func(d *api.Deps, db *testd
 	}
 	srv := httptest.NewServer(apitest.Handler(t, s))
 	t.Cleanup(srv.Close)
-	return &client{t: t, srv: srv, db: db, key: staticKey, log: logs}
+	return &client{t: t, api: s, srv: srv, db: db, key: staticKey, log: logs}
 }
 
 // do sends a request and returns the status and the decoded JSON body.
@@ -90,7 +91,7 @@ func errCode(body map[string]any) string {
 func TestAuth(t *testing.T) {
 	c := newClient(t, api.Config{})
 	keys, _ := auth.NewKeys(c.db.DB, "")
-	stored, err := keys.Create(context.Background(), "marketing")
+	stored, err := keys.Create(context.Background(), "marketing", []auth.Scope{auth.ScopeRead})
 	if err != nil {
 		t.Fatal(err)
 	}

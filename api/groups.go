@@ -21,9 +21,10 @@ func pathID(r *http.Request, name string) (int64, error) {
 	return id, nil
 }
 
-// decodeJSON reads a JSON body of at most MaxJSONBytes into v, rejecting unknown fields.
+// decodeJSON reads a JSON body into v, rejecting unknown fields; the route's body cap
+// (register) bounds what is read.
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxJSONBytes))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
@@ -157,8 +158,7 @@ func (s *Server) uploadCodes(w http.ResponseWriter, r *http.Request) error {
 		}
 		req.ExpiresAt = &t
 	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
-	rep, err := s.groups.Load(r.Context(), req, body)
+	rep, err := s.groups.Load(r.Context(), req, r.Body)
 	if err != nil {
 		return err
 	}

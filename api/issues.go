@@ -11,16 +11,6 @@ import (
 	"promopool/internal/httperr"
 )
 
-// issueRoutes registers the issuing routes: direct issue, exports, customers and their
-// promo codes.
-func (s *Server) issueRoutes() {
-	s.handle("POST /v1/groups/{id}/issue", s.issueDirect)
-	s.handle("GET /v1/groups/{id}/issues.csv", s.exportIssues)
-	s.handle("GET /v1/groups/{id}/unused.csv", s.exportUnused)
-	s.handle("PUT /v1/customers", s.upsertCustomers)
-	s.handle("GET /v1/customers/{id}/promocodes", s.customerPromocodes)
-}
-
 func (s *Server) issueDirect(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
@@ -31,9 +21,18 @@ func (s *Server) issueDirect(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("missing_idempotency_key", "send an Idempotency-Key header: the same key returns the same code")
 	}
 	var in struct {
-		CustomerID string `json:"customer_id"`
+		CustomerID     string `json:"customer_id"`
+		CreateCustomer bool   `json:"create_customer"`
 	}
 	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	// Codes go to known customers only, unless the request asks to create one: a key
+	// may not drain a pool to made-up ids.
+	if err := customers.CheckCustomerID(in.CustomerID); err != nil {
+		return badRequest("invalid_field", "customer_id: "+err.Error())
+	}
+	if err := s.customers.Require(r.Context(), in.CustomerID, in.CreateCustomer); err != nil {
 		return err
 	}
 	res, err := s.groups.IssueDirect(r.Context(), id, in.CustomerID, key)
@@ -108,8 +107,7 @@ func (s *Server) upsertCustomers(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
 			"set Content-Type to application/x-ndjson (one JSON object per line) or text/csv (id, email, first_name, last_name, attr.NAME columns)")
 	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
-	rep, err := s.customers.Upsert(r.Context(), format, body)
+	rep, err := s.customers.Upsert(r.Context(), format, r.Body)
 	if err != nil {
 		return err
 	}

@@ -61,6 +61,8 @@ func TestDirectIssueProfileAndExports(t *testing.T) {
 	if status != 200 || body["upserted"] != 1.0 || body["invalid"] != 1.0 {
 		t.Fatalf("customers: %d %v", status, body)
 	}
+	// Codes go to known customers: b's line was refused above, c was never sent.
+	c.db.MustExec(`INSERT INTO customers (id) VALUES ('b'), ('c')`)
 	if status, body := c.issue("1", "", "a"); status != 400 || errCode(body) != "missing_idempotency_key" {
 		t.Fatalf("no key: %d %v", status, body)
 	}

@@ -10,25 +10,16 @@ import (
 	"promopool/mailings"
 )
 
-// mailingRoutes registers the mailing, template and render routes.
-func (s *Server) mailingRoutes() {
-	s.handle("POST /v1/mailings", s.createMailing)
-	s.handle("GET /v1/mailings", s.listMailings)
-	s.handle("GET /v1/mailings/{id}", s.getMailing)
-	s.handle("POST /v1/mailings/{id}/start", s.startMailing)
-	s.handle("POST /v1/mailings/{id}/pause", s.mailingAction(func(r *http.Request, id int64) (*mailings.Mailing, error) {
-		return s.mailings.Pause(r.Context(), id, actor(r))
-	}))
-	s.handle("POST /v1/mailings/{id}/resume", s.mailingAction(func(r *http.Request, id int64) (*mailings.Mailing, error) {
-		return s.mailings.Resume(r.Context(), id)
-	}))
-	s.handle("POST /v1/mailings/{id}/cancel", s.mailingAction(func(r *http.Request, id int64) (*mailings.Mailing, error) {
-		return s.mailings.Cancel(r.Context(), id, actor(r))
-	}))
-	s.handle("POST /v1/mailings/{id}/preview", s.previewMailing)
-	s.handle("POST /v1/templates/validate", s.validateTemplate)
-	s.handle("POST /v1/templates/preview", s.previewTemplate)
-	s.handle("POST /v1/render", s.render)
+func (s *Server) pauseMailing(w http.ResponseWriter, r *http.Request) error {
+	return s.mailingAction(w, r, func(id int64) (*mailings.Mailing, error) { return s.mailings.Pause(r.Context(), id, actor(r)) })
+}
+
+func (s *Server) resumeMailing(w http.ResponseWriter, r *http.Request) error {
+	return s.mailingAction(w, r, func(id int64) (*mailings.Mailing, error) { return s.mailings.Resume(r.Context(), id) })
+}
+
+func (s *Server) cancelMailing(w http.ResponseWriter, r *http.Request) error {
+	return s.mailingAction(w, r, func(id int64) (*mailings.Mailing, error) { return s.mailings.Cancel(r.Context(), id, actor(r)) })
 }
 
 func (s *Server) createMailing(w http.ResponseWriter, r *http.Request) error {
@@ -99,19 +90,17 @@ func (s *Server) startMailing(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) mailingAction(do func(r *http.Request, id int64) (*mailings.Mailing, error)) func(http.ResponseWriter, *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return err
-		}
-		m, err := do(r, id)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, m)
-		return nil
+func (s *Server) mailingAction(w http.ResponseWriter, r *http.Request, do func(id int64) (*mailings.Mailing, error)) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
 	}
+	m, err := do(id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
 }
 
 func (s *Server) previewMailing(w http.ResponseWriter, r *http.Request) error {

@@ -10,14 +10,9 @@ import (
 	"strconv"
 	"time"
 
+	"promopool/internal/csvsafe"
 	"promopool/segments"
 )
-
-// segmentRoutes registers the segment builder's routes (SPEC §6).
-func (s *Server) segmentRoutes() {
-	s.handle("POST /v1/segments/count", s.segmentCount)
-	s.handle("POST /v1/segments/query", s.segmentQuery)
-}
 
 // segmentRequest is the body of both routes; the filter is parsed by segments.Parse so
 // that its errors name the path of the bad node.
@@ -93,7 +88,7 @@ func (s *Server) segmentQuery(w http.ResponseWriter, r *http.Request) error {
 	enc.SetEscapeHTML(false)
 	err = s.segments.Stream(r.Context(), f, start, func(id string) error {
 		if cw != nil {
-			return cw.Write([]string{id})
+			return cw.Write([]string{csvsafe.Cell(id)})
 		}
 		line.ID = id
 		return enc.Encode(line)

@@ -24,10 +24,21 @@ import (
 type Config struct {
 	// MaxUploadBytes caps an upload's body; a larger one gets 413 (default 1 GiB).
 	MaxUploadBytes int64
-	// MaxJSONBytes caps other JSON bodies (default 1 MiB).
+	// MaxJSONBytes caps other JSON bodies (default 1 MiB); some routes take less
+	// (direct issue: 4 KiB).
 	MaxJSONBytes int64
-	// Metrics, when set, is served at GET /metrics with no key (Prometheus scrapes).
+	// Metrics, when set, is served at GET /metrics to keys with the read scope
+	// (Prometheus sends one as a bearer token). METRICS_ADDR serves it without a key.
 	Metrics http.Handler
+	// IssueRate limits direct issues per API key (ISSUE_RATE_LIMIT); zero: no limit.
+	IssueRate Rate
+	// ValidateRate limits checkout validations per API key (VALIDATE_RATE_LIMIT); zero:
+	// no limit. The checkout routes apply it with route.limit = s.validateLimit.
+	ValidateRate Rate
+	// StreamIdle is the longest a streamed upload or export may stall (no byte read or
+	// written) before its connection is cut; such routes are exempt from the server's
+	// ReadTimeout and WriteTimeout (default 1 minute).
+	StreamIdle time.Duration
 }
 
 // Pinger is a dependency /readyz checks (PostgreSQL, Redis).
@@ -87,6 +98,11 @@ type Server struct {
 	log       *slog.Logger
 	ready     map[string]Pinger
 	mux       *http.ServeMux
+	// issueLimit and validateLimit hold the per-key buckets of ISSUE_RATE_LIMIT and
+	// VALIDATE_RATE_LIMIT.
+	issueLimit, validateLimit *Limiter
+	// table is every authenticated route as registered, for Routes.
+	table []route
 }
 
 // New builds the API server with the routes its deps serve. Errors: a required
@@ -97,9 +113,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	cfg.MaxUploadBytes = cmp.Or(cfg.MaxUploadBytes, 1<<30)
 	cfg.MaxJSONBytes = cmp.Or(cfg.MaxJSONBytes, 1<<20)
+	cfg.StreamIdle = cmp.Or(cfg.StreamIdle, time.Minute)
 	s := &Server{cfg: cfg, groups: deps.Groups, customers: deps.Customers, mailings: deps.Mailings,
 		segments: deps.Segments, alerts: deps.Alerts, keys: deps.Keys, log: deps.Log, ready: deps.Ready,
-		mux: http.NewServeMux()}
+		mux: http.NewServeMux(), issueLimit: NewLimiter("issue", cfg.IssueRate), validateLimit: NewLimiter("validate", cfg.ValidateRate)}
 	s.routes()
 	return s, nil
 }
@@ -109,39 +126,10 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	if s.cfg.Metrics != nil {
-		s.mux.Handle("GET /metrics", s.cfg.Metrics)
-	}
 	s.mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
-
-	s.handle("POST /v1/groups", s.createGroup)
-	s.handle("GET /v1/groups", s.listGroups)
-	s.handle("GET /v1/groups/{id}", s.getGroup)
-	s.handle("PATCH /v1/groups/{id}", s.updateGroup)
-	s.handle("DELETE /v1/groups/{id}", s.deleteGroup)
-	s.handle("POST /v1/groups/{id}/codes", s.uploadCodes)
-	s.handle("GET /v1/groups/{id}/uploads", s.listUploads)
-	s.handle("DELETE /v1/uploads/{id}", s.undoUpload)
-	s.handle("GET /v1/groups/{id}/activity", s.activity)
-	s.issueRoutes()
-	if s.mailings != nil {
-		s.mailingRoutes()
+	for _, rt := range s.routeTable() {
+		s.register(rt)
 	}
-	if s.segments != nil {
-		s.segmentRoutes()
-	}
-	if s.alerts != nil {
-		s.handle("GET /v1/groups/{id}/alerts", s.listAlerts)
-	}
-}
-
-// handle registers an authenticated /v1 route.
-func (s *Server) handle(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
-	s.mux.Handle(pattern, s.authenticate(func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
-			s.writeError(w, r, err)
-		}
-	}))
 }
 
 // Mount serves h for every path under prefix (e.g. "/admin/" for the web pages), in the
@@ -183,15 +171,19 @@ func (s *Server) noRoute(h http.Handler) http.Handler {
 	})
 }
 
-type keyNameCtx struct{}
+type principalCtx struct{}
 
-// actor is the name of the API key the request came with.
-func actor(r *http.Request) string {
-	name, _ := r.Context().Value(keyNameCtx{}).(string)
-	return name
+// principal is the API key the request came with.
+func principal(r *http.Request) auth.Principal {
+	p, _ := r.Context().Value(principalCtx{}).(auth.Principal)
+	return p
 }
 
-func (s *Server) authenticate(next http.HandlerFunc) http.Handler {
+// actor is the name of the API key the request came with.
+func actor(r *http.Request) string { return principal(r).Name }
+
+// authenticate lets through a request whose bearer key is live and holds scope.
+func (s *Server) authenticate(scope auth.Scope, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		key, ok := strings.CutPrefix(h, "Bearer ")
@@ -200,15 +192,19 @@ func (s *Server) authenticate(next http.HandlerFunc) http.Handler {
 			writeJSONError(w, http.StatusUnauthorized, "unauthorized", "send an API key as Authorization: Bearer <key>")
 			return
 		}
-		name, err := s.keys.Authenticate(r.Context(), strings.TrimSpace(key))
+		p, err := s.keys.Authenticate(r.Context(), strings.TrimSpace(key))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		if sw, ok := w.(*statusWriter); ok {
-			sw.key = name
+			sw.key = p.Name
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), keyNameCtx{}, name)))
+		if err := p.Require(scope); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), principalCtx{}, p)))
 	})
 }
 

@@ -7,6 +7,7 @@ package customers
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/csv"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"promopool/internal/csvlimit"
 )
 
 // Format of an upsert body.
@@ -202,8 +205,21 @@ func checkRow(r *row) error {
 	return nil
 }
 
-// maxLine bounds one line of a body.
+// maxLine bounds one line of a JSON-lines body, and one record of a CSV body (whose
+// quoted fields may span lines): nothing longer is ever buffered.
 const maxLine = 1 << 20
+
+// MaxAttributesBytes bounds a customer's attributes, as the JSON object sent (NDJSON)
+// or built from the attr.NAME columns (CSV): one limit for every format. A line over
+// it is refused with its line number; the others load.
+const MaxAttributesBytes = 64 << 10
+
+func checkAttributes(b []byte) error {
+	if len(b) > MaxAttributesBytes {
+		return fmt.Errorf("attributes are %d bytes, more than the %d KiB a customer may hold", len(b), MaxAttributesBytes>>10)
+	}
+	return nil
+}
 
 func readJSONLines(body io.Reader, add func(int64, row, error) error) error {
 	sc := bufio.NewScanner(body)
@@ -251,12 +267,24 @@ func parseJSONLine(b []byte) (row, error) {
 		if err := json.Unmarshal(in.Attributes, &obj); err != nil {
 			return row{}, errors.New(`"attributes" must be a JSON object`)
 		}
+		if err := checkAttributes(in.Attributes); err != nil {
+			return row{}, err
+		}
 		r.attrs = in.Attributes
 	}
 	return r, checkRow(&r)
 }
 
 func readCSV(body io.Reader, add func(int64, row, error) error) error {
+	err := readCSVRecords(csvlimit.NewReader(body, maxLine, ','), add)
+	var tl *csvlimit.TooLongError
+	if errors.As(err, &tl) {
+		return &UploadError{Line: tl.Line, Reason: tl.Error()}
+	}
+	return err
+}
+
+func readCSVRecords(body io.Reader, add func(int64, row, error) error) error {
 	cr := csv.NewReader(body)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
@@ -320,7 +348,7 @@ func readCSV(body io.Reader, add func(int64, row, error) error) error {
 				}
 				r.attrs, _ = json.Marshal(obj)
 			}
-			err = checkRow(&r)
+			err = cmp.Or(checkAttributes(r.attrs), checkRow(&r))
 		}
 		if err := add(int64(line), r, err); err != nil {
 			return err
@@ -339,4 +367,28 @@ func (s *Store) Get(ctx context.Context, id string) (*Customer, error) {
 		return nil, fmt.Errorf("reading customer %q: %w", id, err)
 	}
 	return &c, nil
+}
+
+// Require returns nil if a customer has id, else ErrNotFound. With create, a customer
+// with that id and no other field is stored first when none has it (a direct issue
+// that asks for it, "create_customer": true). Errors: ErrNotFound, a bad id.
+func (s *Store) Require(ctx context.Context, id string, create bool) error {
+	if create {
+		if err := CheckCustomerID(id); err != nil {
+			return err
+		}
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO customers (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {
+			return fmt.Errorf("creating customer %q: %w", id, err)
+		}
+		return nil
+	}
+	var one int
+	err := s.db.GetContext(ctx, &one, `SELECT 1 FROM customers WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("customer %q (send \"create_customer\": true to create it): %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("reading customer %q: %w", id, err)
+	}
+	return nil
 }

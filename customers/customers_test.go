@@ -83,3 +83,44 @@ func TestUpsertManyWithRepeats(t *testing.T) {
 		t.Fatalf("%d customers, want 78 distinct", n)
 	}
 }
+
+// TestAttributeLimitEveryFormat: one limit on a customer's attributes, whatever the
+// format: a line over it is refused with its number and the others load; a CSV record
+// longer than a JSON line may be (a quoted field spanning lines) fails the upload before
+// it is buffered, as an over-long JSON line does.
+func TestAttributeLimitEveryFormat(t *testing.T) {
+	db := testdb.New(t)
+	s := customers.NewStore(db.DB)
+	ctx := context.Background()
+	big := strings.Repeat("x", customers.MaxAttributesBytes)
+	nd := `{"id": "n1", "attributes": {"note": "` + big + `"}}` + "\n" + `{"id": "n2", "attributes": {"note": "ok"}}` + "\n"
+	csvBody := "id,attr.note\nv1,\"" + big + "\"\nv2,ok\n"
+	for name, up := range map[string]func() (*customers.Report, error){
+		"ndjson": func() (*customers.Report, error) {
+			return s.Upsert(ctx, customers.FormatJSONLines, strings.NewReader(nd))
+		},
+		"csv": func() (*customers.Report, error) {
+			return s.Upsert(ctx, customers.FormatCSV, strings.NewReader(csvBody))
+		},
+	} {
+		rep, err := up()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if rep.Upserted != 1 || rep.Invalid != 1 || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].Reason, "64 KiB") {
+			t.Errorf("%s: a 64 KiB attribute: %+v", name, rep)
+		}
+	}
+	// 8 MB in one quoted CSV field, over several lines: refused, nothing stored.
+	huge := "id,attr.note\nh1,ok\nh2,\"" + strings.Repeat("line of text\n", 8<<20/13) + "\"\n"
+	_, err := s.Upsert(ctx, customers.FormatCSV, strings.NewReader(huge))
+	var ue *customers.UploadError
+	if !errors.As(err, &ue) || ue.Line != 3 {
+		t.Fatalf("an 8 MB quoted field: %v, want an UploadError at line 3", err)
+	}
+	var n int
+	db.Get(&n, `SELECT count(*) FROM customers WHERE id IN ('h1', 'h2')`)
+	if n != 0 {
+		t.Fatalf("%d customers stored from a refused upload", n)
+	}
+}

@@ -247,7 +247,7 @@ func (h *harness) authChecks(gid, other int64) {
 		}
 	}
 	// A stored key works, then is revoked with the CLI and stops working at once.
-	out := h.start("keys", nil, "keys", "create", "probe")
+	out := h.start("keys", nil, "keys", "create", "probe", "-scopes", "read")
 	<-out.done
 	key := strings.TrimSpace(lastLine(out.out.String()))
 	st, _ := h.do("GET", "/v1/groups", "", nil, key)

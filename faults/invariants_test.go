@@ -163,7 +163,9 @@ func (h *harness) checkLeaks(c *checks) {
 	sources["error answers"] = strings.Join(h.texts, "\n")
 	h.mu.Unlock()
 	if h.webURL != "" && h.web.alive() {
-		if resp, err := http.Get(h.webURL + "/metrics"); err == nil {
+		req, _ := http.NewRequest("GET", h.webURL+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+h.key) // /metrics needs the read scope
+		if resp, err := http.DefaultClient.Do(req); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			sources["/metrics"] = string(b)

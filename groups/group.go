@@ -19,6 +19,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"promopool/egress"
 )
 
 // Store is the groups' data layer over PostgreSQL.
@@ -28,6 +30,7 @@ type Store struct {
 	exampleTimeout time.Duration
 	stmts          *stmtSet
 	hooks          claimHooks
+	webhooks       egress.Policy
 }
 
 // Config configures a Store.
@@ -38,6 +41,10 @@ type Config struct {
 	// examples (default 3s; it counts in whole milliseconds); past it the report says
 	// its examples are incomplete. The load itself is never bounded.
 	ExampleTimeout time.Duration
+	// Webhooks is the address policy an alert_webhook must pass when it is saved
+	// (WEBHOOK_ALLOW_PRIVATE; default: public addresses only). Delivery checks again,
+	// at dial time.
+	Webhooks egress.Policy
 }
 
 // NewStore returns a Store on db.
@@ -46,7 +53,7 @@ func NewStore(db *sqlx.DB, cfg Config) *Store {
 		cfg.Now = time.Now
 	}
 	return &Store{db: db, now: cfg.Now, exampleTimeout: cmp.Or(cfg.ExampleTimeout, 3*time.Second),
-		stmts: &stmtSet{m: map[string]*sql.Stmt{}}}
+		stmts: &stmtSet{m: map[string]*sql.Stmt{}}, webhooks: cfg.Webhooks}
 }
 
 // Balance state of a group, as the list shows it.
@@ -264,6 +271,25 @@ func (in *Input) apply(g *Group) error {
 	return nil
 }
 
+// checkWebhook holds a new alert_webhook to the address policy before it is stored:
+// a loopback, private, link-local (cloud metadata) or otherwise non-public address is
+// refused unless WEBHOOK_ALLOW_PRIVATE names it. It runs before any transaction (it
+// may resolve the host) and is not the last word: the delivery checks the address it
+// actually connects to. The message shows the URL without its query or password.
+func (s *Store) checkWebhook(ctx context.Context, in Input) error {
+	if in.AlertWebhook == nil {
+		return nil
+	}
+	w := strings.TrimSpace(*in.AlertWebhook)
+	if w == "" {
+		return nil
+	}
+	if err := s.webhooks.CheckURL(ctx, w); err != nil {
+		return invalid("alert_webhook", "%s: %v", egress.RedactURL(w), err)
+	}
+	return nil
+}
+
 func checkName(name string) error {
 	n := utf8.RuneCountInString(name)
 	switch {
@@ -289,6 +315,9 @@ func (s *Store) Create(ctx context.Context, actor string, in Input) (*Group, err
 		return nil, invalid("name", "is required")
 	}
 	if err := in.apply(&g); err != nil {
+		return nil, err
+	}
+	if err := s.checkWebhook(ctx, in); err != nil {
 		return nil, err
 	}
 	if g.AlertEmails == nil {
@@ -321,6 +350,9 @@ func (s *Store) Create(ctx context.Context, actor string, in Input) (*Group, err
 // Update changes the set fields of a live group and logs the difference.
 // Errors: ErrGroupNotFound, *InvalidError, ErrNameTaken.
 func (s *Store) Update(ctx context.Context, actor string, id int64, in Input) (*Group, error) {
+	if err := s.checkWebhook(ctx, in); err != nil {
+		return nil, err
+	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, err

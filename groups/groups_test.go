@@ -522,3 +522,38 @@ func compact(raw []byte) string {
 	json.Compact(&b, raw)
 	return b.String()
 }
+
+// TestUploadTokensBoundedBeforeBuffering: a JSON string past 64 KiB, JSON nested past 8
+// levels and a CSV record past 1 MiB (a quoted field spanning short lines, which the
+// line guard alone let through) end the upload with its place named, before the
+// parser buffers them; nothing is stored. Elements of any shape within the limits are
+// still reported one by one.
+func TestUploadTokensBoundedBeforeBuffering(t *testing.T) {
+	f := newFixture(t)
+	g := f.group(t, "G")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		format groups.Format
+		body   string
+		want   string
+	}{
+		{"JSON string of 128 KiB", groups.FormatJSON, `["B1", "` + strings.Repeat("A", 128<<10) + `"]`, "a string longer than 65536 bytes at byte"},
+		{"JSON nested 20 deep", groups.FormatJSON, `["B1", ` + strings.Repeat("[", 20) + strings.Repeat("]", 20) + `]`, "nested deeper than 8 levels"},
+		{"JSON number of 128 KiB", groups.FormatJSON, `{"codes": [` + strings.Repeat("9", 128<<10) + `]}`, "a number or literal longer than"},
+		{"CSV quoted field over 2 MiB of short lines", groups.FormatCSV, "code\nB1\n\"" + strings.Repeat("short\n", 2<<20/6) + "\"\n",
+			"record starting on line 3 is longer than 1048576 bytes"},
+	} {
+		_, err := f.store.Load(ctx, groups.UploadRequest{GroupID: g.ID, Format: tc.format, Source: "api", Actor: "t"}, strings.NewReader(tc.body))
+		if !isUploadError(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an UploadError saying %q", tc.name, err, tc.want)
+		}
+	}
+	if n := f.count(t, `SELECT count(*) FROM codes`); n != 0 {
+		t.Fatalf("refused uploads stored %d codes", n)
+	}
+	rep := f.load(t, g.ID, groups.FormatJSON, `["B1", [1, [2]], {"code": {"x": 1}}, {"code": "B2", "extra": [1, 2]}, null, true, {"code": "B3"}]`)
+	if rep.Accepted != 2 || rep.Invalid != 5 || rep.Lines != 7 {
+		t.Fatalf("odd elements: %+v", rep)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"promopool/internal/csvsafe"
 )
 
 // Kinds of issue.
@@ -82,6 +84,7 @@ ORDER BY i.id`
 
 // ExportIssues writes a group's issue history as CSV (header: customer_id, email, code,
 // group, mailing_id, scope, issued_at, kind, released_at), streamed: memory stays flat.
+// A cell a spreadsheet would run as a formula is written behind an apostrophe (csvsafe).
 // Archived groups export too. Errors: ErrGroupNotFound; w's error.
 func (s *Store) ExportIssues(ctx context.Context, groupID int64, w io.Writer) error {
 	if err := s.Exists(ctx, groupID); err != nil {
@@ -106,7 +109,9 @@ func (s *Store) ExportIssues(ctx context.Context, groupID int64, w io.Writer) er
 		if released.Valid {
 			rec[8] = released.Time.UTC().Format(time.RFC3339Nano)
 		}
-		if err := cw.Write(rec); err != nil {
+		// Codes, ids, emails and group names came from users: no cell may run as a
+		// spreadsheet formula.
+		if err := cw.Write(csvsafe.Record(rec)); err != nil {
 			return err
 		}
 		if n%1000 == 0 {
@@ -136,7 +141,8 @@ UNION ALL
  ORDER BY rc.expires_at NULLS LAST, rc.code_id)`
 
 // ExportUnused writes a group's unissued codes as CSV (header: code, expires_at,
-// expired), streamed. Expired codes are listed, flagged. Errors: ErrGroupNotFound; w's error.
+// expired), streamed. Expired codes are listed, flagged; a code a spreadsheet would run
+// as a formula is written behind an apostrophe (csvsafe). Errors: ErrGroupNotFound; w's error.
 func (s *Store) ExportUnused(ctx context.Context, groupID int64, w io.Writer) error {
 	if err := s.Exists(ctx, groupID); err != nil {
 		return err
@@ -160,7 +166,7 @@ func (s *Store) ExportUnused(ctx context.Context, groupID int64, w io.Writer) er
 			rec[1] = exp.Time.UTC().Format(time.RFC3339)
 			rec[2] = strconv.FormatBool(!exp.Time.After(now))
 		}
-		if err := cw.Write(rec); err != nil {
+		if err := cw.Write(csvsafe.Record(rec)); err != nil {
 			return err
 		}
 		if n%1000 == 0 {

@@ -2,17 +2,16 @@ package groups
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"promopool/internal/csvlimit"
 )
 
 // Format is the encoding of an upload.
@@ -67,13 +66,16 @@ func (t *tally) bad(line int64, text, reason string) {
 }
 
 // preview shortens a rejected line for a report: at most 40 characters, valid UTF-8.
+// It reads no further than the 41st character, whatever the length of s.
 func preview(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if utf8.RuneCountInString(s) > 40 {
-		r := []rune(s)
-		s = string(r[:40]) + "…"
+	n := 0
+	for i := range s {
+		if n == 40 {
+			return strings.ToValidUTF8(s[:i], "\uFFFD") + "…"
+		}
+		n++
 	}
-	return s
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // checkCode says what is wrong with a trimmed, non-empty code, or "" when it is valid:
@@ -188,7 +190,9 @@ type csvReader struct {
 
 func newCSVReader(r io.Reader, t *tally) *csvReader {
 	g := &lineGuard{r: bufio.NewReaderSize(r, 64<<10), max: maxCSVLine, line: 1}
-	cr := csv.NewReader(g)
+	// A quoted field may span lines: the record, not only the line, is bounded before
+	// encoding/csv buffers it.
+	cr := csv.NewReader(csvlimit.NewReader(g, maxCSVLine, ','))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	return &csvReader{cr: cr, guard: g, t: t, codeCol: -1, expCol: -1}
@@ -225,6 +229,10 @@ func (c *csvReader) fatal(err error) error {
 	if errors.As(err, &tooLong) {
 		return &UploadError{Line: tooLong.line, Reason: fmt.Sprintf("line longer than %d bytes", maxCSVLine)}
 	}
+	var record *csvlimit.TooLongError
+	if errors.As(err, &record) {
+		return &UploadError{Line: record.Line, Reason: record.Error()}
+	}
 	return err
 }
 
@@ -244,7 +252,7 @@ func (c *csvReader) next() (row, error) {
 			return row{}, io.EOF
 		}
 		var pe *csv.ParseError
-		if errors.As(err, &pe) && !errors.As(err, new(*lineTooLongError)) {
+		if errors.As(err, &pe) && !errors.As(err, new(*lineTooLongError)) && !errors.As(err, new(*csvlimit.TooLongError)) {
 			c.t.bad(int64(pe.StartLine), "", "not valid CSV: "+pe.Err.Error())
 			continue
 		}
@@ -319,192 +327,4 @@ func (g *lineGuard) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// jsonReader streams a JSON upload token by token: a top-level array of codes, or an
-// object {"expires_at": …, "codes": […]}. An element is a string or
-// {"code": "…", "expires_at": "…"}. Lines in reports are 1-based item numbers.
-type jsonReader struct {
-	dec      *json.Decoder
-	t        *tally
-	started  bool
-	inObject bool // the codes array sits in a top-level object
-	sawCodes bool
-	done     bool
-	expiry   *time.Time
-}
-
-func newJSONReader(r io.Reader, t *tally) *jsonReader {
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
-	dec.UseNumber()
-	return &jsonReader{dec: dec, t: t}
-}
-
-func (j *jsonReader) defaultExpiry() *time.Time { return j.expiry }
-
-func (j *jsonReader) syntax(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return &UploadError{Reason: fmt.Sprintf("not valid JSON at byte %d: %v", se.Offset, se)}
-	}
-	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-		return &UploadError{Reason: "the JSON ends early"}
-	}
-	return err
-}
-
-// open positions the decoder inside the codes array.
-func (j *jsonReader) open() error {
-	j.started = true
-	tok, err := j.dec.Token()
-	if err != nil {
-		return j.syntax(err)
-	}
-	switch tok {
-	case json.Delim('['):
-		j.sawCodes = true
-		return nil
-	case json.Delim('{'):
-		j.inObject = true
-		return j.objectFields()
-	}
-	return &UploadError{Reason: "want a JSON array of codes or an object with a \"codes\" array"}
-}
-
-// objectFields reads the top-level object's fields until the codes array opens, or
-// until the object ends (then done is set).
-func (j *jsonReader) objectFields() error {
-	for j.dec.More() {
-		tok, err := j.dec.Token()
-		if err != nil {
-			return j.syntax(err)
-		}
-		key, _ := tok.(string)
-		switch key {
-		case "codes":
-			if j.sawCodes {
-				return &UploadError{Reason: "\"codes\" given twice"}
-			}
-			j.sawCodes = true
-			tok, err := j.dec.Token()
-			if err != nil {
-				return j.syntax(err)
-			}
-			if tok != json.Delim('[') {
-				return &UploadError{Reason: "\"codes\" must be an array"}
-			}
-			return nil
-		case "expires_at":
-			var v any
-			if err := j.dec.Decode(&v); err != nil {
-				return j.syntax(err)
-			}
-			s, ok := v.(string)
-			if !ok {
-				return &UploadError{Reason: "\"expires_at\" must be a string"}
-			}
-			t, err := ParseTime(s)
-			if err != nil {
-				return &UploadError{Reason: "expires_at: " + err.Error()}
-			}
-			j.expiry = &t
-		default:
-			return &UploadError{Reason: fmt.Sprintf("unknown field %q (want \"codes\" and optionally \"expires_at\")", preview(key))}
-		}
-	}
-	if _, err := j.dec.Token(); err != nil { // the closing brace
-		return j.syntax(err)
-	}
-	j.done = true
-	return nil
-}
-
-type jsonItem struct {
-	Code      *string `json:"code"`
-	ExpiresAt *string `json:"expires_at"`
-}
-
-func (j *jsonReader) next() (row, error) {
-	if !j.started {
-		if err := j.open(); err != nil {
-			return row{}, err
-		}
-	}
-	for !j.done {
-		if !j.dec.More() {
-			if _, err := j.dec.Token(); err != nil { // the closing bracket
-				return row{}, j.syntax(err)
-			}
-			if !j.inObject {
-				break
-			}
-			if err := j.objectFields(); err != nil {
-				return row{}, err
-			}
-			continue
-		}
-		var raw json.RawMessage
-		if err := j.dec.Decode(&raw); err != nil {
-			return row{}, j.syntax(err)
-		}
-		j.t.lines++
-		item := j.t.lines
-		r, text, reason := decodeItem(raw)
-		if reason != "" {
-			j.t.bad(item, text, reason)
-			continue
-		}
-		if r.code == "" {
-			continue
-		}
-		r.line = item
-		return r, nil
-	}
-	// Nothing may follow the top-level value.
-	if _, err := j.dec.Token(); err != io.EOF {
-		return row{}, &UploadError{Reason: "unexpected data after the JSON value"}
-	}
-	return row{}, io.EOF
-}
-
-// decodeItem reads one array element: a string or {"code", "expires_at"}.
-func decodeItem(raw json.RawMessage) (row, string, string) {
-	raw = bytes.TrimSpace(raw)
-	var r row
-	var code string
-	switch {
-	case len(raw) > 0 && raw[0] == '"':
-		if err := json.Unmarshal(raw, &code); err != nil {
-			return r, "", "not a valid JSON string"
-		}
-	case len(raw) > 0 && raw[0] == '{':
-		var it jsonItem
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&it); err != nil {
-			return r, preview(string(raw)), "want {\"code\": \"…\", \"expires_at\": \"…\"}: " + err.Error()
-		}
-		if it.Code == nil {
-			return r, preview(string(raw)), "the object has no \"code\""
-		}
-		code = *it.Code
-		if it.ExpiresAt != nil && *it.ExpiresAt != "" {
-			t, err := ParseTime(*it.ExpiresAt)
-			if err != nil {
-				return r, code, "expires_at: " + err.Error()
-			}
-			r.expires = &t
-		}
-	default:
-		return r, preview(string(raw)), "want a string or an object with a \"code\", got " + strconv.Quote(preview(string(raw)))
-	}
-	code = strings.TrimSpace(code)
-	if code == "" {
-		return r, "", ""
-	}
-	if reason := checkCode(code); reason != "" {
-		return r, code, reason
-	}
-	r.code = code
-	return r, "", ""
 }

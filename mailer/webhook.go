@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"promopool/egress"
 )
 
 // WebhookConfig configures the webhook transport, which POSTs each message
@@ -202,6 +205,12 @@ func (w *Webhook) attempt(parent context.Context, id string, body []byte) (res R
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {
+		// The error quotes the URL, which may carry a password or a signed query; it is
+		// stored on the recipient and logged.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = egress.RedactURL(ue.URL)
+		}
 		if wrote.Load() {
 			// The receiver has the whole request and may have acted on it.
 			return Result{Outcome: Ambiguous, Err: &SendError{Stage: "response", Err: err}}, false, 0

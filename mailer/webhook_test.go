@@ -185,6 +185,22 @@ func TestWebhookConnectionRefused(t *testing.T) {
 	}
 }
 
+// TestWebhookErrorsHideSecrets: a failed POST's error (stored on the recipient, logged)
+// names the endpoint without its userinfo password or query values.
+func TestWebhookErrorsHideSecrets(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	tr := newTestWebhook(t, WebhookConfig{URL: "http://user:pw-SECRET@" + addr + "/send?sig=q-SECRET", Retries: -1})
+	res := sendOK(t, tr, []Message{testMessage(t, "a", msgOpts{})})
+	if res[0].Err == nil || strings.Contains(res[0].Err.Error(), "SECRET") || !strings.Contains(res[0].Err.Error(), addr) {
+		t.Fatalf("error %v: want the address, no secret", res[0].Err)
+	}
+}
+
 func TestWebhookConcurrencyAndInvalid(t *testing.T) {
 	ws := newWebhookServer(t)
 	tr := newTestWebhook(t, WebhookConfig{URL: ws.URL, Concurrency: 2})

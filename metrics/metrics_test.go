@@ -22,18 +22,32 @@ import (
 	"promopool/metrics"
 )
 
+// metricsKey has the read scope /metrics needs on HTTP_ADDR.
+const metricsKey = "metrics-key-0123456789"
+
 func scrape(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url + "/metrics")
+	status, b := get(t, url, metricsKey)
+	if status != 200 {
+		t.Fatalf("/metrics: %d %s", status, b)
+	}
+	return b
+}
+
+// get reads /metrics with key ("" sends none).
+func get(t *testing.T, url, key string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url+"/metrics", nil)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("/metrics: %d %s", resp.StatusCode, b)
-	}
-	return string(b)
+	return resp.StatusCode, string(b)
 }
 
 // value returns the sample of the series whose name and labels match exactly.
@@ -56,7 +70,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
 	store := groups.NewStore(db.DB, groups.Config{})
-	keys, err := auth.NewKeys(db.DB, "tests:metrics-key-0123456789")
+	keys, err := auth.NewKeys(db.DB, "tests:"+metricsKey+":read,mailer:render-key-0123456789:render")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +92,15 @@ func TestMetricsEndpoint(t *testing.T) {
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 
+	// Group names and balances are business data: /metrics on HTTP_ADDR needs a key with
+	// the read scope (METRICS_ADDR serves it without one).
+	if status, body := get(t, srv.URL, ""); status != http.StatusUnauthorized || strings.Contains(body, "promopool_") {
+		t.Fatalf("/metrics without a key: %d %.200s", status, body)
+	}
+	if status, body := get(t, srv.URL, "render-key-0123456789"); status != http.StatusForbidden ||
+		!strings.Contains(body, `"insufficient_scope"`) || !strings.Contains(body, `"scope":"read"`) {
+		t.Fatalf("/metrics with a render key: %d %.200s", status, body)
+	}
 	before := scrape(t, srv.URL)
 	name := `Spring "30%" <b>`
 	g, err := store.Create(ctx, "t", groups.Input{Name: &name})

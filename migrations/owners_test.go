@@ -48,6 +48,10 @@ var tableUsers = map[string][]string{
 	"api_keys":          {"auth"},
 	"schema_migrations": {"migrations"},
 
+	// admin: the admin pages' sessions and the secret that signs their cookies.
+	"admin_sessions": {"admin"},
+	"secrets":        {"admin"},
+
 	// Not yet behind one owner; the list only keeps more packages from joining.
 	// issues: written and read by groups (claims, history); alerts counts the
 	// rate window; segments folds the history into its summaries.

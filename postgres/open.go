@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -45,7 +46,7 @@ func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 	}
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("opening PostgreSQL: %w", err)
+		return nil, redactErr(fmt.Errorf("opening PostgreSQL: %w", err), cfg.URL)
 	}
 	n := cmp.Or(cfg.MaxConns, 20)
 	db.SetMaxOpenConns(n)
@@ -64,7 +65,7 @@ func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 	}
 	if err != nil {
 		go db.Close() // waits for the abandoned handshake, if any
-		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", Redact(cfg.URL), err)
+		return nil, redactErr(fmt.Errorf("connecting to PostgreSQL at %s: %w", Redact(cfg.URL), err), cfg.URL)
 	}
 	return db, nil
 }
@@ -76,7 +77,8 @@ func WithParams(dsn string, params map[string]string) (string, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
-			return "", fmt.Errorf("DATABASE_URL: %w", err)
+			// url.Parse's error quotes the whole URL, password included.
+			return "", fmt.Errorf("DATABASE_URL: %s is not a valid URL", Redact(dsn))
 		}
 		q := u.Query()
 		for k, v := range params {
@@ -97,13 +99,73 @@ func WithParams(dsn string, params map[string]string) (string, error) {
 	return b.String(), nil
 }
 
-// Redact hides a password in a connection string, for messages and logs.
+// Redact hides a password in a connection string, for messages and logs: the URL
+// form's userinfo password and the key=value form's password value (quoted or bare).
+// A URL that does not parse is not shown at all.
 func Redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "(a connection URL that does not parse)"
+		}
+		if u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			}
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
 		}
 		return u.String()
 	}
-	return dsn
+	return kvPassword.ReplaceAllString(dsn, "${1}password=xxxxx")
+}
+
+// kvPassword matches the password of a key=value connection string: a bare value or a
+// quoted one with \' and \\ escapes.
+var kvPassword = regexp.MustCompile(`(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+
+// password is the connection string's password, or "".
+func password(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return ""
+		}
+		if p, ok := u.User.Password(); ok {
+			return p
+		}
+		return u.Query().Get("password")
+	}
+	m := kvPassword.FindStringSubmatch(dsn)
+	if m == nil {
+		return ""
+	}
+	v := m[2]
+	if strings.HasPrefix(v, "'") {
+		v = strings.NewReplacer(`\'`, "'", `\\`, `\`).Replace(v[1 : len(v)-1])
+	}
+	return v
+}
+
+// redactedError is an error whose text had the connection's password taken out (a
+// driver error may quote the connection string it could not use); Unwrap still
+// reaches the original for errors.Is and errors.As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactErr returns err with every occurrence of dsn's password replaced.
+func redactErr(err error, dsn string) error {
+	pw := password(dsn)
+	if err == nil || pw == "" || !strings.Contains(err.Error(), pw) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), pw, "xxxxx"), err: err}
 }

@@ -24,7 +24,7 @@ OUTBOX="$WORK/outbox"
 mkdir "$OUTBOX"
 export MAILER_URL="file://$OUTBOX"
 KEY="demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export API_KEYS="demo:$KEY"
+export API_KEYS="demo:$KEY:admin"
 BASE="http://$HTTP_ADDR"
 
 mkdir -p bin

@@ -3,8 +3,10 @@
 # OpenAPI document, vets and runs every test against them (race detector on), plus a
 # short fuzz of the macro engine: 600,000 inputs (about 15-20 s here). A count, not a
 # duration: a duration-bounded -fuzztime can fail with a bare "context deadline exceeded"
-# when it ends on a loaded machine (golang/go#75804, not fixed in go1.26). Long
-# benchmarks and fault suites have their own commands (README, docs/benchmarks.md, docs/faults.md).
+# when it ends on a loaded machine (golang/go#75804, not fixed in go1.26). Then
+# govulncheck (scripts/vulncheck.sh), skipped with a printed notice when its database
+# cannot be reached. Long benchmarks and fault suites have their own commands (README,
+# docs/benchmarks.md, docs/faults.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh chromium
@@ -31,3 +33,4 @@ fi
 go vet ./...
 go test -race -count=1 -timeout 15m ./...
 go test ./macros -run '^$' -fuzz FuzzParseRender -fuzztime "${FUZZTIME:-600000x}"
+scripts/vulncheck.sh

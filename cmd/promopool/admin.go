@@ -25,8 +25,8 @@ func (m *Main) mountAdmin(srv *api.Server, db *sqlx.DB, store *groups.Store, svc
 	queues := asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: opt})
 	m.closer = append(m.closer, func() { queues.Close() })
 	h, err := admin.New(admin.Config{Password: m.cfg.AdminPassword, SessionSecret: m.cfg.AdminSessionSecret,
-		MaxUploadBytes: m.cfg.MaxUploadBytes, Queues: queues},
-		admin.Deps{Groups: store, Mailings: svc, Customers: customers.NewStore(db), Keys: keys, Alerts: alertList,
+		SessionTTL: m.cfg.AdminSessionTTL, MaxUploadBytes: m.cfg.MaxUploadBytes, StreamIdle: m.cfg.HTTPStreamIdle, Queues: queues},
+		admin.Deps{Groups: store, Mailings: svc, Customers: customers.NewStore(db), Keys: keys, DB: db, Alerts: alertList,
 			Segments: m.segments(db), Log: m.log})
 	if err != nil {
 		return err

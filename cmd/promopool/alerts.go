@@ -14,7 +14,6 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"promopool/alerts"
-	"promopool/groups"
 	"promopool/mailer"
 )
 
@@ -78,7 +77,8 @@ func daysVar(getenv func(string) string, name string, def time.Duration) (time.D
 // ALERTS_MAILER_URL's transport (processes that only list alerts pass false).
 func (m *Main) alertChecker(db *sqlx.DB, email bool) (*alerts.Service, error) {
 	ac := m.cfg.Alerts
-	cfg := alerts.Config{Timeout: ac.Timeout, ExpiryWindow: ac.ExpiryWindow, MailFrom: ac.MailFrom, WebhookTimeout: ac.WebhookTimeout}
+	cfg := alerts.Config{Timeout: ac.Timeout, ExpiryWindow: ac.ExpiryWindow, MailFrom: ac.MailFrom, WebhookTimeout: ac.WebhookTimeout,
+		Webhooks: m.webhookPolicy()}
 	if email {
 		tcfg, err := mailer.ParseURL(ac.MailerURL)
 		if err != nil {
@@ -92,7 +92,7 @@ func (m *Main) alertChecker(db *sqlx.DB, email bool) (*alerts.Service, error) {
 		m.closer = append(m.closer, func() { transport.Close() })
 		cfg.Email = transport
 	}
-	return alerts.New(cfg, alerts.Deps{DB: db, Groups: groups.NewStore(db, groups.Config{}), Log: m.log})
+	return alerts.New(cfg, alerts.Deps{DB: db, Groups: m.groupStore(db), Log: m.log})
 }
 
 // alertsCmd runs `promopool alerts check`: one balance check now, its result printed

@@ -2,11 +2,18 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"promopool/admin"
+	"promopool/api"
+	"promopool/egress"
 )
 
 // Config is everything promopool reads from its environment.
@@ -22,9 +29,23 @@ type Config struct {
 	RedisURL string
 	// HTTPAddr is where `promopool web` listens (HTTP_ADDR).
 	HTTPAddr string
-	// APIKeys are static keys, "name:key,name2:key2" (API_KEYS); more live in the
-	// database (`promopool keys create NAME`).
+	// APIKeys are static keys with their scopes, "name:key:render+issue,name2:key2:admin"
+	// (API_KEYS); more live in the database (`promopool keys create NAME -scopes …`).
 	APIKeys string
+	// HTTPReadTimeout bounds reading one request, body included (HTTP_READ_TIMEOUT,
+	// default 1m); HTTPWriteTimeout bounds a request from its end to its answer's end
+	// (HTTP_WRITE_TIMEOUT, default 2m). Streamed uploads and exports are exempt: they
+	// are cut when no byte moves for HTTPStreamIdle (HTTP_STREAM_IDLE, default 1m).
+	HTTPReadTimeout, HTTPWriteTimeout, HTTPStreamIdle time.Duration
+	// IssueRateLimit is the direct issues one API key may make (ISSUE_RATE_LIMIT,
+	// default 20/s; "off" for none).
+	IssueRateLimit api.Rate
+	// ValidateRateLimit is the checkout validations one API key may make
+	// (VALIDATE_RATE_LIMIT, default 50/s; "off" for none).
+	ValidateRateLimit api.Rate
+	// WebhookAllow lists the non-public addresses webhooks may reach
+	// (WEBHOOK_ALLOW_PRIVATE: CIDR prefixes or addresses, comma-separated).
+	WebhookAllow []netip.Prefix
 	// MaxUploadBytes caps one upload's body over HTTP (MAX_UPLOAD_BYTES, default 1 GiB).
 	MaxUploadBytes int64
 	// WorkerConcurrency is how many tasks one worker process runs at once
@@ -49,19 +70,24 @@ type Config struct {
 	// SegmentFoldInterval is how often a worker folds new issues into the segment
 	// summaries (SEGMENT_FOLD_INTERVAL, default 5s).
 	SegmentFoldInterval time.Duration
-	// MetricsAddr is where worker and scheduler serve /metrics (METRICS_ADDR; empty: not
-	// served). `promopool web` serves /metrics on HTTP_ADDR.
+	// MetricsAddr is where every process serves /metrics without a key (METRICS_ADDR;
+	// empty: not served). `promopool web` also serves /metrics on HTTP_ADDR, to API keys
+	// with the read scope.
 	MetricsAddr string
 	// WorkerShutdownTimeout is how long a worker given SIGTERM waits for its in-flight
 	// tasks before it cancels them and hands them back to the queue
 	// (WORKER_SHUTDOWN_TIMEOUT, default 30s).
 	WorkerShutdownTimeout time.Duration
-	// AdminPassword signs a marketer in to the web pages under /admin/ (ADMIN_PASSWORD;
-	// empty: sign-in with an API key only).
+	// AdminPassword signs a marketer in to the web pages under /admin/ (ADMIN_PASSWORD,
+	// at least 12 characters; empty: sign-in with an API key with the admin scope only).
 	AdminPassword string
-	// AdminSessionSecret signs the admin session cookies (ADMIN_SESSION_SECRET; default
-	// derived from AdminPassword, or random per process when neither is set).
+	// AdminSessionSecret signs the admin session cookies and CSRF tokens
+	// (ADMIN_SESSION_SECRET, at least 32 bytes; default: a random secret kept in
+	// PostgreSQL, drawn by the first web process).
 	AdminSessionSecret string
+	// AdminSessionTTL is how long an admin session lasts from sign-in
+	// (ADMIN_SESSION_TTL, default 12h).
+	AdminSessionTTL time.Duration
 	// Alerts configures balance alerts (ALERTS_*).
 	Alerts AlertsConfig
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
@@ -101,7 +127,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}{{"MAILING_LEASE", &c.MailingLease, 2 * time.Minute}, {"RECONCILE_INTERVAL", &c.ReconcileInterval, 30 * time.Second},
 		{"REENQUEUE_AFTER", &c.ReenqueueAfter, 5 * time.Minute}, {"RESERVATION_TIMEOUT", &c.ReservationTimeout, time.Minute},
 		{"WORKER_SHUTDOWN_TIMEOUT", &c.WorkerShutdownTimeout, 30 * time.Second},
-		{"SEGMENT_FOLD_INTERVAL", &c.SegmentFoldInterval, 5 * time.Second}} {
+		{"SEGMENT_FOLD_INTERVAL", &c.SegmentFoldInterval, 5 * time.Second},
+		{"HTTP_READ_TIMEOUT", &c.HTTPReadTimeout, time.Minute}, {"HTTP_WRITE_TIMEOUT", &c.HTTPWriteTimeout, 2 * time.Minute},
+		{"HTTP_STREAM_IDLE", &c.HTTPStreamIdle, time.Minute}, {"ADMIN_SESSION_TTL", &c.AdminSessionTTL, 12 * time.Hour}} {
 		if *d.dst, err = durationVar(getenv, d.name, d.def); err != nil {
 			return c, err
 		}
@@ -111,6 +139,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	c.MaxUploadBytes = int64(maxUpload)
+	if err := c.loadSecurity(getenv); err != nil {
+		return c, err
+	}
 	if c.Alerts, err = loadAlertsConfig(getenv, c.MailerURL); err != nil {
 		return c, err
 	}
@@ -128,6 +159,31 @@ func (c Config) validate() error {
 		return fmt.Errorf("MAX_UPLOAD_BYTES: must be positive")
 	case !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://"):
 		return fmt.Errorf("REDIS_URL: want redis://host:port/db, got %q", c.RedisURL)
+	}
+	return nil
+}
+
+// loadSecurity reads the rate limits and the webhook address policy, and checks the
+// admin password's length (API_KEYS is read by the processes that serve it).
+func (c *Config) loadSecurity(getenv func(string) string) error {
+	var err error
+	for _, r := range []struct {
+		name string
+		dst  *api.Rate
+		def  string
+	}{{"ISSUE_RATE_LIMIT", &c.IssueRateLimit, "20/s"}, {"VALIDATE_RATE_LIMIT", &c.ValidateRateLimit, "50/s"}} {
+		if *r.dst, err = api.ParseRate(cmp.Or(getenv(r.name), r.def)); err != nil {
+			return fmt.Errorf("%s: %w", r.name, err)
+		}
+	}
+	if c.WebhookAllow, err = egress.ParseAllow(getenv("WEBHOOK_ALLOW_PRIVATE")); err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(c.AdminPassword); n > 0 && n < admin.MinPasswordLength {
+		return fmt.Errorf("ADMIN_PASSWORD: at least %d characters, please (it signs in to everything)", admin.MinPasswordLength)
+	}
+	if s := c.AdminSessionSecret; s != "" && len(s) < 32 {
+		return errors.New("ADMIN_SESSION_SECRET: at least 32 random bytes, or leave it unset (a random one is then kept in PostgreSQL)")
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ func (m *Main) groupsCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store := groups.NewStore(db, groups.Config{})
+	store := m.groupStore(db)
 	switch {
 	case len(args) == 1 && args[0] == "list":
 		list, err := store.List(ctx)
@@ -60,7 +60,7 @@ func (m *Main) upload(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store := groups.NewStore(db, groups.Config{})
+	store := m.groupStore(db)
 	g, err := findGroup(ctx, store, fs.Arg(0))
 	if err != nil {
 		return err

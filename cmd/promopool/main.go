@@ -38,9 +38,12 @@ Processes (the Procfile runs these three, after migrate):
 
 Operations:
   migrate                  apply the embedded database migrations
-  keys create NAME         make an API key (printed once)
+  keys create NAME -scopes LIST
+                           make an API key (printed once) that may do LIST:
+                           render,issue,checkout,read,export,write,admin
+  keys scopes NAME LIST    change a key's scopes
   keys revoke NAME         revoke a key
-  keys list                list keys (names only)
+  keys list                list keys (names and scopes, never the keys)
   alerts check             run the balance-alert check once, now; print the result
 
 Tools:
@@ -59,12 +62,14 @@ Environment (defaults and details: docs/operations.md):
   every command            DATABASE_URL DATABASE_SEARCH_PATH DATABASE_MAX_CONNS
                            LOG_LEVEL LOG_FORMAT
   web                      HTTP_ADDR API_KEYS MAX_UPLOAD_BYTES ADMIN_PASSWORD
-                           ADMIN_SESSION_SECRET MAILING_BATCH_SIZE
+                           ADMIN_SESSION_SECRET ADMIN_SESSION_TTL MAILING_BATCH_SIZE
+                           ISSUE_RATE_LIMIT VALIDATE_RATE_LIMIT HTTP_READ_TIMEOUT
+                           HTTP_WRITE_TIMEOUT HTTP_STREAM_IDLE
   web, worker              REDIS_URL
   worker                   WORKER_CONCURRENCY MAILER_URL MAILING_LEASE
                            RECONCILE_INTERVAL REENQUEUE_AFTER RESERVATION_TIMEOUT
                            WORKER_SHUTDOWN_TIMEOUT SEGMENT_FOLD_INTERVAL GOGC GOMEMLIMIT
-  worker, scheduler        METRICS_ADDR
+  web, worker, scheduler   METRICS_ADDR WEBHOOK_ALLOW_PRIVATE
   scheduler, alerts check  ALERTS_SCHEDULE ALERTS_EXPIRY_WINDOW ALERTS_MAIL_FROM
                            ALERTS_MAILER_URL ALERTS_TIMEOUT ALERTS_WEBHOOK_TIMEOUT
                            (a worker too: it alerts at once when a mailing pauses

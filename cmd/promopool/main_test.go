@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -69,19 +70,31 @@ func TestCLIUploadAndList(t *testing.T) {
 
 func TestKeysCommands(t *testing.T) {
 	db := testdb.New(t)
-	key, err := run(t, db, "", "keys", "create", "crm")
+	if _, err := run(t, db, "", "keys", "create", "crm"); err == nil || !strings.Contains(err.Error(), "-scopes") {
+		t.Fatalf("a key without scopes: %v, want a refusal asking for -scopes", err)
+	}
+	if _, err := run(t, db, "", "keys", "create", "crm", "-scopes", "render,everything"); err == nil || !strings.Contains(err.Error(), `unknown scope "everything"`) {
+		t.Fatalf("an unknown scope: %v", err)
+	}
+	key, err := run(t, db, "", "keys", "create", "crm", "-scopes", "issue,render")
 	if err != nil || !strings.HasPrefix(key, "pp_") {
 		t.Fatalf("keys create: %q %v", key, err)
 	}
-	if _, err := run(t, db, "", "keys", "create", "CRM"); err == nil {
+	if _, err := run(t, db, "", "keys", "create", "-scopes=admin", "CRM"); err == nil {
 		t.Fatal("a second live key with the same name was created")
+	}
+	out, _ := run(t, db, "", "keys", "list")
+	if !regexp.MustCompile(`(?m)^crm\s+render,issue\s`).MatchString(out) || strings.Contains(out, strings.TrimSpace(key)) {
+		t.Fatalf("keys list must name keys and their scopes, never show them:\n%s", out)
+	}
+	if _, err := run(t, db, "", "keys", "scopes", "crm", "read"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := run(t, db, "", "keys", "list"); !regexp.MustCompile(`(?m)^crm\s+read\s`).MatchString(out) {
+		t.Fatalf("after keys scopes:\n%s", out)
 	}
 	if _, err := run(t, db, "", "keys", "revoke", "crm"); err != nil {
 		t.Fatal(err)
-	}
-	out, _ := run(t, db, "", "keys", "list")
-	if !strings.Contains(out, "crm") || strings.Contains(out, strings.TrimSpace(key)) {
-		t.Fatalf("keys list must name keys, never show them:\n%s", out)
 	}
 }
 
@@ -113,6 +126,12 @@ func TestConfigValidation(t *testing.T) {
 		{"LOG_LEVEL", "loud", "LOG_LEVEL"},
 		{"REDIS_URL", "localhost:6379", "REDIS_URL"},
 		{"WORKER_SHUTDOWN_TIMEOUT", "soon", "WORKER_SHUTDOWN_TIMEOUT"},
+		{"ADMIN_PASSWORD", "hunter2", "at least 12 characters"},
+		{"ADMIN_SESSION_SECRET", "not-random-enough", "at least 32"},
+		{"ISSUE_RATE_LIMIT", "fast", "ISSUE_RATE_LIMIT"},
+		{"VALIDATE_RATE_LIMIT", "10/day", "VALIDATE_RATE_LIMIT"},
+		{"WEBHOOK_ALLOW_PRIVATE", "localhost", "WEBHOOK_ALLOW_PRIVATE"},
+		{"HTTP_READ_TIMEOUT", "0", "HTTP_READ_TIMEOUT"},
 	} {
 		_, err := loadConfig(func(k string) string {
 			if k == tc.name {

@@ -27,10 +27,12 @@ func balances(store *groups.Store) metrics.BalanceFunc {
 	}
 }
 
-// serveMetrics serves /metrics (and /healthz) on METRICS_ADDR for the worker and the
-// scheduler until ctx ends; with no METRICS_ADDR it does nothing. A listen failure stops
-// the process: an operator who asked for metrics should not run without them unknowingly.
-func (m *Main) serveMetrics(ctx context.Context) error {
+// serveMetrics serves h at /metrics (and /healthz) on METRICS_ADDR, without a key, until
+// ctx ends; with no METRICS_ADDR it does nothing. The address is the operator's to keep
+// private (a loopback or internal interface): group names and balances are business
+// data. A listen failure stops the process: an operator who asked for metrics should
+// not run without them unknowingly.
+func (m *Main) serveMetrics(ctx context.Context, h http.Handler) error {
 	if m.cfg.MetricsAddr == "" {
 		return nil
 	}
@@ -39,12 +41,12 @@ func (m *Main) serveMetrics(ctx context.Context) error {
 		return fmt.Errorf("METRICS_ADDR: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler())
+	mux.Handle("GET /metrics", h)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.log.Error("metrics server failed", "err", err)

@@ -18,6 +18,7 @@ import (
 	"promopool/api"
 	"promopool/auth"
 	"promopool/customers"
+	"promopool/egress"
 	"promopool/groups"
 	"promopool/mailer"
 	"promopool/mailings"
@@ -50,7 +51,7 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store := groups.NewStore(db, groups.Config{})
+	store := m.groupStore(db)
 	svc, err := m.mailingService(db, store, nil)
 	if err != nil {
 		return err
@@ -59,8 +60,9 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes,
-		Metrics: metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))},
+	metricsHandler := metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))
+	srv, err := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes, Metrics: metricsHandler,
+		IssueRate: m.cfg.IssueRateLimit, ValidateRate: m.cfg.ValidateRateLimit, StreamIdle: m.cfg.HTTPStreamIdle},
 		api.Deps{Groups: store, Customers: customers.NewStore(db), Keys: keys, Mailings: svc, Segments: m.segments(db),
 			Alerts: alertList, Log: m.log, Ready: map[string]api.Pinger{
 				"postgres": api.PingFunc(db.PingContext),
@@ -72,11 +74,18 @@ func (m *Main) web(ctx context.Context) error {
 	if err := m.mountAdmin(srv, db, store, svc, keys, alertList); err != nil {
 		return err
 	}
+	if err := m.serveMetrics(ctx, metricsHandler); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", m.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Every request is bounded in time: its headers, its body, its answer. Streamed
+	// uploads and exports replace the last two with deadlines that roll while bytes
+	// move (internal/deadline, HTTP_STREAM_IDLE).
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: m.cfg.HTTPReadTimeout,
+		WriteTimeout: m.cfg.HTTPWriteTimeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	m.log.Info("web listening", "addr", ln.Addr().String())
@@ -93,6 +102,15 @@ func (m *Main) web(ctx context.Context) error {
 	}
 	m.log.Info("web stopped")
 	return nil
+}
+
+// webhookPolicy is where webhooks a user typed may connect (WEBHOOK_ALLOW_PRIVATE).
+// MAILER_URL and ALERTS_MAILER_URL are the operator's and are not held to it.
+func (m *Main) webhookPolicy() egress.Policy { return egress.Policy{Allow: m.cfg.WebhookAllow} }
+
+// groupStore is the process's groups store, alert webhooks held to webhookPolicy.
+func (m *Main) groupStore(db *sqlx.DB) *groups.Store {
+	return groups.NewStore(db, groups.Config{Webhooks: m.webhookPolicy()})
 }
 
 // asynqClient connects the task producer to Redis.
@@ -163,14 +181,14 @@ func (m *Main) worker(ctx context.Context) error {
 		return fmt.Errorf("MAILER_URL: %w", err)
 	}
 	m.closer = append(m.closer, func() { transport.Close() })
-	store := groups.NewStore(db, groups.Config{})
+	store := m.groupStore(db)
 	svc, err := m.mailingService(db, store, transport)
 	if err != nil {
 		return err
 	}
 	mux := asynq.NewServeMux()
 	mux.Handle(worker.TypeMailingBatch, &worker.MailingBatchHandler{Mailings: svc})
-	if err := m.serveMetrics(ctx); err != nil {
+	if err := m.serveMetrics(ctx, metrics.Handler()); err != nil {
 		return err
 	}
 	go svc.RunReconciler(ctx, m.cfg.ReconcileInterval)
@@ -190,7 +208,7 @@ func (m *Main) scheduler(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.serveMetrics(ctx); err != nil {
+	if err := m.serveMetrics(ctx, metrics.Handler()); err != nil {
 		return err
 	}
 	c := cron.New(m.cronOptions()...)

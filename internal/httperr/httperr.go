@@ -72,6 +72,8 @@ var sentinels = []sentinel{
 	{auth.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{auth.ErrKeyNotFound, http.StatusNotFound, "key_not_found"},
 	{auth.ErrKeyNameTaken, http.StatusConflict, "key_name_taken"},
+	// A *auth.ScopeError (matched first, naming the scope) wraps it.
+	{auth.ErrInsufficientScope, http.StatusForbidden, "insufficient_scope"},
 	{groups.ErrGroupNotFound, http.StatusNotFound, "group_not_found"},
 	{groups.ErrUploadNotFound, http.StatusNotFound, "upload_not_found"},
 	{groups.ErrNameTaken, http.StatusConflict, "name_taken"},
@@ -127,8 +129,11 @@ func classifyTyped(err error) (Problem, bool) {
 		inv *groups.InvalidError
 		gue *groups.UploadError
 		cue *customers.UploadError
+		se  *auth.ScopeError
 	)
 	switch {
+	case errors.As(err, &se):
+		return Problem{http.StatusForbidden, "insufficient_scope", se.Error(), map[string]any{"scope": string(se.Need)}}, true
 	case errors.As(err, &ve):
 		problems := make([]map[string]any, len(ve.Problems))
 		for i, p := range ve.Problems {

@@ -39,6 +39,8 @@ func Cases() []Case {
 		{"auth.ErrUnauthorized", wrap(auth.ErrUnauthorized), http.StatusUnauthorized, "unauthorized"},
 		{"auth.ErrKeyNotFound", wrap(auth.ErrKeyNotFound), http.StatusNotFound, "key_not_found"},
 		{"auth.ErrKeyNameTaken", wrap(auth.ErrKeyNameTaken), http.StatusConflict, "key_name_taken"},
+		{"auth.ErrInsufficientScope", wrap(auth.ErrInsufficientScope), http.StatusForbidden, "insufficient_scope"},
+		{"auth.ScopeError", wrap(&auth.ScopeError{Need: auth.ScopeExport, Key: "mailer"}), http.StatusForbidden, "insufficient_scope"},
 
 		{"groups.ErrGroupNotFound", wrap(groups.ErrGroupNotFound), http.StatusNotFound, "group_not_found"},
 		{"groups.ErrUploadNotFound", wrap(groups.ErrUploadNotFound), http.StatusNotFound, "upload_not_found"},

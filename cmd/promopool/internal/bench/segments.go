@@ -304,7 +304,7 @@ func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg Se
 	}
 	res.StreamGo = time.Since(start)
 
-	keys, err := auth.NewKeys(db, "bench:bench-key-0123456789abcdef")
+	keys, err := auth.NewKeys(db, "bench:bench-key-0123456789abcdef:admin")
 	if err != nil {
 		return err
 	}

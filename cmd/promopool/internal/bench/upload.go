@@ -96,7 +96,7 @@ func Upload(ctx context.Context, cfg UploadConfig) (*UploadResult, error) {
 
 	key := "bench_" + randomHex(16)
 	web, err := StartProcess(ctx, cfg.Exe, []string{"DATABASE_URL=" + cfg.URL, "DATABASE_SEARCH_PATH=" + env.Schema,
-		"HTTP_ADDR=127.0.0.1:0", "API_KEYS=bench:" + key, "MAX_UPLOAD_BYTES=4294967296"}, "web")
+		"HTTP_ADDR=127.0.0.1:0", "API_KEYS=bench:" + key + ":admin", "MAX_UPLOAD_BYTES=4294967296"}, "web")
 	if err != nil {
 		return nil, err
 	}
