@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
+
+	"promopool/internal/redisurl"
 )
 
 // Config is everything promopool reads from its environment.
@@ -18,7 +19,8 @@ type Config struct {
 	DatabaseSearchPath string
 	// DatabaseMaxConns caps the connection pool (DATABASE_MAX_CONNS, default 20).
 	DatabaseMaxConns int
-	// RedisURL is the Redis carrying the Asynq queues (REDIS_URL).
+	// RedisURL is the Redis carrying the Asynq queues (REDIS_URL): one server, a
+	// Sentinel-watched primary or a Cluster (forms in internal/redisurl).
 	RedisURL string
 	// HTTPAddr is where `promopool web` listens (HTTP_ADDR).
 	HTTPAddr string
@@ -126,8 +128,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("LOG_FORMAT: want text or json, got %q", c.LogFormat)
 	case c.MaxUploadBytes <= 0:
 		return fmt.Errorf("MAX_UPLOAD_BYTES: must be positive")
-	case !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://"):
-		return fmt.Errorf("REDIS_URL: want redis://host:port/db, got %q", c.RedisURL)
+	}
+	if _, err := redisurl.Parse(c.RedisURL); err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"promopool/api"
 	"promopool/auth"
 	"promopool/groups"
+	"promopool/internal/redisurl"
 	"promopool/mailer"
 	"promopool/mailings"
 	"promopool/metrics"
@@ -25,12 +26,12 @@ import (
 	"promopool/worker"
 )
 
-func (m *Main) redis() (*redis.Client, error) {
-	opt, err := redis.ParseURL(m.cfg.RedisURL)
+func (m *Main) redis() (redis.UniversalClient, error) {
+	conn, err := redisurl.Parse(m.cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	rdb := redis.NewClient(opt)
+	rdb := conn.Client()
 	m.closer = append(m.closer, func() { rdb.Close() })
 	return rdb, nil
 }
@@ -94,11 +95,11 @@ func (m *Main) web(ctx context.Context) error {
 
 // asynqClient connects the task producer to Redis.
 func (m *Main) asynqClient() (*asynq.Client, error) {
-	opt, err := asynq.ParseRedisURI(m.cfg.RedisURL)
+	conn, err := redisurl.Parse(m.cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	c := asynq.NewClient(opt)
+	c := asynq.NewClient(conn.Asynq())
 	m.closer = append(m.closer, func() { c.Close() })
 	return c, nil
 }
@@ -135,8 +136,8 @@ func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.
 // asynqInspector lets the reconciler see which batches still wait in the queue. The
 // Redis URL was parsed already by asynqClient.
 func (m *Main) asynqInspector() *asynq.Inspector {
-	opt, _ := asynq.ParseRedisURI(m.cfg.RedisURL)
-	insp := asynq.NewInspector(opt)
+	conn, _ := redisurl.Parse(m.cfg.RedisURL)
+	insp := asynq.NewInspector(conn.Asynq())
 	m.closer = append(m.closer, func() { insp.Close() })
 	return insp
 }
