@@ -22,9 +22,10 @@ import (
 
 // Store is the groups' data layer over PostgreSQL.
 type Store struct {
-	db    *sqlx.DB
-	now   func() time.Time
-	stmts *stmtSet
+	db     *sqlx.DB
+	reader Reader
+	now    func() time.Time
+	stmts  *stmtSet
 }
 
 // Config configures a Store.
@@ -34,6 +35,8 @@ type Config struct {
 	// StatementTimeout bounds the optional, best-effort queries of an upload such as
 	// finding duplicate examples (default 3s). The load itself is never bounded.
 	ExampleTimeout time.Duration
+	// Reader runs the exports' queries (default: db); see reader.go.
+	Reader Reader
 }
 
 // NewStore returns a Store on db.
@@ -41,7 +44,10 @@ func NewStore(db *sqlx.DB, cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{db: db, now: cfg.Now, stmts: &stmtSet{m: map[string]*sql.Stmt{}}}
+	if cfg.Reader == nil {
+		cfg.Reader = db
+	}
+	return &Store{db: db, reader: cfg.Reader, now: cfg.Now, stmts: &stmtSet{m: map[string]*sql.Stmt{}}}
 }
 
 // DB returns the store's database handle.

@@ -19,6 +19,12 @@ type Config struct {
 	DatabaseSearchPath string
 	// DatabaseMaxConns caps the connection pool (DATABASE_MAX_CONNS, default 20).
 	DatabaseMaxConns int
+	// DatabaseReplicaURL is a hot standby that serves `web`'s heavy reads — segment
+	// answers and exports — while it keeps up (DATABASE_REPLICA_URL; empty: none).
+	DatabaseReplicaURL string
+	// DatabaseReplicaMaxLag is how far behind the primary the replica may be before
+	// those reads go to the primary (DATABASE_REPLICA_MAX_LAG, default 30s).
+	DatabaseReplicaMaxLag time.Duration
 	// RedisURL is the Redis carrying the Asynq queues (REDIS_URL): one server, a
 	// Sentinel-watched primary or a Cluster (forms in internal/redisurl).
 	RedisURL string
@@ -77,6 +83,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL:        cmp.Or(getenv("DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/promopool?sslmode=disable"),
 		DatabaseSearchPath: getenv("DATABASE_SEARCH_PATH"),
+		DatabaseReplicaURL: getenv("DATABASE_REPLICA_URL"),
 		RedisURL:           cmp.Or(getenv("REDIS_URL"), "redis://127.0.0.1:6379/0"),
 		HTTPAddr:           cmp.Or(getenv("HTTP_ADDR"), "127.0.0.1:8080"),
 		APIKeys:            getenv("API_KEYS"),
@@ -103,7 +110,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}{{"MAILING_LEASE", &c.MailingLease, 2 * time.Minute}, {"RECONCILE_INTERVAL", &c.ReconcileInterval, 30 * time.Second},
 		{"REENQUEUE_AFTER", &c.ReenqueueAfter, 5 * time.Minute}, {"RESERVATION_TIMEOUT", &c.ReservationTimeout, time.Minute},
 		{"WORKER_SHUTDOWN_TIMEOUT", &c.WorkerShutdownTimeout, 30 * time.Second},
-		{"SEGMENT_FOLD_INTERVAL", &c.SegmentFoldInterval, 5 * time.Second}} {
+		{"SEGMENT_FOLD_INTERVAL", &c.SegmentFoldInterval, 5 * time.Second},
+		{"DATABASE_REPLICA_MAX_LAG", &c.DatabaseReplicaMaxLag, 30 * time.Second}} {
 		if *d.dst, err = durationVar(getenv, d.name, d.def); err != nil {
 			return c, err
 		}

@@ -46,7 +46,7 @@ Tools:
                            upload codes (GROUP is a name or id; FILE may be - for stdin)
   bench upload [flags]     benchmark uploads through the HTTP API against raw SQL
 
-Environment: DATABASE_URL, REDIS_URL, HTTP_ADDR, API_KEYS, MAX_UPLOAD_BYTES,
+Environment: DATABASE_URL, DATABASE_REPLICA_URL, REDIS_URL, HTTP_ADDR, API_KEYS, MAX_UPLOAD_BYTES,
 WORKER_CONCURRENCY, DATABASE_MAX_CONNS, ALERTS_SCHEDULE, ALERTS_EXPIRY_WINDOW,
 ALERTS_MAIL_FROM, METRICS_ADDR, WORKER_SHUTDOWN_TIMEOUT, LOG_LEVEL, LOG_FORMAT (see README).
 `
@@ -91,6 +91,7 @@ type Main struct {
 	cmd    string // the subcommand, reported as application_name "promopool-<cmd>"
 	log    *slog.Logger
 	db     *sqlx.DB
+	reader *postgres.ReadPool // heavy reads (web only): the replica while it keeps up
 	segs   *segments.Service
 	closer []func()
 }

@@ -50,7 +50,11 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store := groups.NewStore(db, groups.Config{})
+	reader, err := m.openReader(ctx, db)
+	if err != nil {
+		return err
+	}
+	store := groups.NewStore(db, groups.Config{Reader: reader})
 	srv := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes,
 		Metrics: metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))}, store, keys, m.log, map[string]api.Pinger{
 		"postgres": api.PingFunc(db.PingContext),
@@ -108,7 +112,11 @@ func (m *Main) asynqClient() (*asynq.Client, error) {
 // but for its configuration).
 func (m *Main) segments(db *sqlx.DB) *segments.Service {
 	if m.segs == nil {
-		m.segs = segments.New(db, segments.Config{})
+		cfg := segments.Config{}
+		if m.reader != nil {
+			cfg.Reader = m.reader
+		}
+		m.segs = segments.New(db, cfg)
 	}
 	return m.segs
 }
