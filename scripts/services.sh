@@ -27,6 +27,10 @@ missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The scale-out tests (faults/, docs/scaling.md): sentinels that fail a primary over, and
+# hosts made of network namespaces (ip netns, veth, bridge).
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # Debian's Chromium: the admin pages' browser test (admin/browser_test.go) drives it headless.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
@@ -34,6 +38,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "services: installing ${missing[*]} from Debian's packages"
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  # Debian starts a sentinel watching 127.0.0.1:6379 on install; the tests run their own.
+  case " ${missing[*]} " in *" redis-sentinel "*)
+    command -v systemctl >/dev/null 2>&1 && as_root systemctl disable --now redis-sentinel >/dev/null 2>&1 || true ;;
+  esac
 fi
 
 # PostgreSQL: start every cluster that is down.
