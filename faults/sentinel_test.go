@@ -3,6 +3,8 @@ package faults
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +76,24 @@ func TestRedisSentinelFailover(t *testing.T) {
 				old.Addr, promoted.Addr, took.Round(time.Millisecond), served.Round(time.Millisecond))
 		},
 		after: func(h *harness, c *checks, id int64) {
-			c.note("failover to promotion / to the first task acknowledged on the new primary: %s", strings.Join(times, ", "))
+			c.note("failover to promotion / to the first task acknowledged on the new primary: %s; %d batches re-enqueued from PostgreSQL",
+				strings.Join(times, ", "), h.reenqueued())
 		}}.run(t)
+}
+
+var reenqueuedLog = regexp.MustCompile(`re-enqueued lost batches.* batches=(\d+)`)
+
+// reenqueued is how many batches the workers' reconcilers enqueued again, their tasks
+// lost with a Redis primary's unreplicated writes.
+func (h *harness) reenqueued() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, p := range h.procs {
+		for _, m := range reenqueuedLog.FindAllStringSubmatch(p.out.String(), -1) {
+			k, _ := strconv.Atoi(m[1])
+			n += k
+		}
+	}
+	return n
 }
