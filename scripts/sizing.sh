@@ -75,7 +75,10 @@ mstart=$(date +%s.%N)
 api -X POST -d '{}' "$BASE/v1/mailings/$ID/start" >/dev/null
 until q "select status from mailings where id = $ID" | grep -q finished; do sleep 0.5; done
 mend=$(date +%s.%N)
-sleep 6 # one fold interval: the segment summaries take the new issues in
+# The worker's folder takes the new issues into the segment summaries (every 5 s).
+for _ in $(seq 1 600); do
+  [ "$(q "select count(*) from segment_groups")" -ge "$CUSTOMERS_N" ] && break; sleep 0.5
+done
 q 'checkpoint'
 lsn3=$(q 'select pg_current_wal_lsn()')
 
@@ -87,6 +90,7 @@ echo "per code: WAL $(per "pg_wal_lsn_diff('$lsn1', '$lsn0')" "$CODES_N") B (wit
 awk -v s="$mstart" -v e="$mend" -v n="$CUSTOMERS_N" 'BEGIN { printf "mailing to %d recipients (1 worker, null transport): %.1f s, %.0f messages/s\n", n, e - s, n / (e - s) }'
 echo "per message: WAL $(per "pg_wal_lsn_diff('$lsn3', '$lsn2')" "$CUSTOMERS_N") B (fold and checkpoint included)"
 for t in issues mailing_recipients segment_customers segment_groups customers; do
-  echo "  $t: heap $(per "pg_relation_size('$t')" "$CUSTOMERS_N") B + indexes $(per "pg_indexes_size('$t')" "$CUSTOMERS_N") B per recipient ($(q "select count(*) from $t") rows)"
+  rows=$(q "select count(*) from $t")
+  echo "  $t: heap $(per "pg_relation_size('$t')" "$rows") B + indexes $(per "pg_indexes_size('$t')" "$rows") B per row ($rows rows)"
 done
 echo "database total: $(q "select pg_size_pretty(pg_database_size('promopool'))")"
