@@ -41,6 +41,9 @@ func redisURL() string {
 }
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv("FAULTS_RELAY"); spec != "" {
+		os.Exit(relayMain(spec)) // this binary as a relay on another host (netns_test.go)
+	}
 	dir, err := os.MkdirTemp("", "promopool-faults")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -161,11 +161,14 @@ func TestReadReplica(t *testing.T) {
 	warned := strings.Count(replicaWeb.out.String(), "read replica not used")
 	standby.Stop("immediate")
 	stopped := time.Now()
+	st, b, _ := h.call(onReplica, "POST", "/v1/segments/count", fmt.Sprintf(`{"filter":{"issued_from":{"groups":[%d]}}}`, gid))
+	first := time.Since(stopped)
+	c.check("stopped replica: the first read answered", st == 200, "%d %s", st, b)
 	got, want = h.heavyReads(onReplica, gid), h.heavyReads(onPrimary, gid)
 	c.check("stopped replica: answers from the primary, no error", got.differ(want) == "", "differ: %s", got.differ(want))
 	c.check("stopped replica: a logged warning", strings.Count(replicaWeb.out.String(), "read replica not used") == warned+1,
 		"%d warnings in the web log before the stop, %d after", warned, strings.Count(replicaWeb.out.String(), "read replica not used"))
-	c.note("first read after the stop answered by the primary %s after it", time.Since(stopped).Round(time.Millisecond))
+	c.note("the first read after the stop answered by the primary in %s", first.Round(time.Millisecond))
 	restarted := time.Now()
 	standby.Start()
 	h.waitFor(60*time.Second, "replica back in use", func() bool {

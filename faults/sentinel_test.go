@@ -58,7 +58,13 @@ func TestRedisSentinelFailover(t *testing.T) {
 	scenario{fault: "Redis Sentinel failover: the primary SIGKILLed mid-send (3 sentinels, 1 replica)", at: failovers(),
 		world: func(t *testing.T) *harness {
 			set = redistest.StartSentinels(t, redistest.Options{})
-			return newHarnessOn(t, testdb.New(t), set.URL(13))
+			h := newHarnessOn(t, testdb.New(t), set.URL(13))
+			if long {
+				// Slow the receiver so that the mailing is still sending at the third
+				// kill: each failover waits for the dead primary to rejoin as a replica.
+				h.hook.delay = 6 * time.Millisecond
+			}
+			return h
 		},
 		inject: func(h *harness, w *workerSet) string {
 			old := set.Primary()
@@ -68,12 +74,15 @@ func TestRedisSentinelFailover(t *testing.T) {
 			took := time.Since(killed)
 			served := recovered(h, promoted, 60*time.Second).Sub(killed)
 			times = append(times, fmt.Sprintf("%.1f s / %.1f s", took.Seconds(), served.Seconds()))
+			rejoined := ""
 			if long {
+				start := time.Now()
 				old.Restart()
 				set.WaitReplica(old, 60*time.Second)
+				rejoined = fmt.Sprintf("; restarted, a synced replica again after %s", time.Since(start).Round(time.Millisecond))
 			}
-			return fmt.Sprintf("killed primary %s: %s promoted after %s, a mailing task acknowledged on it after %s",
-				old.Addr, promoted.Addr, took.Round(time.Millisecond), served.Round(time.Millisecond))
+			return fmt.Sprintf("killed primary %s: %s promoted after %s, a mailing task acknowledged on it after %s%s",
+				old.Addr, promoted.Addr, took.Round(time.Millisecond), served.Round(time.Millisecond), rejoined)
 		},
 		after: func(h *harness, c *checks, id int64) {
 			c.note("failover to promotion / to the first task acknowledged on the new primary: %s; %d batches re-enqueued from PostgreSQL",

@@ -89,11 +89,11 @@ func OpenReadPool(ctx context.Context, primary *sqlx.DB, cfg ReplicaConfig) (*Re
 	if cfg.URL == "" {
 		return p, nil
 	}
-	dsn, err := WithParams(cfg.URL, map[string]string{"jit": "off", "application_name": cmp.Or(cfg.AppName, "promopool-replica"),
+	dsn, err := WithParams(cfg.URL, withKeepalive(map[string]string{"jit": "off", "application_name": cmp.Or(cfg.AppName, "promopool-replica"),
 		"search_path": cfg.SearchPath,
 		// A replica that does not answer must cost a read little before it goes to the
 		// primary; the health check marks it down at once for the next reads.
-		"connect_timeout": "3"})
+		"connect_timeout": "3"}))
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_REPLICA_URL: %w", err)
 	}
