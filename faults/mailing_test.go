@@ -71,10 +71,13 @@ type scenario struct {
 	after func(h *harness, c *checks, id int64)
 	// world, when set, builds the harness (a Redis or database of the test's own).
 	world func(t *testing.T) *harness
+	// unknownOK: the fault can strand a message in flight (see checks.unknownOK).
+	unknownOK bool
 }
 
 func (s scenario) run(t *testing.T) {
 	c := newChecks(t, s.fault)
+	c.unknownOK = s.unknownOK
 	defer c.done()
 	n := mailingSize(s.big)
 	var h *harness

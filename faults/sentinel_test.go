@@ -85,7 +85,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 				old.Addr, promoted.Addr, took.Round(time.Millisecond), served.Round(time.Millisecond), rejoined)
 		},
 		after: func(h *harness, c *checks, id int64) {
-			c.note("failover to promotion / to the first task acknowledged on the new primary: %s; %d batches re-enqueued from PostgreSQL",
+			c.note("failover to promotion / to the first task acknowledged on the new primary: %s; the reconcilers enqueued %d batches again (their tasks lost, or not visible in the queue during a failover)",
 				strings.Join(times, ", "), h.reenqueued())
 		}}.run(t)
 }

@@ -76,12 +76,15 @@ func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 // notices a silent peer by TCP keepalive, after two hours at Linux's defaults. With these
 // it ends such a session (and releases its locks) after about a minute of silence
 // (30 s idle, then 3 probes 10 s apart), or 60 s of unacknowledged data
-// (tcp_user_timeout). Measured in faults/netns_test.go.
+// (tcp_user_timeout); a backend busy in a statement (waiting on a lock, say) looks at
+// its socket every 10 s (client_connection_check_interval, PostgreSQL 14+). Measured in
+// faults/netns_test.go.
 var keepalive = map[string]string{
-	"tcp_keepalives_idle":     "30",
-	"tcp_keepalives_interval": "10",
-	"tcp_keepalives_count":    "3",
-	"tcp_user_timeout":        "60000",
+	"tcp_keepalives_idle":              "30",
+	"tcp_keepalives_interval":          "10",
+	"tcp_keepalives_count":             "3",
+	"tcp_user_timeout":                 "60000",
+	"client_connection_check_interval": "10000",
 }
 
 func withKeepalive(params map[string]string) map[string]string {
