@@ -139,7 +139,7 @@ func TestReadReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		st, b, _ := h.call(onPrimary, "POST", fmt.Sprintf("/v1/groups/%d/issue", gid), fmt.Sprintf(`{"customer_id":"late%d"}`, i),
+		st, b, _ := h.call(onPrimary, "POST", fmt.Sprintf("/v1/groups/%d/issue", gid), fmt.Sprintf(`{"customer_id":"late%d","create_customer":true}`, i),
 			"Idempotency-Key", fmt.Sprintf("late-%d", i))
 		if st != 201 {
 			t.Fatalf("direct issue: %d %s", st, b)
