@@ -122,7 +122,7 @@ func (p *Provider) discover(ctx context.Context) (*oidc.Provider, error) {
 	// bounds the discovery request.
 	prov, err := oidc.NewProvider(p.ctx(context.WithoutCancel(ctx)), p.cfg.Issuer)
 	if err != nil {
-		p.lastErr = fmt.Errorf("reading the discovery document of %s: %w", p.cfg.Issuer, err)
+		p.lastErr = fmt.Errorf("%w: reading the discovery document of %s: %w", ErrUnavailable, p.cfg.Issuer, err)
 		return nil, p.lastErr
 	}
 	p.provider, p.lastErr = prov, nil
@@ -239,6 +239,10 @@ func (p *Provider) Finish(ctx context.Context, f Flow, q url.Values) (users.Iden
 	}
 	return c.identity(p.cfg.Issuer), nil
 }
+
+// ErrUnavailable: the provider's discovery document cannot be read (it is down, or
+// OIDC_ISSUER is wrong); the next request tries again.
+var ErrUnavailable = errors.New("the identity provider cannot be reached")
 
 // ErrBadToken: a bearer JWT that is not one the provider signed for this API.
 var ErrBadToken = errors.New("the bearer JWT is not valid here")

@@ -105,8 +105,13 @@ var sentinels = []sentinel{
 	{macros.ErrMissingColumn, http.StatusUnprocessableEntity, "missing_code_column"},
 	{macros.ErrMessageTooLarge, http.StatusUnprocessableEntity, "message_too_large"},
 	{alerts.ErrAlertNotFound, http.StatusNotFound, "alert_not_found"},
-	// Users and sign-in (the admin pages; the API answers a person it cannot accept
-	// with 401 unauthorized).
+	// Users and sign-in. A platform JWT refused on the API wraps the users error in
+	// idp.ErrPersonRefused, matched first: the API answers 401 for any person it
+	// cannot accept, the sign-in page the users error's own status.
+	{idp.ErrFlow, http.StatusBadRequest, "signin_failed"},
+	{idp.ErrBadToken, http.StatusUnauthorized, "unauthorized"},
+	{idp.ErrPersonRefused, http.StatusUnauthorized, "unauthorized"},
+	{idp.ErrUnavailable, http.StatusServiceUnavailable, "idp_unavailable"},
 	{users.ErrNotFound, http.StatusNotFound, "user_not_found"},
 	{users.ErrEmailTaken, http.StatusConflict, "email_taken"},
 	{users.ErrBadPassword, http.StatusUnauthorized, "unauthorized"},
@@ -114,8 +119,6 @@ var sentinels = []sentinel{
 	{users.ErrUnknownUser, http.StatusForbidden, "unknown_user"},
 	{users.ErrEmailUnverified, http.StatusForbidden, "email_unverified"},
 	{users.ErrLinkedElsewhere, http.StatusForbidden, "linked_elsewhere"},
-	{idp.ErrFlow, http.StatusBadRequest, "signin_failed"},
-	{idp.ErrBadToken, http.StatusUnauthorized, "unauthorized"},
 }
 
 // Classify returns what the HTTP layer answers for err: the domain's errors with their

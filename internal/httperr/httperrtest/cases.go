@@ -67,6 +67,8 @@ func Cases() []Case {
 		{"users.InvalidError", wrap(&users.InvalidError{Field: "email", Reason: "want one plain address"}), http.StatusBadRequest, "invalid_field"},
 		{"idp.ErrFlow", wrap(idp.ErrFlow), http.StatusBadRequest, "signin_failed"},
 		{"idp.ErrBadToken", wrap(idp.ErrBadToken), http.StatusUnauthorized, "unauthorized"},
+		{"idp.ErrPersonRefused", wrap(idp.ErrPersonRefused), http.StatusUnauthorized, "unauthorized"},
+		{"idp.ErrUnavailable", wrap(idp.ErrUnavailable), http.StatusServiceUnavailable, "idp_unavailable"},
 
 		{"customers.ErrNotFound", wrap(customers.ErrNotFound), http.StatusNotFound, "customer_not_found"},
 		{"customers.UploadError", wrap(&customers.UploadError{Line: 1, Reason: "no id column"}), http.StatusBadRequest, "invalid_upload"},
