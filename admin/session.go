@@ -155,8 +155,8 @@ func (h *Handler) openSession(ctx context.Context, w http.ResponseWriter, r *htt
 // readSession returns the request's live session: a cookie whose signature holds,
 // whose row is neither expired nor revoked, and whose credential still stands (the
 // same ADMIN_PASSWORD; an API key neither revoked nor stripped of its admin scope; a
-// user neither disabled nor given another role or password since). A session whose
-// credential fell is revoked on the spot.
+// user neither disabled nor given another role or password since). A user session
+// whose user fell is revoked on the spot.
 func (h *Handler) readSession(r *http.Request) (*Session, bool) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
@@ -179,7 +179,10 @@ func (h *Handler) readSession(r *http.Request) (*Session, bool) {
 	}
 	s.token = token
 	if !h.credentialStands(r.Context(), &s) {
-		if r.Context().Err() == nil {
+		// A user's standing is the database's, the same for every process: a session
+		// it ended is revoked for good. (The password and API_KEYS are each process's
+		// configuration, which may differ for a while during a deploy.)
+		if s.Credential == credUser && r.Context().Err() == nil {
 			if err := h.endSession(r.Context(), &s); err != nil {
 				h.deps.Log.Error("revoking a fallen admin session", "err", err)
 			}
