@@ -170,9 +170,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// sandboxed srcdoc frame, which inherits this policy) keeps its inline styles and
 		// images but runs no script.
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "+
-			"img-src * data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+			"img-src * data:; object-src 'none'; base-uri 'none'; form-action "+h.formAction(r)+"; frame-ancestors 'self'")
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// formAction is where the page's forms may lead: this site; on the sign-in page also
+// the identity provider, since browsers hold the redirect a form answers with to
+// form-action as well (the "Sign in with …" button is a form that is sent on there).
+func (h *Handler) formAction(r *http.Request) string {
+	if h.deps.IdP != nil && strings.HasPrefix(r.URL.Path, "/admin/login") {
+		return "'self' " + h.deps.IdP.AuthOrigin(r.Context())
+	}
+	return "'self'"
 }
 
 func (h *Handler) routes() {

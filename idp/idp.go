@@ -102,6 +102,18 @@ func (p *Provider) Host() string {
 	return u.Host
 }
 
+// AuthOrigin is the scheme and host of the provider's authorization endpoint (the
+// sign-in page's CSP lets its form lead there); the issuer's while the discovery
+// document cannot be read.
+func (p *Provider) AuthOrigin(ctx context.Context) string {
+	raw := p.cfg.Issuer
+	if prov, err := p.discover(ctx); err == nil {
+		raw = prov.Endpoint().AuthURL
+	}
+	u, _ := url.Parse(raw)
+	return u.Scheme + "://" + u.Host
+}
+
 // ctx gives the go-oidc and oauth2 calls the configured HTTP client.
 func (p *Provider) ctx(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, p.cfg.HTTPClient)
