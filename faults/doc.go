@@ -14,6 +14,12 @@
 //     reaches the webhook once;
 //  5. no unused code appears in logs, metrics, Asynq payloads or error messages.
 //
+// The scale-out scenarios run on engines of their own (docs/scaling.md): a Redis primary
+// with a replica and three redis-sentinel processes whose primary is SIGKILLed mid-send
+// (sentinel_test.go); a PostgreSQL primary and a pg_basebackup standby serving web's
+// heavy reads (replica_test.go); web and two workers on hosts made of network namespaces
+// against PostgreSQL and Redis on another, one worker's link cut (netns_test.go, root).
+//
 // `go test ./faults` runs the short version (a few thousand recipients, one or two
 // faults each). FAULTS_LONG=1 (scripts/chaos.sh) runs the long one: a 200,000-recipient
 // mailing with several kills and a 5,000,000-code upload killed mid-way. Both print the

@@ -21,6 +21,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"promopool/internal/redisurl"
 	"promopool/internal/testdb"
 
 	"promopool/internal/syncbuf"
@@ -40,6 +41,9 @@ func redisURL() string {
 }
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv("FAULTS_RELAY"); spec != "" {
+		os.Exit(relayMain(spec)) // this binary as a relay on another host (netns_test.go)
+	}
 	dir, err := os.MkdirTemp("", "promopool-faults")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -103,6 +107,9 @@ type harness struct {
 	hook   *receiver
 	webURL string
 	web    *proc
+	// place, when set, is the command prefix that starts the named process elsewhere
+	// (ip netns exec NS: another host).
+	place func(name string) []string
 
 	mu    sync.Mutex
 	procs []*proc
@@ -112,22 +119,33 @@ type harness struct {
 
 func newHarness(t *testing.T, env ...string) *harness {
 	t.Helper()
-	h := &harness{t: t, db: testdb.New(t), key: "faults-key-0123456789abcdef"}
-	opt, err := redis.ParseURL(redisURL())
+	return newHarnessOn(t, testdb.New(t), redisURL(), env...)
+}
+
+// newHarnessOn is newHarness on a database and a Redis (any REDIS_URL form but a
+// Cluster) of the test's own.
+func newHarnessOn(t *testing.T, db *testdb.DB, rurl string, env ...string) *harness {
+	t.Helper()
+	h := &harness{t: t, db: db, key: "faults-key-0123456789abcdef"}
+	conn, err := redisurl.Parse(rurl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opt.DB == 15 || opt.DB == 0 {
-		t.Fatalf("FAULTS_REDIS_URL must not name DB %d (flushed by this suite)", opt.DB)
+	if conn.DB == 15 || conn.DB == 0 {
+		t.Fatalf("FAULTS_REDIS_URL must not name DB %d (flushed by this suite)", conn.DB)
 	}
-	h.rdb = redis.NewClient(opt)
+	rdb, ok := conn.Client().(*redis.Client)
+	if !ok {
+		t.Fatalf("the fault suite's checks need one Redis or a Sentinel-watched one, not %s", conn)
+	}
+	h.rdb = rdb
 	t.Cleanup(func() { h.rdb.Close() })
 	if err := h.rdb.FlushDB(context.Background()).Err(); err != nil {
 		t.Fatalf("Redis: %v", err)
 	}
 	h.hook = newReceiver()
 	t.Cleanup(h.hook.srv.Close)
-	h.env = append(h.db.Env(), "REDIS_URL="+redisURL(), "API_KEYS=faults:"+h.key+":admin",
+	h.env = append(h.db.Env(), "REDIS_URL="+rurl, "API_KEYS=faults:"+h.key+":admin",
 		"MAILER_URL="+h.hook.srv.URL+"/send?concurrency=8&backoff=50ms", "WORKER_CONCURRENCY=8",
 		"MAILING_BATCH_SIZE=100", "RECONCILE_INTERVAL=300ms", "WEBHOOK_ALLOW_PRIVATE=127.0.0.0/8,::1", "MAX_UPLOAD_BYTES=16777216", "LOG_LEVEL=debug", "DATABASE_MAX_CONNS=12",
 		// The suite issues codes in loops of its own; TestSecurityInput sets a limit.
@@ -168,6 +186,11 @@ func (h *harness) start(name string, extra []string, args ...string) *proc {
 	h.t.Helper()
 	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	if h.place != nil {
+		if pre := h.place(name); len(pre) > 0 {
+			p.cmd = exec.Command(pre[0], append(append(pre[1:], bin), args...)...)
+		}
+	}
 	p.cmd.Env = append(append(os.Environ(), h.env...), extra...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

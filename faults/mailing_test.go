@@ -69,13 +69,23 @@ type scenario struct {
 	big bool
 	// after runs once the mailing finished, before the checks.
 	after func(h *harness, c *checks, id int64)
+	// world, when set, builds the harness (a Redis or database of the test's own).
+	world func(t *testing.T) *harness
+	// unknownOK: the fault can strand a message in flight (see checks.unknownOK).
+	unknownOK bool
 }
 
 func (s scenario) run(t *testing.T) {
 	c := newChecks(t, s.fault)
+	c.unknownOK = s.unknownOK
 	defer c.done()
 	n := mailingSize(s.big)
-	h := newHarness(t)
+	var h *harness
+	if s.world != nil {
+		h = s.world(t)
+	} else {
+		h = newHarness(t)
+	}
 	h.startWeb()
 	gid := h.createGroup("Faults")
 	rep := h.uploadCodes(gid, "FLT", n+n/50)

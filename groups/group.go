@@ -31,6 +31,7 @@ type Store struct {
 	stmts          *stmtSet
 	hooks          claimHooks
 	webhooks       egress.Policy
+	reader         Reader
 }
 
 // Config configures a Store.
@@ -45,6 +46,8 @@ type Config struct {
 	// (WEBHOOK_ALLOW_PRIVATE; default: public addresses only). Delivery checks again,
 	// at dial time.
 	Webhooks egress.Policy
+	// Reader runs the exports' queries (default: db); see reader.go.
+	Reader Reader
 }
 
 // NewStore returns a Store on db.
@@ -52,7 +55,10 @@ func NewStore(db *sqlx.DB, cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{db: db, now: cfg.Now, exampleTimeout: cmp.Or(cfg.ExampleTimeout, 3*time.Second),
+	if cfg.Reader == nil {
+		cfg.Reader = db
+	}
+	return &Store{db: db, reader: cfg.Reader, now: cfg.Now, exampleTimeout: cmp.Or(cfg.ExampleTimeout, 3*time.Second),
 		stmts: &stmtSet{m: map[string]*sql.Stmt{}}, webhooks: cfg.Webhooks}
 }
 

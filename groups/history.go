@@ -90,7 +90,7 @@ func (s *Store) ExportIssues(ctx context.Context, groupID int64, w io.Writer) er
 	if err := s.Exists(ctx, groupID); err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, exportIssues, groupID)
+	rows, err := s.reader.QueryContext(ctx, exportIssues, groupID)
 	if err != nil {
 		return fmt.Errorf("exporting issues of group %d: %w", groupID, err)
 	}
@@ -148,7 +148,7 @@ func (s *Store) ExportUnused(ctx context.Context, groupID int64, w io.Writer) er
 		return err
 	}
 	now := s.now()
-	rows, err := s.db.QueryContext(ctx, exportUnused, groupID)
+	rows, err := s.reader.QueryContext(ctx, exportUnused, groupID)
 	if err != nil {
 		return fmt.Errorf("exporting unused codes of group %d: %w", groupID, err)
 	}

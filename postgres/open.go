@@ -30,9 +30,10 @@ type Config struct {
 
 // Open connects and pings. Every connection runs with jit=off: PostgreSQL's JIT
 // compilation cost 0.2–0.4 s per statement on the short range queries promopool runs
-// (measured on PostgreSQL 15) and never paid back on them (docs/operations.md).
+// (measured on PostgreSQL 15) and never paid back on them (docs/operations.md). And
+// with the server-side TCP keepalives of keepalive.
 func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
-	dsn, err := WithParams(cfg.URL, map[string]string{
+	dsn, err := WithParams(cfg.URL, withKeepalive(map[string]string{
 		"jit":              "off",
 		"application_name": cmp.Or(cfg.AppName, "promopool"),
 		"search_path":      cfg.SearchPath,
@@ -40,7 +41,7 @@ func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 		// timeout, a server that accepts and never answers holds the connecting
 		// goroutine (and a service starting against it) forever.
 		"connect_timeout": "10",
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +69,31 @@ func Open(ctx context.Context, cfg Config) (*sqlx.DB, error) {
 		return nil, redactErr(fmt.Errorf("connecting to PostgreSQL at %s: %w", Redact(cfg.URL), err), cfg.URL)
 	}
 	return db, nil
+}
+
+// keepalive are the server-side TCP settings of every session (a connection string may
+// set its own). A worker host that loses its network in the middle of a transaction
+// leaves its backend idle in transaction, holding the row locks of the batch it was
+// recording, and another worker's delivery of that batch waits on them; the server only
+// notices a silent peer by TCP keepalive, after two hours at Linux's defaults. With these
+// it ends such a session (and releases its locks) after about a minute of silence
+// (30 s idle, then 3 probes 10 s apart), or 60 s of unacknowledged data
+// (tcp_user_timeout); a backend busy in a statement (waiting on a lock, say) looks at
+// its socket every 10 s (client_connection_check_interval, PostgreSQL 14+). Measured in
+// faults/netns_test.go.
+var keepalive = map[string]string{
+	"tcp_keepalives_idle":              "30",
+	"tcp_keepalives_interval":          "10",
+	"tcp_keepalives_count":             "3",
+	"tcp_user_timeout":                 "60000",
+	"client_connection_check_interval": "10000",
+}
+
+func withKeepalive(params map[string]string) map[string]string {
+	for k, v := range keepalive {
+		params[k] = v
+	}
+	return params
 }
 
 // WithParams adds run-time parameters to a connection string (lib/pq passes parameters

@@ -9,11 +9,14 @@
 # Each command asks for the extras it uses, installed only when missing:
 #   chromium   the admin pages' browser test (scripts/test.sh asks for it)
 #   curl       the demo's calls to the API (scripts/demo.sh asks for it)
+#   redis-sentinel, iproute2
+#              the scale-out fault scenarios: Sentinel failover, hosts made of network
+#              namespaces (scripts/test.sh and scripts/chaos.sh ask for them)
 set -euo pipefail
 for extra in "$@"; do
   case "$extra" in
-    chromium | curl) ;;
-    *) echo "usage: scripts/services.sh [chromium] [curl]  (unknown extra: $extra)" >&2; exit 2 ;;
+    chromium | curl | redis-sentinel | iproute2) ;;
+    *) echo "usage: scripts/services.sh [chromium] [curl] [redis-sentinel] [iproute2]  (unknown extra: $extra)" >&2; exit 2 ;;
   esac
 done
 
@@ -39,15 +42,22 @@ missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-# The extras asked for: Debian's chromium (admin/browser_test.go drives it headless;
-# about a hundred packages) and curl.
+# The extras asked for, by Debian package: chromium (admin/browser_test.go drives it
+# headless; about a hundred packages), curl, and for the scale-out tests (faults/,
+# docs/scaling.md) redis-sentinel and iproute2 (ip netns, veth, bridge).
 for extra in "$@"; do
-  command -v "$extra" >/dev/null 2>&1 || missing+=("$extra")
+  cmd=$extra
+  [ "$extra" = iproute2 ] && cmd=ip
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$extra")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "services: installing ${missing[*]} from Debian's packages"
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  # Debian starts a sentinel watching 127.0.0.1:6379 on install; the tests run their own.
+  case " ${missing[*]} " in *" redis-sentinel "*)
+    command -v systemctl >/dev/null 2>&1 && as_root systemctl disable --now redis-sentinel >/dev/null 2>&1 || true ;;
+  esac
 fi
 
 # PostgreSQL: start every cluster that is down.

@@ -9,7 +9,7 @@
 # docs/benchmarks.md, docs/faults.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/services.sh chromium
+scripts/services.sh chromium redis-sentinel iproute2
 . scripts/goenv.sh
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/promopool_test?sslmode=disable}"
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"

@@ -2,7 +2,6 @@ package segments
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,6 +25,9 @@ type Config struct {
 	MaxPage int
 	// Now is the clock of "last N days" windows (default time.Now).
 	Now func() time.Time
+	// Reader begins the read-only transactions Count, Page and Stream read in: a
+	// postgres.ReadPool serves them from a read replica (default: the database).
+	Reader Reader
 }
 
 // Service answers filters over one database.
@@ -49,6 +51,9 @@ func New(db *sqlx.DB, cfg Config) *Service {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Reader == nil {
+		cfg.Reader = db
 	}
 	return &Service{db: db, cfg: cfg, groups: groups.NewStore(db, groups.Config{})}
 }
@@ -90,18 +95,30 @@ func (s *Service) Check(ctx context.Context, f *Filter) error {
 }
 
 // Prepare checks f, folds a short tail of new issues so the answer is current, and
-// compiles f.
+// compiles f as of the summaries on the primary (a mailing's audience at its start
+// joins it into its own statement there).
 func (s *Service) Prepare(ctx context.Context, f *Filter) (*Query, error) {
-	if err := s.Check(ctx, f); err != nil {
-		return nil, err
-	}
-	if _, _, err := s.foldOnce(ctx, s.cfg.QueryFold, false); err != nil {
+	if err := s.checkFold(ctx, f); err != nil {
 		return nil, err
 	}
 	var asOf time.Time
 	if err := s.db.GetContext(ctx, &asOf, `SELECT folded_to FROM segment_fold`); err != nil {
 		return nil, err
 	}
+	return s.compile(f, asOf), nil
+}
+
+// checkFold checks f and folds a short tail of new issues (on the primary).
+func (s *Service) checkFold(ctx context.Context, f *Filter) error {
+	if err := s.Check(ctx, f); err != nil {
+		return err
+	}
+	_, _, err := s.foldOnce(ctx, s.cfg.QueryFold, false)
+	return err
+}
+
+// compile builds f's statements over the summaries as of asOf.
+func (s *Service) compile(f *Filter, asOf time.Time) *Query {
 	b := &builder{now: s.cfg.Now(), asOf: asOf}
 	set := b.node(f)
 	q := &Query{asOf: asOf}
@@ -111,7 +128,7 @@ func (s *Service) Prepare(ctx context.Context, f *Filter) (*Query, error) {
 		q.countSQL, q.countArgs = compact(sql, args)
 		q.bits = true
 	}
-	return q, nil
+	return q
 }
 
 // FromBitmaps says the query's count is read from segment_bits (see bits.go) rather
@@ -127,11 +144,7 @@ func (q *Query) CountSQL() (string, []any) { return q.countSQL, q.countArgs }
 
 // Count returns how many customers match f.
 func (s *Service) Count(ctx context.Context, f *Filter) (Count, error) {
-	q, err := s.Prepare(ctx, f)
-	if err != nil {
-		return Count{}, err
-	}
-	tx, err := s.readTx(ctx)
+	q, tx, err := s.prepareRead(ctx, f)
 	if err != nil {
 		return Count{}, err
 	}
@@ -156,11 +169,7 @@ func (s *Service) Page(ctx context.Context, f *Filter, cursor string, limit int)
 	if limit <= 0 || limit > s.cfg.MaxPage {
 		limit = min(max(limit, 1000), s.cfg.MaxPage)
 	}
-	q, err := s.Prepare(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	tx, err := s.readTx(ctx)
+	q, tx, err := s.prepareRead(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -204,11 +213,7 @@ func parseCursor(c string) (int64, error) {
 // Stream calls start with the count, then each with every matching customer id in order,
 // from one snapshot (the count and the ids agree). Memory stays flat whatever the size.
 func (s *Service) Stream(ctx context.Context, f *Filter, start func(Count) error, each func(id string) error) error {
-	q, err := s.Prepare(ctx, f)
-	if err != nil {
-		return err
-	}
-	tx, err := s.readTx(ctx)
+	q, tx, err := s.prepareRead(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -235,21 +240,6 @@ func (s *Service) Stream(ctx context.Context, f *Filter, start func(Count) error
 		}
 	}
 	return rows.Err()
-}
-
-// readTx begins the read-only snapshot an answer is read from (its count and ids agree),
-// with room to hash and sort a few hundred thousand customers in memory: in the default
-// 4 MB work_mem a union of 600,000 spills to disk and takes twice as long.
-func (s *Service) readTx(ctx context.Context) (*sqlx.Tx, error) {
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
-		tx.Rollback()
-		return nil, err
-	}
-	return tx, nil
 }
 
 // resolve fills in the ids of the groups f names (one query for the whole tree); a

@@ -9,12 +9,13 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"promopool/internal/redisurl"
 	"promopool/metrics"
 )
 
 // Config configures the worker process.
 type Config struct {
-	// RedisURL is the Redis carrying the queues.
+	// RedisURL is the Redis carrying the queues, in any form internal/redisurl reads.
 	RedisURL string
 	// Concurrency is how many tasks run at once (default 10).
 	Concurrency int
@@ -24,11 +25,11 @@ type Config struct {
 
 // Run serves tasks from Redis with mux until ctx is cancelled.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, mux *asynq.ServeMux) error {
-	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	conn, err := redisurl.Parse(cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
-	srv := asynq.NewServer(opt, asynq.Config{
+	srv := asynq.NewServer(conn.Asynq(), asynq.Config{
 		Concurrency:     cmp.Or(cfg.Concurrency, 10),
 		Queues:          map[string]int{QueueMailings: 6, "default": 3},
 		Logger:          Logger{L: log},

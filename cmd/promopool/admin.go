@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 	"github.com/jmoiron/sqlx"
 
@@ -15,6 +14,7 @@ import (
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/idp"
+	"promopool/internal/redisurl"
 	"promopool/mailings"
 	"promopool/users"
 )
@@ -23,11 +23,11 @@ import (
 // queues (asynqmon) at /admin/queues/ behind the same sign-in.
 func (m *Main) mountAdmin(srv *api.Server, db *sqlx.DB, store *groups.Store, svc *mailings.Service, keys *auth.Keys,
 	alertList admin.AlertLister, people *signIn) error {
-	opt, err := asynq.ParseRedisURI(m.cfg.RedisURL)
+	conn, err := redisurl.Parse(m.cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
-	queues := asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: opt})
+	queues := asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: conn.Asynq()})
 	m.closer = append(m.closer, func() { queues.Close() })
 	h, err := admin.New(admin.Config{Password: m.cfg.AdminPassword, SessionSecret: m.cfg.AdminSessionSecret,
 		SessionTTL: m.cfg.AdminSessionTTL, MaxUploadBytes: m.cfg.MaxUploadBytes, StreamIdle: m.cfg.HTTPStreamIdle, Queues: queues,

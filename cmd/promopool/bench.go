@@ -24,7 +24,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		fs := flag.NewFlagSet("bench mailing", flag.ContinueOnError)
 		fs.SetOutput(m.Stderr)
 		n := fs.Int("n", 1_000_000, "recipients")
-		workers := fs.Int("workers", 2, "worker processes")
+		workers := fs.String("workers", "2", "worker processes, or a list (1,2,4): one run per count and a table")
 		conc := fs.Int("concurrency", 8, "WORKER_CONCURRENCY of each worker")
 		batch := fs.Int("batch", 1000, "recipients per task")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -34,9 +34,17 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		counts, err := parseCounts(*workers)
+		if err != nil {
+			return err
+		}
 		redisURL := cmp.Or(m.Getenv("BENCH_REDIS_URL"), "redis://127.0.0.1:6379/13")
-		res, err := bench.Mailing(ctx, bench.MailingConfig{URL: benchURL, RedisURL: redisURL, Exe: exe, N: *n,
-			Workers: *workers, Concurrency: *conc, BatchSize: *batch})
+		cfg := bench.MailingConfig{URL: benchURL, RedisURL: redisURL, Exe: exe, N: *n,
+			Workers: counts[0], Concurrency: *conc, BatchSize: *batch}
+		if len(counts) > 1 {
+			return m.benchMailingWorkers(ctx, cfg, counts)
+		}
+		res, err := bench.Mailing(ctx, cfg)
 		if err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -15,6 +14,7 @@ import (
 	"promopool/api"
 	"promopool/egress"
 	"promopool/idp"
+	"promopool/internal/redisurl"
 	"promopool/users"
 )
 
@@ -27,7 +27,14 @@ type Config struct {
 	DatabaseSearchPath string
 	// DatabaseMaxConns caps the connection pool (DATABASE_MAX_CONNS, default 20).
 	DatabaseMaxConns int
-	// RedisURL is the Redis carrying the Asynq queues (REDIS_URL).
+	// DatabaseReplicaURL is a hot standby that serves `web`'s heavy reads — segment
+	// answers and exports — while it keeps up (DATABASE_REPLICA_URL; empty: none).
+	DatabaseReplicaURL string
+	// DatabaseReplicaMaxLag is how far behind the primary the replica may be before
+	// those reads go to the primary (DATABASE_REPLICA_MAX_LAG, default 30s).
+	DatabaseReplicaMaxLag time.Duration
+	// RedisURL is the Redis carrying the Asynq queues (REDIS_URL): one server, a
+	// Sentinel-watched primary or a Cluster (forms in internal/redisurl).
 	RedisURL string
 	// HTTPAddr is where `promopool web` listens (HTTP_ADDR).
 	HTTPAddr string
@@ -106,6 +113,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL:        cmp.Or(getenv("DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/promopool?sslmode=disable"),
 		DatabaseSearchPath: getenv("DATABASE_SEARCH_PATH"),
+		DatabaseReplicaURL: getenv("DATABASE_REPLICA_URL"),
 		RedisURL:           cmp.Or(getenv("REDIS_URL"), "redis://127.0.0.1:6379/0"),
 		HTTPAddr:           cmp.Or(getenv("HTTP_ADDR"), "127.0.0.1:8080"),
 		APIKeys:            getenv("API_KEYS"),
@@ -134,7 +142,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		{"WORKER_SHUTDOWN_TIMEOUT", &c.WorkerShutdownTimeout, 30 * time.Second},
 		{"SEGMENT_FOLD_INTERVAL", &c.SegmentFoldInterval, 5 * time.Second},
 		{"HTTP_READ_TIMEOUT", &c.HTTPReadTimeout, time.Minute}, {"HTTP_WRITE_TIMEOUT", &c.HTTPWriteTimeout, 2 * time.Minute},
-		{"HTTP_STREAM_IDLE", &c.HTTPStreamIdle, time.Minute}, {"ADMIN_SESSION_TTL", &c.AdminSessionTTL, 12 * time.Hour}} {
+		{"HTTP_STREAM_IDLE", &c.HTTPStreamIdle, time.Minute}, {"ADMIN_SESSION_TTL", &c.AdminSessionTTL, 12 * time.Hour},
+		{"DATABASE_REPLICA_MAX_LAG", &c.DatabaseReplicaMaxLag, 30 * time.Second}} {
 		if *d.dst, err = durationVar(getenv, d.name, d.def); err != nil {
 			return c, err
 		}
@@ -165,8 +174,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("LOG_FORMAT: want text or json, got %q", c.LogFormat)
 	case c.MaxUploadBytes <= 0:
 		return fmt.Errorf("MAX_UPLOAD_BYTES: must be positive")
-	case !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://"):
-		return fmt.Errorf("REDIS_URL: want redis://host:port/db, got %q", c.RedisURL)
+	}
+	if _, err := redisurl.Parse(c.RedisURL); err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
 	}
 	return nil
 }

@@ -70,7 +70,8 @@ Tools:
 Environment (defaults and details: docs/operations.md):
   every command            DATABASE_URL DATABASE_SEARCH_PATH DATABASE_MAX_CONNS
                            LOG_LEVEL LOG_FORMAT
-  web                      HTTP_ADDR API_KEYS MAX_UPLOAD_BYTES ADMIN_PASSWORD
+  web                      DATABASE_REPLICA_URL DATABASE_REPLICA_MAX_LAG
+                           HTTP_ADDR API_KEYS MAX_UPLOAD_BYTES ADMIN_PASSWORD
                            ADMIN_SESSION_SECRET ADMIN_SESSION_TTL OIDC_ISSUER
                            OIDC_CLIENT_ID OIDC_CLIENT_SECRET OIDC_REDIRECT_URL
                            OIDC_API_AUDIENCE OIDC_DEFAULT_ROLE MAILING_BATCH_SIZE
@@ -128,6 +129,7 @@ type Main struct {
 	cmd    string // the subcommand, reported as application_name "promopool-<cmd>"
 	log    *slog.Logger
 	db     *sqlx.DB
+	reader *postgres.ReadPool // heavy reads (web only): the replica while it keeps up
 	segs   *segments.Service
 	closer []func()
 }

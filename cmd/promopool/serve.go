@@ -20,6 +20,7 @@ import (
 	"promopool/customers"
 	"promopool/egress"
 	"promopool/groups"
+	"promopool/internal/redisurl"
 	"promopool/mailer"
 	"promopool/mailings"
 	"promopool/metrics"
@@ -27,12 +28,12 @@ import (
 	"promopool/worker"
 )
 
-func (m *Main) redis() (*redis.Client, error) {
-	opt, err := redis.ParseURL(m.cfg.RedisURL)
+func (m *Main) redis() (redis.UniversalClient, error) {
+	conn, err := redisurl.Parse(m.cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	rdb := redis.NewClient(opt)
+	rdb := conn.Client()
 	m.closer = append(m.closer, func() { rdb.Close() })
 	return rdb, nil
 }
@@ -49,6 +50,9 @@ func (m *Main) web(ctx context.Context) error {
 	}
 	keys, err := auth.NewKeys(db, m.cfg.APIKeys)
 	if err != nil {
+		return err
+	}
+	if _, err := m.openReader(ctx, db); err != nil {
 		return err
 	}
 	store := m.groupStore(db)
@@ -112,18 +116,23 @@ func (m *Main) web(ctx context.Context) error {
 // MAILER_URL and ALERTS_MAILER_URL are the operator's and are not held to it.
 func (m *Main) webhookPolicy() egress.Policy { return egress.Policy{Allow: m.cfg.WebhookAllow} }
 
-// groupStore is the process's groups store, alert webhooks held to webhookPolicy.
+// groupStore is the process's groups store, alert webhooks held to webhookPolicy, its
+// exports read through the read pool when web opened one.
 func (m *Main) groupStore(db *sqlx.DB) *groups.Store {
-	return groups.NewStore(db, groups.Config{Webhooks: m.webhookPolicy()})
+	cfg := groups.Config{Webhooks: m.webhookPolicy()}
+	if m.reader != nil {
+		cfg.Reader = m.reader
+	}
+	return groups.NewStore(db, cfg)
 }
 
 // asynqClient connects the task producer to Redis.
 func (m *Main) asynqClient() (*asynq.Client, error) {
-	opt, err := asynq.ParseRedisURI(m.cfg.RedisURL)
+	conn, err := redisurl.Parse(m.cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	c := asynq.NewClient(opt)
+	c := asynq.NewClient(conn.Asynq())
 	m.closer = append(m.closer, func() { c.Close() })
 	return c, nil
 }
@@ -132,7 +141,11 @@ func (m *Main) asynqClient() (*asynq.Client, error) {
 // but for its configuration).
 func (m *Main) segments(db *sqlx.DB) *segments.Service {
 	if m.segs == nil {
-		m.segs = segments.New(db, segments.Config{})
+		cfg := segments.Config{}
+		if m.reader != nil {
+			cfg.Reader = m.reader
+		}
+		m.segs = segments.New(db, cfg)
 	}
 	return m.segs
 }
@@ -161,8 +174,8 @@ func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.
 // asynqInspector lets the reconciler see which batches still wait in the queue. The
 // Redis URL was parsed already by asynqClient.
 func (m *Main) asynqInspector() *asynq.Inspector {
-	opt, _ := asynq.ParseRedisURI(m.cfg.RedisURL)
-	insp := asynq.NewInspector(opt)
+	conn, _ := redisurl.Parse(m.cfg.RedisURL)
+	insp := asynq.NewInspector(conn.Asynq())
 	m.closer = append(m.closer, func() { insp.Close() })
 	return insp
 }

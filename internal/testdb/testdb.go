@@ -61,17 +61,33 @@ func Empty(t testing.TB) *DB {
 	if ensureErr != nil {
 		t.Fatalf("test database: %v", ensureErr)
 	}
+	return emptyAt(t, URL())
+}
+
+// NewAt is New in the existing database url (a cluster of the test's own).
+func NewAt(t testing.TB, url string) *DB {
+	t.Helper()
+	d := emptyAt(t, url)
+	if _, err := migrations.Migrate(context.Background(), d.DB); err != nil {
+		t.Fatalf("migrating test schema: %v", err)
+	}
+	return d
+}
+
+func emptyAt(t testing.TB, url string) *DB {
+	t.Helper()
+	ctx := context.Background()
 	b := make([]byte, 6)
 	rand.Read(b)
 	schema := "t_" + hex.EncodeToString(b)
-	admin, err := postgres.Open(ctx, postgres.Config{URL: URL(), MaxConns: 1})
+	admin, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 1})
 	if err != nil {
 		t.Fatalf("test database: %v", err)
 	}
 	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
 		t.Fatalf("creating schema: %v", err)
 	}
-	db, err := postgres.Open(ctx, postgres.Config{URL: URL(), SearchPath: schema, MaxConns: 20})
+	db, err := postgres.Open(ctx, postgres.Config{URL: url, SearchPath: schema, MaxConns: 20})
 	if err != nil {
 		t.Fatalf("test database: %v", err)
 	}
@@ -80,7 +96,7 @@ func Empty(t testing.TB) *DB {
 		admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
 		admin.Close()
 	})
-	return &DB{DB: db, URL: URL(), Schema: schema}
+	return &DB{DB: db, URL: url, Schema: schema}
 }
 
 // Reopen opens another connection pool on d's schema (for tests that need separate
