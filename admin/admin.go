@@ -35,8 +35,10 @@ import (
 	"promopool/auth"
 	"promopool/customers"
 	"promopool/groups"
+	"promopool/idp"
 	"promopool/internal/deadline"
 	"promopool/mailings"
+	"promopool/users"
 )
 
 //go:embed templates/*.html
@@ -63,9 +65,13 @@ type Config struct {
 	// StreamIdle is the longest a streamed upload or export may stall before its
 	// connection is cut (default 1 minute); see internal/deadline.
 	StreamIdle time.Duration
-	// Queues, when set, is served at /admin/queues/ behind the sign-in (asynqmon built
-	// with RootPath "/admin/queues").
+	// Queues, when set, is served at /admin/queues/ to admins (asynqmon built with
+	// RootPath "/admin/queues").
 	Queues http.Handler
+	// NewUserRole is the role a person signing in through the identity provider gets
+	// when no user has their email (OIDC_DEFAULT_ROLE: viewer or marketer); empty
+	// refuses them.
+	NewUserRole users.Role
 }
 
 // Deps are the domain services the pages use.
@@ -74,6 +80,11 @@ type Deps struct {
 	Mailings  *mailings.Service
 	Customers *customers.Store
 	Keys      *auth.Keys
+	// Users are the named users who sign in; nil leaves only the shared password and
+	// API keys.
+	Users *users.Store
+	// IdP, when set, offers sign-in through the platform's identity provider.
+	IdP *idp.Provider
 	// DB keeps the sessions and the generated session secret (required).
 	DB *sqlx.DB
 	// Alerts lists a group's balance alerts on its page; nil leaves the section out.
@@ -98,6 +109,8 @@ type Handler struct {
 	now    func() time.Time
 	// throttle slows sign-in guessing.
 	throttle *throttle
+	// table is every page registered behind the sign-in, with the role it needs.
+	table []RouteInfo
 }
 
 // Cookie names.
@@ -122,6 +135,10 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		return nil, fmt.Errorf("ADMIN_PASSWORD: at least %d characters, please (it signs in to everything)", MinPasswordLength)
 	case cfg.SessionSecret != "" && len(cfg.SessionSecret) < 32:
 		return nil, errors.New("ADMIN_SESSION_SECRET: at least 32 random bytes (or unset: a random one is kept in PostgreSQL)")
+	case (deps.IdP != nil || cfg.NewUserRole != "") && deps.Users == nil:
+		return nil, errors.New("admin: sign-in through the identity provider needs Deps.Users")
+	case cfg.NewUserRole != "" && cfg.NewUserRole != users.RoleViewer && cfg.NewUserRole != users.RoleMarketer:
+		return nil, fmt.Errorf("OIDC_DEFAULT_ROLE: viewer or marketer (or empty: refuse unknown people), not %q", cfg.NewUserRole)
 	}
 	h := &Handler{cfg: cfg, deps: deps, mux: http.NewServeMux(), now: time.Now, throttle: newThrottle()}
 	h.secret = []byte(cfg.SessionSecret)
@@ -153,9 +170,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// sandboxed srcdoc frame, which inherits this policy) keeps its inline styles and
 		// images but runs no script.
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "+
-			"img-src * data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+			"img-src * data:; object-src 'none'; base-uri 'none'; form-action "+h.formAction(r)+"; frame-ancestors 'self'")
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// formAction is where the page's forms may lead: this site; on the sign-in page also
+// the identity provider, since browsers hold the redirect a form answers with to
+// form-action as well (the "Sign in with …" button is a form that is sent on there).
+func (h *Handler) formAction(r *http.Request) string {
+	if h.deps.IdP != nil && strings.HasPrefix(r.URL.Path, "/admin/login") {
+		return "'self' " + h.deps.IdP.AuthOrigin(r.Context())
+	}
+	return "'self'"
 }
 
 func (h *Handler) routes() {
@@ -163,6 +190,10 @@ func (h *Handler) routes() {
 	h.mux.Handle("GET /admin/static/", http.StripPrefix("/admin/static/", cacheFor(http.FileServerFS(static))))
 	h.mux.HandleFunc("GET /admin/login", h.loginPage)
 	h.mux.HandleFunc("POST /admin/login", h.login)
+	if h.deps.IdP != nil {
+		h.mux.HandleFunc("POST /admin/login/oidc", h.startOIDC)
+		h.mux.HandleFunc("GET "+idp.CallbackPath, h.finishOIDC)
+	}
 	h.handle("POST /admin/logout", h.logout)
 	h.handle("GET /admin/{$}", func(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/admin/groups", http.StatusSeeOther)
@@ -171,10 +202,17 @@ func (h *Handler) routes() {
 	h.groupRoutes()
 	h.customerRoutes()
 	h.mailingRoutes()
+	if h.deps.Users != nil {
+		h.userRoutes()
+	}
+	if h.deps.Alerts != nil {
+		h.handle("POST /admin/alerts/{id}/acknowledge", h.acknowledgeAlert)
+	}
 	if h.deps.Segments != nil {
 		h.handle("GET /admin/segments", h.segmentPage)
 	}
 	if h.cfg.Queues != nil {
+		h.table = append(h.table, RouteInfo{Pattern: "/admin/queues/", Role: users.RoleAdmin})
 		h.mux.Handle("/admin/queues/", h.queues(h.cfg.Queues))
 		h.mux.Handle("GET /admin/queues", http.RedirectHandler("/admin/queues/", http.StatusMovedPermanently))
 	}
@@ -202,15 +240,17 @@ const (
 	mailingLimit = 4 << 20
 )
 
-// handle registers a page that needs a session; a POST also needs the CSRF token, in a
-// url-encoded form of at most formLimit bytes.
+// handle registers a page that needs a session with the role roleFor names; a POST
+// also needs the CSRF token, in a url-encoded form of at most formLimit bytes.
 func (h *Handler) handle(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
 	h.handleForm(pattern, formLimit, fn)
 }
 
 // handleForm is handle with a form of at most limit bytes.
 func (h *Handler) handleForm(pattern string, limit int64, fn func(w http.ResponseWriter, r *http.Request) error) {
-	h.mux.Handle(pattern, h.session(limit, func(w http.ResponseWriter, r *http.Request) {
+	role := roleFor(pattern)
+	h.table = append(h.table, RouteInfo{Pattern: pattern, Role: role})
+	h.mux.Handle(pattern, h.session(limit, role, func(w http.ResponseWriter, r *http.Request) {
 		if err := fn(w, r); err != nil {
 			h.fail(w, r, err)
 		}
@@ -242,23 +282,28 @@ func secure(r *http.Request) bool {
 
 // page is what every template gets.
 type page struct {
-	Title   string
-	Nav     string
+	Title string
+	Nav   string
+	// Actor is who is signed in, as pages show them; Role what they may do.
 	Actor   string
+	Role    users.Role
 	CSRF    string
 	Flash   string
 	Error   string
 	Queues  bool
 	Data    any
 	Segment bool
+	// Users: the users page exists (shown to admins).
+	Users bool
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	if s := sessionFrom(r.Context()); s != nil {
-		p.Actor, p.CSRF = s.Actor, h.csrfToken(s)
+		p.Actor, p.Role, p.CSRF = s.Who.String(), s.Role, h.csrfToken(s)
 	}
 	p.Queues = h.cfg.Queues != nil
 	p.Segment = h.deps.Segments != nil
+	p.Users = h.deps.Users != nil
 	if c, err := r.Cookie(flashCookie); err == nil && p.Flash == "" {
 		if v, err := url.QueryUnescape(c.Value); err == nil {
 			p.Flash = v

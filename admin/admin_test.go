@@ -19,6 +19,7 @@ import (
 	"promopool/groups"
 	"promopool/internal/testdb"
 	"promopool/mailings"
+	"promopool/users"
 )
 
 const (
@@ -34,7 +35,9 @@ type fixture struct {
 	srv    *httptest.Server
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture builds the pages over a fresh schema, with the users store; opts change
+// the configuration and dependencies before the handler is built.
+func newFixture(t *testing.T, opts ...func(*Config, *Deps)) *fixture {
 	t.Helper()
 	db := testdb.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -48,8 +51,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Config{Password: testPassword}, Deps{Groups: store, Mailings: svc, Customers: customers.NewStore(db.DB), Keys: keys, DB: db.DB,
-		Alerts: checker, Log: log})
+	cfg := Config{Password: testPassword}
+	deps := Deps{Groups: store, Mailings: svc, Customers: customers.NewStore(db.DB), Keys: keys, DB: db.DB,
+		Alerts: checker, Users: users.NewStore(db.DB), Log: log}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	h, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

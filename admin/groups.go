@@ -34,7 +34,7 @@ func pathID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
-func actor(r *http.Request) string { return sessionFrom(r.Context()).Actor }
+func actor(r *http.Request) string { return sessionFrom(r.Context()).Who.Label() }
 
 type groupsData struct {
 	Groups []groups.Group

@@ -2,7 +2,10 @@ package admin
 
 import (
 	"crypto/hmac"
+	"fmt"
 	"net/http"
+
+	"promopool/users"
 )
 
 // xsrfCookie and xsrfHeader are the names asynqmon's HTTP client (axios) reads a CSRF
@@ -12,7 +15,7 @@ const (
 	xsrfHeader = "X-XSRF-TOKEN"
 )
 
-// queues serves asynqmon behind the sign-in. asynqmon's pages change tasks (delete,
+// queues serves asynqmon to admins (it can delete and run tasks). asynqmon's pages change tasks (delete,
 // run, archive, pause a queue) with requests our forms do not build, so they cannot
 // carry the csrf field; its client sends back the XSRF-TOKEN cookie in an X-XSRF-TOKEN
 // header instead. Every page view sets that cookie to the session's CSRF token, and a
@@ -27,6 +30,10 @@ func (h *Handler) queues(q http.Handler) http.Handler {
 				return
 			}
 			http.Error(w, "sign in first", http.StatusUnauthorized)
+			return
+		}
+		if !s.Role.AtLeast(users.RoleAdmin) {
+			h.errorPage(w, r, http.StatusForbidden, fmt.Sprintf("Your role (%s) may not see the queues: they are for admins.", s.Role))
 			return
 		}
 		token := h.csrfToken(s)

@@ -16,6 +16,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"promopool/auth"
+	"promopool/users"
 )
 
 // Session is a signed-in user: a row of admin_sessions, found by the SHA-256 of the
@@ -34,8 +35,17 @@ type Session struct {
 	KeyName sql.NullString `db:"key_name"`
 	// PasswordTag is the keyed hash of the password it was opened with.
 	PasswordTag []byte `db:"password_tag"`
+	// UserID and UserEpoch name the user a user session was opened by, and the user's
+	// session epoch then.
+	UserID    sql.NullInt64 `db:"user_id"`
+	UserEpoch sql.NullInt64 `db:"user_epoch"`
 	// ExpiresAt is when it ends.
 	ExpiresAt time.Time `db:"expires_at"`
+	// Role is what the session may do: the user's role; admin for the shared password
+	// and for an API key (which needs the admin scope to sign in).
+	Role users.Role `db:"-"`
+	// Who is the session's actor as the history records it.
+	Who auth.Actor `db:"-"`
 	// token is the cookie's random token; the CSRF token derives from it.
 	token string
 }
@@ -45,6 +55,7 @@ const (
 	credPassword  = "password"
 	credAPIKey    = "api_key"
 	credStaticKey = "static_key"
+	credUser      = "user"
 )
 
 // secretName is the secrets row of the generated session secret.
@@ -94,9 +105,10 @@ func (h *Handler) csrfToken(s *Session) string {
 	return h.sign([]byte("csrf\x00" + s.token))
 }
 
-// openSession stores a session for the credential just checked (p is the API key, or
-// nil for the password) and sets its cookie: a random token and its signature.
-func (h *Handler) openSession(ctx context.Context, w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// openSession stores a session for the credential just checked (u the user, else p the
+// API key, else the shared password) and sets its cookie: a random token and its
+// signature.
+func (h *Handler) openSession(ctx context.Context, w http.ResponseWriter, r *http.Request, p *auth.Principal, u *users.User) error {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return err
@@ -110,8 +122,13 @@ func (h *Handler) openSession(ctx context.Context, w http.ResponseWriter, r *htt
 		keyID       sql.NullInt64
 		keyName     sql.NullString
 		tag         []byte
+		user, epoch sql.NullInt64
 	}{actor: "admin", cred: credPassword, tag: h.passwordTag()}
-	if p != nil {
+	switch {
+	case u != nil:
+		row.actor, row.cred, row.tag = u.Email, credUser, nil
+		row.user, row.epoch = sql.NullInt64{Int64: u.ID, Valid: true}, sql.NullInt64{Int64: u.Epoch, Valid: true}
+	case p != nil:
 		row.actor, row.cred, row.tag = p.Name, credStaticKey, nil
 		row.keyName = sql.NullString{String: p.Name, Valid: true}
 		if !p.Static() {
@@ -123,9 +140,9 @@ func (h *Handler) openSession(ctx context.Context, w http.ResponseWriter, r *htt
 		return fmt.Errorf("sweeping old admin sessions: %w", err)
 	}
 	_, err := h.deps.DB.ExecContext(ctx, `
-		INSERT INTO admin_sessions (token_hash, actor, credential, api_key_id, key_name, password_tag, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		sum[:], row.actor, row.cred, row.keyID, row.keyName, row.tag, now, exp)
+		INSERT INTO admin_sessions (token_hash, actor, credential, api_key_id, key_name, password_tag, user_id, user_epoch, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		sum[:], row.actor, row.cred, row.keyID, row.keyName, row.tag, row.user, row.epoch, now, exp)
 	if err != nil {
 		return fmt.Errorf("storing an admin session: %w", err)
 	}
@@ -137,7 +154,9 @@ func (h *Handler) openSession(ctx context.Context, w http.ResponseWriter, r *htt
 
 // readSession returns the request's live session: a cookie whose signature holds,
 // whose row is neither expired nor revoked, and whose credential still stands (the
-// same ADMIN_PASSWORD; an API key neither revoked nor stripped of its admin scope).
+// same ADMIN_PASSWORD; an API key neither revoked nor stripped of its admin scope; a
+// user neither disabled nor given another role or password since). A user session
+// whose user fell is revoked on the spot.
 func (h *Handler) readSession(r *http.Request) (*Session, bool) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
@@ -150,7 +169,7 @@ func (h *Handler) readSession(r *http.Request) (*Session, bool) {
 	sum := sha256.Sum256([]byte(token))
 	var s Session
 	err = h.deps.DB.GetContext(r.Context(), &s, `
-		SELECT id, actor, credential, api_key_id, key_name, password_tag, expires_at FROM admin_sessions
+		SELECT id, actor, credential, api_key_id, key_name, password_tag, user_id, user_epoch, expires_at FROM admin_sessions
 		WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2`, sum[:], h.now())
 	if err != nil {
 		if !errors.Is(err, sql.ErrNoRows) && r.Context().Err() == nil {
@@ -159,13 +178,29 @@ func (h *Handler) readSession(r *http.Request) (*Session, bool) {
 		return nil, false
 	}
 	s.token = token
-	return &s, h.credentialStands(r.Context(), &s)
+	if !h.credentialStands(r.Context(), &s) {
+		// A user's standing is the database's, the same for every process: a session
+		// it ended is revoked for good. (The password and API_KEYS are each process's
+		// configuration, which may differ for a while during a deploy.)
+		if s.Credential == credUser && r.Context().Err() == nil {
+			if err := h.endSession(r.Context(), &s); err != nil {
+				h.deps.Log.Error("revoking a fallen admin session", "err", err)
+			}
+		}
+		return nil, false
+	}
+	return &s, true
 }
 
-// credentialStands reports whether what s was opened with still signs in.
+// credentialStands reports whether what s was opened with still signs in, and sets
+// the session's Role and Who from it.
 func (h *Handler) credentialStands(ctx context.Context, s *Session) bool {
-	if s.Credential == credPassword {
+	switch s.Credential {
+	case credPassword:
+		s.Role, s.Who = users.RoleAdmin, auth.Actor{Kind: auth.ActorPassword, Name: "admin"}
 		return h.cfg.Password != "" && hmac.Equal(s.PasswordTag, h.passwordTag())
+	case credUser:
+		return h.userStands(ctx, s)
 	}
 	if h.deps.Keys == nil {
 		return false
@@ -178,13 +213,35 @@ func (h *Handler) credentialStands(ctx context.Context, s *Session) bool {
 		}
 		return false
 	}
+	s.Role, s.Who = users.RoleAdmin, p.Who
 	return p.Has(auth.ScopeAdmin)
 }
 
-// session lets a request through with a live session, and for any method but GET/HEAD
-// a CSRF token (form field csrf or header X-CSRF-Token) matching it. A form body is
-// read only if url-encoded, and at most limit bytes of it.
-func (h *Handler) session(limit int64, next http.HandlerFunc) http.Handler {
+// userStands reports whether a user session's user is enabled and at the epoch the
+// session was opened under (not disabled, nor given another role or password since).
+func (h *Handler) userStands(ctx context.Context, s *Session) bool {
+	if h.deps.Users == nil || !s.UserID.Valid {
+		return false
+	}
+	u, err := h.deps.Users.Get(ctx, s.UserID.Int64)
+	if err != nil {
+		if !errors.Is(err, users.ErrNotFound) && ctx.Err() == nil {
+			h.deps.Log.Error("rechecking an admin session's user", "err", err)
+		}
+		return false
+	}
+	if !u.Enabled() || u.Epoch != s.UserEpoch.Int64 {
+		return false
+	}
+	s.Role, s.Who = u.Role, u.Actor()
+	return true
+}
+
+// session lets a request through with a live session whose role is at least min, and
+// for any method but GET/HEAD a CSRF token (form field csrf or header X-CSRF-Token)
+// matching it. A form body is read only if url-encoded, and at most limit bytes of it.
+// The handler's context carries the session and its actor (auth.WithActor).
+func (h *Handler) session(limit int64, min users.Role, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, ok := h.readSession(r)
 		if !ok {
@@ -195,12 +252,18 @@ func (h *Handler) session(limit int64, next http.HandlerFunc) http.Handler {
 			http.Error(w, "sign in first", http.StatusUnauthorized)
 			return
 		}
+		ctx := context.WithValue(r.Context(), sessionCtx{}, s)
+		if !s.Role.AtLeast(min) {
+			h.errorPage(w, r.WithContext(ctx), http.StatusForbidden, fmt.Sprintf(
+				"Your role (%s) may not do this: it needs %s. An admin can change roles on the Users page.", s.Role, min))
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if !h.checkCSRF(w, r, s, limit) {
 				return
 			}
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), sessionCtx{}, s)))
+		next(w, r.WithContext(auth.WithActor(ctx, s.Who)))
 	})
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // pageNames are the templates under templates/, each drawn inside layout.html.
-var pageNames = []string{"login", "error", "groups", "group", "customer", "mailings", "mailing_new", "mailing", "segments"}
+var pageNames = []string{"login", "error", "groups", "group", "customer", "mailings", "mailing_new", "mailing", "segments", "users"}
 
 var funcs = template.FuncMap{
 	"num":  num,

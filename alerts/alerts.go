@@ -25,6 +25,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"promopool/auth"
 	"promopool/egress"
 	"promopool/groups"
 	"promopool/mailer"
@@ -183,10 +184,14 @@ type Alert struct {
 	MailingID *int64 `db:"mailing_id" json:"mailing_id,omitempty"`
 	// Suppressed: a lower level was reached in the same check; this level is recorded
 	// (it will not fire later) and only the lower one was sent.
-	Suppressed bool       `db:"suppressed" json:"suppressed"`
-	Message    string     `db:"message" json:"message"`
-	CreatedAt  time.Time  `db:"created_at" json:"created_at"`
-	Deliveries []Delivery `db:"-" json:"deliveries,omitempty"`
+	Suppressed bool      `db:"suppressed" json:"suppressed"`
+	Message    string    `db:"message" json:"message"`
+	CreatedAt  time.Time `db:"created_at" json:"created_at"`
+	// AcknowledgedAt and AcknowledgedBy say who marked the alert seen, and when (null
+	// until someone does).
+	AcknowledgedAt *time.Time  `db:"acknowledged_at" json:"acknowledged_at"`
+	AcknowledgedBy *auth.Actor `db:"acknowledged_by" json:"acknowledged_by"`
+	Deliveries     []Delivery  `db:"-" json:"deliveries,omitempty"`
 }
 
 // Delivery is one channel of an alert: an email address or the webhook.

@@ -16,15 +16,17 @@ import (
 
 	"github.com/lib/pq"
 
+	"promopool/auth"
 	"promopool/egress"
 	"promopool/mailer"
 	"promopool/metrics"
 )
 
 // alertColumns reads an Alert (alias a), all but its group's name (withGroupNames).
-const alertColumns = `a.id, a.group_id, a.level, a.arming, a.level_value, a.balance, a.total,
+var alertColumns = `a.id, a.group_id, a.level, a.arming, a.level_value, a.balance, a.total,
 	a.threshold, a.issued_in_window, a.window_days, a.rate_per_day, a.dry_at, a.expiring, a.expiring_unissued,
-	a.expiring_before, a.soonest_expiry, a.mailing_id, a.suppressed, a.message, a.created_at`
+	a.expiring_before, a.soonest_expiry, a.mailing_id, a.suppressed, a.message, a.created_at, a.acknowledged_at,
+	CASE WHEN a.acknowledged_at IS NOT NULL THEN ` + auth.ActorSQL("a.acknowledged", "NULL") + ` END AS acknowledged_by`
 
 // claimDeliveries leases up to limit pending deliveries whose lease is free ($1 is now;
 // a failed delivery is leased until the time of its failed tick, so it waits for the

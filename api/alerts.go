@@ -26,3 +26,23 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": list})
 	return nil
 }
+
+// Acknowledger marks an alert seen; *alerts.Service satisfies it.
+type Acknowledger interface {
+	Acknowledge(ctx context.Context, id int64) (*alerts.Alert, error)
+}
+
+// acknowledgeAlert answers POST /v1/alerts/{id}/acknowledge: the alert, marked seen by
+// the caller (the first acknowledgement stands; repeating it changes nothing).
+func (s *Server) acknowledgeAlert(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	a, err := s.alerts.(Acknowledger).Acknowledge(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}

@@ -95,3 +95,8 @@ func TestEveryDocumentedOperationIsServed(t *testing.T) {
 type noAlerts struct{}
 
 func (noAlerts) List(context.Context, int64, int64, int) ([]alerts.Alert, error) { return nil, nil }
+
+// Acknowledge serves the acknowledgement route in the same tests.
+func (noAlerts) Acknowledge(context.Context, int64) (*alerts.Alert, error) {
+	return nil, alerts.ErrAlertNotFound
+}

@@ -88,6 +88,9 @@ func (s *Server) routeTable() []route {
 	}
 	if s.alerts != nil {
 		t = append(t, route{pattern: "GET /v1/groups/{id}/alerts", scope: auth.ScopeRead, h: s.listAlerts})
+		if _, ok := s.alerts.(Acknowledger); ok {
+			t = append(t, route{pattern: "POST /v1/alerts/{id}/acknowledge", scope: auth.ScopeWrite, h: s.acknowledgeAlert})
+		}
 	}
 	return t
 }

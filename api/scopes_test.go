@@ -53,9 +53,10 @@ func withScopedKeys(d *api.Deps, db *testdb.DB) {
 func scopeKey(s auth.Scope) string { return "key-for-" + string(s) + "-0123456789" }
 
 // TestRoutesMatchOpenAPI: every route the server registers is in api/openapi.json with
-// the scope it needs as its security requirement, and every operation the document
-// marks as needing a key is a registered route. An undocumented or unscoped route
-// fails here (and register refuses one without a known scope).
+// the scope it needs as its security requirement — for an API key (bearer) and, the
+// same scope, for a person's platform JWT (platformJWT) — and every operation the
+// document marks as needing a key is a registered route. An undocumented or unscoped
+// route fails here (and register refuses one without a known scope).
 func TestRoutesMatchOpenAPI(t *testing.T) {
 	c := newClient(t, api.Config{Metrics: metricsStub}, everything)
 	b, err := os.ReadFile("openapi.json")
@@ -85,8 +86,9 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 				continue // no key needed: health, readiness, this document
 			}
 			pattern := strings.ToUpper(method) + " " + path
-			if op.Security == nil || len(*op.Security) != 1 || len((*op.Security)[0]["bearer"]) != 1 {
-				t.Errorf("%s: the document names no single scope (security %v)", pattern, op.Security)
+			if op.Security == nil || len(*op.Security) != 2 || len((*op.Security)[0]["bearer"]) != 1 ||
+				!slices.Equal((*op.Security)[1]["platformJWT"], (*op.Security)[0]["bearer"]) {
+				t.Errorf("%s: the document does not name one scope, for a key and for a platform JWT alike (security %v)", pattern, op.Security)
 				continue
 			}
 			if _, ok := op.Responses["403"]; !ok {

@@ -16,6 +16,7 @@ import (
 	"promopool/auth"
 	"promopool/customers"
 	"promopool/groups"
+	"promopool/idp"
 	"promopool/mailings"
 	"promopool/segments"
 )
@@ -41,6 +42,13 @@ type Config struct {
 	StreamIdle time.Duration
 }
 
+// PersonAuthenticator returns the person a bearer JWT stands for; idp.People
+// satisfies it. Errors that are the token's or the person's (not the provider's or the
+// database's) wrap idp.ErrBadToken or idp.ErrPersonRefused.
+type PersonAuthenticator interface {
+	Authenticate(ctx context.Context, token string) (auth.Principal, error)
+}
+
 // Pinger is a dependency /readyz checks (PostgreSQL, Redis).
 type Pinger interface {
 	Ping(ctx context.Context) error
@@ -60,6 +68,9 @@ type Deps struct {
 	Customers *customers.Store
 	// Keys authenticates the bearer API keys (required).
 	Keys *auth.Keys
+	// People, when set, accepts platform-signed JWTs as bearer tokens for calls made on
+	// behalf of a person (their role's scopes); nil accepts API keys only.
+	People PersonAuthenticator
 	// Mailings serves the mailing, template and render routes; nil leaves them out.
 	Mailings *mailings.Service
 	// Segments serves the segment builder's routes (SPEC §6); nil leaves them out.
@@ -95,6 +106,7 @@ type Server struct {
 	segments  *segments.Service
 	alerts    AlertLister
 	keys      *auth.Keys
+	people    PersonAuthenticator
 	log       *slog.Logger
 	ready     map[string]Pinger
 	mux       *http.ServeMux
@@ -115,7 +127,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.MaxJSONBytes = cmp.Or(cfg.MaxJSONBytes, 1<<20)
 	cfg.StreamIdle = cmp.Or(cfg.StreamIdle, time.Minute)
 	s := &Server{cfg: cfg, groups: deps.Groups, customers: deps.Customers, mailings: deps.Mailings,
-		segments: deps.Segments, alerts: deps.Alerts, keys: deps.Keys, log: deps.Log, ready: deps.Ready,
+		segments: deps.Segments, alerts: deps.Alerts, keys: deps.Keys, people: deps.People, log: deps.Log, ready: deps.Ready,
 		mux: http.NewServeMux(), issueLimit: NewLimiter("issue", cfg.IssueRate), validateLimit: NewLimiter("validate", cfg.ValidateRate)}
 	s.routes()
 	return s, nil
@@ -182,17 +194,19 @@ func principal(r *http.Request) auth.Principal {
 // actor is the name of the API key the request came with.
 func actor(r *http.Request) string { return principal(r).Name }
 
-// authenticate lets through a request whose bearer key is live and holds scope.
+// authenticate lets through a request whose bearer key is live and holds scope, or
+// whose platform JWT stands for an enabled user whose role grants it. The handler's
+// context carries the caller as the history records it (auth.WithActor).
 func (s *Server) authenticate(scope auth.Scope, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		key, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="promopool"`)
-			writeJSONError(w, http.StatusUnauthorized, "unauthorized", "send an API key as Authorization: Bearer <key>")
+			writeJSONError(w, http.StatusUnauthorized, "unauthorized", "send an API key (or a platform JWT) as Authorization: Bearer <key>")
 			return
 		}
-		p, err := s.keys.Authenticate(r.Context(), strings.TrimSpace(key))
+		p, err := s.principalOf(r.Context(), strings.TrimSpace(key))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -204,8 +218,20 @@ func (s *Server) authenticate(scope auth.Scope, next http.HandlerFunc) http.Hand
 			s.writeError(w, r, err)
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), principalCtx{}, p)))
+		ctx := auth.WithActor(context.WithValue(r.Context(), principalCtx{}, p), p.Who)
+		next(w, r.WithContext(ctx))
 	})
+}
+
+// principalOf returns who a bearer token is: a person for a JWT when People is set,
+// else an API key. A JWT refused for the token's or the person's sake is a 401 whose
+// message says why (idp.ErrBadToken, idp.ErrPersonRefused); a provider that cannot be
+// reached is a 503 (idp.ErrUnavailable).
+func (s *Server) principalOf(ctx context.Context, token string) (auth.Principal, error) {
+	if s.people == nil || !idp.LooksLikeJWT(token) {
+		return s.keys.Authenticate(ctx, token)
+	}
+	return s.people.Authenticate(ctx, token)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

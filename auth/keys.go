@@ -100,26 +100,34 @@ func (k *Keys) Authenticate(ctx context.Context, key string) (Principal, error) 
 		}
 	}
 	if found != nil {
-		return Principal{Name: found.name, Scopes: found.scopes}, nil
+		return staticPrincipal(found), nil
 	}
 	return k.stored(ctx, `key_hash = $1`, h[:])
+}
+
+// staticPrincipal is the Principal of a key from API_KEYS: nobody created it here.
+func staticPrincipal(s *staticKey) Principal {
+	return Principal{Name: s.name, Scopes: s.scopes, Who: Actor{Kind: ActorKey, Name: s.name}}
 }
 
 // stored reads the live stored key matching where.
 func (k *Keys) stored(ctx context.Context, where string, arg any) (Principal, error) {
 	var row struct {
-		ID     int64          `db:"id"`
-		Name   string         `db:"name"`
-		Scopes pq.StringArray `db:"scopes"`
+		ID        int64          `db:"id"`
+		Name      string         `db:"name"`
+		Scopes    pq.StringArray `db:"scopes"`
+		CreatorID *int64         `db:"created_by_user_id"`
+		Email     string         `db:"created_by_email"`
 	}
-	err := k.db.GetContext(ctx, &row, `SELECT id, name, scopes FROM api_keys WHERE `+where+` AND revoked_at IS NULL`, arg)
+	err := k.db.GetContext(ctx, &row, `SELECT id, name, scopes, created_by_user_id, coalesce(created_by_email, '') AS created_by_email
+		FROM api_keys WHERE `+where+` AND revoked_at IS NULL`, arg)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrUnauthorized
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("checking API key: %w", err)
 	}
-	p := Principal{Name: row.Name, KeyID: row.ID}
+	p := Principal{Name: row.Name, KeyID: row.ID, Who: Actor{Kind: ActorKey, Name: row.Name, UserID: row.CreatorID, Email: row.Email}}
 	for _, s := range row.Scopes {
 		p.Scopes = append(p.Scopes, Scope(s))
 	}
@@ -136,14 +144,15 @@ func (k *Keys) Recheck(ctx context.Context, p Principal) (Principal, error) {
 	}
 	for _, s := range k.static {
 		if s.name == p.Name {
-			return Principal{Name: s.name, Scopes: s.scopes}, nil
+			return staticPrincipal(&s), nil
 		}
 	}
 	return Principal{}, ErrUnauthorized
 }
 
 // Create makes a key named name with the given scopes and returns it; only its hash is
-// stored. Errors: ErrKeyNameTaken, a bad name, no or unknown scopes.
+// stored, with who created it (the context's Actor, as it is now). Errors:
+// ErrKeyNameTaken, a bad name, no or unknown scopes.
 func (k *Keys) Create(ctx context.Context, name string, scopes []Scope) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 100 {
@@ -158,7 +167,10 @@ func (k *Keys) Create(ctx context.Context, name string, scopes []Scope) (string,
 	}
 	key := "pp_" + base64.RawURLEncoding.EncodeToString(buf)
 	h := sha256.Sum256([]byte(key))
-	_, err := k.db.ExecContext(ctx, `INSERT INTO api_keys (name, key_hash, scopes) VALUES ($1, $2, $3)`, name, h[:], scopeArray(scopes))
+	by := ActorFrom(ctx, "")
+	_, err := k.db.ExecContext(ctx, `
+		INSERT INTO api_keys (name, key_hash, scopes, created_by_kind, created_by_user_id, created_by_name, created_by_email)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, name, h[:], scopeArray(scopes), by.Kind, by.UserID, by.Name, by.Email)
 	var pe *pq.Error
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		return "", fmt.Errorf("key %q: %w", name, ErrKeyNameTaken)
@@ -225,12 +237,17 @@ type KeyInfo struct {
 	Scopes    pq.StringArray `db:"scopes" json:"scopes"`
 	CreatedAt time.Time      `db:"created_at" json:"created_at"`
 	RevokedAt *time.Time     `db:"revoked_at" json:"revoked_at"`
+	// CreatedBy is who created the key (kind "system", name "unknown" for keys made
+	// before promopool recorded it).
+	CreatedBy Actor `db:"created_by_who" json:"created_by"`
 }
 
 // List returns the stored keys, newest first.
 func (k *Keys) List(ctx context.Context) ([]KeyInfo, error) {
 	var out []KeyInfo
-	err := k.db.SelectContext(ctx, &out, `SELECT name, scopes, created_at, revoked_at FROM api_keys ORDER BY id DESC`)
+	err := k.db.SelectContext(ctx, &out, `
+		SELECT name, scopes, created_at, revoked_at, `+ActorSQL("created_by", "'unknown'")+` AS created_by_who
+		FROM api_keys ORDER BY id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("listing keys: %w", err)
 	}

@@ -43,11 +43,16 @@ var ErrInsufficientScope = errors.New("the API key lacks the scope this request 
 type ScopeError struct {
 	// Need is the scope the request needs.
 	Need Scope
-	// Key is the name of the key that lacked it.
+	// Key is the name of the key that lacked it (the user's email for a person).
 	Key string
+	// Role is the person's role when the caller was a user; empty for a key.
+	Role string
 }
 
 func (e *ScopeError) Error() string {
+	if e.Role != "" {
+		return fmt.Sprintf("the user %s (role %s) lacks the %q scope this request needs (README \"Users and sign-in\" lists each role's scopes)", e.Key, e.Role, e.Need)
+	}
 	return fmt.Sprintf("the API key %q lacks the %q scope this request needs (keys list shows a key's scopes; admin implies all)", e.Key, e.Need)
 }
 
@@ -86,14 +91,20 @@ func scopeList(sep string) string {
 	return strings.Join(names, sep)
 }
 
-// Principal is an authenticated API key: its name and what it may do.
+// Principal is an authenticated caller — an API key, or a person whose platform JWT
+// was accepted — with what it may do.
 type Principal struct {
-	// Name is the key's name (the activity log's actor).
+	// Name is the key's name, or the user's email (the older actor columns, the request
+	// log, the rate limiters' bucket).
 	Name string
-	// Scopes are the key's scopes.
+	// Scopes are the key's scopes, or those of the user's role.
 	Scopes []Scope
-	// KeyID is the stored key's id; 0 for a static key (API_KEYS).
+	// KeyID is the stored key's id; 0 for a static key (API_KEYS) or a user.
 	KeyID int64
+	// Role is the user's role when the caller is a person; empty for a key.
+	Role string
+	// Who is the caller as the history records it.
+	Who Actor
 }
 
 // Static reports whether the key came from API_KEYS rather than the api_keys table.
@@ -109,5 +120,5 @@ func (p Principal) Require(s Scope) error {
 	if p.Has(s) {
 		return nil
 	}
-	return &ScopeError{Need: s, Key: p.Name}
+	return &ScopeError{Need: s, Key: p.Name, Role: p.Role}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"promopool/auth"
 )
 
 // Actions recorded in the activity log.
@@ -21,15 +23,20 @@ const (
 
 // Activity is one entry of a group's append-only activity log.
 type Activity struct {
-	ID        int64           `db:"id" json:"id"`
-	GroupID   int64           `db:"group_id" json:"group_id"`
-	Actor     string          `db:"actor" json:"actor"`
+	ID      int64  `db:"id" json:"id"`
+	GroupID int64  `db:"group_id" json:"group_id"`
+	Actor   string `db:"actor" json:"actor"`
+	// Who is the actor with their kind, user id, name and email as they were then
+	// (entries older than named users have kind "system" and the actor as name).
+	Who       auth.Actor      `db:"who" json:"who"`
 	Action    string          `db:"action" json:"action"`
 	Before    json.RawMessage `db:"before" json:"before"`
 	After     json.RawMessage `db:"after" json:"after"`
 	CreatedAt time.Time       `db:"created_at" json:"created_at"`
 }
 
+// appendActivity logs an action on a group: actor names it in the older text column,
+// the context's Actor (auth.ActorFrom) says who with name and email.
 func appendActivity(ctx context.Context, tx *sqlx.Tx, groupID int64, actor, action string, before, after any) error {
 	enc := func(v any) ([]byte, error) {
 		if v == nil {
@@ -45,8 +52,11 @@ func appendActivity(ctx context.Context, tx *sqlx.Tx, groupID int64, actor, acti
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO activity (group_id, actor, action, before, after) VALUES ($1, $2, $3, $4, $5)`,
-		groupID, actor, action, nullJSON(b), nullJSON(a))
+	who := auth.ActorFrom(ctx, actor)
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO activity (group_id, actor, action, before, after, actor_kind, actor_user_id, actor_name, actor_email)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		groupID, actor, action, nullJSON(b), nullJSON(a), who.Kind, who.UserID, who.Name, who.Email)
 	if err != nil {
 		return fmt.Errorf("logging %s of group %d: %w", action, groupID, err)
 	}
@@ -71,7 +81,8 @@ func (s *Store) ActivityPage(ctx context.Context, groupID, before int64, limit i
 	}
 	out := []Activity{}
 	err := s.db.SelectContext(ctx, &out, `
-		SELECT id, group_id, actor, action, coalesce(before, 'null') AS before, coalesce(after, 'null') AS after, created_at
+		SELECT id, group_id, actor, action, coalesce(before, 'null') AS before, coalesce(after, 'null') AS after, created_at,
+			`+auth.ActorSQL("actor", "actor")+` AS who
 		FROM activity WHERE group_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, groupID, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading activity of group %d: %w", groupID, err)

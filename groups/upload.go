@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"promopool/auth"
 	"promopool/metrics"
 )
 
@@ -58,6 +59,10 @@ type Upload struct {
 	CreatedAt  time.Time  `db:"created_at" json:"created_at"`
 	UndoneAt   *time.Time `db:"undone_at" json:"undone_at"`
 	UndoneBy   *string    `db:"undone_by" json:"undone_by"`
+	// Who uploaded, and who undid the upload (nil until then), with kind, user id, name
+	// and email as they were at the time.
+	Who       auth.Actor  `db:"who" json:"who"`
+	UndoneWho *auth.Actor `db:"undone_who" json:"undone_who"`
 	// Removed is how many unissued codes the undo deleted.
 	Removed *int64 `db:"removed" json:"removed"`
 }
@@ -105,10 +110,12 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 	}
 	rep := &UploadReport{Upload: Upload{GroupID: req.GroupID, Actor: req.Actor, Source: req.Source,
 		Format: string(req.Format), Filename: req.Filename, ExpiresAt: req.ExpiresAt}}
+	rep.Who = auth.ActorFrom(ctx, req.Actor)
 	err = tx.GetContext(ctx, &rep.ID, `
-		INSERT INTO uploads (group_id, actor, source, format, filename, expires_at, lines, accepted, duplicates, invalid)
-		VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0) RETURNING id`,
-		req.GroupID, req.Actor, req.Source, req.Format, req.Filename, req.ExpiresAt)
+		INSERT INTO uploads (group_id, actor, source, format, filename, expires_at, lines, accepted, duplicates, invalid,
+			actor_kind, actor_user_id, actor_name, actor_email)
+		VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, $7, $8, $9, $10) RETURNING id`,
+		req.GroupID, req.Actor, req.Source, req.Format, req.Filename, req.ExpiresAt, rep.Who.Kind, rep.Who.UserID, rep.Who.Name, rep.Who.Email)
 	if err != nil {
 		return nil, fmt.Errorf("recording upload: %w", err)
 	}
@@ -411,7 +418,8 @@ func (s *Store) Uploads(ctx context.Context, groupID int64) ([]Upload, error) {
 	return out, nil
 }
 
-const uploadColumns = `id, group_id, actor, source, format, filename, expires_at, lines, accepted, duplicates, invalid, created_at, undone_at, undone_by, removed`
+var uploadColumns = `id, group_id, actor, source, format, filename, expires_at, lines, accepted, duplicates, invalid, created_at, undone_at, undone_by, removed, ` +
+	auth.ActorSQL("actor", "actor") + ` AS who, CASE WHEN undone_at IS NOT NULL THEN ` + auth.ActorSQL("undone_by", "undone_by") + ` END AS undone_who`
 
 // Undo removes an upload's codes that were not issued yet; issued ones stay, with their
 // history. Errors: ErrUploadNotFound, ErrUploadUndone, ErrGroupNotFound (the group was
@@ -440,8 +448,12 @@ func (s *Store) Undo(ctx context.Context, actor string, uploadID int64) (*Upload
 	if err != nil {
 		return nil, fmt.Errorf("undoing upload %d: %w", uploadID, err)
 	}
-	err = tx.GetContext(ctx, &u, `UPDATE uploads SET undone_at = now(), undone_by = $2, removed = $3 WHERE id = $1 RETURNING `+uploadColumns,
-		uploadID, actor, removed)
+	who := auth.ActorFrom(ctx, actor)
+	err = tx.GetContext(ctx, &u, `
+		UPDATE uploads SET undone_at = now(), undone_by = $2, removed = $3,
+			undone_by_kind = $4, undone_by_user_id = $5, undone_by_name = $6, undone_by_email = $7
+		WHERE id = $1 RETURNING `+uploadColumns,
+		uploadID, actor, removed, who.Kind, who.UserID, who.Name, who.Email)
 	if err != nil {
 		return nil, fmt.Errorf("undoing upload %d: %w", uploadID, err)
 	}

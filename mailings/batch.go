@@ -269,9 +269,15 @@ func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template,
 	return nil
 }
 
-// pause marks a running mailing paused with a reason.
+// pause marks a running mailing paused with a reason, and records the system's pause
+// event (one statement: the event is written only if the mailing was running).
 func (s *Service) pause(ctx context.Context, id int64, reason string) {
-	if _, err := s.db.ExecContext(ctx, `UPDATE mailings SET status = 'paused', pause_reason = $2 WHERE id = $1 AND status = 'running'`, id, reason); err != nil {
+	_, err := s.db.ExecContext(ctx, `
+		WITH paused AS (
+			UPDATE mailings SET status = 'paused', pause_reason = $2 WHERE id = $1 AND status = 'running' RETURNING id)
+		INSERT INTO mailing_events (mailing_id, action, actor_kind, actor_name)
+		SELECT id, 'pause', 'system', 'promopool' FROM paused`, id, reason)
+	if err != nil {
 		s.log.Error("pausing mailing failed", "mailing_id", id, "err", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"promopool/auth"
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/macros"
@@ -128,9 +129,14 @@ type Mailing struct {
 	WhileCodesLast bool             `db:"while_codes_last" json:"send_while_codes_last"`
 	BatchSize      int              `db:"batch_size" json:"batch_size"`
 	CreatedBy      string           `db:"created_by" json:"created_by"`
-	CreatedAt      time.Time        `db:"created_at" json:"created_at"`
-	StartedAt      *time.Time       `db:"started_at" json:"started_at"`
-	FinishedAt     *time.Time       `db:"finished_at" json:"finished_at"`
+	// CreatedByWho is who created the mailing, as they were then.
+	CreatedByWho auth.Actor `db:"created_by_who" json:"created_by_who"`
+	// Events are the mailing's steps (created, started, paused, resumed, cancelled) with
+	// who took them; only Get fills them in.
+	Events     []Event    `db:"-" json:"events,omitempty"`
+	CreatedAt  time.Time  `db:"created_at" json:"created_at"`
+	StartedAt  *time.Time `db:"started_at" json:"started_at"`
+	FinishedAt *time.Time `db:"finished_at" json:"finished_at"`
 	// OutboxComplete says every recipient has its outbox row (and its batch); false
 	// for the few seconds a large audience is being written after the start.
 	OutboxComplete  bool      `db:"outbox_complete" json:"outbox_complete"`
@@ -318,20 +324,34 @@ func (s *Service) Create(ctx context.Context, actor string, in Input) (*Mailing,
 	}
 	aud, _ := json.Marshal(in.Audience)
 	gids, _ := json.Marshal(ids)
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	who := auth.ActorFrom(ctx, actor)
 	var id int64
-	err = s.db.GetContext(ctx, &id, `
-		INSERT INTO mailings (name, sender, subject, html, text_body, transport, audience, group_ids, batch_size, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+	err = tx.GetContext(ctx, &id, `
+		INSERT INTO mailings (name, sender, subject, html, text_body, transport, audience, group_ids, batch_size, created_by,
+			created_by_kind, created_by_user_id, created_by_name, created_by_email)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
 		strings.TrimSpace(in.Name), in.Sender, in.Subject, in.HTML, in.Text, cmp.Or(in.Transport, "default"),
-		string(aud), string(gids), cmp.Or(in.BatchSize, s.cfg.BatchSize), actor)
+		string(aud), string(gids), cmp.Or(in.BatchSize, s.cfg.BatchSize), actor, who.Kind, who.UserID, who.Name, who.Email)
 	if err != nil {
 		return nil, fmt.Errorf("creating mailing: %w", err)
+	}
+	if err := recordEvent(ctx, tx, id, EventCreate, actor); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
 	}
 	return s.Get(ctx, id)
 }
 
-const mailingColumns = `id, name, sender, subject, html, text_body, transport, audience, group_ids, status, pause_reason,
-	while_codes_last, batch_size, created_by, created_at, started_at, finished_at, outbox_complete, outbox_cursor, outbox_next_batch`
+var mailingColumns = `id, name, sender, subject, html, text_body, transport, audience, group_ids, status, pause_reason,
+	while_codes_last, batch_size, created_by, created_at, started_at, finished_at, outbox_complete, outbox_cursor, outbox_next_batch, ` +
+	auth.ActorSQL("created_by", "created_by") + ` AS created_by_who`
 
 func getMailing(ctx context.Context, q sqlx.QueryerContext, id int64, lock string) (*Mailing, error) {
 	var m Mailing
@@ -379,6 +399,9 @@ func (s *Service) Get(ctx context.Context, id int64) (*Mailing, error) {
 		}
 	}
 	m.Progress = p
+	if m.Events, err = s.events(ctx, id); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

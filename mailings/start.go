@@ -77,6 +77,9 @@ func (s *Service) Start(ctx context.Context, id int64, whileCodesLast bool) (*Ma
 		WHERE id = $1`, id, whileCodesLast, out.complete, out.cursor, out.next); err != nil {
 		return nil, err
 	}
+	if err := recordEvent(ctx, tx, id, EventStart, ""); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}

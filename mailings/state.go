@@ -16,9 +16,10 @@ func (s *Service) reenqueue(ctx context.Context, q sqlx.QueryerContext, id int64
 	return refs, err
 }
 
-// transition moves a mailing from one of the statuses in from to to, and re-enqueues
-// its open batches when requeue is set. Errors: ErrNotFound, ErrState.
-func (s *Service) transition(ctx context.Context, id int64, from []string, to, reason string, requeue bool) (*Mailing, error) {
+// transition moves a mailing from one of the statuses in from to to, records the event
+// with the context's Actor (actor naming it when there is none), and re-enqueues its
+// open batches when requeue is set. Errors: ErrNotFound, ErrState.
+func (s *Service) transition(ctx context.Context, id int64, from []string, to, event, actor, reason string, requeue bool) (*Mailing, error) {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -44,6 +45,9 @@ func (s *Service) transition(ctx context.Context, id int64, from []string, to, r
 			return nil, err
 		}
 	}
+	if err := recordEvent(ctx, tx, id, event, actor); err != nil {
+		return nil, err
+	}
 	var refs []BatchRef
 	if requeue {
 		if refs, err = s.reenqueue(ctx, tx, id); err != nil {
@@ -60,18 +64,18 @@ func (s *Service) transition(ctx context.Context, id int64, from []string, to, r
 
 // Pause stops a running mailing after the batches in flight. Errors: ErrNotFound, ErrState.
 func (s *Service) Pause(ctx context.Context, id int64, actor string) (*Mailing, error) {
-	return s.transition(ctx, id, []string{StatusRunning}, StatusPaused, "paused by "+actor, false)
+	return s.transition(ctx, id, []string{StatusRunning}, StatusPaused, EventPause, actor, "paused by "+actor, false)
 }
 
 // Resume continues a paused mailing where it stopped: its open batches are enqueued
 // again (recipients already sent are never sent again). Errors: ErrNotFound, ErrState.
 func (s *Service) Resume(ctx context.Context, id int64) (*Mailing, error) {
-	return s.transition(ctx, id, []string{StatusPaused}, StatusRunning, "", true)
+	return s.transition(ctx, id, []string{StatusPaused}, StatusRunning, EventResume, "", "", true)
 }
 
 // Cancel stops a mailing for good. Each open batch's task then skips its queued
 // recipients and returns their codes to the pool, under the batch's lease, so a batch
 // in flight finishes its sends before anything is released. Errors: ErrNotFound, ErrState.
 func (s *Service) Cancel(ctx context.Context, id int64, actor string) (*Mailing, error) {
-	return s.transition(ctx, id, []string{StatusDraft, StatusRunning, StatusPaused}, StatusCancelled, "cancelled by "+actor, true)
+	return s.transition(ctx, id, []string{StatusDraft, StatusRunning, StatusPaused}, StatusCancelled, EventCancel, actor, "cancelled by "+actor, true)
 }

@@ -35,6 +35,7 @@ var tableUsers = map[string][]string{
 	"mailing_batches":      {"mailings"},
 	"mailing_recipients":   {"mailings"},
 	"mailing_group_counts": {"mailings"},
+	"mailing_events":       {"mailings"},
 
 	"alerts":           {"alerts"},
 	"alert_state":      {"alerts"},
@@ -45,7 +46,9 @@ var tableUsers = map[string][]string{
 	"segment_fold":      {"segments"},
 	"segment_groups":    {"segments"},
 
-	"api_keys":          {"auth"},
+	"api_keys": {"auth"},
+	// users: the people who sign in, their roles and passwords.
+	"admin_users":       {"users"},
 	"schema_migrations": {"migrations"},
 
 	// admin: the admin pages' sessions and the secret that signs their cookies.

@@ -13,7 +13,9 @@ import (
 	"promopool/admin"
 	"promopool/api"
 	"promopool/egress"
+	"promopool/idp"
 	"promopool/internal/redisurl"
+	"promopool/users"
 )
 
 // Config is everything promopool reads from its environment.
@@ -95,6 +97,9 @@ type Config struct {
 	// AdminSessionTTL is how long an admin session lasts from sign-in
 	// (ADMIN_SESSION_TTL, default 12h).
 	AdminSessionTTL time.Duration
+	// OIDC configures sign-in through the platform's identity provider and the platform
+	// JWTs the API accepts (OIDC_*); off while OIDC_ISSUER is empty.
+	OIDC OIDCConfig
 	// Alerts configures balance alerts (ALERTS_*).
 	Alerts AlertsConfig
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
@@ -149,6 +154,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	c.MaxUploadBytes = int64(maxUpload)
 	if err := c.loadSecurity(getenv); err != nil {
+		return c, err
+	}
+	if c.OIDC, err = loadOIDCConfig(getenv); err != nil {
 		return c, err
 	}
 	if c.Alerts, err = loadAlertsConfig(getenv, c.MailerURL); err != nil {
@@ -220,4 +228,50 @@ func durationVar(getenv func(string) string, name string, def time.Duration) (ti
 		return 0, fmt.Errorf("%s: want a positive duration like 30s, got %q", name, v)
 	}
 	return d, nil
+}
+
+// OIDCConfig is sign-in through the identity provider (README "Users and sign-in").
+type OIDCConfig struct {
+	// Issuer is the provider's issuer URL (OIDC_ISSUER); empty turns OIDC off.
+	Issuer string
+	// ClientID and ClientSecret are promopool's client at the provider
+	// (OIDC_CLIENT_ID, OIDC_CLIENT_SECRET).
+	ClientID, ClientSecret string
+	// RedirectURL is the callback registered there (OIDC_REDIRECT_URL), ending in
+	// /admin/login/oidc/callback.
+	RedirectURL string
+	// APIAudience is the audience platform JWTs must carry on the API
+	// (OIDC_API_AUDIENCE, default the client id).
+	APIAudience string
+	// DefaultRole is the role of a person the provider signs in whom no user has the
+	// email of (OIDC_DEFAULT_ROLE: viewer or marketer; empty refuses them).
+	DefaultRole users.Role
+}
+
+func loadOIDCConfig(getenv func(string) string) (OIDCConfig, error) {
+	c := OIDCConfig{Issuer: getenv("OIDC_ISSUER"), ClientID: getenv("OIDC_CLIENT_ID"), ClientSecret: getenv("OIDC_CLIENT_SECRET"),
+		RedirectURL: getenv("OIDC_REDIRECT_URL"), APIAudience: getenv("OIDC_API_AUDIENCE")}
+	if r := getenv("OIDC_DEFAULT_ROLE"); r != "" {
+		role, err := users.ParseRole(r)
+		if err != nil || role == users.RoleAdmin {
+			return c, fmt.Errorf("OIDC_DEFAULT_ROLE: viewer or marketer, or empty to refuse people without a user (got %q; "+
+				"admins are made with promopool users create)", r)
+		}
+		c.DefaultRole = role
+	}
+	if c.Issuer == "" {
+		if c.ClientID != "" || c.RedirectURL != "" || c.DefaultRole != "" {
+			return c, errors.New("OIDC_ISSUER: set it too, or unset the other OIDC_ variables")
+		}
+		return c, nil
+	}
+	// idp.New checks the rest the same way the web process will.
+	if _, err := idp.New(c.idpConfig()); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func (c OIDCConfig) idpConfig() idp.Config {
+	return idp.Config{Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: c.RedirectURL, APIAudience: c.APIAudience}
 }

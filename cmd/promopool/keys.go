@@ -88,13 +88,13 @@ func (m *Main) listKeys(ctx context.Context, keys *auth.Keys) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSCOPES\tCREATED\tREVOKED")
+	fmt.Fprintln(tw, "NAME\tSCOPES\tCREATED\tBY\tREVOKED")
 	for _, k := range list {
 		rev := ""
 		if k.RevokedAt != nil {
 			rev = k.RevokedAt.Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Name, strings.Join(k.Scopes, ","), k.CreatedAt.Format("2006-01-02 15:04"), rev)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Name, strings.Join(k.Scopes, ","), k.CreatedAt.Format("2006-01-02 15:04"), k.CreatedBy.Label(), rev)
 	}
 	return tw.Flush()
 }

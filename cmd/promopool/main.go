@@ -19,6 +19,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"promopool/auth"
 	"promopool/migrations"
 	"promopool/postgres"
 	"promopool/segments"
@@ -43,7 +44,15 @@ Operations:
                            render,issue,checkout,read,export,write,admin
   keys scopes NAME LIST    change a key's scopes
   keys revoke NAME         revoke a key
-  keys list                list keys (names and scopes, never the keys)
+  keys list                list keys (names, scopes and who created them)
+  users create EMAIL -name NAME -role viewer|marketer|admin [-password-stdin]
+                           add a person who signs in (the first admin is made
+                           here); -password-stdin enables password sign-in
+  users role EMAIL ROLE    change a user's role (ends their sessions)
+  users password EMAIL     set a user's password from stdin (empty: remove it)
+  users disable EMAIL      stop a user signing in (ends their sessions)
+  users enable EMAIL       let a disabled user sign in again
+  users list               list users, roles and how they sign in
   alerts check             run the balance-alert check once, now; print the result
 
 Tools:
@@ -63,7 +72,9 @@ Environment (defaults and details: docs/operations.md):
                            LOG_LEVEL LOG_FORMAT
   web                      DATABASE_REPLICA_URL DATABASE_REPLICA_MAX_LAG
                            HTTP_ADDR API_KEYS MAX_UPLOAD_BYTES ADMIN_PASSWORD
-                           ADMIN_SESSION_SECRET ADMIN_SESSION_TTL MAILING_BATCH_SIZE
+                           ADMIN_SESSION_SECRET ADMIN_SESSION_TTL OIDC_ISSUER
+                           OIDC_CLIENT_ID OIDC_CLIENT_SECRET OIDC_REDIRECT_URL
+                           OIDC_API_AUDIENCE OIDC_DEFAULT_ROLE MAILING_BATCH_SIZE
                            ISSUE_RATE_LIMIT VALIDATE_RATE_LIMIT HTTP_READ_TIMEOUT
                            HTTP_WRITE_TIMEOUT HTTP_STREAM_IDLE
   web, worker              REDIS_URL
@@ -142,6 +153,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	cmd, rest := args[0], args[1:]
 	m.cmd = cmd
+	// What a command changes is recorded as done by the person who ran it.
+	ctx = auth.WithActor(ctx, auth.Actor{Kind: auth.ActorCLI, Name: m.actor()})
 	switch cmd {
 	case "migrate":
 		return m.migrate(ctx)
@@ -155,6 +168,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.alertsCmd(ctx, rest)
 	case "keys":
 		return m.keys(ctx, rest)
+	case "users":
+		return m.usersCmd(ctx, rest)
 	case "groups":
 		return m.groupsCmd(ctx, rest)
 	case "upload":

@@ -64,10 +64,14 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	people, err := m.people(ctx, db)
+	if err != nil {
+		return err
+	}
 	metricsHandler := metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))
 	srv, err := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes, Metrics: metricsHandler,
 		IssueRate: m.cfg.IssueRateLimit, ValidateRate: m.cfg.ValidateRateLimit, StreamIdle: m.cfg.HTTPStreamIdle},
-		api.Deps{Groups: store, Customers: customers.NewStore(db), Keys: keys, Mailings: svc, Segments: m.segments(db),
+		api.Deps{Groups: store, Customers: customers.NewStore(db), Keys: keys, People: people.api(), Mailings: svc, Segments: m.segments(db),
 			Alerts: alertList, Log: m.log, Ready: map[string]api.Pinger{
 				"postgres": api.PingFunc(db.PingContext),
 				"redis":    api.PingFunc(func(ctx context.Context) error { return rdb.Ping(ctx).Err() }),
@@ -75,7 +79,7 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.mountAdmin(srv, db, store, svc, keys, alertList); err != nil {
+	if err := m.mountAdmin(srv, db, store, svc, keys, alertList, people); err != nil {
 		return err
 	}
 	if err := m.serveMetrics(ctx, metricsHandler); err != nil {

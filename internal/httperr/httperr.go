@@ -12,12 +12,15 @@ import (
 	"net/http"
 	"strconv"
 
+	"promopool/alerts"
 	"promopool/auth"
 	"promopool/customers"
 	"promopool/groups"
+	"promopool/idp"
 	"promopool/macros"
 	"promopool/mailings"
 	"promopool/segments"
+	"promopool/users"
 )
 
 // CodeInternal is the code of an error the classification does not know.
@@ -101,6 +104,21 @@ var sentinels = []sentinel{
 	// customer's data makes the message impossible to send as written.
 	{macros.ErrMissingColumn, http.StatusUnprocessableEntity, "missing_code_column"},
 	{macros.ErrMessageTooLarge, http.StatusUnprocessableEntity, "message_too_large"},
+	{alerts.ErrAlertNotFound, http.StatusNotFound, "alert_not_found"},
+	// Users and sign-in. A platform JWT refused on the API wraps the users error in
+	// idp.ErrPersonRefused, matched first: the API answers 401 for any person it
+	// cannot accept, the sign-in page the users error's own status.
+	{idp.ErrFlow, http.StatusBadRequest, "signin_failed"},
+	{idp.ErrBadToken, http.StatusUnauthorized, "unauthorized"},
+	{idp.ErrPersonRefused, http.StatusUnauthorized, "unauthorized"},
+	{idp.ErrUnavailable, http.StatusServiceUnavailable, "idp_unavailable"},
+	{users.ErrNotFound, http.StatusNotFound, "user_not_found"},
+	{users.ErrEmailTaken, http.StatusConflict, "email_taken"},
+	{users.ErrBadPassword, http.StatusUnauthorized, "unauthorized"},
+	{users.ErrDisabled, http.StatusForbidden, "user_disabled"},
+	{users.ErrUnknownUser, http.StatusForbidden, "unknown_user"},
+	{users.ErrEmailUnverified, http.StatusForbidden, "email_unverified"},
+	{users.ErrLinkedElsewhere, http.StatusForbidden, "linked_elsewhere"},
 }
 
 // Classify returns what the HTTP layer answers for err: the domain's errors with their
@@ -130,6 +148,7 @@ func classifyTyped(err error) (Problem, bool) {
 		gue *groups.UploadError
 		cue *customers.UploadError
 		se  *auth.ScopeError
+		ue  *users.InvalidError
 	)
 	switch {
 	case errors.As(err, &se):
@@ -150,6 +169,8 @@ func classifyTyped(err error) (Problem, bool) {
 		return Problem{Status: re.Status, Code: re.Code, Message: re.Message}, true
 	case errors.As(err, &inv):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: inv.Error()}, true
+	case errors.As(err, &ue):
+		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: ue.Error()}, true
 	case errors.As(err, &gue):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_upload", Message: gue.Error() + "; nothing was stored"}, true
 	case errors.As(err, &cue):

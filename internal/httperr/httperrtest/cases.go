@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"net/http"
 
+	"promopool/alerts"
 	"promopool/auth"
 	"promopool/customers"
 	"promopool/groups"
+	"promopool/idp"
 	"promopool/internal/httperr"
 	"promopool/macros"
 	"promopool/mailings"
 	"promopool/segments"
+	"promopool/users"
 )
 
 // Case is one error and what both front ends answer for it.
@@ -51,6 +54,21 @@ func Cases() []Case {
 		{"groups.ErrReservationLost", wrap(groups.ErrReservationLost), http.StatusServiceUnavailable, "retry"},
 		{"groups.InvalidError", wrap(&groups.InvalidError{Field: "name", Reason: "must not be empty"}), http.StatusBadRequest, "invalid_field"},
 		{"groups.UploadError", wrap(&groups.UploadError{Line: 1, Reason: "no code column"}), http.StatusBadRequest, "invalid_upload"},
+
+		{"alerts.ErrAlertNotFound", wrap(alerts.ErrAlertNotFound), http.StatusNotFound, "alert_not_found"},
+
+		{"users.ErrNotFound", wrap(users.ErrNotFound), http.StatusNotFound, "user_not_found"},
+		{"users.ErrEmailTaken", wrap(users.ErrEmailTaken), http.StatusConflict, "email_taken"},
+		{"users.ErrBadPassword", wrap(users.ErrBadPassword), http.StatusUnauthorized, "unauthorized"},
+		{"users.ErrDisabled", wrap(users.ErrDisabled), http.StatusForbidden, "user_disabled"},
+		{"users.ErrUnknownUser", wrap(users.ErrUnknownUser), http.StatusForbidden, "unknown_user"},
+		{"users.ErrEmailUnverified", wrap(users.ErrEmailUnverified), http.StatusForbidden, "email_unverified"},
+		{"users.ErrLinkedElsewhere", wrap(users.ErrLinkedElsewhere), http.StatusForbidden, "linked_elsewhere"},
+		{"users.InvalidError", wrap(&users.InvalidError{Field: "email", Reason: "want one plain address"}), http.StatusBadRequest, "invalid_field"},
+		{"idp.ErrFlow", wrap(idp.ErrFlow), http.StatusBadRequest, "signin_failed"},
+		{"idp.ErrBadToken", wrap(idp.ErrBadToken), http.StatusUnauthorized, "unauthorized"},
+		{"idp.ErrPersonRefused", wrap(idp.ErrPersonRefused), http.StatusUnauthorized, "unauthorized"},
+		{"idp.ErrUnavailable", wrap(idp.ErrUnavailable), http.StatusServiceUnavailable, "idp_unavailable"},
 
 		{"customers.ErrNotFound", wrap(customers.ErrNotFound), http.StatusNotFound, "customer_not_found"},
 		{"customers.UploadError", wrap(&customers.UploadError{Line: 1, Reason: "no id column"}), http.StatusBadRequest, "invalid_upload"},
