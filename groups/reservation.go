@@ -337,13 +337,21 @@ func (s *Store) RecoverReservations(ctx context.Context, olderThan time.Duration
 	return total, tx.Commit()
 }
 
-// ReservationsHeld says whether unfinished claims hold codes of the group reserved:
-// claims still running, or claims that crashed between reserving and issuing, whose
-// codes RecoverReservations returns once they are old enough. A group whose pool looks
-// empty while this is true is not exhausted.
+// ReservationsHeld says whether the group's pool may still yield codes although a claim
+// just found it empty: unfinished claims hold codes of the group reserved (claims still
+// running, or claims that crashed between reserving and issuing, whose codes
+// RecoverReservations returns once they are old enough), or codes already came back to
+// the pool, or its ranges still hold active codes — the last two when a recovery or a
+// release ran between that claim and this check. A group for which this is true is not
+// exhausted: its recipients wait for a retry instead of pausing the mailing.
 func (s *Store) ReservationsHeld(ctx context.Context, groupID int64) (bool, error) {
 	var held bool
-	if err := s.db.GetContext(ctx, &held, `SELECT EXISTS (SELECT 1 FROM reservations WHERE group_id = $1)`, groupID); err != nil {
+	err := s.db.GetContext(ctx, &held, `
+		SELECT EXISTS (SELECT 1 FROM reservations WHERE group_id = $1)
+		    OR EXISTS (SELECT 1 FROM returned_codes WHERE group_id = $1 AND (expires_at IS NULL OR expires_at > $2))
+		    OR EXISTS (SELECT 1 FROM code_ranges WHERE group_id = $1 AND taken < total AND (expires_at IS NULL OR expires_at > $2))`,
+		groupID, s.now())
+	if err != nil {
 		return false, fmt.Errorf("checking the reservations of group %d: %w", groupID, err)
 	}
 	return held, nil

@@ -102,12 +102,13 @@ func TestClaimReservationLost(t *testing.T) {
 }
 
 // ReservationsHeld sees a claim's reservation until the claim issues it or the
-// reservation is recovered.
+// reservation is recovered, and active codes left in the pool; an empty group, and a
+// group whose last code was issued, hold nothing.
 func TestReservationsHeld(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	g, h := f.group(t, "G"), f.group(t, "H")
-	f.load(t, g.ID, groups.FormatPlain, "H1\nH2\n")
+	f.load(t, g.ID, groups.FormatPlain, "H1\n")
 	held := func(id int64) bool {
 		t.Helper()
 		ok, err := f.store.ReservationsHeld(ctx, id)
@@ -116,8 +117,11 @@ func TestReservationsHeld(t *testing.T) {
 		}
 		return ok
 	}
-	if held(g.ID) {
-		t.Fatal("reservations held before any claim")
+	if !held(g.ID) {
+		t.Fatal("a group with an active code reported as holding nothing")
+	}
+	if held(h.ID) {
+		t.Fatal("an empty group reported as holding codes")
 	}
 	var during bool
 	restore := groups.SetClaimHooks(f.store, func() { during = held(g.ID) }, nil)
@@ -127,9 +131,6 @@ func TestReservationsHeld(t *testing.T) {
 		t.Fatal("no reservation held between reserving and issuing")
 	}
 	if held(g.ID) {
-		t.Fatal("reservation still held after the claim issued it")
-	}
-	if held(h.ID) {
-		t.Fatal("another group's reservations count")
+		t.Fatal("reservation still held after the claim issued the group's last code")
 	}
 }
