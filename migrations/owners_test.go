@@ -22,14 +22,18 @@ import (
 // create must be listed, so a new table gets an owner when it is added.
 var tableUsers = map[string][]string{
 	// groups: pools of codes, uploads, claims and their bookkeeping.
-	"groups":            {"groups"},
+	"groups":            {"groups", "checkout"},
 	"code_ranges":       {"groups"},
-	"codes":             {"groups"},
+	"codes":             {"groups", "checkout"},
 	"reservations":      {"groups"},
 	"returned_codes":    {"groups"},
 	"uploads":           {"groups"},
 	"activity":          {"groups"},
 	"direct_issue_keys": {"groups"},
+	// offers (0014): a shared group's promotion codes and voided codes; checkout reads
+	// them (with groups and codes) in the one statement of a validation.
+	"promotion_codes": {"groups", "checkout"},
+	"code_voids":      {"groups", "checkout"},
 
 	"mailings":             {"mailings"},
 	"mailing_batches":      {"mailings"},
@@ -57,8 +61,9 @@ var tableUsers = map[string][]string{
 
 	// Not yet behind one owner; the list only keeps more packages from joining.
 	// issues: written and read by groups (claims, history); alerts counts the
-	// rate window; segments folds the history into its summaries.
-	"issues": {"groups", "alerts", "segments"},
+	// rate window; segments folds the history into its summaries; checkout finds a
+	// unique code's holder at validation.
+	"issues": {"groups", "alerts", "segments", "checkout"},
 	// customers: kept by customers; read (joined) by groups' export, mailings'
 	// recipients and segments' answers, and customers without a row get one in
 	// the segments fold.
