@@ -31,7 +31,7 @@ func TestBrowserOIDC(t *testing.T) {
 	}
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Fatal("Debian's chromium is not installed (scripts/services.sh installs it): ", err)
+		t.Fatal("Debian's chromium is not installed (scripts/services.sh chromium installs it; scripts/test.sh asks for it): ", err)
 	}
 	db := testdb.New(t)
 	bin := filepath.Join(t.TempDir(), "promopool")

@@ -37,7 +37,7 @@ func TestBrowser(t *testing.T) {
 	}
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Fatal("Debian's chromium is not installed (scripts/services.sh installs it): ", err)
+		t.Fatal("Debian's chromium is not installed (scripts/services.sh chromium installs it; scripts/test.sh asks for it): ", err)
 	}
 	start := time.Now()
 	db := testdb.New(t)
