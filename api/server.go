@@ -18,6 +18,7 @@ import (
 	"promopool/groups"
 	"promopool/idp"
 	"promopool/mailings"
+	"promopool/reports"
 	"promopool/segments"
 )
 
@@ -77,6 +78,8 @@ type Deps struct {
 	Segments *segments.Service
 	// Alerts serves GET /v1/groups/{id}/alerts; nil leaves it out.
 	Alerts AlertLister
+	// Reports serves the metrics routes (SPEC §12); nil leaves them out.
+	Reports *reports.Service
 	// Ready names the dependencies /readyz checks (PostgreSQL, Redis).
 	Ready map[string]Pinger
 	// Log takes the request log and the errors of failed requests (required).
@@ -105,6 +108,7 @@ type Server struct {
 	mailings  *mailings.Service
 	segments  *segments.Service
 	alerts    AlertLister
+	reports   *reports.Service
 	keys      *auth.Keys
 	people    PersonAuthenticator
 	log       *slog.Logger
@@ -127,7 +131,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.MaxJSONBytes = cmp.Or(cfg.MaxJSONBytes, 1<<20)
 	cfg.StreamIdle = cmp.Or(cfg.StreamIdle, time.Minute)
 	s := &Server{cfg: cfg, groups: deps.Groups, customers: deps.Customers, mailings: deps.Mailings,
-		segments: deps.Segments, alerts: deps.Alerts, keys: deps.Keys, people: deps.People, log: deps.Log, ready: deps.Ready,
+		segments: deps.Segments, alerts: deps.Alerts, reports: deps.Reports, keys: deps.Keys, people: deps.People, log: deps.Log, ready: deps.Ready,
 		mux: http.NewServeMux(), issueLimit: NewLimiter("issue", cfg.IssueRate), validateLimit: NewLimiter("validate", cfg.ValidateRate)}
 	s.routes()
 	return s, nil

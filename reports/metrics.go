@@ -67,9 +67,9 @@ type MailingFigures struct {
 
 // Day is one day of a group's charts.
 type Day struct {
-	Date    string `json:"date"`
-	Issued  int64  `json:"issued"`
-	Repeat  int64  `json:"repeat"`
+	Date   string `json:"date"`
+	Issued int64  `json:"issued"`
+	Repeat int64  `json:"repeat"`
 	// Active is the balance recorded that day (or carried from the last day that has
 	// one); nil before the first record.
 	Active *int64 `json:"active"`
@@ -172,7 +172,7 @@ func (s *Service) mailingFigures(ctx context.Context, m *Metrics, byMailing map[
 }
 
 type mailingsDelivery struct {
-	name, status              string
+	name, status             string
 	recipients, sent, failed int64
 }
 

@@ -101,3 +101,8 @@ func day(t time.Time) time.Time {
 
 // lowerName is the portfolio's name order.
 func lowerName(r *PortfolioRow) string { return strings.ToLower(r.GroupName) }
+
+// ParsePeriod is ParsePeriod as of the service's clock.
+func (s *Service) ParsePeriod(from, to string) (Period, error) {
+	return ParsePeriod(from, to, s.cfg.Now())
+}

@@ -19,6 +19,7 @@ import (
 	"promopool/idp"
 	"promopool/macros"
 	"promopool/mailings"
+	"promopool/reports"
 	"promopool/segments"
 	"promopool/users"
 )
@@ -149,6 +150,7 @@ func classifyTyped(err error) (Problem, bool) {
 		cue *customers.UploadError
 		se  *auth.ScopeError
 		ue  *users.InvalidError
+		rie *reports.InvalidError
 	)
 	switch {
 	case errors.As(err, &se):
@@ -171,6 +173,8 @@ func classifyTyped(err error) (Problem, bool) {
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: inv.Error()}, true
 	case errors.As(err, &ue):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: ue.Error()}, true
+	case errors.As(err, &rie):
+		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: rie.Error()}, true
 	case errors.As(err, &gue):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_upload", Message: gue.Error() + "; nothing was stored"}, true
 	case errors.As(err, &cue):
