@@ -77,16 +77,16 @@ func (e ActorKind) Valid() bool {
 
 // Defines values for AlertDeliveriesChannel.
 const (
-	Email   AlertDeliveriesChannel = "email"
-	Webhook AlertDeliveriesChannel = "webhook"
+	AlertDeliveriesChannelEmail   AlertDeliveriesChannel = "email"
+	AlertDeliveriesChannelWebhook AlertDeliveriesChannel = "webhook"
 )
 
 // Valid indicates whether the value is a known member of the AlertDeliveriesChannel enum.
 func (e AlertDeliveriesChannel) Valid() bool {
 	switch e {
-	case Email:
+	case AlertDeliveriesChannelEmail:
 		return true
-	case Webhook:
+	case AlertDeliveriesChannelWebhook:
 		return true
 	default:
 		return false
@@ -95,19 +95,19 @@ func (e AlertDeliveriesChannel) Valid() bool {
 
 // Defines values for AlertDeliveriesStatus.
 const (
-	Failed  AlertDeliveriesStatus = "failed"
-	Pending AlertDeliveriesStatus = "pending"
-	Sent    AlertDeliveriesStatus = "sent"
+	AlertDeliveriesStatusFailed  AlertDeliveriesStatus = "failed"
+	AlertDeliveriesStatusPending AlertDeliveriesStatus = "pending"
+	AlertDeliveriesStatusSent    AlertDeliveriesStatus = "sent"
 )
 
 // Valid indicates whether the value is a known member of the AlertDeliveriesStatus enum.
 func (e AlertDeliveriesStatus) Valid() bool {
 	switch e {
-	case Failed:
+	case AlertDeliveriesStatusFailed:
 		return true
-	case Pending:
+	case AlertDeliveriesStatusPending:
 		return true
-	case Sent:
+	case AlertDeliveriesStatusSent:
 		return true
 	default:
 		return false
@@ -242,25 +242,25 @@ func (e MailingEventsAction) Valid() bool {
 
 // Defines values for MailingStatus.
 const (
-	Cancelled MailingStatus = "cancelled"
-	Draft     MailingStatus = "draft"
-	Finished  MailingStatus = "finished"
-	Paused    MailingStatus = "paused"
-	Running   MailingStatus = "running"
+	MailingStatusCancelled MailingStatus = "cancelled"
+	MailingStatusDraft     MailingStatus = "draft"
+	MailingStatusFinished  MailingStatus = "finished"
+	MailingStatusPaused    MailingStatus = "paused"
+	MailingStatusRunning   MailingStatus = "running"
 )
 
 // Valid indicates whether the value is a known member of the MailingStatus enum.
 func (e MailingStatus) Valid() bool {
 	switch e {
-	case Cancelled:
+	case MailingStatusCancelled:
 		return true
-	case Draft:
+	case MailingStatusDraft:
 		return true
-	case Finished:
+	case MailingStatusFinished:
 		return true
-	case Paused:
+	case MailingStatusPaused:
 		return true
-	case Running:
+	case MailingStatusRunning:
 		return true
 	default:
 		return false
@@ -413,13 +413,13 @@ func (e SegmentFilterQuantityOp) Valid() bool {
 
 // Defines values for TemplateCheckValid.
 const (
-	True TemplateCheckValid = true
+	TemplateCheckValidTrue TemplateCheckValid = true
 )
 
 // Valid indicates whether the value is a known member of the TemplateCheckValid enum.
 func (e TemplateCheckValid) Valid() bool {
 	switch e {
-	case True:
+	case TemplateCheckValidTrue:
 		return true
 	default:
 		return false
@@ -428,19 +428,19 @@ func (e TemplateCheckValid) Valid() bool {
 
 // Defines values for TemplateProblemPart.
 const (
-	Html    TemplateProblemPart = "html"
-	Subject TemplateProblemPart = "subject"
-	Text    TemplateProblemPart = "text"
+	TemplateProblemPartHtml    TemplateProblemPart = "html"
+	TemplateProblemPartSubject TemplateProblemPart = "subject"
+	TemplateProblemPartText    TemplateProblemPart = "text"
 )
 
 // Valid indicates whether the value is a known member of the TemplateProblemPart enum.
 func (e TemplateProblemPart) Valid() bool {
 	switch e {
-	case Html:
+	case TemplateProblemPartHtml:
 		return true
-	case Subject:
+	case TemplateProblemPartSubject:
 		return true
-	case Text:
+	case TemplateProblemPartText:
 		return true
 	default:
 		return false
