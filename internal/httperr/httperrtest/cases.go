@@ -16,6 +16,7 @@ import (
 	"promopool/internal/httperr"
 	"promopool/macros"
 	"promopool/mailings"
+	"promopool/reports"
 	"promopool/segments"
 	"promopool/users"
 )
@@ -65,6 +66,7 @@ func Cases() []Case {
 		{"users.ErrEmailUnverified", wrap(users.ErrEmailUnverified), http.StatusForbidden, "email_unverified"},
 		{"users.ErrLinkedElsewhere", wrap(users.ErrLinkedElsewhere), http.StatusForbidden, "linked_elsewhere"},
 		{"users.InvalidError", wrap(&users.InvalidError{Field: "email", Reason: "want one plain address"}), http.StatusBadRequest, "invalid_field"},
+		{"reports.InvalidError", wrap(&reports.InvalidError{Field: "from", Reason: "not a date"}), http.StatusBadRequest, "invalid_field"},
 		{"idp.ErrFlow", wrap(idp.ErrFlow), http.StatusBadRequest, "signin_failed"},
 		{"idp.ErrBadToken", wrap(idp.ErrBadToken), http.StatusUnauthorized, "unauthorized"},
 		{"idp.ErrPersonRefused", wrap(idp.ErrPersonRefused), http.StatusUnauthorized, "unauthorized"},
