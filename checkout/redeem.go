@@ -145,6 +145,10 @@ func (s *Service) replay(ctx context.Context, req *RedeemRequest, hash []byte) (
 // checkReplay answers a request that finds an earlier redemption of its key or order.
 func checkReplay(r *Redemption, req *RedeemRequest, hash []byte) (*Redemption, error) {
 	if string(r.hash) == string(hash) {
+		if r.Status == StatusFailed {
+			// A refusal recorded under this Idempotency-Key: the same refusal again.
+			return nil, &RefusedError{Reason: r.Reason, Redemption: r}
+		}
 		return r, nil
 	}
 	if req.IdempotencyKey != "" && r.key.String == req.IdempotencyKey {

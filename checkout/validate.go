@@ -70,6 +70,8 @@ func normalizeAsk(code *string, customer *string, order *offers.Order, noOrder b
 	if noOrder {
 		return nil
 	}
+	// NormalizeOrder trims the lines in place: work on a copy, never the caller's.
+	order.Items = append([]offers.Item(nil), order.Items...)
 	return offers.NormalizeOrder(order)
 }
 
