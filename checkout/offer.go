@@ -102,6 +102,9 @@ func (s *Service) loadOffer(ctx context.Context, code, customer string) (*offer,
 		if err := json.Unmarshal(o.termsJSON, &t); err != nil {
 			return nil, fmt.Errorf("reading the terms of group %d: %w", o.groupID, err)
 		}
+		if t.Duration == "" {
+			t.Duration = offers.DurationOnce // Normalize's default, for terms stored without it
+		}
 		o.terms = &t
 	} else {
 		// A miss evaluates the same empty terms a group without terms has.
