@@ -72,7 +72,7 @@ func (f *fixture) backdate(g int64, n, days int, mailing int64, rng *rand.Rand) 
 		}
 		if _, err := f.db.Exec(`INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind, issued_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, fmt.Sprintf("old%d", rng.IntN(500)), g, -1-rng.Int64N(1<<40),
-			fmt.Sprintf("old:%d:%d", g, i), mid, kind, at); err != nil {
+			fmt.Sprintf("old:%d:%d:%d", g, mailing, i), mid, kind, at); err != nil {
 			f.t.Fatal(err)
 		}
 	}
