@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"promopool/groups"
@@ -81,7 +82,7 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	comp, err := s.claimCodes(ctx, m, t, sendable, lease.first)
 	if errors.Is(err, groups.ErrGroupNotFound) {
 		s.pause(ctx, m.ID, "a group this mailing draws from was deleted: "+err.Error())
-		return s.record(ctx, m, batch, outcomes, nil)
+		return s.record(ctx, m, batch, outcomes, counts{recount: true})
 	}
 	if err != nil {
 		return err
@@ -95,7 +96,7 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	if err != nil {
 		return err
 	}
-	if err := s.record(ctx, m, batch, outcomes, comp.issued); err != nil {
+	if err := s.record(ctx, m, batch, outcomes, comp.counts()); err != nil {
 		return err
 	}
 	if transient > 0 || held > 0 {
@@ -133,7 +134,7 @@ func (s *Service) prepare(ctx context.Context, m *Mailing, batch int, queued []s
 		return nil, nil // paused (resume re-enqueues), draft, finished
 	}
 	if len(queued) == 0 {
-		return nil, s.record(ctx, m, batch, nil, nil)
+		return nil, s.record(ctx, m, batch, nil, counts{})
 	}
 	t, err := s.tmpl.get(m)
 	if err != nil {
@@ -162,9 +163,13 @@ func partition(recips []Recipient) (outcomes []outcome, sendable []Recipient) {
 // (compose); first says the batch is on its first delivery.
 func (s *Service) claimCodes(ctx context.Context, m *Mailing, t *macros.Template, sendable []Recipient, first bool) (*composition, error) {
 	if len(sendable) == 0 {
-		return &composition{uncovered: map[string]string{}, issued: map[int64]int{}}, nil
+		return &composition{uncovered: map[string]string{}, issued: map[int64]int{}, recount: !first}, nil
 	}
-	return s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable, first)
+	comp, err := s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable, first)
+	if comp != nil {
+		comp.recount = !first
+	}
+	return comp, err
 }
 
 // stillRunning reads the mailing's status again after the claim. When it is no longer
@@ -178,7 +183,7 @@ func (s *Service) stillRunning(ctx context.Context, m *Mailing, batch int, queue
 	if status == StatusRunning {
 		return true, nil
 	}
-	if err := s.record(ctx, m, batch, outcomes, comp.issued); err != nil {
+	if err := s.record(ctx, m, batch, outcomes, comp.counts()); err != nil {
 		return false, err
 	}
 	if status == StatusCancelled {
@@ -201,7 +206,7 @@ func (s *Service) sendBatch(ctx, sendCtx context.Context, m *Mailing, t *macros.
 			return 0, 0, err
 		}
 	}
-	transient, err = s.send(ctx, sendCtx, m, t, batch, comp.rendered, outcomes)
+	transient, err = s.send(ctx, sendCtx, m, t, batch, comp, outcomes)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -256,6 +261,7 @@ func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template,
 		for _, c := range ids {
 			*outcomes = append(*outcomes, outcome{c, RecipientSkipped, fmt.Sprintf("group %q had no code left", comp.uncovered[c])})
 		}
+		comp.released = true
 		return s.release(ctx, m, t, batch, ids)
 	}
 	for g, n := range byGroup {
@@ -282,21 +288,69 @@ func (s *Service) pause(ctx context.Context, id int64, reason string) {
 	}
 }
 
-// send hands the rendered messages to the transport and turns each result into an
-// outcome; definitive rejections return their codes to the pool. It returns how many
-// failed transiently (they stay queued).
+// send renders the ready messages and hands them to the transport a chunk at a time
+// (at most Config.BatchBytes of rendered messages, or one message, are held at once),
+// and turns each result into an outcome. A message larger than the template's limit
+// (MAX_MESSAGE_BYTES) fails its recipient; it and definitive rejections return their
+// codes to the pool. It returns how many failed transiently (they stay queued).
 // The transport sends under sendCtx (it ends when the batch's lease is lost: messages
 // not yet sent then stay queued, as Temporary); the rest runs under ctx.
-func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Template, batch int, rendered []Rendered, outcomes *[]outcome) (int, error) {
-	if len(rendered) == 0 {
+func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Template, batch int, comp *composition, outcomes *[]outcome) (int, error) {
+	ready := comp.ready
+	if len(ready) == 0 {
 		return 0, nil
 	}
 	if s.sender == nil {
 		return 0, errors.New("this process has no transport to send with")
 	}
-	msgs := make([]mailer.Message, len(rendered))
-	for i, r := range rendered {
-		msgs[i] = mailer.Message{ID: MessageID(m.ID, r.CustomerID), From: m.Sender, To: r.Email, Subject: r.Subject, HTML: r.HTML, Text: r.Text}
+	rn := newRenderer(t)
+	transient := 0
+	var release []string
+	var msgs []mailer.Message
+	var custs []string
+	held := 0
+	flush := func() {
+		if len(msgs) == 0 {
+			return
+		}
+		tr, rej := s.sendChunk(sendCtx, m, msgs, custs, outcomes)
+		transient += tr
+		release = append(release, rej...)
+		msgs, custs, held = msgs[:0], custs[:0], 0
+	}
+	for i := range ready {
+		rd, err := rn.render(&ready[i])
+		if errors.Is(err, macros.ErrMessageTooLarge) {
+			release = append(release, ready[i].r.ID)
+			*outcomes = append(*outcomes, outcome{ready[i].r.ID, RecipientFailed, "message too large: " + err.Error() + " (codes returned to the pool)"})
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n := rd.size(); held > 0 && held+n > s.cfg.BatchBytes {
+			flush()
+		}
+		held += rd.size()
+		msgs = append(msgs, mailer.Message{ID: MessageID(m.ID, rd.CustomerID), From: m.Sender, To: rd.Email, Subject: rd.Subject, HTML: rd.HTML, Text: rd.Text})
+		custs = append(custs, rd.CustomerID)
+	}
+	flush()
+	if len(release) > 0 {
+		comp.released = true
+		if err := s.release(ctx, m, t, batch, release); err != nil {
+			return 0, err
+		}
+	}
+	return transient, nil
+}
+
+// sendChunk sends one chunk of messages (to custs) and adds their outcomes; it returns
+// how many failed transiently and the customers whose messages were definitively
+// rejected (their codes go back to the pool).
+func (s *Service) sendChunk(sendCtx context.Context, m *Mailing, msgs []mailer.Message, custs []string, outcomes *[]outcome) (int, []string) {
+	if sendCtx.Err() != nil {
+		return len(msgs), nil // the lease is lost: nothing more leaves
 	}
 	results, err := s.sender.Send(sendCtx, msgs)
 	if err != nil {
@@ -306,7 +360,7 @@ func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Templ
 	transient := 0
 	var rejected []string
 	for i, r := range results {
-		c := rendered[i].CustomerID
+		c := custs[i]
 		switch r.Outcome {
 		case mailer.Sent:
 			*outcomes = append(*outcomes, outcome{c, RecipientSent, ""})
@@ -319,12 +373,7 @@ func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Templ
 			transient++
 		}
 	}
-	if len(rejected) > 0 {
-		if err := s.release(ctx, m, t, batch, rejected); err != nil {
-			return 0, err
-		}
-	}
-	return transient, nil
+	return transient, rejected
 }
 
 func errText(err error) string {
@@ -335,7 +384,8 @@ func errText(err error) string {
 }
 
 // release returns the codes the customers were issued by this mailing (every group the
-// template draws new codes from) to the pool; the issue rows stay, marked released.
+// template draws new codes from) to the pool; the issue rows stay, marked released. The
+// batch's codes-issued counters are then recounted by its record (counts.recount).
 func (s *Service) release(ctx context.Context, m *Mailing, t *macros.Template, batch int, customers []string) error {
 	if len(customers) == 0 {
 		return nil
@@ -345,16 +395,8 @@ func (s *Service) release(ctx context.Context, m *Mailing, t *macros.Template, b
 		if !ok {
 			continue
 		}
-		n, err := s.groups.Release(ctx, gid, Scope(m.ID), customers)
-		if err != nil {
+		if _, err := s.groups.Release(ctx, gid, Scope(m.ID), customers); err != nil {
 			return fmt.Errorf("returning codes of mailing %d to group %d: %w", m.ID, gid, err)
-		}
-		if n > 0 {
-			if _, err := s.db.ExecContext(ctx, `
-				INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) VALUES ($1, $2, $3, -$4::bigint)
-				ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = mailing_group_counts.issued - $4::bigint`, m.ID, gid, batch, n); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -371,7 +413,7 @@ func (s *Service) skipAndRelease(ctx context.Context, m *Mailing, batch int, cus
 	for i, c := range customers {
 		outs[i] = outcome{c, RecipientSkipped, why}
 	}
-	return s.record(ctx, m, batch, outs, nil)
+	return s.record(ctx, m, batch, outs, counts{recount: true})
 }
 
 // pending is the queued customers that have no outcome yet.
@@ -390,9 +432,9 @@ func pending(queued []string, outs []outcome) []string {
 }
 
 // record writes outcomes (only over recipients still queued), recomputes the batch's
-// counters from its rows (idempotent), adds the codes issued per group, and finishes
-// the mailing when its last batch is done — one transaction.
-func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outcome, issued map[int64]int) error {
+// counters from its rows (idempotent), counts the codes issued per group (count), and
+// finishes the mailing when its last batch is done — one transaction.
+func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outcome, cnt counts) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
@@ -417,15 +459,8 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 			return fmt.Errorf("recording outcomes of mailing %d: %w", m.ID, err)
 		}
 	}
-	for gid, n := range issued {
-		if n == 0 {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = mailing_group_counts.issued + excluded.issued`, m.ID, gid, batch, n); err != nil {
-			return err
-		}
+	if err := s.count(ctx, tx, m, batch, cnt); err != nil {
+		return err
 	}
 	_, err = tx.ExecContext(ctx, `
 		UPDATE mailing_batches b SET sent = x.sent, failed = x.failed, skipped = x.skipped,
@@ -446,6 +481,74 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 	// each commit, the last committer sees every batch done.
 	_, err = finishDone(ctx, s.db, m.ID)
 	return err
+}
+
+// counts says how record updates a batch's codes-issued counters (mailing_group_counts,
+// the mailing's progress.codes_issued).
+type counts struct {
+	// issued are the codes this delivery took from the pool, per group id: added.
+	issued map[int64]int
+	// recount replaces the batch's counters with the codes its recipients hold under
+	// the mailing's scope, whichever delivery issued them. Needed when a delivery
+	// cannot know what the earlier ones counted — a redelivery after a crash between
+	// claim and record finds its codes issued and takes none — or when codes went back
+	// to the pool.
+	recount bool
+}
+
+// counts is how the batch's delivery that made c counts its codes.
+func (c *composition) counts() counts {
+	return counts{issued: c.issued, recount: c.recount || c.released}
+}
+
+// recountIssued sets a batch's counter per group to the live initial issues of its
+// recipients under the mailing's scope: one probe of issues_scope_initial per
+// recipient and group (LATERAL … LIMIT 1 keeps the plan a nested loop over the batch).
+const recountIssued = `
+INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued)
+SELECT $1, g.id, $2, (
+    SELECT count(*) FROM mailing_recipients r
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM issues i
+        WHERE i.customer_id = r.customer_id AND i.group_id = g.id AND i.scope = $3
+          AND i.kind = 'initial' AND i.released_at IS NULL
+        LIMIT 1) i
+    WHERE r.mailing_id = $1 AND r.batch = $2)
+FROM unnest($4::bigint[]) AS g(id)
+ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = excluded.issued`
+
+// count applies cnt to the batch's codes-issued counters, in record's transaction.
+func (s *Service) count(ctx context.Context, tx *sqlx.Tx, m *Mailing, batch int, cnt counts) error {
+	if cnt.recount {
+		t, err := s.tmpl.get(m)
+		if err != nil {
+			return nil // nothing was claimed under a template that does not parse
+		}
+		var gids []int64
+		for _, g := range t.NewCodeGroups() {
+			if gid, ok := m.GroupIDs[macros.GroupKey(g)]; ok {
+				gids = append(gids, gid)
+			}
+		}
+		if len(gids) == 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, recountIssued, m.ID, batch, Scope(m.ID), pq.Array(gids)); err != nil {
+			return fmt.Errorf("recounting the codes of batch %d of mailing %d: %w", batch, m.ID, err)
+		}
+		return nil
+	}
+	for gid, n := range cnt.issued {
+		if n == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = mailing_group_counts.issued + excluded.issued`, m.ID, gid, batch, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // finishMailings marks finished the running (or cancelled) mailings, one or all

@@ -184,6 +184,15 @@ type Config struct {
 	// OutboxStale is how long an unfinished outbox may go without a chunk before the
 	// reconciler takes over its writing (default 30 s): the writer died.
 	OutboxStale time.Duration
+	// Limits bound a mailing's templates (macros per template) and each rendered
+	// message (MAX_MESSAGE_BYTES; default macros.DefaultMaxMessageBytes): a template
+	// over them is refused at creation, a message over them fails its recipient.
+	Limits macros.Limits
+	// BatchBytes is about the most bytes of rendered messages a batch holds at once
+	// (MAILING_BATCH_BYTES, default 32 MiB): a batch renders and hands its messages to
+	// the transport in chunks of this size, so its memory stays bounded whatever the
+	// templates and customer fields (one message may exceed it alone, up to Limits).
+	BatchBytes int
 }
 
 // Deps are what a Service works with. DB and Groups are required; the others may be
@@ -227,11 +236,12 @@ func New(cfg Config, deps Deps) *Service {
 	cfg.ReservationTimeout = cmp.Or(cfg.ReservationTimeout, time.Minute)
 	cfg.OutboxChunk = cmp.Or(cfg.OutboxChunk, 50_000)
 	cfg.OutboxStale = cmp.Or(cfg.OutboxStale, 30*time.Second)
+	cfg.BatchBytes = cmp.Or(cfg.BatchBytes, 32<<20)
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{cfg: cfg, db: deps.DB, groups: deps.Groups, enqueuer: deps.Enqueuer, sender: deps.Sender,
-		alerter: deps.Alerter, segments: deps.Segments, log: deps.Log, tmpl: newTemplateCache()}
+		alerter: deps.Alerter, segments: deps.Segments, log: deps.Log, tmpl: newTemplateCache(cfg.Limits)}
 }
 
 // Input is a new mailing.
@@ -314,11 +324,11 @@ func (s *Service) Create(ctx context.Context, actor string, in Input) (*Mailing,
 		}
 	}
 	src := macros.Source{Subject: in.Subject, HTML: in.HTML, Text: in.Text}
-	t, err := macros.Compile(ctx, src, s.groups)
+	t, err := macros.CompileLimits(ctx, src, s.groups, s.cfg.Limits)
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.groups.LiveIDs(ctx, append(t.NewCodeGroups(), t.RepeatGroups()...))
+	ids, err := s.templateGroups(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -369,6 +379,26 @@ func getMailing(ctx context.Context, q sqlx.QueryerContext, id int64, lock strin
 		return nil, err
 	}
 	return &m, nil
+}
+
+// templateGroups resolves a template's groups to ids, by GroupKey: the live group of
+// each name it draws new codes from, and for last_promocode the live group or else
+// the most recently archived one of that name (its customers' codes still repeat).
+func (s *Service) templateGroups(ctx context.Context, t *macros.Template) (map[string]int64, error) {
+	ids, err := s.groups.LiveIDs(ctx, t.NewCodeGroups())
+	if err != nil {
+		return nil, err
+	}
+	if len(t.RepeatGroups()) > 0 {
+		known, err := s.groups.KnownIDs(ctx, t.RepeatGroups())
+		if err != nil {
+			return nil, err
+		}
+		for k, id := range known {
+			ids[k] = id
+		}
+	}
+	return ids, nil
 }
 
 // Get returns a mailing with its progress. Errors: ErrNotFound.
