@@ -30,7 +30,7 @@ func (h *harness) messageChecks() {
 	h.uploadCodes(gid, "FLTG", 200)
 	w := h.startWorker("MAILING_BATCH_SIZE=101")
 	in, _ := json.Marshal(map[string]any{"name": "big", "sender": "s@example.com", "subject": "your code",
-		"text": "code={{client.promocode('Big messages')}};" + strings.Repeat("{{client.attr('n')}}", 999),
+		"text":     "code={{client.promocode('Big messages')}};" + strings.Repeat("{{client.attr('n')}}", 999),
 		"audience": map[string]any{"customer_ids": ids}})
 	var m struct{ ID int64 }
 	h.api("POST", "/v1/mailings", string(in), 201, &m)

@@ -40,7 +40,7 @@ func TestLastPromocodeOfArchivedGroup(t *testing.T) {
 	}
 	// A mailing: c1 gets the code it holds from the archived group, the others nothing.
 	m, err := e.svc.Create(ctx, "t", mailings.Input{Name: "W", Sender: "shop@example.com", Subject: "Hi",
-		Text: "your code: {{client.promocode('Spring')}} winter: [{{client.last_promocode('Winter')}}]",
+		Text:     "your code: {{client.promocode('Spring')}} winter: [{{client.last_promocode('Winter')}}]",
 		Audience: mailings.Audience{CustomerIDs: ids}})
 	if err != nil {
 		t.Fatal(err)
