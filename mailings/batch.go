@@ -61,6 +61,7 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	// can hold the batch.
 	sendCtx, stopLease := s.holdLease(ctx, mailingID, batch, lease.token)
 	defer stopLease()
+	ctx = context.WithValue(ctx, leaseKey{}, lease.token)
 
 	m, err := getMailing(ctx, s.db, mailingID, "")
 	if err != nil {
@@ -81,7 +82,7 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	outcomes, sendable := partition(recips)
 	comp, err := s.claimCodes(ctx, m, t, sendable, lease.first)
 	if errors.Is(err, groups.ErrGroupNotFound) {
-		s.pause(ctx, m.ID, "a group this mailing draws from was deleted: "+err.Error())
+		s.pause(ctx, m.ID, PauseGroupDeleted, "a group this mailing draws from was deleted: "+err.Error())
 		return s.record(ctx, m, batch, outcomes, counts{recount: true})
 	}
 	if err != nil {
@@ -165,7 +166,7 @@ func (s *Service) claimCodes(ctx context.Context, m *Mailing, t *macros.Template
 	if len(sendable) == 0 {
 		return &composition{uncovered: map[string]string{}, issued: map[int64]int{}, recount: !first}, nil
 	}
-	comp, err := s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable, first)
+	comp, err := s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable, first, m.OnExhaustion == OnExhaustionFallback)
 	if comp != nil {
 		comp.recount = !first
 	}
@@ -247,9 +248,11 @@ func (s *Service) heldByReservations(ctx context.Context, m *Mailing, comp *comp
 	return n, nil
 }
 
-// uncovered handles recipients a group could not cover: with "send while codes last"
-// they are skipped (and their codes from other groups go back); otherwise the mailing
-// pauses and they stay queued for the resume, and the exhaustion is alerted at once.
+// uncovered handles recipients a group could not cover, as the mailing's on_exhaustion
+// says: "skip" skips them (and their codes from other groups go back); "fallback" sends
+// them the message with the fallback text of each group that had no code (no code
+// recorded for it); "pause" pauses the mailing with them queued for the resume, and the
+// exhaustion is alerted at once.
 func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template, batch int, comp *composition, outcomes *[]outcome) error {
 	byGroup := map[string]int{}
 	var ids []string
@@ -257,12 +260,20 @@ func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template,
 		byGroup[g]++
 		ids = append(ids, c)
 	}
-	if m.WhileCodesLast {
+	switch m.OnExhaustion {
+	case OnExhaustionSkip:
 		for _, c := range ids {
 			*outcomes = append(*outcomes, outcome{c, RecipientSkipped, fmt.Sprintf("group %q had no code left", comp.uncovered[c])})
 		}
 		comp.released = true
 		return s.release(ctx, m, t, batch, ids)
+	case OnExhaustionFallback:
+		for _, c := range comp.short {
+			if _, still := comp.uncovered[c.r.ID]; still {
+				comp.ready = append(comp.ready, c)
+			}
+		}
+		return nil
 	}
 	for g, n := range byGroup {
 		gid := m.GroupIDs[macros.GroupKey(g)]
@@ -270,19 +281,21 @@ func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template,
 		if s.alerter != nil {
 			s.alerter.GroupExhausted(ctx, gid, m.ID, n)
 		}
-		s.pause(ctx, m.ID, fmt.Sprintf("group %q ran out of codes: upload more and resume", g))
+		s.pause(ctx, m.ID, PauseExhausted, fmt.Sprintf("group %q ran out of codes: it resumes by itself once codes are uploaded", g))
 	}
 	return nil
 }
 
 // pause marks a running mailing paused with a reason, and records the system's pause
 // event (one statement: the event is written only if the mailing was running).
-func (s *Service) pause(ctx context.Context, id int64, reason string) {
+func (s *Service) pause(ctx context.Context, id int64, kind, reason string) {
 	_, err := s.db.ExecContext(ctx, `
 		WITH paused AS (
-			UPDATE mailings SET status = 'paused', pause_reason = $2 WHERE id = $1 AND status = 'running' RETURNING id)
-		INSERT INTO mailing_events (mailing_id, action, actor_kind, actor_name)
-		SELECT id, 'pause', 'system', 'promopool' FROM paused`, id, reason)
+			UPDATE mailings SET status = 'paused', pause_reason = $2, pause_kind = $3 WHERE id = $1 AND status = 'running' RETURNING id)
+		, e AS (
+			INSERT INTO mailing_events (mailing_id, action, actor_kind, actor_name)
+			SELECT id, 'pause', 'system', 'promopool' FROM paused RETURNING id, mailing_id)
+		INSERT INTO mailing_event_details (event_id, mailing_id, detail) SELECT id, mailing_id, left($2, 1000) FROM e`, id, reason, kind)
 	if err != nil {
 		s.log.Error("pausing mailing failed", "mailing_id", id, "err", err)
 	}
@@ -307,16 +320,16 @@ func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Templ
 	transient := 0
 	var release []string
 	var msgs []mailer.Message
-	var custs []string
+	var custs, notes []string
 	held := 0
 	flush := func() {
 		if len(msgs) == 0 {
 			return
 		}
-		tr, rej := s.sendChunk(sendCtx, m, msgs, custs, outcomes)
+		tr, rej := s.sendChunk(sendCtx, m, msgs, custs, notes, outcomes)
 		transient += tr
 		release = append(release, rej...)
-		msgs, custs, held = msgs[:0], custs[:0], 0
+		msgs, custs, notes, held = msgs[:0], custs[:0], notes[:0], 0
 	}
 	for i := range ready {
 		rd, err := rn.render(&ready[i])
@@ -334,6 +347,7 @@ func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Templ
 		held += rd.size()
 		msgs = append(msgs, mailer.Message{ID: MessageID(m.ID, rd.CustomerID), From: m.Sender, To: rd.Email, Subject: rd.Subject, HTML: rd.HTML, Text: rd.Text})
 		custs = append(custs, rd.CustomerID)
+		notes = append(notes, ready[i].note(t))
 	}
 	flush()
 	if len(release) > 0 {
@@ -348,7 +362,7 @@ func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Templ
 // sendChunk sends one chunk of messages (to custs) and adds their outcomes; it returns
 // how many failed transiently and the customers whose messages were definitively
 // rejected (their codes go back to the pool).
-func (s *Service) sendChunk(sendCtx context.Context, m *Mailing, msgs []mailer.Message, custs []string, outcomes *[]outcome) (int, []string) {
+func (s *Service) sendChunk(sendCtx context.Context, m *Mailing, msgs []mailer.Message, custs, notes []string, outcomes *[]outcome) (int, []string) {
 	if sendCtx.Err() != nil {
 		return len(msgs), nil // the lease is lost: nothing more leaves
 	}
@@ -363,7 +377,7 @@ func (s *Service) sendChunk(sendCtx context.Context, m *Mailing, msgs []mailer.M
 		c := custs[i]
 		switch r.Outcome {
 		case mailer.Sent:
-			*outcomes = append(*outcomes, outcome{c, RecipientSent, ""})
+			*outcomes = append(*outcomes, outcome{c, RecipientSent, notes[i]})
 		case mailer.Rejected:
 			rejected = append(rejected, c)
 			*outcomes = append(*outcomes, outcome{c, RecipientFailed, "rejected: " + errText(r.Err) + " (codes returned to the pool)"})
@@ -435,6 +449,13 @@ func pending(queued []string, outs []outcome) []string {
 // counters from its rows (idempotent), counts the codes issued per group (count), and
 // finishes the mailing when its last batch is done — one transaction.
 func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outcome, cnt counts) error {
+	var recounted map[int64]int64
+	if cnt.recount {
+		var err error
+		if recounted, err = s.recount(ctx, m, batch); err != nil {
+			return err
+		}
+	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
@@ -459,14 +480,15 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 			return fmt.Errorf("recording outcomes of mailing %d: %w", m.ID, err)
 		}
 	}
-	if err := s.count(ctx, tx, m, batch, cnt); err != nil {
+	if err := writeCounts(ctx, tx, m, batch, cnt, recounted); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `
-		UPDATE mailing_batches b SET sent = x.sent, failed = x.failed, skipped = x.skipped,
+		UPDATE mailing_batches b SET sent = x.sent, failed = x.failed, skipped = x.skipped, fallback = x.fallback,
 		       done_at = CASE WHEN x.queued = 0 THEN coalesce(b.done_at, now()) END
 		FROM (SELECT count(*) FILTER (WHERE status = 'sent') AS sent, count(*) FILTER (WHERE status = 'failed') AS failed,
-		             count(*) FILTER (WHERE status = 'skipped') AS skipped, count(*) FILTER (WHERE status = 'queued') AS queued
+		             count(*) FILTER (WHERE status = 'skipped') AS skipped, count(*) FILTER (WHERE status = 'queued') AS queued,
+		             count(*) FILTER (WHERE status = 'sent' AND detail LIKE 'fallback:%') AS fallback
 		      FROM mailing_recipients WHERE mailing_id = $1 AND batch = $2) x
 		WHERE b.mailing_id = $1 AND b.batch = $2`, m.ID, batch)
 	if err != nil {
@@ -501,40 +523,58 @@ func (c *composition) counts() counts {
 	return counts{issued: c.issued, recount: c.recount || c.released}
 }
 
-// recountIssued sets a batch's counter per group to the live initial issues of its
-// recipients under the mailing's scope: one probe of issues_scope_initial per
-// recipient and group (LATERAL … LIMIT 1 keeps the plan a nested loop over the batch).
-const recountIssued = `
-INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued)
-SELECT $1, g.id, $2, (
-    SELECT count(*) FROM mailing_recipients r
-    CROSS JOIN LATERAL (
-        SELECT 1 FROM issues i
-        WHERE i.customer_id = r.customer_id AND i.group_id = g.id AND i.scope = $3
-          AND i.kind = 'initial' AND i.released_at IS NULL
-        LIMIT 1) i
-    WHERE r.mailing_id = $1 AND r.batch = $2)
-FROM unnest($4::bigint[]) AS g(id)
-ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = excluded.issued`
+// leaseKey carries the lease token of the delivery running a batch (ProcessBatch) to
+// the counters it writes.
+type leaseKey struct{}
 
-// count applies cnt to the batch's codes-issued counters, in record's transaction.
-func (s *Service) count(ctx context.Context, tx *sqlx.Tx, m *Mailing, batch int, cnt counts) error {
-	if cnt.recount {
-		t, err := s.tmpl.get(m)
+// heldBy is the lease token in ctx (0: none).
+func heldBy(ctx context.Context) int64 {
+	tok, _ := ctx.Value(leaseKey{}).(int64)
+	return tok
+}
+
+// recount reads, per group the template draws new codes from, how many codes the
+// batch's recipients hold under the mailing's scope (before record's transaction:
+// the issues are groups'). nil when nothing can have been claimed.
+func (s *Service) recount(ctx context.Context, m *Mailing, batch int) (map[int64]int64, error) {
+	t, err := s.tmpl.get(m)
+	if err != nil {
+		return nil, nil // nothing was claimed under a template that does not parse
+	}
+	var custs []string
+	if err := s.db.SelectContext(ctx, &custs, `SELECT customer_id FROM mailing_recipients WHERE mailing_id = $1 AND batch = $2`, m.ID, batch); err != nil {
+		return nil, fmt.Errorf("reading the recipients of batch %d of mailing %d: %w", batch, m.ID, err)
+	}
+	out := map[int64]int64{}
+	for _, g := range t.NewCodeGroups() {
+		gid, ok := m.GroupIDs[macros.GroupKey(g)]
+		if !ok {
+			continue
+		}
+		n, err := s.groups.HeldUnder(ctx, gid, Scope(m.ID), custs)
 		if err != nil {
-			return nil // nothing was claimed under a template that does not parse
+			return nil, fmt.Errorf("recounting the codes of batch %d of mailing %d: %w", batch, m.ID, err)
 		}
-		var gids []int64
-		for _, g := range t.NewCodeGroups() {
-			if gid, ok := m.GroupIDs[macros.GroupKey(g)]; ok {
-				gids = append(gids, gid)
+		out[gid] = n
+	}
+	return out, nil
+}
+
+// writeCounts applies a delivery's counts to the batch's codes-issued counters, in
+// record's transaction: set to the recount, or added. Only the delivery holding the
+// batch's lease writes (its token still on the batch row): a delivery that lost its
+// lease — a worker cut off, then back — must not add what the next delivery's recount
+// already holds.
+func writeCounts(ctx context.Context, tx *sqlx.Tx, m *Mailing, batch int, cnt counts, recounted map[int64]int64) error {
+	token := heldBy(ctx)
+	const holder = `(SELECT $5::bigint = 0 OR EXISTS (SELECT 1 FROM mailing_batches WHERE mailing_id = $1 AND batch = $3 AND lease_token = $5))`
+	if cnt.recount {
+		for gid, n := range recounted {
+			if _, err := tx.ExecContext(ctx, `
+				INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) SELECT $1, $2, $3, $4 WHERE `+holder+`
+				ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = excluded.issued`, m.ID, gid, batch, n, token); err != nil {
+				return err
 			}
-		}
-		if len(gids) == 0 {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx, recountIssued, m.ID, batch, Scope(m.ID), pq.Array(gids)); err != nil {
-			return fmt.Errorf("recounting the codes of batch %d of mailing %d: %w", batch, m.ID, err)
 		}
 		return nil
 	}
@@ -543,8 +583,8 @@ func (s *Service) count(ctx context.Context, tx *sqlx.Tx, m *Mailing, batch int,
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = mailing_group_counts.issued + excluded.issued`, m.ID, gid, batch, n); err != nil {
+			INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) SELECT $1, $2, $3, $4 WHERE `+holder+`
+			ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = mailing_group_counts.issued + excluded.issued`, m.ID, gid, batch, n, token); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/jmoiron/sqlx"
@@ -111,12 +113,33 @@ type composed struct {
 	r         Recipient
 	newCodes  []string
 	lastCodes []string
+	// fallback[i]: group NewCodeGroups()[i] had no code for the recipient (nil: none
+	// lacking); sent only with on_exhaustion "fallback", with the macro's fallback text.
+	fallback []bool
+}
+
+// note is the detail recorded with the recipient's outcome when sent: which groups
+// were replaced by their fallback text ("" for a message with every code).
+func (c *composed) note(t *macros.Template) string {
+	var gs []string
+	for i, f := range c.fallback {
+		if f {
+			gs = append(gs, strconv.Quote(t.NewCodeGroups()[i]))
+		}
+	}
+	if len(gs) == 0 {
+		return ""
+	}
+	return "fallback: group " + strings.Join(gs, ", ") + " had no code left: the fallback text was sent, no code recorded"
 }
 
 // composition is what compose did for a batch.
 type composition struct {
 	// ready are the recipients holding all their codes, in order, to render.
 	ready []composed
+	// short are the uncovered recipients, with the codes they did get and the groups
+	// that had none for them marked fallback.
+	short []composed
 	// uncovered maps a customer to the first group that had no code for them.
 	uncovered map[string]string
 	// issued counts codes newly taken, per group id.
@@ -145,6 +168,7 @@ func (rn *renderer) render(c *composed) (Rendered, error) {
 	rn.v.Customer = c.r.customer()
 	copy(rn.v.NewCodes, c.newCodes)
 	copy(rn.v.LastCodes, c.lastCodes)
+	rn.v.UseFallback = c.fallback
 	msg, buf, err := rn.t.Render(rn.buf, &rn.v)
 	rn.buf = buf
 	if cap(rn.buf) > 4<<20 {
@@ -155,7 +179,9 @@ func (rn *renderer) render(c *composed) (Rendered, error) {
 	}
 	codes := make(map[string]string, len(c.newCodes)+len(c.lastCodes))
 	for i, g := range rn.t.NewCodeGroups() {
-		codes[g] = c.newCodes[i]
+		if c.newCodes[i] != "" {
+			codes[g] = c.newCodes[i]
+		}
 	}
 	for i, g := range rn.t.RepeatGroups() {
 		if c.lastCodes[i] != "" {
@@ -171,8 +197,10 @@ func (rn *renderer) render(c *composed) (Rendered, error) {
 // cover are listed in uncovered.
 //
 // first says no recipient can hold a code under scope yet (a batch's first delivery):
-// the claims skip their re-claim check (groups.ClaimRequest.FirstClaim).
-func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[string]int64, scope string, mailingID *int64, recips []Recipient, first bool) (*composition, error) {
+// the claims skip their re-claim check (groups.ClaimRequest.FirstClaim). repeatAll
+// records last_promocode repeats for uncovered recipients too (they may be sent a
+// fallback).
+func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[string]int64, scope string, mailingID *int64, recips []Recipient, first, repeatAll bool) (*composition, error) {
 	ids := make([]string, len(recips))
 	for i, r := range recips {
 		ids[i] = r.ID
@@ -206,7 +234,7 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 		}
 		var covered []string
 		for _, id := range ids {
-			if _, un := out.uncovered[id]; !un {
+			if _, un := out.uncovered[id]; !un || repeatAll {
 				covered = append(covered, id)
 			}
 		}
@@ -221,15 +249,20 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 		lastCodes[i] = m
 	}
 	for _, r := range recips {
-		if _, un := out.uncovered[r.ID]; un {
-			continue
-		}
 		c := composed{r: r, newCodes: make([]string, len(newGroups)), lastCodes: make([]string, len(repeatGroups))}
 		for i := range newGroups {
 			c.newCodes[i] = newCodes[i][r.ID]
 		}
 		for i := range repeatGroups {
 			c.lastCodes[i] = lastCodes[i][r.ID]
+		}
+		if _, un := out.uncovered[r.ID]; un {
+			c.fallback = make([]bool, len(newGroups))
+			for i := range newGroups {
+				c.fallback[i] = c.newCodes[i] == ""
+			}
+			out.short = append(out.short, c)
+			continue
 		}
 		out.ready = append(out.ready, c)
 	}

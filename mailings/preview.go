@@ -143,7 +143,7 @@ func (s *Service) Render(ctx context.Context, req RenderRequest) (*RenderResult,
 	if len(known) == 0 {
 		return res, nil
 	}
-	comp, err := s.compose(ctx, t, ids, scope, mailingID, known, false)
+	comp, err := s.compose(ctx, t, ids, scope, mailingID, known, false, false)
 	if err != nil {
 		return nil, err
 	}

@@ -35,11 +35,12 @@ var tableUsers = map[string][]string{
 	"promotion_codes": {"groups", "checkout"},
 	"code_voids":      {"groups", "checkout"},
 
-	"mailings":             {"mailings"},
-	"mailing_batches":      {"mailings"},
-	"mailing_recipients":   {"mailings"},
-	"mailing_group_counts": {"mailings"},
-	"mailing_events":       {"mailings"},
+	"mailings":              {"mailings"},
+	"mailing_batches":       {"mailings"},
+	"mailing_recipients":    {"mailings"},
+	"mailing_group_counts":  {"mailings"},
+	"mailing_events":        {"mailings"},
+	"mailing_event_details": {"mailings"},
 
 	"alerts":           {"alerts"},
 	"alert_state":      {"alerts"},
