@@ -22,11 +22,11 @@ const (
 // Event is one step of a mailing steered by someone: created, started, paused,
 // resumed, cancelled, with who (as they were then) and when.
 type Event struct {
-	Action    string     `db:"action" json:"action"`
-	Who       auth.Actor `db:"who" json:"who"`
+	Action string     `db:"action" json:"action"`
+	Who    auth.Actor `db:"who" json:"who"`
 	// Detail says why the system took the step (e.g. the upload that resumed it).
-	Detail    string     `db:"detail" json:"detail,omitempty"`
-	CreatedAt time.Time  `db:"created_at" json:"created_at"`
+	Detail    string    `db:"detail" json:"detail,omitempty"`
+	CreatedAt time.Time `db:"created_at" json:"created_at"`
 }
 
 // recordEvent logs action on mailing id by the context's Actor, in the caller's transaction.

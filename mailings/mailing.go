@@ -128,26 +128,26 @@ type Audience struct {
 
 // Mailing is a mass mailing and its progress.
 type Mailing struct {
-	ID             int64            `db:"id" json:"id"`
-	Name           string           `db:"name" json:"name"`
-	Sender         string           `db:"sender" json:"sender"`
-	Subject        string           `db:"subject" json:"subject"`
-	HTML           string           `db:"html" json:"html"`
-	Text           string           `db:"text_body" json:"text"`
-	Transport      string           `db:"transport" json:"transport"`
-	AudienceJSON   json.RawMessage  `db:"audience" json:"-"`
-	Audience       Audience         `db:"-" json:"audience"`
-	GroupIDsJSON   json.RawMessage  `db:"group_ids" json:"-"`
-	GroupIDs       map[string]int64 `db:"-" json:"group_ids"`
-	Status         string           `db:"status" json:"status"`
-	PauseReason    string           `db:"pause_reason" json:"pause_reason,omitempty"`
+	ID           int64            `db:"id" json:"id"`
+	Name         string           `db:"name" json:"name"`
+	Sender       string           `db:"sender" json:"sender"`
+	Subject      string           `db:"subject" json:"subject"`
+	HTML         string           `db:"html" json:"html"`
+	Text         string           `db:"text_body" json:"text"`
+	Transport    string           `db:"transport" json:"transport"`
+	AudienceJSON json.RawMessage  `db:"audience" json:"-"`
+	Audience     Audience         `db:"-" json:"audience"`
+	GroupIDsJSON json.RawMessage  `db:"group_ids" json:"-"`
+	GroupIDs     map[string]int64 `db:"-" json:"group_ids"`
+	Status       string           `db:"status" json:"status"`
+	PauseReason  string           `db:"pause_reason" json:"pause_reason,omitempty"`
 	// PauseKind says who or what paused it (Pause…): only the system's pauses end by themselves.
 	PauseKind string `db:"pause_kind" json:"pause_kind,omitempty"`
 	// OnExhaustion is what it does for a recipient a group has no code for (OnExhaustion…).
-	OnExhaustion   string           `db:"on_exhaustion" json:"on_exhaustion"`
-	WhileCodesLast bool             `db:"while_codes_last" json:"send_while_codes_last"`
-	BatchSize      int              `db:"batch_size" json:"batch_size"`
-	CreatedBy      string           `db:"created_by" json:"created_by"`
+	OnExhaustion   string `db:"on_exhaustion" json:"on_exhaustion"`
+	WhileCodesLast bool   `db:"while_codes_last" json:"send_while_codes_last"`
+	BatchSize      int    `db:"batch_size" json:"batch_size"`
+	CreatedBy      string `db:"created_by" json:"created_by"`
 	// CreatedByWho is who created the mailing, as they were then.
 	CreatedByWho auth.Actor `db:"created_by_who" json:"created_by_who"`
 	// Events are the mailing's steps (created, started, paused, resumed, cancelled) with
