@@ -746,7 +746,10 @@ type DirectIssue struct {
 	Code       *string `json:"code,omitempty"`
 	CustomerId *string `json:"customer_id,omitempty"`
 	GroupId    *int    `json:"group_id,omitempty"`
-	Replayed   *bool   `json:"replayed,omitempty"`
+
+	// Repeat The group gives one code per customer and the customer already held this code (from a mailing, a render or another key): recorded as a repeat issue, nothing new taken from the pool.
+	Repeat   *bool `json:"repeat,omitempty"`
+	Replayed *bool `json:"replayed,omitempty"`
 }
 
 // Error defines model for Error.
@@ -804,6 +807,9 @@ type Group struct {
 	LowBalanceThreshold *int     `json:"low_balance_threshold,omitempty"`
 	Name                *string  `json:"name,omitempty"`
 
+	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
+	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
+
 	// Total All codes the group holds.
 	Total     *int       `json:"total,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
@@ -824,6 +830,9 @@ type GroupInput struct {
 	LowBalancePercent   *float32 `json:"low_balance_percent,omitempty"`
 	LowBalanceThreshold *int     `json:"low_balance_threshold,omitempty"`
 	Name                *string  `json:"name,omitempty"`
+
+	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
+	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
 }
 
 // Issue defines model for Issue.

@@ -83,6 +83,12 @@ func (s *Store) Release(ctx context.Context, groupID int64, scope string, custom
 	if err := returnCodes(ctx, tx, groupID, ids); err != nil {
 		return 0, err
 	}
+	// A one_per_customer group's customers no longer hold the released codes.
+	if len(ids) > 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM group_customer_codes WHERE group_id = $1 AND code_id = ANY($2)`, groupID, pq.Array(ids)); err != nil {
+			return 0, fmt.Errorf("releasing issues of group %d: %w", groupID, err)
+		}
+	}
 	return int64(len(ids)), tx.Commit()
 }
 

@@ -34,3 +34,18 @@ CREATE TABLE mailing_event_details (
     detail      text   NOT NULL CHECK (char_length(detail) BETWEEN 1 AND 1000)
 );
 CREATE INDEX mailing_event_details_mailing ON mailing_event_details (mailing_id);
+
+-- One code per customer per group (issue 21 item 4). A group with one_per_customer gives
+-- a customer who holds a live code from it that same code again — recorded as a repeat —
+-- in any mailing, render call or direct issue. The primary key is the rule: the
+-- statement that records a customer's initial issue from such a group inserts here too,
+-- so a second live code for the customer fails on it whatever runs concurrently. The row
+-- goes when the issue is released (the code back in the pool).
+ALTER TABLE groups ADD COLUMN one_per_customer boolean NOT NULL DEFAULT false;
+CREATE TABLE group_customer_codes (
+    group_id     bigint NOT NULL,
+    customer_id  text   NOT NULL,
+    code_id      bigint NOT NULL,
+    PRIMARY KEY (group_id, customer_id)
+);
+CREATE INDEX group_customer_codes_code ON group_customer_codes (code_id);

@@ -41,6 +41,7 @@ var tableUsers = map[string][]string{
 	"mailing_group_counts":  {"mailings"},
 	"mailing_events":        {"mailings"},
 	"mailing_event_details": {"mailings"},
+	"group_customer_codes":  {"groups"},
 
 	"alerts":           {"alerts"},
 	"alert_state":      {"alerts"},
