@@ -74,6 +74,10 @@ var apiRoles = map[string]struct {
 	"POST /v1/segments/query":           {users.RoleViewer, 400},
 	"GET /v1/groups/{id}/alerts":        {users.RoleViewer, 404},
 	"POST /v1/alerts/{id}/acknowledge":  {users.RoleMarketer, 404},
+	"POST /v1/validate":                 {users.RoleAdmin, 400},
+	"GET /v1/validate":                  {users.RoleAdmin, 400},
+	"POST /v1/redemptions":              {users.RoleAdmin, 400},
+	"GET /v1/redemptions/{id}":          {users.RoleViewer, 404},
 }
 
 // TestPersonRoleTable: every API route called with a platform JWT by a viewer, a

@@ -86,6 +86,9 @@ func (s *Server) routeTable() []route {
 			route{pattern: "POST /v1/segments/count", scope: auth.ScopeRead, body: jsonBody, h: s.segmentCount},
 			route{pattern: "POST /v1/segments/query", scope: auth.ScopeRead, body: jsonBody, stream: true, h: s.segmentQuery})
 	}
+	if s.checkout != nil {
+		t = append(t, s.checkoutRoutes()...)
+	}
 	if s.alerts != nil {
 		t = append(t, route{pattern: "GET /v1/groups/{id}/alerts", scope: auth.ScopeRead, h: s.listAlerts})
 		if _, ok := s.alerts.(Acknowledger); ok {

@@ -144,6 +144,123 @@ func (e AlertLevel) Valid() bool {
 	}
 }
 
+// Defines values for CheckoutGroupKind.
+const (
+	CheckoutGroupKindShared CheckoutGroupKind = "shared"
+	CheckoutGroupKindUnique CheckoutGroupKind = "unique"
+)
+
+// Valid indicates whether the value is a known member of the CheckoutGroupKind enum.
+func (e CheckoutGroupKind) Valid() bool {
+	switch e {
+	case CheckoutGroupKindShared:
+		return true
+	case CheckoutGroupKindUnique:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CheckoutReason.
+const (
+	CheckoutReasonAlreadyRedeemed    CheckoutReason = "already_redeemed"
+	CheckoutReasonBudgetExhausted    CheckoutReason = "budget_exhausted"
+	CheckoutReasonCurrencyMismatch   CheckoutReason = "currency_mismatch"
+	CheckoutReasonCustomerLimit      CheckoutReason = "customer_limit"
+	CheckoutReasonCustomerRestricted CheckoutReason = "customer_restricted"
+	CheckoutReasonDraft              CheckoutReason = "draft"
+	CheckoutReasonExhausted          CheckoutReason = "exhausted"
+	CheckoutReasonExpired            CheckoutReason = "expired"
+	CheckoutReasonFirstTimeOnly      CheckoutReason = "first_time_only"
+	CheckoutReasonMinOrder           CheckoutReason = "min_order"
+	CheckoutReasonNoEligibleItems    CheckoutReason = "no_eligible_items"
+	CheckoutReasonNotFound           CheckoutReason = "not_found"
+	CheckoutReasonNotYetActive       CheckoutReason = "not_yet_active"
+	CheckoutReasonNotYourCode        CheckoutReason = "not_your_code"
+	CheckoutReasonPaused             CheckoutReason = "paused"
+	CheckoutReasonVoided             CheckoutReason = "voided"
+)
+
+// Valid indicates whether the value is a known member of the CheckoutReason enum.
+func (e CheckoutReason) Valid() bool {
+	switch e {
+	case CheckoutReasonAlreadyRedeemed:
+		return true
+	case CheckoutReasonBudgetExhausted:
+		return true
+	case CheckoutReasonCurrencyMismatch:
+		return true
+	case CheckoutReasonCustomerLimit:
+		return true
+	case CheckoutReasonCustomerRestricted:
+		return true
+	case CheckoutReasonDraft:
+		return true
+	case CheckoutReasonExhausted:
+		return true
+	case CheckoutReasonExpired:
+		return true
+	case CheckoutReasonFirstTimeOnly:
+		return true
+	case CheckoutReasonMinOrder:
+		return true
+	case CheckoutReasonNoEligibleItems:
+		return true
+	case CheckoutReasonNotFound:
+		return true
+	case CheckoutReasonNotYetActive:
+		return true
+	case CheckoutReasonNotYourCode:
+		return true
+	case CheckoutReasonPaused:
+		return true
+	case CheckoutReasonVoided:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CheckoutTermsDuration.
+const (
+	CheckoutTermsDurationForever   CheckoutTermsDuration = "forever"
+	CheckoutTermsDurationOnce      CheckoutTermsDuration = "once"
+	CheckoutTermsDurationRepeating CheckoutTermsDuration = "repeating"
+)
+
+// Valid indicates whether the value is a known member of the CheckoutTermsDuration enum.
+func (e CheckoutTermsDuration) Valid() bool {
+	switch e {
+	case CheckoutTermsDurationForever:
+		return true
+	case CheckoutTermsDurationOnce:
+		return true
+	case CheckoutTermsDurationRepeating:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CheckoutTermsType.
+const (
+	CheckoutTermsTypeFixed   CheckoutTermsType = "fixed"
+	CheckoutTermsTypePercent CheckoutTermsType = "percent"
+)
+
+// Valid indicates whether the value is a known member of the CheckoutTermsType enum.
+func (e CheckoutTermsType) Valid() bool {
+	switch e {
+	case CheckoutTermsTypeFixed:
+		return true
+	case CheckoutTermsTypePercent:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorErrorScope.
 const (
 	ErrorErrorScopeAdmin    ErrorErrorScope = "admin"
@@ -360,6 +477,54 @@ const (
 func (e MailingInputTransport) Valid() bool {
 	switch e {
 	case MailingInputTransportDefault:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RedemptionKind.
+const (
+	RedemptionKindShared RedemptionKind = "shared"
+	RedemptionKindUnique RedemptionKind = "unique"
+)
+
+// Valid indicates whether the value is a known member of the RedemptionKind enum.
+func (e RedemptionKind) Valid() bool {
+	switch e {
+	case RedemptionKindShared:
+		return true
+	case RedemptionKindUnique:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RedemptionStatus.
+const (
+	RedemptionStatusCancelled RedemptionStatus = "cancelled"
+	RedemptionStatusExpired   RedemptionStatus = "expired"
+	RedemptionStatusFailed    RedemptionStatus = "failed"
+	RedemptionStatusPending   RedemptionStatus = "pending"
+	RedemptionStatusRefunded  RedemptionStatus = "refunded"
+	RedemptionStatusSucceeded RedemptionStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the RedemptionStatus enum.
+func (e RedemptionStatus) Valid() bool {
+	switch e {
+	case RedemptionStatusCancelled:
+		return true
+	case RedemptionStatusExpired:
+		return true
+	case RedemptionStatusFailed:
+		return true
+	case RedemptionStatusPending:
+		return true
+	case RedemptionStatusRefunded:
+		return true
+	case RedemptionStatusSucceeded:
 		return true
 	default:
 		return false
@@ -728,6 +893,43 @@ type AlertDeliveriesStatus string
 // AlertLevel defines model for Alert.Level.
 type AlertLevel string
 
+// CheckoutGroup defines model for CheckoutGroup.
+type CheckoutGroup struct {
+	Id   *int               `json:"id,omitempty"`
+	Kind *CheckoutGroupKind `json:"kind,omitempty"`
+	Name *string            `json:"name,omitempty"`
+}
+
+// CheckoutGroupKind defines model for CheckoutGroup.Kind.
+type CheckoutGroupKind string
+
+// CheckoutReason Why a code does not apply (stable; each has a buyer-safe `message`): `not_found` ("This code is not valid."); `paused` ("This code is paused."); `draft` ("This code is not active yet."); `expired` ("This code has expired."); `not_yet_active` ("This code is not active yet."); `voided` ("This code is no longer valid."); `exhausted` ("This code has reached its usage limit."); `customer_limit` ("You have already used this code."); `budget_exhausted` ("This offer has ended."); `not_your_code` ("This code is not valid for your account."); `first_time_only` ("This code is for first orders only."); `customer_restricted` ("This code is not valid for your account."); `min_order` ("Your order does not reach the minimum amount for this code."); `no_eligible_items` ("This code does not apply to the items in your cart."); `currency_mismatch` ("This code cannot be used in this currency."); `already_redeemed` ("This code has already been used.").
+type CheckoutReason string
+
+// CheckoutTerms The group's terms when the redemption was made (see the offers section).
+type CheckoutTerms struct {
+	AmountOff *int `json:"amount_off,omitempty"`
+	AppliesTo *struct {
+		Exclude  *[]string `json:"exclude,omitempty"`
+		Products *[]string `json:"products,omitempty"`
+	} `json:"applies_to,omitempty"`
+	Currency         *string                `json:"currency,omitempty"`
+	Duration         *CheckoutTermsDuration `json:"duration,omitempty"`
+	DurationInMonths *int                   `json:"duration_in_months,omitempty"`
+	MaxDiscount      *int                   `json:"max_discount,omitempty"`
+	MinOrder         *int                   `json:"min_order,omitempty"`
+
+	// PercentOff Percent off, up to two decimals.
+	PercentOff *float32           `json:"percent_off,omitempty"`
+	Type       *CheckoutTermsType `json:"type,omitempty"`
+}
+
+// CheckoutTermsDuration defines model for CheckoutTerms.Duration.
+type CheckoutTermsDuration string
+
+// CheckoutTermsType defines model for CheckoutTerms.Type.
+type CheckoutTermsType string
+
 // CustomerReport defines model for CustomerReport.
 type CustomerReport struct {
 	Invalid *int `json:"invalid,omitempty"`
@@ -752,6 +954,37 @@ type DirectIssue struct {
 	Replayed *bool `json:"replayed,omitempty"`
 }
 
+// Discount defines model for Discount.
+type Discount struct {
+	// Amount Minor units taken off.
+	Amount   *int    `json:"amount,omitempty"`
+	Currency *string `json:"currency,omitempty"`
+
+	// Free The discount covers the whole order.
+	Free *bool `json:"free,omitempty"`
+
+	// OrderAmount The order before the discount.
+	OrderAmount *int            `json:"order_amount,omitempty"`
+	PerItem     *[]DiscountLine `json:"per_item,omitempty"`
+
+	// TotalAfter What the buyer pays.
+	TotalAfter *int `json:"total_after,omitempty"`
+}
+
+// DiscountLine defines model for DiscountLine.
+type DiscountLine struct {
+	// DiscountAmount This line's part of the discount (largest-remainder allocation: the parts add up to the discount).
+	DiscountAmount *int `json:"discount_amount,omitempty"`
+
+	// Eligible Whether the product scope covers the line.
+	Eligible *bool `json:"eligible,omitempty"`
+
+	// OriginalAmount quantity × unit_amount.
+	OriginalAmount *int    `json:"original_amount,omitempty"`
+	ProductId      *string `json:"product_id,omitempty"`
+	Quantity       *int    `json:"quantity,omitempty"`
+}
+
 // Error defines model for Error.
 type Error struct {
 	Error struct {
@@ -773,8 +1006,11 @@ type Error struct {
 		// Problems `invalid_template` only: every problem found, in template order.
 		Problems *[]TemplateProblem `json:"problems,omitempty"`
 
-		// Reason `invalid_filter` only: what is wrong with that node.
+		// Reason `invalid_filter`: what is wrong with that node. `redemption_refused`: the checkout reason code (see CheckoutReason).
 		Reason *string `json:"reason,omitempty"`
+
+		// RedemptionId `redemption_refused` only: the failed attempt as recorded in the redemption history.
+		RedemptionId *int `json:"redemption_id,omitempty"`
 
 		// Scope `insufficient_scope` only: the scope the operation needs.
 		Scope *ErrorErrorScope `json:"scope,omitempty"`
@@ -968,8 +1204,90 @@ type MailingInputOnExhaustion string
 // MailingInputTransport defines model for MailingInput.Transport.
 type MailingInputTransport string
 
+// OrderItem defines model for OrderItem.
+type OrderItem struct {
+	ProductId string `json:"product_id"`
+	Quantity  int    `json:"quantity"`
+
+	// UnitAmount Price of one, in minor units of the order's currency.
+	UnitAmount int `json:"unit_amount"`
+}
+
 // Readiness Each dependency by name (postgres, redis): `ok` or `unavailable`.
 type Readiness map[string]string
+
+// RedeemRequest defines model for RedeemRequest.
+type RedeemRequest struct {
+	Code string `json:"code"`
+
+	// Currency ISO 4217 code of every amount of the order.
+	Currency   string `json:"currency"`
+	CustomerId string `json:"customer_id"`
+	FirstTime  *bool  `json:"first_time,omitempty"`
+
+	// Hold Make a pending redemption that counts against every cap until confirmed, cancelled or REDEMPTION_HOLD_TTL (default 30 min) passes.
+	Hold  *bool        `json:"hold,omitempty"`
+	Items *[]OrderItem `json:"items,omitempty"`
+
+	// OrderAmount The whole order (lines plus shipping or fees), compared with a minimum order; at least the lines' sum. Without lines, the order is one line of this amount.
+	OrderAmount *int `json:"order_amount,omitempty"`
+
+	// OrderId The shop's order id: the redemption's key (the same order again gets the first answer; the same order with another request is 409 `order_conflict`).
+	OrderId string `json:"order_id"`
+
+	// UtmSource Where the buyer came from, for the reports.
+	UtmSource *string `json:"utm_source,omitempty"`
+}
+
+// Redemption defines model for Redemption.
+type Redemption struct {
+	// Code The code as stored (its uploaded spelling); empty for a code not found.
+	Code           string    `json:"code"`
+	CreatedAt      time.Time `json:"created_at"`
+	Currency       string    `json:"currency"`
+	CustomerId     string    `json:"customer_id"`
+	DiscountAmount int       `json:"discount_amount"`
+	Free           *bool     `json:"free,omitempty"`
+
+	// GroupId Absent on a failed attempt whose code was not found.
+	GroupId       *int       `json:"group_id,omitempty"`
+	GroupName     *string    `json:"group_name,omitempty"`
+	HoldExpiresAt *time.Time `json:"hold_expires_at,omitempty"`
+	Id            int        `json:"id"`
+
+	// IssueId The issue that gave the customer this unique code.
+	IssueId *int            `json:"issue_id,omitempty"`
+	Kind    *RedemptionKind `json:"kind,omitempty"`
+
+	// MailingId The mailing of that issue.
+	MailingId   *int            `json:"mailing_id,omitempty"`
+	Message     *string         `json:"message,omitempty"`
+	OrderAmount int             `json:"order_amount"`
+	OrderId     string          `json:"order_id"`
+	PerItem     *[]DiscountLine `json:"per_item,omitempty"`
+
+	// Reason Why a code does not apply (stable; each has a buyer-safe `message`): `not_found` ("This code is not valid."); `paused` ("This code is paused."); `draft` ("This code is not active yet."); `expired` ("This code has expired."); `not_yet_active` ("This code is not active yet."); `voided` ("This code is no longer valid."); `exhausted` ("This code has reached its usage limit."); `customer_limit` ("You have already used this code."); `budget_exhausted` ("This offer has ended."); `not_your_code` ("This code is not valid for your account."); `first_time_only` ("This code is for first orders only."); `customer_restricted` ("This code is not valid for your account."); `min_order` ("Your order does not reach the minimum amount for this code."); `no_eligible_items` ("This code does not apply to the items in your cart."); `currency_mismatch` ("This code cannot be used in this currency."); `already_redeemed` ("This code has already been used.").
+	Reason *CheckoutReason `json:"reason,omitempty"`
+
+	// RefundedAmount The part of the discount refunds gave back.
+	RefundedAmount *int `json:"refunded_amount,omitempty"`
+
+	// Status pending: a hold; expired: a hold that ran out; failed: refused (`reason`).
+	Status RedemptionStatus `json:"status"`
+
+	// Terms The group's terms when the redemption was made (see the offers section).
+	Terms        *CheckoutTerms `json:"terms,omitempty"`
+	TermsSummary *string        `json:"terms_summary,omitempty"`
+	TotalAfter   *int           `json:"total_after,omitempty"`
+	UpdatedAt    *time.Time     `json:"updated_at,omitempty"`
+	UtmSource    *string        `json:"utm_source,omitempty"`
+}
+
+// RedemptionKind defines model for Redemption.Kind.
+type RedemptionKind string
+
+// RedemptionStatus pending: a hold; expired: a hold that ran out; failed: refused (`reason`).
+type RedemptionStatus string
 
 // Rendered defines model for Rendered.
 type Rendered struct {
@@ -1162,6 +1480,47 @@ type UploadReportFormat string
 // UploadReportSource defines model for UploadReport.Source.
 type UploadReportSource string
 
+// ValidateAnswer defines model for ValidateAnswer.
+type ValidateAnswer struct {
+	Discount *Discount      `json:"discount,omitempty"`
+	Group    *CheckoutGroup `json:"group,omitempty"`
+
+	// Message The reason in words safe to show the buyer.
+	Message *string `json:"message,omitempty"`
+
+	// Reason Why a code does not apply (stable; each has a buyer-safe `message`): `not_found` ("This code is not valid."); `paused` ("This code is paused."); `draft` ("This code is not active yet."); `expired` ("This code has expired."); `not_yet_active` ("This code is not active yet."); `voided` ("This code is no longer valid."); `exhausted` ("This code has reached its usage limit."); `customer_limit` ("You have already used this code."); `budget_exhausted` ("This offer has ended."); `not_your_code` ("This code is not valid for your account."); `first_time_only` ("This code is for first orders only."); `customer_restricted` ("This code is not valid for your account."); `min_order` ("Your order does not reach the minimum amount for this code."); `no_eligible_items` ("This code does not apply to the items in your cart."); `currency_mismatch` ("This code cannot be used in this currency."); `already_redeemed` ("This code has already been used.").
+	Reason *CheckoutReason `json:"reason,omitempty"`
+
+	// TermsSummary The terms in plain words ("20% off, at most 100 EUR"); empty for a code not found.
+	TermsSummary string `json:"terms_summary"`
+
+	// TotalAfter What the buyer pays (the order amount when the code does not apply).
+	TotalAfter *int `json:"total_after,omitempty"`
+	Valid      bool `json:"valid"`
+}
+
+// ValidateRequest defines model for ValidateRequest.
+type ValidateRequest struct {
+	// Code As the buyer typed it; compared case-insensitively.
+	Code string `json:"code"`
+
+	// Currency ISO 4217 code of every amount of the order.
+	Currency string `json:"currency"`
+
+	// CustomerId The buyer, when known: per-customer caps, codes bound to their holder and customer restrictions need it.
+	CustomerId *string `json:"customer_id,omitempty"`
+
+	// Email The buyer's email, when that is all the shop knows: it keys the miss limit.
+	Email *string `json:"email,omitempty"`
+
+	// FirstTime The shop's word on whether this is the buyer's first order; false refuses a first-time-only code.
+	FirstTime *bool        `json:"first_time,omitempty"`
+	Items     *[]OrderItem `json:"items,omitempty"`
+
+	// OrderAmount The whole order (lines plus shipping or fees), compared with a minimum order; at least the lines' sum. Without lines, the order is one line of this amount.
+	OrderAmount *int `json:"order_amount,omitempty"`
+}
+
 // Before defines model for Before.
 type Before = int
 
@@ -1305,6 +1664,12 @@ type StartMailingJSONBody struct {
 	SendWhileCodesLast *bool `json:"send_while_codes_last,omitempty"`
 }
 
+// RedeemCodeParams defines parameters for RedeemCode.
+type RedeemCodeParams struct {
+	// IdempotencyKey Optional: the same key returns the first answer (a refusal included); another request under it is 409 `idempotency_key_conflict`.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
 // RenderMessagesJSONBody defines parameters for RenderMessages.
 type RenderMessagesJSONBody struct {
 	CustomerIds []string `json:"customer_ids"`
@@ -1348,6 +1713,18 @@ type ValidateTemplateJSONBody struct {
 	Text       *string `json:"text,omitempty"`
 }
 
+// CheckCodeParams defines parameters for CheckCode.
+type CheckCodeParams struct {
+	Code       string  `form:"code" json:"code"`
+	CustomerId *string `form:"customer_id,omitempty" json:"customer_id,omitempty"`
+
+	// Currency With order_amount.
+	Currency *string `form:"currency,omitempty" json:"currency,omitempty"`
+
+	// OrderAmount Minor units; with currency, the answer includes the discount on an order of that amount.
+	OrderAmount *int `form:"order_amount,omitempty" json:"order_amount,omitempty"`
+}
+
 // CreateGroupJSONRequestBody defines body for CreateGroup for application/json ContentType.
 type CreateGroupJSONRequestBody = GroupInput
 
@@ -1372,6 +1749,9 @@ type PreviewMailingJSONRequestBody PreviewMailingJSONBody
 // StartMailingJSONRequestBody defines body for StartMailing for application/json ContentType.
 type StartMailingJSONRequestBody StartMailingJSONBody
 
+// RedeemCodeJSONRequestBody defines body for RedeemCode for application/json ContentType.
+type RedeemCodeJSONRequestBody = RedeemRequest
+
 // RenderMessagesJSONRequestBody defines body for RenderMessages for application/json ContentType.
 type RenderMessagesJSONRequestBody RenderMessagesJSONBody
 
@@ -1386,6 +1766,9 @@ type PreviewTemplateJSONRequestBody PreviewTemplateJSONBody
 
 // ValidateTemplateJSONRequestBody defines body for ValidateTemplate for application/json ContentType.
 type ValidateTemplateJSONRequestBody ValidateTemplateJSONBody
+
+// ValidateCodeJSONRequestBody defines body for ValidateCode for application/json ContentType.
+type ValidateCodeJSONRequestBody = ValidateRequest
 
 // AsSegmentGroupRef0 returns the union data inside the SegmentGroupRef as a SegmentGroupRef0
 func (t SegmentGroupRef) AsSegmentGroupRef0() (SegmentGroupRef0, error) {
@@ -1878,6 +2261,31 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/openapi.json (the `GetOpenAPIDocument` operationId).
 	GetOpenAPIDocument(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RedeemCodeWithBody Redeem a code for an order (or hold it during payment)
+	//
+	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/redemptions (the `RedeemCode` operationId).
+	RedeemCodeWithBody(ctx context.Context, params *RedeemCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RedeemCode Redeem a code for an order (or hold it during payment)
+	//
+	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/redemptions (the `RedeemCode` operationId).
+	RedeemCode(ctx context.Context, params *RedeemCodeParams, body RedeemCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetRedemption One redemption, with its snapshot
+	//
+	// Needs the `read` scope.
+	//
+	// Corresponds with GET /v1/redemptions/{id} (the `GetRedemption` operationId).
+	GetRedemption(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RenderMessagesWithBody Render for a batch of customers with codes issued and recorded under the caller's scope (platform mailers that send themselves)
 	//
 	// Takes any type of body and a specified content type.
@@ -1956,6 +2364,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/uploads/{id} (the `UndoUpload` operationId).
 	UndoUpload(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CheckCode Is this `?promo=` code usable? (cacheable yes/no and terms)
+	//
+	// Needs the `checkout` scope; the same limits as POST. For storefronts that only need yes/no and the terms summary of a code carried in a link: without `order_amount` the answer has no discount. Cacheable privately for 30 s (`Cache-Control: private, max-age=30`).
+	//
+	// Corresponds with GET /v1/validate (the `CheckCode` operationId).
+	CheckCode(ctx context.Context, params *CheckCodeParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ValidateCodeWithBody Validate a code against an order (consumes nothing)
+	//
+	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and, for codes not found, to VALIDATE_MISS_LIMIT per key and per customer. The answer is 200 whether or not the code applies: `valid`, else a stable `reason` with a buyer-safe `message`. A code not found is answered after the same work as a found one (no timing oracle). The body is at most 1 MiB.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/validate (the `ValidateCode` operationId).
+	ValidateCodeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ValidateCode Validate a code against an order (consumes nothing)
+	//
+	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and, for codes not found, to VALIDATE_MISS_LIMIT per key and per customer. The answer is 200 whether or not the code applies: `valid`, else a stable `reason` with a buyer-safe `message`. A code not found is answered after the same work as a found one (no timing oracle). The body is at most 1 MiB.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/validate (the `ValidateCode` operationId).
+	ValidateCode(ctx context.Context, body ValidateCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // CheckHealth Liveness
@@ -2539,6 +2972,61 @@ func (c *Client) GetOpenAPIDocument(ctx context.Context, reqEditors ...RequestEd
 	return c.Client.Do(req)
 }
 
+// RedeemCodeWithBody Redeem a code for an order (or hold it during payment)
+//
+// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/redemptions (the `RedeemCode` operationId).
+func (c *Client) RedeemCodeWithBody(ctx context.Context, params *RedeemCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRedeemCodeRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RedeemCode Redeem a code for an order (or hold it during payment)
+//
+// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/redemptions (the `RedeemCode` operationId).
+func (c *Client) RedeemCode(ctx context.Context, params *RedeemCodeParams, body RedeemCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRedeemCodeRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetRedemption One redemption, with its snapshot
+//
+// Needs the `read` scope.
+//
+// Corresponds with GET /v1/redemptions/{id} (the `GetRedemption` operationId).
+func (c *Client) GetRedemption(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRedemptionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RenderMessagesWithBody Render for a batch of customers with codes issued and recorded under the caller's scope (platform mailers that send themselves)
 //
 // Takes any type of body and a specified content type.
@@ -2718,6 +3206,61 @@ func (c *Client) ValidateTemplate(ctx context.Context, body ValidateTemplateJSON
 // Corresponds with DELETE /v1/uploads/{id} (the `UndoUpload` operationId).
 func (c *Client) UndoUpload(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUndoUploadRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CheckCode Is this `?promo=` code usable? (cacheable yes/no and terms)
+//
+// Needs the `checkout` scope; the same limits as POST. For storefronts that only need yes/no and the terms summary of a code carried in a link: without `order_amount` the answer has no discount. Cacheable privately for 30 s (`Cache-Control: private, max-age=30`).
+//
+// Corresponds with GET /v1/validate (the `CheckCode` operationId).
+func (c *Client) CheckCode(ctx context.Context, params *CheckCodeParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCheckCodeRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ValidateCodeWithBody Validate a code against an order (consumes nothing)
+//
+// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and, for codes not found, to VALIDATE_MISS_LIMIT per key and per customer. The answer is 200 whether or not the code applies: `valid`, else a stable `reason` with a buyer-safe `message`. A code not found is answered after the same work as a found one (no timing oracle). The body is at most 1 MiB.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/validate (the `ValidateCode` operationId).
+func (c *Client) ValidateCodeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewValidateCodeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ValidateCode Validate a code against an order (consumes nothing)
+//
+// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and, for codes not found, to VALIDATE_MISS_LIMIT per key and per customer. The answer is 200 whether or not the code applies: `valid`, else a stable `reason` with a buyer-safe `message`. A code not found is answered after the same work as a found one (no timing oracle). The body is at most 1 MiB.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/validate (the `ValidateCode` operationId).
+func (c *Client) ValidateCode(ctx context.Context, body ValidateCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewValidateCodeRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3883,6 +4426,95 @@ func NewGetOpenAPIDocumentRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewRedeemCodeRequest calls the generic RedeemCode builder with application/json body
+func NewRedeemCodeRequest(server string, params *RedeemCodeParams, body RedeemCodeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRedeemCodeRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewRedeemCodeRequestWithBody constructs an http.Request for the RedeemCode method, with any body, and a specified content type
+func NewRedeemCodeRequestWithBody(server string, params *RedeemCodeParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/redemptions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetRedemptionRequest constructs an http.Request for the GetRedemption method
+func NewGetRedemptionRequest(server string, id ID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/redemptions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRenderMessagesRequest calls the generic RenderMessages builder with application/json body
 func NewRenderMessagesRequest(server string, body RenderMessagesJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4113,6 +4745,132 @@ func NewUndoUploadRequest(server string, id ID) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewCheckCodeRequest constructs an http.Request for the CheckCode method
+func NewCheckCodeRequest(server string, params *CheckCodeParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/validate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "code", params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.CustomerId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer_id", *params.CustomerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Currency != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "currency", *params.Currency, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrderAmount != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "order_amount", *params.OrderAmount, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewValidateCodeRequest calls the generic ValidateCode builder with application/json body
+func NewValidateCodeRequest(server string, body ValidateCodeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewValidateCodeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewValidateCodeRequestWithBody constructs an http.Request for the ValidateCode method, with any body, and a specified content type
+func NewValidateCodeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/validate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -4430,6 +5188,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/openapi.json (the `GetOpenAPIDocument` operationId).
 	GetOpenAPIDocumentWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIDocumentResponse, error)
 
+	// RedeemCodeWithBodyWithResponse Redeem a code for an order (or hold it during payment)
+	//
+	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/redemptions (the `RedeemCode` operationId).
+	RedeemCodeWithBodyWithResponse(ctx context.Context, params *RedeemCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RedeemCodeResponse, error)
+
+	// RedeemCodeWithResponse Redeem a code for an order (or hold it during payment)
+	//
+	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/redemptions (the `RedeemCode` operationId).
+	RedeemCodeWithResponse(ctx context.Context, params *RedeemCodeParams, body RedeemCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*RedeemCodeResponse, error)
+
+	// GetRedemptionWithResponse One redemption, with its snapshot
+	//
+	// Needs the `read` scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/redemptions/{id} (the `GetRedemption` operationId).
+	GetRedemptionWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*GetRedemptionResponse, error)
+
 	// RenderMessagesWithBodyWithResponse Render for a batch of customers with codes issued and recorded under the caller's scope (platform mailers that send themselves)
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -4510,6 +5295,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/uploads/{id} (the `UndoUpload` operationId).
 	UndoUploadWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*UndoUploadResponse, error)
+
+	// CheckCodeWithResponse Is this `?promo=` code usable? (cacheable yes/no and terms)
+	//
+	// Needs the `checkout` scope; the same limits as POST. For storefronts that only need yes/no and the terms summary of a code carried in a link: without `order_amount` the answer has no discount. Cacheable privately for 30 s (`Cache-Control: private, max-age=30`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/validate (the `CheckCode` operationId).
+	CheckCodeWithResponse(ctx context.Context, params *CheckCodeParams, reqEditors ...RequestEditorFn) (*CheckCodeResponse, error)
+
+	// ValidateCodeWithBodyWithResponse Validate a code against an order (consumes nothing)
+	//
+	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and, for codes not found, to VALIDATE_MISS_LIMIT per key and per customer. The answer is 200 whether or not the code applies: `valid`, else a stable `reason` with a buyer-safe `message`. A code not found is answered after the same work as a found one (no timing oracle). The body is at most 1 MiB.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/validate (the `ValidateCode` operationId).
+	ValidateCodeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ValidateCodeResponse, error)
+
+	// ValidateCodeWithResponse Validate a code against an order (consumes nothing)
+	//
+	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and, for codes not found, to VALIDATE_MISS_LIMIT per key and per customer. The answer is 200 whether or not the code applies: `valid`, else a stable `reason` with a buyer-safe `message`. A code not found is answered after the same work as a found one (no timing oracle). The body is at most 1 MiB.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/validate (the `ValidateCode` operationId).
+	ValidateCodeWithResponse(ctx context.Context, body ValidateCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*ValidateCodeResponse, error)
 }
 
 type CheckHealthResponse struct {
@@ -6731,6 +7543,214 @@ func (r GetOpenAPIDocumentResponse) ContentType() string {
 	return ""
 }
 
+// RedeemCodeResponse200Headers the declared response headers of an HTTP 200 response for RedeemCode
+type RedeemCodeResponse200Headers struct {
+	IdempotentReplayed *string
+}
+
+// RedeemCodeResponse401Headers the declared response headers of an HTTP 401 response for RedeemCode
+type RedeemCodeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// RedeemCodeResponse429Headers the declared response headers of an HTTP 429 response for RedeemCode
+type RedeemCodeResponse429Headers struct {
+	RetryAfter *int
+}
+
+type RedeemCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Redemption
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Redemption
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RedeemCodeResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RedeemCodeResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RedeemCodeResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RedeemCodeResponse) GetJSON200() *Redemption {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RedeemCodeResponse) GetJSON201() *Redemption {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RedeemCodeResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RedeemCodeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RedeemCodeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RedeemCodeResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RedeemCodeResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r RedeemCodeResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RedeemCodeResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RedeemCodeResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RedeemCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RedeemCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RedeemCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RedeemCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetRedemptionResponse401Headers the declared response headers of an HTTP 401 response for GetRedemption
+type GetRedemptionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetRedemptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Redemption
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidID
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetRedemptionResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetRedemptionResponse) GetJSON200() *Redemption {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetRedemptionResponse) GetJSON400() *InvalidID {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetRedemptionResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetRedemptionResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetRedemptionResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetRedemptionResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRedemptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRedemptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRedemptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRedemptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RenderMessagesResponse401Headers the declared response headers of an HTTP 401 response for RenderMessages
 type RenderMessagesResponse401Headers struct {
 	WWWAuthenticate string
@@ -7264,6 +8284,193 @@ func (r UndoUploadResponse) ContentType() string {
 	return ""
 }
 
+// CheckCodeResponse401Headers the declared response headers of an HTTP 401 response for CheckCode
+type CheckCodeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// CheckCodeResponse429Headers the declared response headers of an HTTP 429 response for CheckCode
+type CheckCodeResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CheckCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ValidateAnswer
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CheckCodeResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CheckCodeResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CheckCodeResponse) GetJSON200() *ValidateAnswer {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CheckCodeResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CheckCodeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CheckCodeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CheckCodeResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CheckCodeResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CheckCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CheckCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CheckCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CheckCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ValidateCodeResponse401Headers the declared response headers of an HTTP 401 response for ValidateCode
+type ValidateCodeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ValidateCodeResponse429Headers the declared response headers of an HTTP 429 response for ValidateCode
+type ValidateCodeResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ValidateCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ValidateAnswer
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ValidateCodeResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ValidateCodeResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ValidateCodeResponse) GetJSON200() *ValidateAnswer {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ValidateCodeResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ValidateCodeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ValidateCodeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ValidateCodeResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ValidateCodeResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ValidateCodeResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ValidateCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ValidateCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ValidateCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ValidateCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CheckHealthWithResponse Liveness
 //
 // Returns a wrapper object for the known response body format(s).
@@ -7743,6 +8950,51 @@ func (c *ClientWithResponses) GetOpenAPIDocumentWithResponse(ctx context.Context
 	return ParseGetOpenAPIDocumentResponse(rsp)
 }
 
+// RedeemCodeWithBodyWithResponse Redeem a code for an order (or hold it during payment)
+//
+// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/redemptions (the `RedeemCode` operationId).
+func (c *ClientWithResponses) RedeemCodeWithBodyWithResponse(ctx context.Context, params *RedeemCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RedeemCodeResponse, error) {
+	rsp, err := c.RedeemCodeWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRedeemCodeResponse(rsp)
+}
+
+// RedeemCodeWithResponse Redeem a code for an order (or hold it during payment)
+//
+// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/redemptions (the `RedeemCode` operationId).
+func (c *ClientWithResponses) RedeemCodeWithResponse(ctx context.Context, params *RedeemCodeParams, body RedeemCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*RedeemCodeResponse, error) {
+	rsp, err := c.RedeemCode(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRedeemCodeResponse(rsp)
+}
+
+// GetRedemptionWithResponse One redemption, with its snapshot
+//
+// Needs the `read` scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/redemptions/{id} (the `GetRedemption` operationId).
+func (c *ClientWithResponses) GetRedemptionWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*GetRedemptionResponse, error) {
+	rsp, err := c.GetRedemption(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRedemptionResponse(rsp)
+}
+
 // RenderMessagesWithBodyWithResponse Render for a batch of customers with codes issued and recorded under the caller's scope (platform mailers that send themselves)
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -7888,6 +9140,51 @@ func (c *ClientWithResponses) UndoUploadWithResponse(ctx context.Context, id ID,
 		return nil, err
 	}
 	return ParseUndoUploadResponse(rsp)
+}
+
+// CheckCodeWithResponse Is this `?promo=` code usable? (cacheable yes/no and terms)
+//
+// Needs the `checkout` scope; the same limits as POST. For storefronts that only need yes/no and the terms summary of a code carried in a link: without `order_amount` the answer has no discount. Cacheable privately for 30 s (`Cache-Control: private, max-age=30`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/validate (the `CheckCode` operationId).
+func (c *ClientWithResponses) CheckCodeWithResponse(ctx context.Context, params *CheckCodeParams, reqEditors ...RequestEditorFn) (*CheckCodeResponse, error) {
+	rsp, err := c.CheckCode(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCheckCodeResponse(rsp)
+}
+
+// ValidateCodeWithBodyWithResponse Validate a code against an order (consumes nothing)
+//
+// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and, for codes not found, to VALIDATE_MISS_LIMIT per key and per customer. The answer is 200 whether or not the code applies: `valid`, else a stable `reason` with a buyer-safe `message`. A code not found is answered after the same work as a found one (no timing oracle). The body is at most 1 MiB.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/validate (the `ValidateCode` operationId).
+func (c *ClientWithResponses) ValidateCodeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ValidateCodeResponse, error) {
+	rsp, err := c.ValidateCodeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValidateCodeResponse(rsp)
+}
+
+// ValidateCodeWithResponse Validate a code against an order (consumes nothing)
+//
+// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and, for codes not found, to VALIDATE_MISS_LIMIT per key and per customer. The answer is 200 whether or not the code applies: `valid`, else a stable `reason` with a buyer-safe `message`. A code not found is answered after the same work as a found one (no timing oracle). The body is at most 1 MiB.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/validate (the `ValidateCode` operationId).
+func (c *ClientWithResponses) ValidateCodeWithResponse(ctx context.Context, body ValidateCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*ValidateCodeResponse, error) {
+	rsp, err := c.ValidateCode(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValidateCodeResponse(rsp)
 }
 
 // ParseCheckHealthResponse parses an HTTP response from a CheckHealthWithResponse call
@@ -9843,6 +11140,202 @@ func ParseGetOpenAPIDocumentResponse(rsp *http.Response) (*GetOpenAPIDocumentRes
 	return response, nil
 }
 
+// ParseRedeemCodeResponse parses an HTTP response from a RedeemCodeWithResponse call
+func ParseRedeemCodeResponse(rsp *http.Response) (*RedeemCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RedeemCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Redemption
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Redemption
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RedeemCodeResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers RedeemCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RedeemCodeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetRedemptionResponse parses an HTTP response from a GetRedemptionWithResponse call
+func ParseGetRedemptionResponse(rsp *http.Response) (*GetRedemptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRedemptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Redemption
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidID
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetRedemptionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseRenderMessagesResponse parses an HTTP response from a RenderMessagesWithResponse call
 func ParseRenderMessagesResponse(rsp *http.Response) (*RenderMessagesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -10326,6 +11819,181 @@ func ParseUndoUploadResponse(rsp *http.Response) (*UndoUploadResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCheckCodeResponse parses an HTTP response from a CheckCodeWithResponse call
+func ParseCheckCodeResponse(rsp *http.Response) (*CheckCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CheckCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ValidateAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CheckCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CheckCodeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseValidateCodeResponse parses an HTTP response from a ValidateCodeWithResponse call
+func ParseValidateCodeResponse(rsp *http.Response) (*ValidateCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ValidateCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ValidateAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ValidateCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ValidateCodeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil

@@ -23,7 +23,7 @@ import (
 var tableUsers = map[string][]string{
 	// groups: pools of codes, uploads, claims and their bookkeeping.
 	"groups":            {"groups", "checkout"},
-	"code_ranges":       {"groups"},
+	"code_ranges":       {"groups", "checkout"},
 	"codes":             {"groups", "checkout"},
 	"reservations":      {"groups"},
 	"returned_codes":    {"groups"},
@@ -42,6 +42,15 @@ var tableUsers = map[string][]string{
 	"mailing_events":        {"mailings"},
 	"mailing_event_details": {"mailings"},
 	"group_customer_codes":  {"groups"},
+
+	// checkout (0017): redemptions, the counters behind exact caps, refunds and the
+	// webhook outbox. code_ranges is read for a unique code's expiry at validation.
+	"redemptions":                {"checkout"},
+	"redemption_counts":          {"checkout"},
+	"redemption_code_counts":     {"checkout"},
+	"redemption_customer_counts": {"checkout"},
+	"redemption_refunds":         {"checkout"},
+	"redemption_webhooks":        {"checkout"},
 
 	"alerts":           {"alerts"},
 	"alert_state":      {"alerts"},

@@ -52,6 +52,14 @@ type Config struct {
 	// ValidateRateLimit is the checkout validations one API key may make
 	// (VALIDATE_RATE_LIMIT, default 50/s; "off" for none).
 	ValidateRateLimit api.Rate
+	// ValidateMissLimit is the codes not found one API key may ask about at validate
+	// and redeem (VALIDATE_MISS_LIMIT, default 600/m); CustomerMissLimit those of one
+	// customer (VALIDATE_CUSTOMER_MISS_LIMIT, default 10/m). Past either, that key or
+	// customer gets 429 too_many_misses for every code until the bucket refills.
+	ValidateMissLimit, CustomerMissLimit api.Rate
+	// RedemptionHoldTTL is how long a hold counts against the caps unless confirmed
+	// (REDEMPTION_HOLD_TTL, default 30m).
+	RedemptionHoldTTL time.Duration
 	// WebhookAllow lists the non-public addresses webhooks may reach
 	// (WEBHOOK_ALLOW_PRIVATE: CIDR prefixes or addresses, comma-separated).
 	WebhookAllow []netip.Prefix
@@ -155,7 +163,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		{"SEGMENT_FOLD_INTERVAL", &c.SegmentFoldInterval, 5 * time.Second},
 		{"HTTP_READ_TIMEOUT", &c.HTTPReadTimeout, time.Minute}, {"HTTP_WRITE_TIMEOUT", &c.HTTPWriteTimeout, 2 * time.Minute},
 		{"HTTP_STREAM_IDLE", &c.HTTPStreamIdle, time.Minute}, {"ADMIN_SESSION_TTL", &c.AdminSessionTTL, 12 * time.Hour},
-		{"DATABASE_REPLICA_MAX_LAG", &c.DatabaseReplicaMaxLag, 30 * time.Second}} {
+		{"DATABASE_REPLICA_MAX_LAG", &c.DatabaseReplicaMaxLag, 30 * time.Second},
+		{"REDEMPTION_HOLD_TTL", &c.RedemptionHoldTTL, 30 * time.Minute}} {
 		if *d.dst, err = durationVar(getenv, d.name, d.def); err != nil {
 			return c, err
 		}
@@ -201,7 +210,8 @@ func (c *Config) loadSecurity(getenv func(string) string) error {
 		name string
 		dst  *api.Rate
 		def  string
-	}{{"ISSUE_RATE_LIMIT", &c.IssueRateLimit, "20/s"}, {"VALIDATE_RATE_LIMIT", &c.ValidateRateLimit, "50/s"}} {
+	}{{"ISSUE_RATE_LIMIT", &c.IssueRateLimit, "20/s"}, {"VALIDATE_RATE_LIMIT", &c.ValidateRateLimit, "50/s"},
+		{"VALIDATE_MISS_LIMIT", &c.ValidateMissLimit, "600/m"}, {"VALIDATE_CUSTOMER_MISS_LIMIT", &c.CustomerMissLimit, "10/m"}} {
 		if *r.dst, err = api.ParseRate(cmp.Or(getenv(r.name), r.def)); err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}

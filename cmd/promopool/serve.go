@@ -17,6 +17,7 @@ import (
 
 	"promopool/api"
 	"promopool/auth"
+	"promopool/checkout"
 	"promopool/customers"
 	"promopool/egress"
 	"promopool/groups"
@@ -69,11 +70,16 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	co, err := m.checkout(db)
+	if err != nil {
+		return err
+	}
 	metricsHandler := metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))
 	srv, err := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes, Metrics: metricsHandler,
-		IssueRate: m.cfg.IssueRateLimit, ValidateRate: m.cfg.ValidateRateLimit, StreamIdle: m.cfg.HTTPStreamIdle},
+		IssueRate: m.cfg.IssueRateLimit, ValidateRate: m.cfg.ValidateRateLimit, StreamIdle: m.cfg.HTTPStreamIdle,
+		ValidateMissRate: m.cfg.ValidateMissLimit, CustomerMissRate: m.cfg.CustomerMissLimit},
 		api.Deps{Groups: store, Customers: customers.NewStore(db), Keys: keys, People: people.api(), Mailings: svc, Segments: m.segments(db),
-			Alerts: alertList, Log: m.log, Ready: map[string]api.Pinger{
+			Checkout: co, Alerts: alertList, Log: m.log, Ready: map[string]api.Pinger{
 				"postgres": api.PingFunc(db.PingContext),
 				"redis":    api.PingFunc(func(ctx context.Context) error { return rdb.Ping(ctx).Err() }),
 			}})
@@ -255,4 +261,9 @@ func (m *Main) tuneGC() {
 	if m.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(200 << 20)
 	}
+}
+
+// checkout builds the checkout service (SPEC §11).
+func (m *Main) checkout(db *sqlx.DB) (*checkout.Service, error) {
+	return checkout.New(checkout.Config{HoldTTL: m.cfg.RedemptionHoldTTL}, checkout.Deps{DB: db, Log: m.log})
 }

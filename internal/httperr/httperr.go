@@ -14,11 +14,13 @@ import (
 
 	"promopool/alerts"
 	"promopool/auth"
+	"promopool/checkout"
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/idp"
 	"promopool/macros"
 	"promopool/mailings"
+	"promopool/offers"
 	"promopool/segments"
 	"promopool/users"
 )
@@ -105,6 +107,15 @@ var sentinels = []sentinel{
 	{macros.ErrMissingColumn, http.StatusUnprocessableEntity, "missing_code_column"},
 	{macros.ErrMessageTooLarge, http.StatusUnprocessableEntity, "message_too_large"},
 	{alerts.ErrAlertNotFound, http.StatusNotFound, "alert_not_found"},
+	// Checkout (SPEC §11). A refused redemption is a *checkout.RefusedError (typed).
+	{checkout.ErrNotFound, http.StatusNotFound, "redemption_not_found"},
+	{checkout.ErrOrderConflict, http.StatusConflict, "order_conflict"},
+	{checkout.ErrKeyConflict, http.StatusConflict, "idempotency_key_conflict"},
+	{checkout.ErrRefundConflict, http.StatusConflict, "refund_conflict"},
+	{checkout.ErrHoldExpired, http.StatusConflict, "hold_expired"},
+	{checkout.ErrState, http.StatusConflict, "invalid_state"},
+	// Offers (SPEC §10): an *offers.LockedError names the fields; it matches this.
+	{offers.ErrTermsLocked, http.StatusConflict, "terms_locked"},
 	// Users and sign-in. A platform JWT refused on the API wraps the users error in
 	// idp.ErrPersonRefused, matched first: the API answers 401 for any person it
 	// cannot accept, the sign-in page the users error's own status.
@@ -149,6 +160,8 @@ func classifyTyped(err error) (Problem, bool) {
 		cue *customers.UploadError
 		se  *auth.ScopeError
 		ue  *users.InvalidError
+		ce  *checkout.RefusedError
+		oe  *offers.InvalidError
 	)
 	switch {
 	case errors.As(err, &se):
@@ -169,6 +182,11 @@ func classifyTyped(err error) (Problem, bool) {
 		return Problem{Status: re.Status, Code: re.Code, Message: re.Message}, true
 	case errors.As(err, &inv):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: inv.Error()}, true
+	case errors.As(err, &ce):
+		return Problem{http.StatusUnprocessableEntity, "redemption_refused", ce.Reason.Message(),
+			map[string]any{"reason": string(ce.Reason), "redemption_id": ce.Redemption.ID}}, true
+	case errors.As(err, &oe):
+		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: oe.Error()}, true
 	case errors.As(err, &ue):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: ue.Error()}, true
 	case errors.As(err, &gue):

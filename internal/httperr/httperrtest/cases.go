@@ -10,12 +10,14 @@ import (
 
 	"promopool/alerts"
 	"promopool/auth"
+	"promopool/checkout"
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/idp"
 	"promopool/internal/httperr"
 	"promopool/macros"
 	"promopool/mailings"
+	"promopool/offers"
 	"promopool/segments"
 	"promopool/users"
 )
@@ -96,6 +98,16 @@ func Cases() []Case {
 		{"macros.ErrUnsafeContext", wrap(macros.ErrUnsafeContext), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrMissingColumn", wrap(macros.ErrMissingColumn), http.StatusUnprocessableEntity, "missing_code_column"},
 		{"macros.ErrMessageTooLarge", wrap(macros.ErrMessageTooLarge), http.StatusUnprocessableEntity, "message_too_large"},
+		{"checkout.ErrNotFound", wrap(checkout.ErrNotFound), http.StatusNotFound, "redemption_not_found"},
+		{"checkout.ErrOrderConflict", wrap(checkout.ErrOrderConflict), http.StatusConflict, "order_conflict"},
+		{"checkout.ErrKeyConflict", wrap(checkout.ErrKeyConflict), http.StatusConflict, "idempotency_key_conflict"},
+		{"checkout.ErrRefundConflict", wrap(checkout.ErrRefundConflict), http.StatusConflict, "refund_conflict"},
+		{"checkout.ErrState", wrap(checkout.ErrState), http.StatusConflict, "invalid_state"},
+		{"checkout.ErrHoldExpired", wrap(checkout.ErrHoldExpired), http.StatusConflict, "hold_expired"},
+		{"checkout.RefusedError", wrap(&checkout.RefusedError{Reason: offers.ReasonExhausted, Redemption: &checkout.Redemption{ID: 1}}), http.StatusUnprocessableEntity, "redemption_refused"},
+		{"offers.InvalidError", wrap(&offers.InvalidError{Field: "currency", Reason: "is not a currency"}), http.StatusBadRequest, "invalid_field"},
+		{"offers.LockedError", wrap(&offers.LockedError{Fields: []string{"type"}}), http.StatusConflict, "terms_locked"},
+		{"offers.ErrTermsLocked", wrap(offers.ErrTermsLocked), http.StatusConflict, "terms_locked"},
 
 		// The HTTP layer's own errors.
 		{"http.MaxBytesError", wrap(&http.MaxBytesError{Limit: 1 << 20}), http.StatusRequestEntityTooLarge, "body_too_large"},
