@@ -20,12 +20,13 @@ import (
 
 // Defines values for ActivityAction.
 const (
-	ActivityActionArchive    ActivityAction = "archive"
-	ActivityActionCreate     ActivityAction = "create"
-	ActivityActionDelete     ActivityAction = "delete"
-	ActivityActionUndoUpload ActivityAction = "undo_upload"
-	ActivityActionUpdate     ActivityAction = "update"
-	ActivityActionUpload     ActivityAction = "upload"
+	ActivityActionArchive        ActivityAction = "archive"
+	ActivityActionCreate         ActivityAction = "create"
+	ActivityActionDelete         ActivityAction = "delete"
+	ActivityActionMailingResumed ActivityAction = "mailing_resumed"
+	ActivityActionUndoUpload     ActivityAction = "undo_upload"
+	ActivityActionUpdate         ActivityAction = "update"
+	ActivityActionUpload         ActivityAction = "upload"
 )
 
 // Valid indicates whether the value is a known member of the ActivityAction enum.
@@ -36,6 +37,8 @@ func (e ActivityAction) Valid() bool {
 	case ActivityActionCreate:
 		return true
 	case ActivityActionDelete:
+		return true
+	case ActivityActionMailingResumed:
 		return true
 	case ActivityActionUndoUpload:
 		return true
@@ -357,6 +360,51 @@ func (e MailingEventsAction) Valid() bool {
 	}
 }
 
+// Defines values for MailingOnExhaustion.
+const (
+	MailingOnExhaustionFallback MailingOnExhaustion = "fallback"
+	MailingOnExhaustionPause    MailingOnExhaustion = "pause"
+	MailingOnExhaustionSkip     MailingOnExhaustion = "skip"
+)
+
+// Valid indicates whether the value is a known member of the MailingOnExhaustion enum.
+func (e MailingOnExhaustion) Valid() bool {
+	switch e {
+	case MailingOnExhaustionFallback:
+		return true
+	case MailingOnExhaustionPause:
+		return true
+	case MailingOnExhaustionSkip:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MailingPauseKind.
+const (
+	MailingPauseKindExhausted    MailingPauseKind = "exhausted"
+	MailingPauseKindGroup        MailingPauseKind = "group"
+	MailingPauseKindGroupDeleted MailingPauseKind = "group_deleted"
+	MailingPauseKindPerson       MailingPauseKind = "person"
+)
+
+// Valid indicates whether the value is a known member of the MailingPauseKind enum.
+func (e MailingPauseKind) Valid() bool {
+	switch e {
+	case MailingPauseKindExhausted:
+		return true
+	case MailingPauseKindGroup:
+		return true
+	case MailingPauseKindGroupDeleted:
+		return true
+	case MailingPauseKindPerson:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MailingStatus.
 const (
 	MailingStatusCancelled MailingStatus = "cancelled"
@@ -393,6 +441,27 @@ const (
 func (e MailingTransport) Valid() bool {
 	switch e {
 	case MailingTransportDefault:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MailingInputOnExhaustion.
+const (
+	MailingInputOnExhaustionFallback MailingInputOnExhaustion = "fallback"
+	MailingInputOnExhaustionPause    MailingInputOnExhaustion = "pause"
+	MailingInputOnExhaustionSkip     MailingInputOnExhaustion = "skip"
+)
+
+// Valid indicates whether the value is a known member of the MailingInputOnExhaustion enum.
+func (e MailingInputOnExhaustion) Valid() bool {
+	switch e {
+	case MailingInputOnExhaustionFallback:
+		return true
+	case MailingInputOnExhaustionPause:
+		return true
+	case MailingInputOnExhaustionSkip:
 		return true
 	default:
 		return false
@@ -713,6 +782,7 @@ func (e CheckHealth200JSONResponseBodyStatus) Valid() bool {
 
 // Activity defines model for Activity.
 type Activity struct {
+	// Action `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why).
 	Action *ActivityAction `json:"action,omitempty"`
 
 	// Actor Short form of who: a user's email, a key's name, `admin`, `cli:LOGIN` (see `who`).
@@ -731,7 +801,7 @@ type Activity struct {
 	Who *Actor `json:"who,omitempty"`
 }
 
-// ActivityAction defines model for Activity.Action.
+// ActivityAction `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why).
 type ActivityAction string
 
 // Actor Who did something, as they were at the time (renaming or disabling a user later does not change it). Rows recorded before named users existed have kind `system` and the old text actor as name.
@@ -878,7 +948,10 @@ type DirectIssue struct {
 	Code       *string `json:"code,omitempty"`
 	CustomerId *string `json:"customer_id,omitempty"`
 	GroupId    *int    `json:"group_id,omitempty"`
-	Replayed   *bool   `json:"replayed,omitempty"`
+
+	// Repeat The group gives one code per customer and the customer already held this code (from a mailing, a render or another key): recorded as a repeat issue, nothing new taken from the pool.
+	Repeat   *bool `json:"repeat,omitempty"`
+	Replayed *bool `json:"replayed,omitempty"`
 }
 
 // Discount defines model for Discount.
@@ -970,6 +1043,9 @@ type Group struct {
 	LowBalanceThreshold *int     `json:"low_balance_threshold,omitempty"`
 	Name                *string  `json:"name,omitempty"`
 
+	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
+	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
+
 	// Total All codes the group holds.
 	Total     *int       `json:"total,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
@@ -990,6 +1066,9 @@ type GroupInput struct {
 	LowBalancePercent   *float32 `json:"low_balance_percent,omitempty"`
 	LowBalanceThreshold *int     `json:"low_balance_threshold,omitempty"`
 	Name                *string  `json:"name,omitempty"`
+
+	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
+	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
 }
 
 // Issue defines model for Issue.
@@ -1039,6 +1118,9 @@ type Mailing struct {
 		Action    *MailingEventsAction `json:"action,omitempty"`
 		CreatedAt *time.Time           `json:"created_at,omitempty"`
 
+		// Detail Why the system took the step: the reason of a pause, or what resumed a mailing paused for lack of codes ("resumed by itself: upload 12 added 500 codes; its groups cover the 7 waiting recipients").
+		Detail *string `json:"detail,omitempty"`
+
 		// Who Who did something, as they were at the time (renaming or disabling a user later does not change it). Rows recorded before named users existed have kind `system` and the old text actor as name.
 		Who *Actor `json:"who,omitempty"`
 	} `json:"events,omitempty"`
@@ -1048,17 +1130,27 @@ type Mailing struct {
 	Id         *int                    `json:"id,omitempty"`
 	Name       string                  `json:"name"`
 
+	// OnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
+	OnExhaustion *MailingOnExhaustion `json:"on_exhaustion,omitempty"`
+
 	// OutboxComplete Every recipient has its outbox row. A large audience is written in chunks of about 50,000 after the start, and its first batches are sent meanwhile: until this is true, progress.recipients is still growing, and the mailing cannot finish.
-	OutboxComplete *bool   `json:"outbox_complete,omitempty"`
-	PauseReason    *string `json:"pause_reason,omitempty"`
-	Progress       *struct {
-		CodesIssued       *map[string]int `json:"codes_issued,omitempty"`
-		Failed            *int            `json:"failed,omitempty"`
-		MessagesPerSecond *float32        `json:"messages_per_second,omitempty"`
-		Queued            *int            `json:"queued,omitempty"`
-		Recipients        *int            `json:"recipients,omitempty"`
-		Sent              *int            `json:"sent,omitempty"`
-		Skipped           *int            `json:"skipped,omitempty"`
+	OutboxComplete *bool `json:"outbox_complete,omitempty"`
+
+	// PauseKind Why a paused mailing is paused: `person` (the pause action: only a person resumes it), `exhausted` (a group ran out of codes: it resumes by itself, exactly once, when an upload or the reconciler finds its groups able to cover the waiting recipients), `group_deleted` (a group it draws from was deleted), `group` (a group it draws from is paused: it resumes when the group is activated). Absent unless paused.
+	PauseKind   *MailingPauseKind `json:"pause_kind,omitempty"`
+	PauseReason *string           `json:"pause_reason,omitempty"`
+	Progress    *struct {
+		// CodesIssued Codes issued under this mailing, per group name: every code its recipients hold from it, whichever delivery issued them (a killed worker's included); codes returned to the pool are not counted.
+		CodesIssued *map[string]int `json:"codes_issued,omitempty"`
+		Failed      *int            `json:"failed,omitempty"`
+
+		// Fallback Recipients sent the fallback text of a group that had no code for them (on_exhaustion fallback); they are among `sent`.
+		Fallback          *int     `json:"fallback,omitempty"`
+		MessagesPerSecond *float32 `json:"messages_per_second,omitempty"`
+		Queued            *int     `json:"queued,omitempty"`
+		Recipients        *int     `json:"recipients,omitempty"`
+		Sent              *int     `json:"sent,omitempty"`
+		Skipped           *int     `json:"skipped,omitempty"`
 	} `json:"progress,omitempty"`
 	SendWhileCodesLast *bool             `json:"send_while_codes_last,omitempty"`
 	Sender             string            `json:"sender"`
@@ -1071,6 +1163,12 @@ type Mailing struct {
 
 // MailingEventsAction defines model for Mailing.Events.Action.
 type MailingEventsAction string
+
+// MailingOnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
+type MailingOnExhaustion string
+
+// MailingPauseKind Why a paused mailing is paused: `person` (the pause action: only a person resumes it), `exhausted` (a group ran out of codes: it resumes by itself, exactly once, when an upload or the reconciler finds its groups able to cover the waiting recipients), `group_deleted` (a group it draws from was deleted), `group` (a group it draws from is paused: it resumes when the group is activated). Absent unless paused.
+type MailingPauseKind string
 
 // MailingStatus defines model for Mailing.Status.
 type MailingStatus string
@@ -1088,14 +1186,20 @@ type MailingInput struct {
 		// Segment One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
 		Segment *SegmentFilter `json:"segment,omitempty"`
 	} `json:"audience"`
-	BatchSize *int                   `json:"batch_size,omitempty"`
-	Html      *string                `json:"html,omitempty"`
-	Name      string                 `json:"name"`
-	Sender    string                 `json:"sender"`
-	Subject   string                 `json:"subject"`
-	Text      *string                `json:"text,omitempty"`
-	Transport *MailingInputTransport `json:"transport,omitempty"`
+	BatchSize *int    `json:"batch_size,omitempty"`
+	Html      *string `json:"html,omitempty"`
+	Name      string  `json:"name"`
+
+	// OnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
+	OnExhaustion *MailingInputOnExhaustion `json:"on_exhaustion,omitempty"`
+	Sender       string                    `json:"sender"`
+	Subject      string                    `json:"subject"`
+	Text         *string                   `json:"text,omitempty"`
+	Transport    *MailingInputTransport    `json:"transport,omitempty"`
 }
+
+// MailingInputOnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
+type MailingInputOnExhaustion string
 
 // MailingInputTransport defines model for MailingInput.Transport.
 type MailingInputTransport string

@@ -35,11 +35,13 @@ var tableUsers = map[string][]string{
 	"promotion_codes": {"groups", "checkout"},
 	"code_voids":      {"groups", "checkout"},
 
-	"mailings":             {"mailings"},
-	"mailing_batches":      {"mailings"},
-	"mailing_recipients":   {"mailings"},
-	"mailing_group_counts": {"mailings"},
-	"mailing_events":       {"mailings"},
+	"mailings":              {"mailings"},
+	"mailing_batches":       {"mailings"},
+	"mailing_recipients":    {"mailings"},
+	"mailing_group_counts":  {"mailings"},
+	"mailing_events":        {"mailings"},
+	"mailing_event_details": {"mailings"},
+	"group_customer_codes":  {"groups"},
 
 	// checkout (0017): redemptions, the counters behind exact caps, refunds and the
 	// webhook outbox. code_ranges is read for a unique code's expiry at validation.

@@ -77,6 +77,12 @@ type Config struct {
 	MailerURL string
 	// MailingBatchSize is how many recipients one task carries (MAILING_BATCH_SIZE, default 500).
 	MailingBatchSize int
+	// MaxMessageBytes is the most bytes one rendered message may have (MAX_MESSAGE_BYTES,
+	// default 1 MiB): a larger template is refused, a larger message fails its recipient.
+	MaxMessageBytes int
+	// MailingBatchBytes is about the most bytes of rendered messages one batch holds at
+	// once (MAILING_BATCH_BYTES, default 32 MiB): it sends in chunks of this size.
+	MailingBatchBytes int
 	// MailingLease is how long a batch's lease lasts unless renewed; a running batch
 	// renews it every third of this (MAILING_LEASE, default 2m).
 	MailingLease time.Duration
@@ -143,6 +149,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.MailingBatchSize, err = intVar(getenv, "MAILING_BATCH_SIZE", 500); err != nil {
+		return c, err
+	}
+	if c.MaxMessageBytes, err = intVar(getenv, "MAX_MESSAGE_BYTES", 1<<20); err != nil {
+		return c, err
+	}
+	if c.MailingBatchBytes, err = intVar(getenv, "MAILING_BATCH_BYTES", 32<<20); err != nil {
 		return c, err
 	}
 	for _, d := range []struct {

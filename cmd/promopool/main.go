@@ -83,6 +83,8 @@ Environment (defaults and details: docs/operations.md):
   worker                   WORKER_CONCURRENCY MAILER_URL MAILING_LEASE
                            RECONCILE_INTERVAL REENQUEUE_AFTER RESERVATION_TIMEOUT
                            WORKER_SHUTDOWN_TIMEOUT SEGMENT_FOLD_INTERVAL GOGC GOMEMLIMIT
+                           MAILING_BATCH_BYTES
+  web, worker              MAX_MESSAGE_BYTES
   web, worker, scheduler   METRICS_ADDR WEBHOOK_ALLOW_PRIVATE
   scheduler, alerts check  ALERTS_SCHEDULE ALERTS_EXPIRY_WINDOW ALERTS_MAIL_FROM
                            ALERTS_MAILER_URL ALERTS_TIMEOUT ALERTS_WEBHOOK_TIMEOUT

@@ -22,6 +22,7 @@ import (
 	"promopool/egress"
 	"promopool/groups"
 	"promopool/internal/redisurl"
+	"promopool/macros"
 	"promopool/mailer"
 	"promopool/mailings"
 	"promopool/metrics"
@@ -172,7 +173,8 @@ func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.
 		alerter = checker
 	}
 	return mailings.New(mailings.Config{BatchSize: m.cfg.MailingBatchSize, Lease: m.cfg.MailingLease,
-		ReenqueueAfter: m.cfg.ReenqueueAfter, ReservationTimeout: m.cfg.ReservationTimeout},
+		ReenqueueAfter: m.cfg.ReenqueueAfter, ReservationTimeout: m.cfg.ReservationTimeout,
+		Limits: macros.Limits{MaxMessageBytes: m.cfg.MaxMessageBytes}, BatchBytes: m.cfg.MailingBatchBytes},
 		mailings.Deps{DB: db, Groups: store, Enqueuer: worker.Enqueuer{Client: client, Inspector: m.asynqInspector()},
 			Sender: sender, Alerter: alerter, Segments: m.segments(db), Log: m.log}), nil
 }
