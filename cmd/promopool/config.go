@@ -60,6 +60,10 @@ type Config struct {
 	// RedemptionHoldTTL is how long a hold counts against the caps unless confirmed
 	// (REDEMPTION_HOLD_TTL, default 30m).
 	RedemptionHoldTTL time.Duration
+	// RedemptionWebhookURL receives the redemption webhooks (REDEMPTION_WEBHOOK_URL;
+	// empty: none are written); RedemptionWebhookSecret signs them
+	// (REDEMPTION_WEBHOOK_SECRET, required with the URL).
+	RedemptionWebhookURL, RedemptionWebhookSecret string
 	// WebhookAllow lists the non-public addresses webhooks may reach
 	// (WEBHOOK_ALLOW_PRIVATE: CIDR prefixes or addresses, comma-separated).
 	WebhookAllow []netip.Prefix
@@ -215,6 +219,10 @@ func (c *Config) loadSecurity(getenv func(string) string) error {
 		if *r.dst, err = api.ParseRate(cmp.Or(getenv(r.name), r.def)); err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
+	}
+	c.RedemptionWebhookURL, c.RedemptionWebhookSecret = getenv("REDEMPTION_WEBHOOK_URL"), getenv("REDEMPTION_WEBHOOK_SECRET")
+	if c.RedemptionWebhookURL != "" && len(c.RedemptionWebhookSecret) < 16 {
+		return errors.New("REDEMPTION_WEBHOOK_SECRET: at least 16 bytes, to sign the webhooks REDEMPTION_WEBHOOK_URL receives")
 	}
 	if c.WebhookAllow, err = egress.ParseAllow(getenv("WEBHOOK_ALLOW_PRIVATE")); err != nil {
 		return err

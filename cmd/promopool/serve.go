@@ -227,6 +227,13 @@ func (m *Main) worker(ctx context.Context) error {
 	}
 	mux := asynq.NewServeMux()
 	mux.Handle(worker.TypeMailingBatch, &worker.MailingBatchHandler{Mailings: svc})
+	deliverer, err := m.webhookDeliverer(ctx, db)
+	if err != nil {
+		return err
+	}
+	if deliverer != nil {
+		mux.Handle(worker.TypeRedemptionWebhooks, &worker.RedemptionWebhooksHandler{Deliverer: deliverer})
+	}
 	if err := m.serveMetrics(ctx, metrics.Handler()); err != nil {
 		return err
 	}
@@ -259,6 +266,9 @@ func (m *Main) scheduler(ctx context.Context) error {
 	if err := m.addAlertsJob(ctx, c, checker); err != nil {
 		return err
 	}
+	if err := m.addCheckoutJobs(ctx, c, db); err != nil {
+		return err
+	}
 	c.Start()
 	m.log.Info("scheduler started", "jobs", len(c.Entries()))
 	<-ctx.Done()
@@ -282,7 +292,59 @@ func (m *Main) tuneGC() {
 	}
 }
 
-// checkout builds the checkout service (SPEC §11).
+// checkout builds the checkout service (SPEC §11). With REDEMPTION_WEBHOOK_URL set,
+// events write webhooks to the outbox and enqueue their delivery.
 func (m *Main) checkout(db *sqlx.DB) (*checkout.Service, error) {
-	return checkout.New(checkout.Config{HoldTTL: m.cfg.RedemptionHoldTTL}, checkout.Deps{DB: db, Log: m.log})
+	deps := checkout.Deps{DB: db, Log: m.log}
+	webhooks := m.cfg.RedemptionWebhookURL != ""
+	if webhooks {
+		client, err := m.asynqClient()
+		if err != nil {
+			return nil, err
+		}
+		deps.Notifier = worker.WebhookEnqueuer{Client: client}
+	}
+	return checkout.New(checkout.Config{HoldTTL: m.cfg.RedemptionHoldTTL, Webhooks: webhooks}, deps)
+}
+
+// webhookDeliverer posts the redemption webhooks; nil without REDEMPTION_WEBHOOK_URL.
+func (m *Main) webhookDeliverer(ctx context.Context, db *sqlx.DB) (*checkout.Deliverer, error) {
+	if m.cfg.RedemptionWebhookURL == "" {
+		return nil, nil
+	}
+	return checkout.NewDeliverer(ctx, checkout.DeliverConfig{URL: m.cfg.RedemptionWebhookURL,
+		Secret: []byte(m.cfg.RedemptionWebhookSecret), Policy: m.webhookPolicy()}, db, m.log)
+}
+
+// addCheckoutJobs runs, every minute, the sweep of expired holds and (with webhooks)
+// a delivery run that picks up every webhook due for a retry or missed by its enqueue.
+func (m *Main) addCheckoutJobs(ctx context.Context, cr *cron.Cron, db *sqlx.DB) error {
+	co, err := m.checkout(db)
+	if err != nil {
+		return err
+	}
+	var sweep checkout.Notifier
+	if m.cfg.RedemptionWebhookURL != "" {
+		client, err := m.asynqClient()
+		if err != nil {
+			return err
+		}
+		sweep = worker.WebhookEnqueuer{Client: client}
+	}
+	_, err = cr.AddFunc("@every 1m", func() {
+		runCtx, cancel := context.WithTimeout(ctx, 50*time.Second)
+		defer cancel()
+		res, err := co.ExpireHolds(runCtx)
+		if err != nil {
+			m.log.Error("expiring holds failed", "err", err)
+		} else if res.Expired > 0 {
+			m.log.Info("holds expired", "count", res.Expired)
+		}
+		if sweep != nil {
+			if err := sweep.WebhooksWritten(runCtx, nil); err != nil {
+				m.log.Warn("enqueueing the webhook sweep failed", "err", err)
+			}
+		}
+	})
+	return err
 }
