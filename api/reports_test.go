@@ -91,7 +91,7 @@ func TestMetricsOverHTTP(t *testing.T) {
 	for path, field := range map[string]string{
 		fmt.Sprintf("/v1/groups/%d/metrics?from=yesterday", ids["Spring"]):                "from",
 		fmt.Sprintf("/v1/groups/%d/metrics?from=2026-12-02&to=2026-12-01", ids["Spring"]): "to",
-		"/v1/metrics?sort=discount": "sort",
+		"/v1/metrics?sort=budget": "sort",
 	} {
 		status, body := c.do("GET", path, "", nil)
 		if e, _ := body["error"].(map[string]any); status != http.StatusBadRequest || errCode(body) != "invalid_field" ||

@@ -18,6 +18,12 @@ type Balance struct {
 	Active  int64
 	Issued  int64
 	Expired int64
+	// Redemptions and Discount are the group's uses and net discount given, all time
+	// (minor units of Currency; package reports' rollups). A group without redemptions
+	// reports none of their series.
+	Redemptions int64
+	Discount    int64
+	Currency    string
 }
 
 // BalanceFunc reads every live group's balance (groups.Store.List adapted by the caller).
@@ -40,10 +46,12 @@ type BalanceCollector struct {
 }
 
 var (
-	activeDesc  = prometheus.NewDesc("promopool_group_active_codes", "Codes a group can still issue (not issued, not expired), read from PostgreSQL.", []string{"group_id", "group"}, nil)
-	issuedDesc  = prometheus.NewDesc("promopool_group_issued_codes", "Codes a group has issued, read from PostgreSQL.", []string{"group_id", "group"}, nil)
-	expiredDesc = prometheus.NewDesc("promopool_group_expired_codes", "Codes of a group that expired unissued, read from PostgreSQL.", []string{"group_id", "group"}, nil)
-	upDesc      = prometheus.NewDesc("promopool_group_balance_up", "1 if the last read of group balances from PostgreSQL succeeded.", nil, nil)
+	activeDesc   = prometheus.NewDesc("promopool_group_active_codes", "Codes a group can still issue (not issued, not expired), read from PostgreSQL.", []string{"group_id", "group"}, nil)
+	issuedDesc   = prometheus.NewDesc("promopool_group_issued_codes", "Codes a group has issued, read from PostgreSQL.", []string{"group_id", "group"}, nil)
+	expiredDesc  = prometheus.NewDesc("promopool_group_expired_codes", "Codes of a group that expired unissued, read from PostgreSQL.", []string{"group_id", "group"}, nil)
+	usesDesc     = prometheus.NewDesc("promopool_group_redemptions", "Succeeded redemptions (uses) of a group's codes, all time, from the report rollups.", []string{"group_id", "group"}, nil)
+	discountDesc = prometheus.NewDesc("promopool_group_discount_minor_units", "Discount a group's redemptions gave, net of refunds, all time, in minor units of the currency.", []string{"group_id", "group", "currency"}, nil)
+	upDesc       = prometheus.NewDesc("promopool_group_balance_up", "1 if the last read of group balances from PostgreSQL succeeded.", nil, nil)
 )
 
 // NewBalanceCollector returns a collector over read. timeout defaults to 2 s and
@@ -57,6 +65,8 @@ func (c *BalanceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- activeDesc
 	ch <- issuedDesc
 	ch <- expiredDesc
+	ch <- usesDesc
+	ch <- discountDesc
 	ch <- upDesc
 }
 
@@ -73,6 +83,10 @@ func (c *BalanceCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(b.Active), id, b.Name)
 		ch <- prometheus.MustNewConstMetric(issuedDesc, prometheus.GaugeValue, float64(b.Issued), id, b.Name)
 		ch <- prometheus.MustNewConstMetric(expiredDesc, prometheus.GaugeValue, float64(b.Expired), id, b.Name)
+		if b.Redemptions > 0 || b.Discount > 0 {
+			ch <- prometheus.MustNewConstMetric(usesDesc, prometheus.GaugeValue, float64(b.Redemptions), id, b.Name)
+			ch <- prometheus.MustNewConstMetric(discountDesc, prometheus.GaugeValue, float64(b.Discount), id, b.Name, b.Currency)
+		}
 	}
 }
 

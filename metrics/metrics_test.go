@@ -204,6 +204,27 @@ func TestBalanceCollectorTimeoutAndCache(t *testing.T) {
 	}
 }
 
+// TestRedemptionGauges: a group's redemptions and discount are gauges beside its
+// balance; a group without redemptions has none of their series.
+func TestRedemptionGauges(t *testing.T) {
+	read := func(ctx context.Context) ([]metrics.Balance, error) {
+		return []metrics.Balance{{GroupID: 7, Name: "G", Active: 5, Redemptions: 12, Discount: 3400, Currency: "EUR"},
+			{GroupID: 8, Name: "H", Active: 1}}, nil
+	}
+	srv := httptest.NewServer(metrics.Handler(metrics.NewBalanceCollector(read, time.Second, time.Nanosecond, nil)))
+	defer srv.Close()
+	out := scrape(t, srv.URL)
+	if v := value(t, out, `promopool_group_redemptions{group="G",group_id="7"}`); v != 12 {
+		t.Errorf("redemptions %v, want 12", v)
+	}
+	if v := value(t, out, `promopool_group_discount_minor_units{currency="EUR",group="G",group_id="7"}`); v != 3400 {
+		t.Errorf("discount %v, want 3400", v)
+	}
+	if strings.Contains(out, `promopool_group_redemptions{group="H"`) {
+		t.Errorf("a group without redemptions has a redemptions series:\n%s", out)
+	}
+}
+
 // TestHealthAndReadiness: /healthz answers while a dependency is down; /readyz says
 // which one with a 503, and 200 once all answer.
 func TestHealthAndReadiness(t *testing.T) {

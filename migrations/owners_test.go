@@ -45,7 +45,7 @@ var tableUsers = map[string][]string{
 
 	// checkout (0017): redemptions, the counters behind exact caps, refunds and the
 	// webhook outbox. code_ranges is read for a unique code's expiry at validation.
-	"redemptions":                {"checkout"},
+	"redemptions":                {"checkout", "reports"},
 	"redemption_counts":          {"checkout"},
 	"redemption_code_counts":     {"checkout"},
 	"redemption_customer_counts": {"checkout"},
@@ -65,6 +65,9 @@ var tableUsers = map[string][]string{
 	"report_fold":         {"reports"},
 	"report_issue_days":   {"reports"},
 	"report_balance_days": {"reports"},
+	// reports (0019): redemption rollups, kept by triggers on redemptions.
+	"report_redemption_days": {"reports"},
+	"report_redeemer_days":   {"reports"},
 
 	"api_keys": {"auth"},
 	// users: the people who sign in, their roles and passwords.

@@ -19,10 +19,12 @@ type Metrics struct {
 	AsOf time.Time `json:"as_of"`
 	// Issues are the live issues of the period (released ones do not count).
 	Issues IssueFigures `json:"issues"`
+	// Redemptions are the period's redemption figures (SPEC §12's cards).
+	Redemptions *Redemptions `json:"redemptions"`
 	// Balance is the group's balance now, with the forecast of when it runs dry.
 	Balance Balance `json:"balance"`
-	// Mailings are the mailings that issued codes of the group in the period, most
-	// codes first.
+	// Mailings are the mailings that issued codes of the group, or whose codes were
+	// redeemed, in the period, most codes first.
 	Mailings []MailingFigures `json:"mailings"`
 	// Daily is one entry per day of the period, oldest first.
 	Daily []Day `json:"daily"`
@@ -63,6 +65,14 @@ type MailingFigures struct {
 	Recipients int64 `json:"recipients"`
 	Sent       int64 `json:"sent"`
 	Failed     int64 `json:"failed"`
+	// Redeemed is the uses in the period of codes the mailing issued, Revenue their
+	// orders' amounts; Conversion is Redeemed / Issued (4 decimals; 0 without issues).
+	Redeemed   int64   `json:"redeemed"`
+	Revenue    int64   `json:"revenue"`
+	Conversion float64 `json:"conversion"`
+	// MedianHoursToRedeem is the median time from a code's issue to its use, over the
+	// period's uses; nil without uses.
+	MedianHoursToRedeem *float64 `json:"median_hours_to_redeem"`
 }
 
 // Day is one day of a group's charts.
@@ -73,6 +83,12 @@ type Day struct {
 	// Active is the balance recorded that day (or carried from the last day that has
 	// one); nil before the first record.
 	Active *int64 `json:"active"`
+	// Uses, Discount and Revenue are the day's redemption figures.
+	Uses     int64 `json:"uses"`
+	Discount int64 `json:"discount"`
+	Revenue  int64 `json:"revenue"`
+	// BudgetLeft is the budget left at the end of the day; nil without a budget.
+	BudgetLeft *int64 `json:"budget_left"`
 }
 
 // GroupMetrics returns the report of a live group over p. It folds a short tail of new
@@ -90,7 +106,21 @@ func (s *Service) GroupMetrics(ctx context.Context, groupID int64, p Period) (*M
 	if m.AsOf, err = s.AsOf(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.issueDays(ctx, m); err != nil {
+	m.Daily = make([]Day, m.Period.Days())
+	for i := range m.Daily {
+		m.Daily[i].Date = m.Period.From.AddDate(0, 0, i).Format(dateLayout)
+	}
+	byMailing := map[int64]*MailingFigures{}
+	if err := s.issueDays(ctx, m, byMailing); err != nil {
+		return nil, err
+	}
+	if err := s.redemptionFigures(ctx, m, byMailing); err != nil {
+		return nil, err
+	}
+	if err := s.medianDelays(ctx, m, byMailing); err != nil {
+		return nil, err
+	}
+	if err := s.mailingFigures(ctx, m, byMailing); err != nil {
 		return nil, err
 	}
 	if err := s.balanceDays(ctx, m); err != nil {
@@ -104,7 +134,7 @@ func (s *Service) GroupMetrics(ctx context.Context, groupID int64, p Period) (*M
 
 // issueDays fills the issue figures, the daily issue series and the mailings' issues
 // from the group's rollup rows of the period (one index range).
-func (s *Service) issueDays(ctx context.Context, m *Metrics) error {
+func (s *Service) issueDays(ctx context.Context, m *Metrics, byMailing map[int64]*MailingFigures) error {
 	var rows []struct {
 		Day       time.Time `db:"day"`
 		MailingID int64     `db:"mailing_id"`
@@ -117,11 +147,6 @@ func (s *Service) issueDays(ctx context.Context, m *Metrics) error {
 	if err != nil {
 		return fmt.Errorf("reading the issues of group %d: %w", m.GroupID, err)
 	}
-	m.Daily = make([]Day, m.Period.Days())
-	for i := range m.Daily {
-		m.Daily[i].Date = m.Period.From.AddDate(0, 0, i).Format(dateLayout)
-	}
-	byMailing := map[int64]int64{}
 	for _, r := range rows {
 		d := &m.Daily[int(r.Day.Sub(m.Period.From).Hours()/24)]
 		d.Issued += r.Initial
@@ -133,14 +158,22 @@ func (s *Service) issueDays(ctx context.Context, m *Metrics) error {
 			continue
 		}
 		m.Issues.ByMailing += r.Initial
-		byMailing[r.MailingID] += r.Initial
+		if r.Initial == 0 {
+			continue
+		}
+		mf := byMailing[r.MailingID]
+		if mf == nil {
+			mf = &MailingFigures{MailingID: r.MailingID}
+			byMailing[r.MailingID] = mf
+		}
+		mf.Issued += r.Initial
 	}
-	return s.mailingFigures(ctx, m, byMailing)
+	return nil
 }
 
-// mailingFigures lists the mailings of byMailing (their issues in the period) with
-// their deliveries, most codes first.
-func (s *Service) mailingFigures(ctx context.Context, m *Metrics, byMailing map[int64]int64) error {
+// mailingFigures lists the mailings of byMailing with their deliveries and
+// conversions, most codes first.
+func (s *Service) mailingFigures(ctx context.Context, m *Metrics, byMailing map[int64]*MailingFigures) error {
 	if len(byMailing) == 0 {
 		return nil
 	}
@@ -148,32 +181,26 @@ func (s *Service) mailingFigures(ctx context.Context, m *Metrics, byMailing map[
 	for id := range byMailing {
 		ids = append(ids, id)
 	}
-	var deliveries map[int64]mailingsDelivery
 	if s.mailings != nil {
 		got, err := s.mailings.Deliveries(ctx, ids)
 		if err != nil {
 			return err
 		}
-		deliveries = make(map[int64]mailingsDelivery, len(got))
 		for id, d := range got {
-			deliveries[id] = mailingsDelivery{d.Name, d.Status, d.Recipients, d.Sent, d.Failed}
+			mf := byMailing[id]
+			mf.Name, mf.Status, mf.Recipients, mf.Sent, mf.Failed = d.Name, d.Status, d.Recipients, d.Sent, d.Failed
 		}
 	}
 	for _, id := range ids {
-		d := deliveries[id]
-		m.Mailings = append(m.Mailings, MailingFigures{MailingID: id, Name: d.name, Status: d.status, Issued: byMailing[id],
-			Recipients: d.recipients, Sent: d.sent, Failed: d.failed})
+		mf := byMailing[id]
+		mf.Conversion = ratio(mf.Redeemed, mf.Issued)
+		m.Mailings = append(m.Mailings, *mf)
 	}
 	sort.Slice(m.Mailings, func(i, j int) bool {
 		a, b := m.Mailings[i], m.Mailings[j]
 		return a.Issued > b.Issued || a.Issued == b.Issued && a.MailingID > b.MailingID
 	})
 	return nil
-}
-
-type mailingsDelivery struct {
-	name, status             string
-	recipients, sent, failed int64
 }
 
 // balanceDays fills each day's recorded balance, carrying the last record before it.
@@ -246,6 +273,13 @@ type PortfolioRow struct {
 	// Active and Total are the balance now.
 	Active int64 `json:"active"`
 	Total  int64 `json:"total"`
+	// Uses, Customers (unique), Discount and Revenue are the period's redemption
+	// figures, in Currency ("" when the group has no terms and no redemption).
+	Uses      int64  `json:"uses"`
+	Customers int64  `json:"customers"`
+	Discount  int64  `json:"discount"`
+	Revenue   int64  `json:"revenue"`
+	Currency  string `json:"currency"`
 }
 
 // Portfolio is every live group's figures over one period, side by side.
@@ -257,7 +291,7 @@ type Portfolio struct {
 }
 
 // PortfolioSorts are the sort keys of the portfolio; a leading "-" sorts descending.
-var PortfolioSorts = []string{"name", "issued", "repeat", "mailings", "active", "total"}
+var PortfolioSorts = []string{"name", "issued", "repeat", "mailings", "active", "total", "uses", "customers", "discount", "revenue"}
 
 // Portfolio returns every live group's figures over p, sorted by sortKey (one of
 // PortfolioSorts, "-" first for descending; default "name"). Errors: *InvalidError
@@ -311,6 +345,9 @@ func (s *Service) Portfolio(ctx context.Context, p Period, sortKey string) (*Por
 		}
 		out.Groups = append(out.Groups, row)
 	}
+	if err := s.portfolioRedemptions(ctx, out, ids, p); err != nil {
+		return nil, err
+	}
 	sort.SliceStable(out.Groups, func(i, j int) bool { return less(&out.Groups[i], &out.Groups[j]) })
 	return out, nil
 }
@@ -339,6 +376,14 @@ func portfolioOrder(key string) (func(a, b *PortfolioRow) bool, error) {
 		field = func(r *PortfolioRow) int64 { return r.Active }
 	case "total":
 		field = func(r *PortfolioRow) int64 { return r.Total }
+	case "uses":
+		field = func(r *PortfolioRow) int64 { return r.Uses }
+	case "customers":
+		field = func(r *PortfolioRow) int64 { return r.Customers }
+	case "discount":
+		field = func(r *PortfolioRow) int64 { return r.Discount }
+	case "revenue":
+		field = func(r *PortfolioRow) int64 { return r.Revenue }
 	default:
 		return nil, &InvalidError{"sort", fmt.Sprintf("%q is not a sort key: one of %v, with - first to sort descending", key, PortfolioSorts)}
 	}
@@ -346,4 +391,51 @@ func portfolioOrder(key string) (func(a, b *PortfolioRow) bool, error) {
 		return func(a, b *PortfolioRow) bool { return field(a) > field(b) }, nil
 	}
 	return func(a, b *PortfolioRow) bool { return field(a) < field(b) }, nil
+}
+
+// portfolioRedemptions adds each group's redemption figures over p: sums of the
+// rollups, and the distinct customers of the redeemer days (one index range per group).
+func (s *Service) portfolioRedemptions(ctx context.Context, out *Portfolio, ids []int64, p Period) error {
+	var rows []struct {
+		GroupID   int64  `db:"group_id"`
+		Uses      int64  `db:"uses"`
+		Discount  int64  `db:"discount"`
+		Revenue   int64  `db:"revenue"`
+		Currency  string `db:"currency"`
+		Customers int64  `db:"customers"`
+	}
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT g.id AS group_id, coalesce(r.uses, 0) AS uses, coalesce(r.discount, 0) AS discount,
+		       coalesce(r.revenue, 0) AS revenue, coalesce(r.currency, '') AS currency, coalesce(c.n, 0) AS customers
+		FROM unnest($1::bigint[]) g(id)
+		LEFT JOIN LATERAL (
+		    SELECT sum(uses) AS uses, sum(discount) AS discount, sum(revenue) AS revenue, min(currency) AS currency
+		    FROM report_redemption_days WHERE group_id = g.id AND day >= $2 AND day <= $3
+		) r ON true
+		LEFT JOIN LATERAL (
+		    SELECT count(DISTINCT customer_id) AS n FROM report_redeemer_days
+		    WHERE group_id = g.id AND day >= $2 AND day <= $3
+		) c ON true`, pq.Array(ids), p.From, p.To)
+	if err != nil {
+		return fmt.Errorf("reading the portfolio's redemptions: %w", err)
+	}
+	budgets, err := s.groups.Budgets(ctx, ids)
+	if err != nil {
+		return err
+	}
+	byGroup := make(map[int64]int, len(rows))
+	for i, r := range rows {
+		byGroup[r.GroupID] = i
+	}
+	for i := range out.Groups {
+		g := &out.Groups[i]
+		if j, ok := byGroup[g.GroupID]; ok {
+			r := rows[j]
+			g.Uses, g.Discount, g.Revenue, g.Currency, g.Customers = r.Uses, r.Discount, r.Revenue, r.Currency, r.Customers
+		}
+		if c := budgets[g.GroupID].Currency; c != "" {
+			g.Currency = c
+		}
+	}
+	return nil
 }

@@ -16,7 +16,7 @@ import (
 
 // fixture is a database with groups of codes and a reports.Service over it.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	db     *testdb.DB
 	store  *groups.Store
 	svc    *reports.Service
@@ -24,7 +24,7 @@ type fixture struct {
 	now    time.Time
 }
 
-func newFixture(t *testing.T, nGroups, codes int, cfg reports.Config) *fixture {
+func newFixture(t testing.TB, nGroups, codes int, cfg reports.Config) *fixture {
 	t.Helper()
 	db := testdb.New(t)
 	f := &fixture{t: t, db: db, store: groups.NewStore(db.DB, groups.Config{}), now: time.Now().UTC()}
@@ -178,6 +178,13 @@ func TestMetricsEqualRecount(t *testing.T) {
 	}
 	rows := f.recount()
 	f.checkReports(ctx, rows)
+
+	// Redemptions as checkout leaves them, and their later moves, on four connections.
+	f.redemptionActivity(ctx, rng)
+	if t.Failed() {
+		return
+	}
+	f.checkRedemptionReports(ctx, f.recountRedemptions())
 }
 
 // activity makes random claims, repeats and releases on one worker's customers.

@@ -10,18 +10,27 @@ import (
 
 	"promopool/groups"
 	"promopool/metrics"
+	"promopool/reports"
 )
 
 // balances adapts the group list to the metrics' balance reader.
-func balances(store *groups.Store) metrics.BalanceFunc {
+func balances(store *groups.Store, rep *reports.Service) metrics.BalanceFunc {
 	return func(ctx context.Context) ([]metrics.Balance, error) {
 		gs, err := store.List(ctx)
 		if err != nil {
 			return nil, err
 		}
+		var totals map[int64]reports.Totals
+		if rep != nil {
+			if totals, err = rep.Totals(ctx); err != nil {
+				return nil, err
+			}
+		}
 		out := make([]metrics.Balance, len(gs))
 		for i, g := range gs {
-			out[i] = metrics.Balance{GroupID: g.ID, Name: g.Name, Active: g.Active, Issued: g.Issued, Expired: g.Expired}
+			t := totals[g.ID]
+			out[i] = metrics.Balance{GroupID: g.ID, Name: g.Name, Active: g.Active, Issued: g.Issued, Expired: g.Expired,
+				Redemptions: t.Uses, Discount: t.Discount, Currency: t.Currency}
 		}
 		return out, nil
 	}

@@ -79,7 +79,7 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	metricsHandler := metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))
+	metricsHandler := metrics.Handler(metrics.NewBalanceCollector(balances(store, rep), 2*time.Second, 5*time.Second, m.log))
 	srv, err := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes, Metrics: metricsHandler,
 		IssueRate: m.cfg.IssueRateLimit, ValidateRate: m.cfg.ValidateRateLimit, StreamIdle: m.cfg.HTTPStreamIdle,
 		ValidateMissRate: m.cfg.ValidateMissLimit, CustomerMissRate: m.cfg.CustomerMissLimit},

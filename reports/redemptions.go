@@ -1,0 +1,274 @@
+package reports
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Redemptions are a group's redemption figures over a period (the dashboard's cards).
+// Amounts are minor units of Currency.
+type Redemptions struct {
+	// Currency is the ISO 4217 currency of the amounts: the group's terms', else the
+	// redemptions'.
+	Currency string `json:"currency"`
+	// Uses are succeeded redemptions (a refunded one is not a use; a hold is not yet).
+	Uses int64 `json:"uses"`
+	// UniqueCustomers are the customers with a use in the period.
+	UniqueCustomers int64 `json:"unique_customers"`
+	// Discount is the discount given and kept (net of refunds).
+	Discount int64 `json:"discount"`
+	// Revenue is the order amounts of the uses; AverageOrder is Revenue / Uses, rounded.
+	Revenue      int64 `json:"revenue"`
+	AverageOrder int64 `json:"average_order"`
+	// Refunds are redemptions of the period refunded since; Refunded the discount they
+	// (and partial refunds) gave back.
+	Refunds  int64 `json:"refunds"`
+	Refunded int64 `json:"refunded"`
+	// Failed are refused attempts (a reason per attempt in the redemption history).
+	Failed int64 `json:"failed"`
+	// UsesPerCustomer is Uses / UniqueCustomers, DiscountShare Discount / Revenue
+	// (both rounded to 4 decimals; 0 when the divisor is).
+	UsesPerCustomer float64 `json:"uses_per_customer"`
+	DiscountShare   float64 `json:"discount_share"`
+	// Budget is the group's discount budget; nil for a group without one.
+	Budget *BudgetFigures `json:"budget"`
+	// Codes are a shared group's promotion codes redeemed in the period, most uses first.
+	Codes []CodeFigures `json:"codes"`
+}
+
+// BudgetFigures is a budget within a period.
+type BudgetFigures struct {
+	Budget int64 `json:"budget"`
+	// Used is the discount given (net of refunds) by redemptions of the period.
+	Used int64 `json:"used"`
+	// Left is the budget less every redemption's net discount up to the period's end
+	// (so the last day of a period that ends today is what checkout has left, holds aside).
+	Left int64 `json:"left"`
+}
+
+// CodeFigures is one promotion code's part (the influencer case).
+type CodeFigures struct {
+	CodeID   int64  `json:"code_id"`
+	Code     string `json:"code"`
+	Uses     int64  `json:"uses"`
+	Revenue  int64  `json:"revenue"`
+	Discount int64  `json:"discount"`
+	// BySource breaks the uses down by the orders' utm_source ("" for none), most first.
+	BySource []SourceFigures `json:"by_source"`
+}
+
+// SourceFigures is one utm_source's uses of a code.
+type SourceFigures struct {
+	UTMSource string `json:"utm_source"`
+	Uses      int64  `json:"uses"`
+	Revenue   int64  `json:"revenue"`
+}
+
+// redemptionRow is a rollup row of report_redemption_days.
+type redemptionRow struct {
+	Day       time.Time `db:"day"`
+	MailingID int64     `db:"mailing_id"`
+	CodeID    int64     `db:"code_id"`
+	UTMSource string    `db:"utm_source"`
+	Currency  string    `db:"currency"`
+	Uses      int64     `db:"uses"`
+	Revenue   int64     `db:"revenue"`
+	Discount  int64     `db:"discount"`
+	Refunds   int64     `db:"refunds"`
+	Refunded  int64     `db:"refunded"`
+	Failed    int64     `db:"failed"`
+}
+
+// redemptionFigures fills m.Redemptions, the daily redemption series, the mailings'
+// redemptions and the codes' figures from the group's rollup rows of the period.
+func (s *Service) redemptionFigures(ctx context.Context, m *Metrics, byMailing map[int64]*MailingFigures) error {
+	var rows []redemptionRow
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT day, mailing_id, code_id, utm_source, currency, uses, revenue, discount, refunds, refunded, failed
+		FROM report_redemption_days WHERE group_id = $1 AND day >= $2 AND day <= $3`, m.GroupID, m.Period.From, m.Period.To)
+	if err != nil {
+		return fmt.Errorf("reading the redemptions of group %d: %w", m.GroupID, err)
+	}
+	r := &Redemptions{Codes: []CodeFigures{}}
+	codes := map[int64]*CodeFigures{}
+	sources := map[int64]map[string]*SourceFigures{}
+	for _, x := range rows {
+		if r.Currency == "" {
+			r.Currency = x.Currency
+		}
+		r.Uses += x.Uses
+		r.Revenue += x.Revenue
+		r.Discount += x.Discount
+		r.Refunds += x.Refunds
+		r.Refunded += x.Refunded
+		r.Failed += x.Failed
+		d := &m.Daily[int(x.Day.Sub(m.Period.From).Hours()/24)]
+		d.Uses += x.Uses
+		d.Discount += x.Discount
+		d.Revenue += x.Revenue
+		if mf := byMailing[x.MailingID]; x.MailingID != 0 {
+			if mf == nil {
+				mf = &MailingFigures{MailingID: x.MailingID}
+				byMailing[x.MailingID] = mf
+			}
+			mf.Redeemed += x.Uses
+			mf.Revenue += x.Revenue
+		}
+		if x.CodeID != 0 {
+			c := codes[x.CodeID]
+			if c == nil {
+				c = &CodeFigures{CodeID: x.CodeID}
+				codes[x.CodeID] = c
+				sources[x.CodeID] = map[string]*SourceFigures{}
+			}
+			c.Uses += x.Uses
+			c.Revenue += x.Revenue
+			c.Discount += x.Discount
+			src := sources[x.CodeID][x.UTMSource]
+			if src == nil {
+				src = &SourceFigures{UTMSource: x.UTMSource}
+				sources[x.CodeID][x.UTMSource] = src
+			}
+			src.Uses += x.Uses
+			src.Revenue += x.Revenue
+		}
+	}
+	if err := s.db.GetContext(ctx, &r.UniqueCustomers, `
+		SELECT count(DISTINCT customer_id) FROM report_redeemer_days WHERE group_id = $1 AND day >= $2 AND day <= $3`,
+		m.GroupID, m.Period.From, m.Period.To); err != nil {
+		return fmt.Errorf("counting the customers of group %d: %w", m.GroupID, err)
+	}
+	r.AverageOrder = divRound(r.Revenue, r.Uses)
+	r.UsesPerCustomer = ratio(r.Uses, r.UniqueCustomers)
+	r.DiscountShare = ratio(r.Discount, r.Revenue)
+	if err := s.codeFigures(ctx, r, codes, sources); err != nil {
+		return err
+	}
+	if err := s.budgetFigures(ctx, m, r); err != nil {
+		return err
+	}
+	m.Redemptions = r
+	return nil
+}
+
+// codeFigures lists the promotion codes with their spelling and sources, most uses first.
+func (s *Service) codeFigures(ctx context.Context, r *Redemptions, codes map[int64]*CodeFigures, sources map[int64]map[string]*SourceFigures) error {
+	if len(codes) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(codes))
+	for id := range codes {
+		ids = append(ids, id)
+	}
+	var spell []struct {
+		ID   int64  `db:"code_id"`
+		Code string `db:"code"`
+	}
+	// One redemption per code gives its stored spelling (redemptions_code, by code).
+	if err := s.db.SelectContext(ctx, &spell, `
+		SELECT c.id AS code_id, x.code FROM unnest($1::bigint[]) c(id)
+		CROSS JOIN LATERAL (SELECT code FROM redemptions WHERE code_id = c.id ORDER BY id LIMIT 1) x`, pq.Array(ids)); err != nil {
+		return fmt.Errorf("reading the codes' spelling: %w", err)
+	}
+	for _, sp := range spell {
+		codes[sp.ID].Code = sp.Code
+	}
+	for id, c := range codes {
+		for _, src := range sources[id] {
+			c.BySource = append(c.BySource, *src)
+		}
+		sort.Slice(c.BySource, func(i, j int) bool {
+			a, b := c.BySource[i], c.BySource[j]
+			return a.Uses > b.Uses || a.Uses == b.Uses && a.UTMSource < b.UTMSource
+		})
+		r.Codes = append(r.Codes, *c)
+	}
+	sort.Slice(r.Codes, func(i, j int) bool {
+		a, b := r.Codes[i], r.Codes[j]
+		return a.Uses > b.Uses || a.Uses == b.Uses && a.Code < b.Code
+	})
+	return nil
+}
+
+// budgetFigures sets the budget used in the period and left at its end, and each day's
+// budget left.
+func (s *Service) budgetFigures(ctx context.Context, m *Metrics, r *Redemptions) error {
+	bs, err := s.groups.Budgets(ctx, []int64{m.GroupID})
+	if err != nil {
+		return err
+	}
+	b := bs[m.GroupID]
+	if b.Currency != "" {
+		r.Currency = b.Currency
+	}
+	if b.Budget == nil {
+		return nil
+	}
+	var before int64
+	if err := s.db.GetContext(ctx, &before, `
+		SELECT coalesce(sum(discount), 0) FROM report_redemption_days WHERE group_id = $1 AND day < $2`,
+		m.GroupID, m.Period.From); err != nil {
+		return fmt.Errorf("reading the budget of group %d: %w", m.GroupID, err)
+	}
+	r.Budget = &BudgetFigures{Budget: *b.Budget, Used: r.Discount, Left: *b.Budget - before - r.Discount}
+	left := *b.Budget - before
+	for i := range m.Daily {
+		left -= m.Daily[i].Discount
+		v := left
+		m.Daily[i].BudgetLeft = &v
+	}
+	return nil
+}
+
+// medianDelays sets each mailing's median time from issue to redemption over the uses of
+// the period: one pass over the group's redemptions of the period, joined to their issues.
+func (s *Service) medianDelays(ctx context.Context, m *Metrics, byMailing map[int64]*MailingFigures) error {
+	if m.Redemptions == nil || m.Redemptions.Uses == 0 {
+		return nil
+	}
+	var rows []struct {
+		MailingID int64   `db:"mailing_id"`
+		Seconds   float64 `db:"seconds"`
+	}
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT r.mailing_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.created_at - i.issued_at)) AS seconds
+		FROM redemptions r JOIN issues i ON i.id = r.issue_id
+		WHERE r.group_id = $1 AND r.status = 'succeeded' AND r.mailing_id IS NOT NULL
+		  AND r.created_at >= $2 AND r.created_at < $3
+		GROUP BY r.mailing_id`, m.GroupID, m.Period.Start(), m.Period.End())
+	if err != nil {
+		return fmt.Errorf("reading the redemption delays of group %d: %w", m.GroupID, err)
+	}
+	for _, row := range rows {
+		if mf := byMailing[row.MailingID]; mf != nil {
+			h := math.Round(row.Seconds/3600*100) / 100
+			mf.MedianHoursToRedeem = &h
+		}
+	}
+	return nil
+}
+
+// divRound is a / b rounded half away from zero (0 when b is 0).
+func divRound(a, b int64) int64 {
+	if b == 0 {
+		return 0
+	}
+	q, rem := a/b, a%b
+	if 2*rem >= b {
+		q++
+	}
+	return q
+}
+
+// ratio is a / b to 4 decimals (0 when b is 0).
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return math.Round(float64(a)/float64(b)*10000) / 10000
+}
