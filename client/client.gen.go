@@ -893,6 +893,18 @@ type AlertDeliveriesStatus string
 // AlertLevel defines model for Alert.Level.
 type AlertLevel string
 
+// BudgetFigures defines model for BudgetFigures.
+type BudgetFigures struct {
+	// Budget The group's total discount budget (minor units).
+	Budget int `json:"budget"`
+
+	// Left The budget less the net discount of every redemption up to the period's end.
+	Left int `json:"left"`
+
+	// Used Net discount given by the period's redemptions.
+	Used int `json:"used"`
+}
+
 // CheckoutGroup defines model for CheckoutGroup.
 type CheckoutGroup struct {
 	Id   *int               `json:"id,omitempty"`
@@ -929,6 +941,19 @@ type CheckoutTermsDuration string
 
 // CheckoutTermsType defines model for CheckoutTerms.Type.
 type CheckoutTermsType string
+
+// CodeFigures defines model for CodeFigures.
+type CodeFigures struct {
+	// BySource Uses by utm_source, most first.
+	BySource []SourceFigures `json:"by_source"`
+
+	// Code The promotion code as stored.
+	Code     string `json:"code"`
+	CodeId   int    `json:"code_id"`
+	Discount int    `json:"discount"`
+	Revenue  int    `json:"revenue"`
+	Uses     int    `json:"uses"`
+}
 
 // CustomerReport defines model for CustomerReport.
 type CustomerReport struct {
@@ -1086,6 +1111,9 @@ type GroupMetrics struct {
 	// Mailings Mailings that issued codes of the group in the period, most codes first.
 	Mailings []MailingFigures `json:"mailings"`
 	Period   Period           `json:"period"`
+
+	// Redemptions Redemptions count on the UTC day they were made; amounts are minor units of `currency`.
+	Redemptions RedemptionFigures `json:"redemptions"`
 }
 
 // Issue defines model for Issue.
@@ -1210,6 +1238,9 @@ type MailingTransport string
 
 // MailingFigures defines model for MailingFigures.
 type MailingFigures struct {
+	// Conversion redeemed ÷ issued, 4 decimals; 0 without issues.
+	Conversion float32 `json:"conversion"`
+
 	// Failed Messages that failed (all time).
 	Failed int `json:"failed"`
 
@@ -1217,11 +1248,20 @@ type MailingFigures struct {
 	Issued    int `json:"issued"`
 	MailingId int `json:"mailing_id"`
 
+	// MedianHoursToRedeem Median time from a code's issue to its use over the period's uses, in hours (2 decimals); null without uses.
+	MedianHoursToRedeem *float32 `json:"median_hours_to_redeem"`
+
 	// Name Empty when the mailing was removed.
 	Name string `json:"name"`
 
 	// Recipients The mailing's recipients (all its groups, all time).
 	Recipients int `json:"recipients"`
+
+	// Redeemed Uses in the period of codes the mailing issued.
+	Redeemed int `json:"redeemed"`
+
+	// Revenue The order amounts of those uses (minor units of the report's currency).
+	Revenue int `json:"revenue"`
 
 	// Sent Messages the transport accepted (all time).
 	Sent   int    `json:"sent"`
@@ -1274,12 +1314,20 @@ type MetricsBalance struct {
 // MetricsDay defines model for MetricsDay.
 type MetricsDay struct {
 	// Active The balance recorded that day (the last record of the day; today: the live balance), carried from the last earlier record when the day has none; null before the first record and after today.
-	Active *int               `json:"active"`
-	Date   openapi_types.Date `json:"date"`
+	Active *int `json:"active"`
+
+	// BudgetLeft The budget left at the end of the day; null for a group without a budget.
+	BudgetLeft *int               `json:"budget_left"`
+	Date       openapi_types.Date `json:"date"`
+
+	// Discount Net discount given by the day's redemptions.
+	Discount int `json:"discount"`
 
 	// Issued Initial issues that day.
-	Issued int `json:"issued"`
-	Repeat int `json:"repeat"`
+	Issued  int `json:"issued"`
+	Repeat  int `json:"repeat"`
+	Revenue int `json:"revenue"`
+	Uses    int `json:"uses"`
 }
 
 // OrderItem defines model for OrderItem.
@@ -1310,7 +1358,12 @@ type Portfolio struct {
 // PortfolioRow defines model for PortfolioRow.
 type PortfolioRow struct {
 	// Active Balance now.
-	Active    int    `json:"active"`
+	Active   int    `json:"active"`
+	Currency string `json:"currency"`
+
+	// Customers Unique customers with a use in the period.
+	Customers int    `json:"customers"`
+	Discount  int    `json:"discount"`
 	GroupId   int    `json:"group_id"`
 	GroupName string `json:"group_name"`
 
@@ -1320,7 +1373,9 @@ type PortfolioRow struct {
 	// Mailings Mailings that issued codes of the group in the period.
 	Mailings int `json:"mailings"`
 	Repeat   int `json:"repeat"`
+	Revenue  int `json:"revenue"`
 	Total    int `json:"total"`
+	Uses     int `json:"uses"`
 }
 
 // Readiness Each dependency by name (postgres, redis): `ok` or `unavailable`.
@@ -1398,6 +1453,46 @@ type RedemptionKind string
 
 // RedemptionStatus pending: a hold; expired: a hold that ran out; failed: refused (`reason`).
 type RedemptionStatus string
+
+// RedemptionFigures Redemptions count on the UTC day they were made; amounts are minor units of `currency`.
+type RedemptionFigures struct {
+	// AverageOrder revenue ÷ uses, rounded.
+	AverageOrder int `json:"average_order"`
+
+	// Budget null for a group without a budget.
+	Budget *BudgetFigures `json:"budget"`
+
+	// Codes A shared group's promotion codes used in the period, most uses first.
+	Codes []CodeFigures `json:"codes"`
+
+	// Currency ISO 4217: the group's terms' currency, else its redemptions'; empty without either.
+	Currency string `json:"currency"`
+
+	// Discount Discount given, net of refunds.
+	Discount int `json:"discount"`
+
+	// DiscountShare discount ÷ revenue, 4 decimals.
+	DiscountShare float32 `json:"discount_share"`
+
+	// Failed Refused attempts.
+	Failed int `json:"failed"`
+
+	// Refunded Discount given back by refunds (whole and partial).
+	Refunded int `json:"refunded"`
+
+	// Refunds Redemptions of the period refunded whole since.
+	Refunds int `json:"refunds"`
+
+	// Revenue Order amounts of the uses.
+	Revenue         int `json:"revenue"`
+	UniqueCustomers int `json:"unique_customers"`
+
+	// Uses Succeeded redemptions (not refunded; a hold counts once confirmed).
+	Uses int `json:"uses"`
+
+	// UsesPerCustomer uses ÷ unique_customers, 4 decimals.
+	UsesPerCustomer float32 `json:"uses_per_customer"`
+}
 
 // RedemptionPage defines model for RedemptionPage.
 type RedemptionPage struct {
@@ -1499,6 +1594,15 @@ type SegmentWindow struct {
 	From     *time.Time `json:"from,omitempty"`
 	LastDays *int       `json:"last_days,omitempty"`
 	To       *time.Time `json:"to,omitempty"`
+}
+
+// SourceFigures defines model for SourceFigures.
+type SourceFigures struct {
+	Revenue int `json:"revenue"`
+	Uses    int `json:"uses"`
+
+	// UtmSource The order's utm_source; empty for orders without one.
+	UtmSource string `json:"utm_source"`
 }
 
 // TemplateCheck defines model for TemplateCheck.
@@ -1848,7 +1952,7 @@ type GetPortfolioParams struct {
 	// To Last day of the period (YYYY-MM-DD, UTC, included); absent: today. A period covers at most 1097 days.
 	To *To `form:"to,omitempty" json:"to,omitempty"`
 
-	// Sort Sort key of the portfolio: `name` (default), `issued`, `repeat`, `mailings`, `active`, `total`; `-` first sorts descending (`-issued`).
+	// Sort Sort key of the portfolio: `name` (default), `issued`, `repeat`, `mailings`, `active`, `total`, `uses`, `customers`, `discount`, `revenue`; `-` first sorts descending (`-uses`).
 	Sort *MetricsSort `form:"sort,omitempty" json:"sort,omitempty"`
 }
 
@@ -2393,7 +2497,7 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/groups/{id}/issues.csv (the `ExportIssues` operationId).
 	ExportIssues(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetGroupMetrics A group's report over a period: issues, per mailing, balance and forecast, daily series
+	// GetGroupMetrics A group's report over a period: redemptions, issues, per mailing and per code, budget, balance and forecast, daily series
 	//
 	// Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
 	//
@@ -3048,7 +3152,7 @@ func (c *Client) ExportIssues(ctx context.Context, id ID, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
-// GetGroupMetrics A group's report over a period: issues, per mailing, balance and forecast, daily series
+// GetGroupMetrics A group's report over a period: redemptions, issues, per mailing and per code, budget, balance and forecast, daily series
 //
 // Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
 //
@@ -6177,7 +6281,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/groups/{id}/issues.csv (the `ExportIssues` operationId).
 	ExportIssuesWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ExportIssuesResponse, error)
 
-	// GetGroupMetricsWithResponse A group's report over a period: issues, per mailing, balance and forecast, daily series
+	// GetGroupMetricsWithResponse A group's report over a period: redemptions, issues, per mailing and per code, budget, balance and forecast, daily series
 	//
 	// Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
 	//
@@ -10698,7 +10802,7 @@ func (c *ClientWithResponses) ExportIssuesWithResponse(ctx context.Context, id I
 	return ParseExportIssuesResponse(rsp)
 }
 
-// GetGroupMetricsWithResponse A group's report over a period: issues, per mailing, balance and forecast, daily series
+// GetGroupMetricsWithResponse A group's report over a period: redemptions, issues, per mailing and per code, budget, balance and forecast, daily series
 //
 // Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
 //
