@@ -19,6 +19,9 @@ const (
 	ActionUndo    = "undo_upload"
 	ActionArchive = "archive"
 	ActionDelete  = "delete"
+	// ActionPause and ActionActivate change a group's status (SPEC §10).
+	ActionPause    = "pause"
+	ActionActivate = "activate"
 )
 
 // Activity is one entry of a group's append-only activity log.

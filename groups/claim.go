@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
@@ -89,7 +90,7 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkLive(ctx, req.GroupID); err != nil {
+	if _, err := s.checkLive(ctx, req.GroupID); err != nil {
 		return nil, err
 	}
 	res := &ClaimResult{Codes: make(map[string]string, len(customers))}
@@ -195,25 +196,34 @@ func checkBatch(scope string, ids []string) ([]string, error) {
 	return out, nil
 }
 
-// checkLive returns ErrGroupNotFound unless the group exists and is not archived. No
-// lock: a Delete racing a claim shrinks the ranges under their row locks, and the
-// claim then finds nothing left to take.
-func (s *Store) checkLive(ctx context.Context, groupID int64) error {
+// checkLive returns ErrGroupNotFound unless the group exists and is not archived, and
+// ErrGroupDraft or ErrGroupPaused unless it is active (SPEC §10: a draft or paused group
+// issues nothing; its mailings wait). It returns the group's kind. No lock: a Delete
+// racing a claim shrinks the ranges under their row locks, and the claim then finds
+// nothing left to take; a Pause racing a claim stops the claims that start after it.
+func (s *Store) checkLive(ctx context.Context, groupID int64) (string, error) {
 	var live bool
+	var status, kind string
 	st, err := s.stmt(ctx, selectLive)
 	if err == nil {
-		err = st.QueryRowContext(ctx, groupID).Scan(&live)
+		err = st.QueryRowContext(ctx, groupID).Scan(&live, &status, &kind)
 	}
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !live) {
-		return fmt.Errorf("group %d: %w", groupID, ErrGroupNotFound)
+		return "", fmt.Errorf("group %d: %w", groupID, ErrGroupNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("reading group %d: %w", groupID, err)
+		return "", fmt.Errorf("reading group %d: %w", groupID, err)
 	}
-	return nil
+	switch status {
+	case StatusDraft:
+		return "", fmt.Errorf("group %d: %w", groupID, ErrGroupDraft)
+	case StatusPaused:
+		return "", fmt.Errorf("group %d: %w", groupID, ErrGroupPaused)
+	}
+	return kind, nil
 }
 
-const selectLive = `SELECT archived_at IS NULL FROM groups WHERE id = $1`
+const selectLive = `SELECT archived_at IS NULL, status, kind FROM groups WHERE id = $1`
 
 // selectExisting reads the live initial issues of a batch under (scope, group): an index
 // probe of issues_scope_initial per customer. Written as a LATERAL subquery over
@@ -266,11 +276,19 @@ func (s *Store) existingCodes(ctx context.Context, tx *sqlx.Tx, groupID int64, s
 // insertIssuesOnConflict (speculative insertion costs ~5x per row; measured). A conflict
 // on issues_code_initial is an error either way (a code issued twice) and rolls back.
 // The code strings came with the reservation: no join back to codes.
+//
+// The same statement locks the group's terms (SPEC §10: once a code was issued, what it
+// is worth cannot change): terms_locked_at is set when it is still NULL, so only the
+// group's first issue writes the row; later ones read it by its key and find nothing to do.
 const issueFast = `
-WITH del AS (DELETE FROM reservations WHERE id = $5 RETURNING id)
+WITH del AS (DELETE FROM reservations WHERE id = $5 RETURNING id),
+lock AS (` + lockTerms + ` AND EXISTS (SELECT 1 FROM del))
 INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind)
 SELECT u.customer_id, $3, u.code_id, $4, $6, 'initial'
 FROM del, unnest($1::text[], $2::bigint[]) AS u(customer_id, code_id)`
+
+// lockTerms sets the terms lock of group $3 when it is not set yet.
+const lockTerms = `UPDATE groups SET terms_locked_at = now() WHERE id = $3 AND terms_locked_at IS NULL`
 
 // insertIssuesOnConflict pairs customers with reserved codes and returns the issues
 // written: the fallback of issueFast, when a concurrent claim with the same scope
@@ -350,6 +368,11 @@ func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("recording issues: %w", err)
+	}
+	if len(used) > 0 {
+		if _, err := tx.ExecContext(ctx, strings.Replace(lockTerms, "$3", "$1", 1), req.GroupID); err != nil {
+			return nil, fmt.Errorf("locking the terms: %w", err)
+		}
 	}
 	var unused []int64
 	var lost []string

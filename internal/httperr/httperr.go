@@ -19,6 +19,7 @@ import (
 	"promopool/idp"
 	"promopool/macros"
 	"promopool/mailings"
+	"promopool/offers"
 	"promopool/segments"
 	"promopool/users"
 )
@@ -84,6 +85,12 @@ var sentinels = []sentinel{
 	{groups.ErrPoolExhausted, http.StatusConflict, "pool_exhausted"},
 	{groups.ErrIdempotencyConflict, http.StatusConflict, "idempotency_key_conflict"},
 	{groups.ErrReservationLost, http.StatusServiceUnavailable, "retry"},
+	// Offers (SPEC §10): a draft or paused group issues nothing; archived stays archived.
+	{groups.ErrGroupPaused, http.StatusConflict, "group_paused"},
+	{groups.ErrGroupDraft, http.StatusConflict, "group_draft"},
+	{groups.ErrGroupArchived, http.StatusConflict, "group_archived"},
+	// A *offers.LockedError (matched first, naming the fields) wraps it.
+	{offers.ErrTermsLocked, http.StatusConflict, "terms_locked"},
 	{customers.ErrNotFound, http.StatusNotFound, "customer_not_found"},
 	{mailings.ErrNotFound, http.StatusNotFound, "mailing_not_found"},
 	{mailings.ErrState, http.StatusConflict, "invalid_state"},
@@ -149,6 +156,8 @@ func classifyTyped(err error) (Problem, bool) {
 		cue *customers.UploadError
 		se  *auth.ScopeError
 		ue  *users.InvalidError
+		oie *offers.InvalidError
+		ole *offers.LockedError
 	)
 	switch {
 	case errors.As(err, &se):
@@ -167,8 +176,12 @@ func classifyTyped(err error) (Problem, bool) {
 		return Problem{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the body is larger than the limit of " + humanBytes(mbe.Limit)}, true
 	case errors.As(err, &re):
 		return Problem{Status: re.Status, Code: re.Code, Message: re.Message}, true
+	case errors.As(err, &ole):
+		return Problem{http.StatusConflict, "terms_locked", ole.Error(), map[string]any{"fields": ole.Fields}}, true
+	case errors.As(err, &oie):
+		return Problem{http.StatusBadRequest, "invalid_field", oie.Error(), map[string]any{"field": oie.Field}}, true
 	case errors.As(err, &inv):
-		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: inv.Error()}, true
+		return Problem{http.StatusBadRequest, "invalid_field", inv.Error(), map[string]any{"field": inv.Field}}, true
 	case errors.As(err, &ue):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: ue.Error()}, true
 	case errors.As(err, &gue):

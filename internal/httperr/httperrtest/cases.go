@@ -16,6 +16,7 @@ import (
 	"promopool/internal/httperr"
 	"promopool/macros"
 	"promopool/mailings"
+	"promopool/offers"
 	"promopool/segments"
 	"promopool/users"
 )
@@ -54,6 +55,13 @@ func Cases() []Case {
 		{"groups.ErrReservationLost", wrap(groups.ErrReservationLost), http.StatusServiceUnavailable, "retry"},
 		{"groups.InvalidError", wrap(&groups.InvalidError{Field: "name", Reason: "must not be empty"}), http.StatusBadRequest, "invalid_field"},
 		{"groups.UploadError", wrap(&groups.UploadError{Line: 1, Reason: "no code column"}), http.StatusBadRequest, "invalid_upload"},
+		{"groups.ErrGroupPaused", wrap(groups.ErrGroupPaused), http.StatusConflict, "group_paused"},
+		{"groups.ErrGroupDraft", wrap(groups.ErrGroupDraft), http.StatusConflict, "group_draft"},
+		{"groups.ErrGroupArchived", wrap(groups.ErrGroupArchived), http.StatusConflict, "group_archived"},
+
+		{"offers.InvalidError", wrap(&offers.InvalidError{Field: "terms.percent_off", Reason: "must be between 1 and 100"}), http.StatusBadRequest, "invalid_field"},
+		{"offers.LockedError", wrap(&offers.LockedError{Fields: []string{"percent_off"}}), http.StatusConflict, "terms_locked"},
+		{"offers.ErrTermsLocked", wrap(offers.ErrTermsLocked), http.StatusConflict, "terms_locked"},
 
 		{"alerts.ErrAlertNotFound", wrap(alerts.ErrAlertNotFound), http.StatusNotFound, "alert_not_found"},
 
