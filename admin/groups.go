@@ -229,6 +229,7 @@ func (h *Handler) pasteCodes(w http.ResponseWriter, r *http.Request) error {
 		return h.showGroup(w, r, id, status, nil, msg, nil, codes)
 	}
 	h.deps.Log.Info("codes uploaded", "group_id", id, "upload_id", rep.ID, "accepted", rep.Accepted, "source", "web")
+	h.resumeAfterUpload(r, id, rep)
 	return h.showGroup(w, r, id, http.StatusOK, nil, "", rep, "")
 }
 
@@ -270,6 +271,7 @@ func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request) error {
 		return h.fragment(w, r, status, "upload_error", msg)
 	}
 	h.deps.Log.Info("codes uploaded", "group_id", id, "upload_id", rep.ID, "accepted", rep.Accepted, "source", "web")
+	h.resumeAfterUpload(r, id, rep)
 	return h.fragment(w, r, http.StatusCreated, "report", rep)
 }
 
@@ -354,4 +356,15 @@ func (c *csvWriter) Write(b []byte) (int, error) {
 		c.w.WriteHeader(http.StatusOK)
 	}
 	return c.w.Write(b)
+}
+
+// resumeAfterUpload resumes the mailings paused because the group ran out of codes, if
+// the upload lets its groups cover them (mailings.Service.ResumeExhausted).
+func (h *Handler) resumeAfterUpload(r *http.Request, id int64, rep *groups.UploadReport) {
+	if rep.Accepted == 0 || h.deps.Mailings == nil {
+		return
+	}
+	if _, err := h.deps.Mailings.ResumeExhausted(context.WithoutCancel(r.Context()), id, fmt.Sprintf("upload %d added %d codes", rep.ID, rep.Accepted)); err != nil {
+		h.deps.Log.Warn("resuming mailings after an upload failed; the reconciler will", "group_id", id, "err", err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"promopool/api"
 	"promopool/auth"
+	"promopool/checkout"
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/internal/apitest"
@@ -43,6 +44,11 @@ func newClient(t *testing.T, cfg api.Config, wire ...func(d *api.Deps, db *testd
 	logs := &bytes.Buffer{}
 	deps := api.Deps{Groups: groups.NewStore(db.DB, groups.Config{}), Customers: customers.NewStore(db.DB), Keys: keys,
 		Log: slog.New(slog.NewTextHandler(logs, nil)), Ready: map[string]api.Pinger{"postgres": api.PingFunc(db.PingContext)}}
+	svc, err := checkout.New(checkout.Config{}, checkout.Deps{DB: db.DB, Log: deps.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Checkout = svc
 	for _, w := range wire {
 		w(&deps, db)
 	}

@@ -39,7 +39,10 @@ func writeJSONError(w http.ResponseWriter, status int, code, message string) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	if w.Header().Get("Cache-Control") == "" {
+		// A route that may be cached sets its own before answering.
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	// Names and fields are returned as stored (HTML not escaped): no browser may sniff
 	// a JSON answer holding "<script>" as a page.
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"promopool/internal/apitest"
 	"promopool/internal/httperr/httperrtest"
 )
 
@@ -25,6 +26,8 @@ func TestWriteErrorEveryDomainError(t *testing.T) {
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 			t.Fatalf("body is not JSON: %q", rec.Body)
 		}
+		// Every field any domain error adds is one the document's Error schema names.
+		apitest.Schema(t, "Error", rec.Body.Bytes())
 		return rec, body.Error
 	}
 	for _, c := range httperrtest.Cases() {

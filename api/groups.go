@@ -186,6 +186,12 @@ func (s *Server) uploadCodes(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.log.Info("codes uploaded", "group_id", id, "upload_id", rep.ID, "accepted", rep.Accepted,
 		"duplicates", rep.Duplicates, "invalid", rep.Invalid)
+	if rep.Accepted > 0 && s.mailings != nil {
+		// Mailings paused because this group ran out resume now that it may cover them.
+		if _, err := s.mailings.ResumeExhausted(context.WithoutCancel(r.Context()), id, fmt.Sprintf("upload %d added %d codes", rep.ID, rep.Accepted)); err != nil {
+			s.log.Warn("resuming mailings after an upload failed; the reconciler will", "group_id", id, "err", err)
+		}
+	}
 	writeJSON(w, http.StatusCreated, rep)
 	return nil
 }

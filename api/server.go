@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"promopool/auth"
+	"promopool/checkout"
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/idp"
 	"promopool/mailings"
+	"promopool/reports"
 	"promopool/segments"
 )
 
@@ -36,6 +38,10 @@ type Config struct {
 	// ValidateRate limits checkout validations per API key (VALIDATE_RATE_LIMIT); zero:
 	// no limit. The checkout routes apply it with route.limit = s.validateLimit.
 	ValidateRate Rate
+	// ValidateMissRate limits the codes not found one key may ask about at validate and
+	// redeem (VALIDATE_MISS_LIMIT); CustomerMissRate those of one customer (by id, else
+	// email; VALIDATE_CUSTOMER_MISS_LIMIT). Zero: no limit.
+	ValidateMissRate, CustomerMissRate Rate
 	// StreamIdle is the longest a streamed upload or export may stall (no byte read or
 	// written) before its connection is cut; such routes are exempt from the server's
 	// ReadTimeout and WriteTimeout (default 1 minute).
@@ -75,8 +81,12 @@ type Deps struct {
 	Mailings *mailings.Service
 	// Segments serves the segment builder's routes (SPEC §6); nil leaves them out.
 	Segments *segments.Service
+	// Checkout serves validate, redeem and the redemptions (SPEC §11); nil leaves them out.
+	Checkout *checkout.Service
 	// Alerts serves GET /v1/groups/{id}/alerts; nil leaves it out.
 	Alerts AlertLister
+	// Reports serves the metrics routes (SPEC §12); nil leaves them out.
+	Reports *reports.Service
 	// Ready names the dependencies /readyz checks (PostgreSQL, Redis).
 	Ready map[string]Pinger
 	// Log takes the request log and the errors of failed requests (required).
@@ -105,6 +115,8 @@ type Server struct {
 	mailings  *mailings.Service
 	segments  *segments.Service
 	alerts    AlertLister
+	reports   *reports.Service
+	checkout  *checkout.Service
 	keys      *auth.Keys
 	people    PersonAuthenticator
 	log       *slog.Logger
@@ -113,6 +125,8 @@ type Server struct {
 	// issueLimit and validateLimit hold the per-key buckets of ISSUE_RATE_LIMIT and
 	// VALIDATE_RATE_LIMIT.
 	issueLimit, validateLimit *Limiter
+	// missLimit holds the buckets of VALIDATE_MISS_LIMIT.
+	missLimit *MissLimiter
 	// table is every authenticated route as registered, for Routes.
 	table []route
 }
@@ -127,8 +141,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.MaxJSONBytes = cmp.Or(cfg.MaxJSONBytes, 1<<20)
 	cfg.StreamIdle = cmp.Or(cfg.StreamIdle, time.Minute)
 	s := &Server{cfg: cfg, groups: deps.Groups, customers: deps.Customers, mailings: deps.Mailings,
-		segments: deps.Segments, alerts: deps.Alerts, keys: deps.Keys, people: deps.People, log: deps.Log, ready: deps.Ready,
-		mux: http.NewServeMux(), issueLimit: NewLimiter("issue", cfg.IssueRate), validateLimit: NewLimiter("validate", cfg.ValidateRate)}
+		segments: deps.Segments, alerts: deps.Alerts, reports: deps.Reports, keys: deps.Keys, people: deps.People, log: deps.Log, ready: deps.Ready,
+		mux: http.NewServeMux(), issueLimit: NewLimiter("issue", cfg.IssueRate), validateLimit: NewLimiter("validate", cfg.ValidateRate),
+		checkout: deps.Checkout, missLimit: NewMissLimiter(cfg.ValidateMissRate, cfg.CustomerMissRate)}
 	s.routes()
 	return s, nil
 }

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"promopool/client"
 	"promopool/internal/redisurl"
 	"promopool/internal/testdb"
 
@@ -257,6 +259,8 @@ func (h *harness) do(method, path, ctype string, body io.Reader, key string) (in
 }
 
 // api sends JSON with the harness key and decodes the JSON answer into out (if not nil).
+// For documented calls the typed client (h.cli) reads better; api stays for bodies the
+// client would not send.
 func (h *harness) api(method, path, body string, want int, out any) []byte {
 	h.t.Helper()
 	st, b := h.do(method, path, "application/json", strings.NewReader(body), "default")
@@ -271,12 +275,64 @@ func (h *harness) api(method, path, body string, want int, out any) []byte {
 	return b
 }
 
+// cli is the typed client (package client) of the web process, with the harness key.
+// Like h.do it keeps the text of every error answer for the leak scan.
+func (h *harness) cli() *client.ClientWithResponses {
+	h.t.Helper()
+	c, err := client.New(h.webURL, h.key, client.WithHTTPClient(keepErrors{h}))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}
+
+// keepErrors sends with http.DefaultClient and keeps error answers' bodies in h.texts.
+type keepErrors struct{ h *harness }
+
+func (k keepErrors) Do(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode < 400 {
+		return resp, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	k.h.mu.Lock()
+	k.h.texts = append(k.h.texts, string(b))
+	k.h.mu.Unlock()
+	return resp, err
+}
+
+// ok fails the test unless a client call got the status want.
+func (h *harness) ok(want int, r client.Response, err error) {
+	h.t.Helper()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if r.StatusCode() != want {
+		h.t.Fatalf("%d, want %d: %s", r.StatusCode(), want, r.GetBody())
+	}
+}
+
 func (h *harness) createGroup(name string) int64 {
 	h.t.Helper()
-	var g struct{ ID int64 }
-	body, _ := json.Marshal(map[string]string{"name": name})
-	h.api("POST", "/v1/groups", string(body), 201, &g)
-	return g.ID
+	return h.createGroupWith(client.GroupInput{Name: &name})
+}
+
+func (h *harness) createGroupWith(in client.GroupInput) int64 {
+	h.t.Helper()
+	r, err := h.cli().CreateGroupWithResponse(context.Background(), in)
+	h.ok(201, r, err)
+	return int64(*r.JSON201.Id)
+}
+
+// issueCode gives customer a code of group gid directly (POST …/issue) under idempotency key.
+func (h *harness) issueCode(gid int64, customer, key string) string {
+	h.t.Helper()
+	r, err := h.cli().IssueCodeWithResponse(context.Background(), int(gid), &client.IssueCodeParams{IdempotencyKey: key},
+		client.IssueCodeJSONRequestBody{CustomerId: customer})
+	h.ok(201, r, err)
+	return *r.JSON201.Code
 }
 
 // uploadCodes uploads n codes named prefix-000000… over HTTP and returns the report.
@@ -291,21 +347,26 @@ func (h *harness) uploadCodes(gid int64, prefix string, n int) uploadReport {
 		bw.Flush()
 		pw.Close()
 	}()
-	st, b := h.do("POST", fmt.Sprintf("/v1/groups/%d/codes", gid), "text/plain", pr, "default")
-	if st != 201 && st != 200 {
-		h.t.Fatalf("upload: %d %s", st, b)
+	r, err := h.cli().UploadCodesWithBodyWithResponse(context.Background(), int(gid), nil, "text/plain", pr)
+	if err != nil || r.JSON201 == nil {
+		h.t.Fatalf("upload: %v %s", err, r.GetBody())
 	}
-	var rep uploadReport
-	json.Unmarshal(b, &rep)
-	return rep
+	rep := r.JSON201
+	n64 := func(p *int) int64 {
+		if p == nil {
+			return 0
+		}
+		return int64(*p)
+	}
+	return uploadReport{ID: n64(rep.Id), Lines: n64(rep.Lines), Accepted: n64(rep.Accepted), Duplicates: n64(rep.Duplicates), Invalid: n64(rep.Invalid)}
 }
 
 type uploadReport struct {
-	ID         int64 `json:"id"`
-	Lines      int64 `json:"lines"`
-	Accepted   int64 `json:"accepted"`
-	Duplicates int64 `json:"duplicates"`
-	Invalid    int64 `json:"invalid"`
+	ID         int64
+	Lines      int64
+	Accepted   int64
+	Duplicates int64
+	Invalid    int64
 }
 
 // customers inserts n customers c1…cn straight in SQL (the API's bulk upsert is tested
@@ -320,21 +381,24 @@ func (h *harness) customers(n int) {
 // startMailing creates and starts a mailing to every customer drawing from group.
 func (h *harness) startMailing(group string, batch int) int64 {
 	h.t.Helper()
-	in, _ := json.Marshal(map[string]any{"name": "faults", "sender": "s@example.com", "subject": "your code",
-		"text": "code={{client.promocode('" + group + "')}};", "audience": map[string]any{"all": true}, "batch_size": batch})
-	var m struct{ ID int64 }
-	h.api("POST", "/v1/mailings", string(in), 201, &m)
-	h.api("POST", fmt.Sprintf("/v1/mailings/%d/start", m.ID), `{}`, 200, nil)
-	return m.ID
+	ctx := context.Background()
+	in := client.MailingInput{Name: "faults", Sender: "s@example.com", Subject: "your code",
+		Text: new("code={{client.promocode('" + group + "')}};"), BatchSize: &batch}
+	in.Audience.All = new(true)
+	m, err := h.cli().CreateMailingWithResponse(ctx, in)
+	h.ok(201, m, err)
+	st, err := h.cli().StartMailingWithResponse(ctx, *m.JSON201.Id, client.StartMailingJSONRequestBody{})
+	h.ok(200, st, err)
+	return int64(*m.JSON201.Id)
 }
 
+// mailingStatus is the mailing's status, or "" when it cannot be read now.
 func (h *harness) mailingStatus(id int64) string {
-	var m struct{ Status string }
-	st, b := h.do("GET", fmt.Sprintf("/v1/mailings/%d", id), "", nil, "default")
-	if st == 200 {
-		json.Unmarshal(b, &m)
+	r, err := h.cli().GetMailingWithResponse(context.Background(), int(id))
+	if err != nil || r.JSON200 == nil || r.JSON200.Status == nil {
+		return ""
 	}
-	return m.Status
+	return string(*r.JSON200.Status)
 }
 
 // sent is how many recipients of the mailing are recorded sent.

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -144,12 +145,7 @@ func TestBadInput(t *testing.T) {
 	c = newChecks(t, "group names with quotes, SQL and HTML")
 	for _, name := range []string{`Mother's day "2026"`, `x'); DROP TABLE codes; --`, `<script>alert(1)</script>`, `\'}}{{client.email}}`, "Ω ünïcode 🎁"} {
 		c.tried++
-		body, _ := json.Marshal(map[string]string{"name": name})
-		var g struct {
-			ID   int64
-			Name string
-		}
-		json.Unmarshal(h.api("POST", "/v1/groups", string(body), 201, nil), &g)
+		g := struct{ ID int64 }{h.createGroup(name)}
 		a := h.send("GET", fmt.Sprintf("/v1/groups/%d", g.ID), "", nil, "default")
 		got, _ := a.body["name"].(string)
 		c.check("name kept exactly", got == name, "stored %q, want %q", got, name)
@@ -283,10 +279,9 @@ func (h *harness) authChecks(gid, other int64) {
 	c.done()
 
 	c = newChecks(t, "guessing ids of other or missing groups and uploads")
-	var archived struct{ ID int64 }
-	body := h.api("POST", "/v1/groups", `{"name": "Gone"}`, 201, &archived)
-	_ = body
-	h.api("DELETE", fmt.Sprintf("/v1/groups/%d", archived.ID), "", 200, nil)
+	archived := struct{ ID int64 }{h.createGroup("Gone")}
+	del, err := h.cli().DeleteGroupWithResponse(context.Background(), int(archived.ID))
+	h.ok(200, del, err)
 	guesses := []struct {
 		method, path string
 		status       int

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -93,6 +94,25 @@ func (h *harness) checkMailing(c *checks, id int64, n int) {
 		AND released_at IS NULL GROUP BY customer_id HAVING count(*) > 1) x`, mailings.Scope(id))
 	c.check("one code per customer", twice == 0, "%d customers hold two codes from the mailing", twice)
 	c.dup += twice
+
+	// Issue 21 item 5: progress.codes_issued counts the codes issued under the mailing's
+	// scope, whichever delivery issued them (a killed worker's included).
+	var live int64
+	h.db.Get(&live, `SELECT count(*) FROM issues WHERE scope = $1 AND kind = 'initial' AND released_at IS NULL`, mailings.Scope(id))
+	var counted int64
+	var prog struct {
+		Progress struct {
+			CodesIssued map[string]int64 `json:"codes_issued"`
+		} `json:"progress"`
+	}
+	if st, b := h.do("GET", fmt.Sprintf("/v1/mailings/%d", id), "", nil, "default"); st == 200 && json.Unmarshal(b, &prog) == nil {
+		for _, n := range prog.Progress.CodesIssued {
+			counted += n
+		}
+	} else { // web is down in this scenario: the counters it would sum
+		h.db.Get(&counted, `SELECT coalesce(sum(issued), 0) FROM mailing_group_counts WHERE mailing_id = $1`, id)
+	}
+	c.check("progress codes_issued = codes issued under the mailing", counted == live, "codes_issued %d, %d live issues", counted, live)
 
 	issued := map[string]string{}
 	rows, err := h.db.Query(`SELECT i.customer_id, c.code FROM issues i JOIN codes c ON c.id = i.code_id

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"promopool/client"
 )
 
 // TestThreeSchedulers is promise 4: three scheduler processes check balances every
@@ -46,25 +47,15 @@ func TestThreeSchedulers(t *testing.T) {
 
 	h := newHarness(t, "ALERTS_SCHEDULE=@every 1s")
 	h.startWeb()
-	body, _ := json.Marshal(map[string]any{"name": "Alerts", "low_balance_threshold": 80, "alert_webhook": hook.URL + "/alert"})
-	var g struct{ ID int64 }
-	h.api("POST", "/v1/groups", string(body), 201, &g)
-	h.uploadCodes(g.ID, "FLTS", 100)
+	gid := h.createGroupWith(client.GroupInput{Name: new("Alerts"), LowBalanceThreshold: new(80), AlertWebhook: new(hook.URL + "/alert")})
+	h.uploadCodes(gid, "FLTS", 100)
 	h.customers(100)
 	scheds := []*proc{h.start("scheduler", nil, "scheduler"), h.start("scheduler", nil, "scheduler"), h.start("scheduler", nil, "scheduler")}
 	issued := 0
 	issue := func(k int) {
 		for range k {
 			issued++
-			req, _ := http.NewRequest("POST", fmt.Sprintf("%s/v1/groups/%d/issue", h.webURL, g.ID), strings.NewReader(fmt.Sprintf(`{"customer_id":"c%d"}`, issued)))
-			req.Header.Set("Authorization", "Bearer "+h.key)
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Idempotency-Key", fmt.Sprintf("sched-%d", issued))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil || resp.StatusCode != 201 {
-				t.Fatalf("direct issue %d: %v %v", issued, err, resp)
-			}
-			resp.Body.Close()
+			h.issueCode(gid, fmt.Sprintf("c%d", issued), fmt.Sprintf("sched-%d", issued))
 		}
 	}
 	// Balance 75 (≤ 80: threshold), 35 (< 40: half), 15 (< 20: quarter), 0 (empty).
@@ -90,9 +81,9 @@ func TestThreeSchedulers(t *testing.T) {
 		c.check("level "+level+" alerted once", byLevel[level] == 1, "%d times (%v)", byLevel[level], byLevel)
 	}
 	var rows int
-	h.db.Get(&rows, `SELECT count(*) FROM alerts WHERE group_id = $1 AND NOT suppressed`, g.ID)
+	h.db.Get(&rows, `SELECT count(*) FROM alerts WHERE group_id = $1 AND NOT suppressed`, gid)
 	c.check("one alert row per level", rows == 4, "%d rows", rows)
 	c.dup += twice
-	h.checkCodes(c, g.ID)
+	h.checkCodes(c, gid)
 	h.checkLeaks(c)
 }

@@ -45,6 +45,7 @@ func TestSecurityInput(t *testing.T) {
 	h.issueChecks(gid)
 	h.bodyChecks(gid)
 	h.memoryChecks(gid)
+	h.messageChecks()
 	h.sessionChecks()
 	h.webhookChecks(gid)
 	h.smallChecks()

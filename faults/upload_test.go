@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,17 +130,10 @@ func TestUndo(t *testing.T) {
 	rep := h.uploadCodes(gid, "FLTO", 1000)
 	h.customers(300)
 	for i := 1; i <= 300; i++ {
-		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/v1/groups/%d/issue", h.webURL, gid), strings.NewReader(fmt.Sprintf(`{"customer_id":"c%d"}`, i)))
-		req.Header.Set("Authorization", "Bearer "+h.key)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", fmt.Sprintf("undo-%d", i))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != 201 {
-			t.Fatalf("direct issue %d: %v %v", i, err, resp)
-		}
-		resp.Body.Close()
+		h.issueCode(gid, fmt.Sprintf("c%d", i), fmt.Sprintf("undo-%d", i))
 	}
-	h.api("DELETE", fmt.Sprintf("/v1/uploads/%d", rep.ID), "", 200, nil)
+	undo, err := h.cli().UndoUploadWithResponse(context.Background(), int(rep.ID))
+	h.ok(200, undo, err)
 	c.tried = 1
 	var left, issuedLeft int
 	h.db.Get(&left, `SELECT count(*) FROM codes WHERE id >> 32 = $1`, rep.ID)

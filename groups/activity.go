@@ -22,7 +22,26 @@ const (
 	// ActionPause and ActionActivate change a group's status (SPEC §10).
 	ActionPause    = "pause"
 	ActionActivate = "activate"
+	// ActionMailingResumed: a mailing paused because the group ran out of codes resumed
+	// by itself, its groups able to cover its waiting recipients again.
+	ActionMailingResumed = "mailing_resumed"
 )
+
+// LogMailingResumed records in the group's activity log that mailing resumed by itself
+// (promopool is the actor), with why and how many recipients were waiting.
+func (s *Store) LogMailingResumed(ctx context.Context, groupID, mailingID, waiting int64, why string) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	ctx = auth.WithActor(ctx, auth.Actor{Kind: auth.ActorSystem, Name: "promopool"})
+	if err := appendActivity(ctx, tx, groupID, "promopool", ActionMailingResumed, nil,
+		map[string]any{"mailing_id": mailingID, "waiting": waiting, "why": why}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
 
 // Activity is one entry of a group's append-only activity log.
 type Activity struct {

@@ -51,10 +51,14 @@ type ClaimResult struct {
 	// Uncovered lists, in request order, the customers the group could not cover
 	// because it ran out of active codes. Nothing is recorded for them.
 	Uncovered []string
+	// Repeated lists the customers of Codes who already held a live code of a
+	// one_per_customer group from another scope: they got that code again, recorded as a
+	// repeat issue under this scope.
+	Repeated []string
 }
 
 // Issued is how many codes this call took from the pool.
-func (r *ClaimResult) Issued() int { return len(r.Codes) - len(r.Existing) }
+func (r *ClaimResult) Issued() int { return len(r.Codes) - len(r.Existing) - len(r.Repeated) }
 
 // Claim gives each customer one code from the group and records the initial issues:
 // soonest-expiring codes first, then upload order; an expired code is never issued.
@@ -90,7 +94,8 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.checkLive(ctx, req.GroupID); err != nil {
+	onePer, err := s.checkLive(ctx, req.GroupID)
+	if err != nil {
 		return nil, err
 	}
 	res := &ClaimResult{Codes: make(map[string]string, len(customers))}
@@ -108,6 +113,13 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 			rest = append(rest, c)
 		}
 	}
+	if onePer && len(rest) > 0 {
+		// A one_per_customer group: customers holding a live code of it from any other
+		// scope get that code again, as a repeat.
+		if rest, err = s.repeatHeld(ctx, req, rest, res); err != nil {
+			return nil, fmt.Errorf("claiming codes for group %d: %w", req.GroupID, err)
+		}
+	}
 	if len(rest) == 0 {
 		return res, nil
 	}
@@ -123,7 +135,7 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 	if s.hooks.beforeIssue != nil {
 		s.hooks.beforeIssue()
 	}
-	missing, err := s.issue(ctx, req, rv, covered, res)
+	missing, err := s.issue(ctx, req, rv, covered, res, onePer)
 	if err != nil {
 		return nil, fmt.Errorf("claiming codes for group %d: %w", req.GroupID, err)
 	}
@@ -146,6 +158,7 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 			res.Codes[c] = code
 		}
 		res.Existing = append(res.Existing, more.Existing...)
+		res.Repeated = append(res.Repeated, more.Repeated...)
 		if len(more.Uncovered) > 0 {
 			// Keep Uncovered in request order.
 			res.Uncovered = res.Uncovered[:0]
@@ -198,32 +211,69 @@ func checkBatch(scope string, ids []string) ([]string, error) {
 
 // checkLive returns ErrGroupNotFound unless the group exists and is not archived, and
 // ErrGroupDraft or ErrGroupPaused unless it is active (SPEC §10: a draft or paused group
-// issues nothing; its mailings wait). It returns the group's kind. No lock: a Delete
-// racing a claim shrinks the ranges under their row locks, and the claim then finds
-// nothing left to take; a Pause racing a claim stops the claims that start after it.
-func (s *Store) checkLive(ctx context.Context, groupID int64) (string, error) {
+// issues nothing; its mailings wait). No lock: a Delete racing a claim shrinks the
+// ranges under their row locks, and the claim then finds nothing left to take; a Pause
+// racing a claim stops the claims that start after it.
+// It also says whether the group gives one code per customer (one_per_customer).
+func (s *Store) checkLive(ctx context.Context, groupID int64) (onePer bool, err error) {
 	var live bool
-	var status, kind string
+	var status string
 	st, err := s.stmt(ctx, selectLive)
 	if err == nil {
-		err = st.QueryRowContext(ctx, groupID).Scan(&live, &status, &kind)
+		err = st.QueryRowContext(ctx, groupID).Scan(&live, &onePer, &status)
 	}
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !live) {
-		return "", fmt.Errorf("group %d: %w", groupID, ErrGroupNotFound)
+		return false, fmt.Errorf("group %d: %w", groupID, ErrGroupNotFound)
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading group %d: %w", groupID, err)
+		return false, fmt.Errorf("reading group %d: %w", groupID, err)
 	}
 	switch status {
 	case StatusDraft:
-		return "", fmt.Errorf("group %d: %w", groupID, ErrGroupDraft)
+		return false, fmt.Errorf("group %d: %w", groupID, ErrGroupDraft)
 	case StatusPaused:
-		return "", fmt.Errorf("group %d: %w", groupID, ErrGroupPaused)
+		return false, fmt.Errorf("group %d: %w", groupID, ErrGroupPaused)
 	}
-	return kind, nil
+	return onePer, nil
 }
 
-const selectLive = `SELECT archived_at IS NULL, status, kind FROM groups WHERE id = $1`
+const selectLive = `SELECT archived_at IS NULL, one_per_customer, status FROM groups WHERE id = $1`
+
+// repeatHeldCodes finds the customers of a one_per_customer group who hold a live code
+// of it (group_customer_codes, one row per customer by its primary key), records a
+// repeat issue of that code under the claim's scope (once per scope), and returns them
+// with their codes.
+const repeatHeldCodes = `
+WITH h AS (
+    SELECT g.customer_id, g.code_id FROM unnest($1::text[]) AS u(customer_id)
+    JOIN group_customer_codes g ON g.group_id = $2 AND g.customer_id = u.customer_id),
+ins AS (
+    INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind)
+    SELECT customer_id, $2, code_id, $3, $4, 'repeat' FROM h
+    ON CONFLICT (customer_id, group_id, scope) WHERE kind = 'repeat' DO NOTHING)
+SELECT h.customer_id, c.code FROM h JOIN codes c ON c.id = h.code_id`
+
+// repeatHeld gives the customers of rest who hold a live code of the (one_per_customer)
+// group that code again, recorded as a repeat, adds them to res and returns the others.
+func (s *Store) repeatHeld(ctx context.Context, req ClaimRequest, rest []string, res *ClaimResult) ([]string, error) {
+	held, err := s.codesByCustomer(ctx, repeatHeldCodes, len(rest), pq.Array(rest), req.GroupID, req.Scope, req.MailingID)
+	if err != nil {
+		return nil, fmt.Errorf("repeating the codes customers hold: %w", err)
+	}
+	if len(held) == 0 {
+		return rest, nil
+	}
+	out := rest[:0:0]
+	for _, c := range rest {
+		if code, ok := held[c]; ok {
+			res.Codes[c] = code
+			res.Repeated = append(res.Repeated, c)
+		} else {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
 
 // selectExisting reads the live initial issues of a batch under (scope, group): an index
 // probe of issues_scope_initial per customer. Written as a LATERAL subquery over
@@ -290,6 +340,21 @@ FROM del, unnest($1::text[], $2::bigint[]) AS u(customer_id, code_id)`
 // lockTerms sets the terms lock of group $3 when it is not set yet.
 const lockTerms = `UPDATE groups SET terms_locked_at = now() WHERE id = $3 AND terms_locked_at IS NULL`
 
+// issueFastOnePer is issueFast for a one_per_customer group: each customer's row in
+// group_customer_codes is inserted in the same statement, so a customer given a code
+// of the group concurrently under another scope makes it fail as a whole on
+// group_customer_codes_pkey (issue then returns the codes and claims them again, to
+// find the winner's code).
+const issueFastOnePer = `
+WITH del AS (DELETE FROM reservations WHERE id = $5 RETURNING id),
+lock AS (` + lockTerms + ` AND EXISTS (SELECT 1 FROM del)),
+ins AS (
+    INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind)
+    SELECT u.customer_id, $3, u.code_id, $4, $6, 'initial'
+    FROM del, unnest($1::text[], $2::bigint[]) AS u(customer_id, code_id)
+    RETURNING customer_id, code_id)
+INSERT INTO group_customer_codes (group_id, customer_id, code_id) SELECT $3, customer_id, code_id FROM ins`
+
 // insertIssuesOnConflict pairs customers with reserved codes and returns the issues
 // written: the fallback of issueFast, when a concurrent claim with the same scope
 // served some of the customers first.
@@ -303,15 +368,25 @@ RETURNING code_id`
 // issue records the reserved codes as initial issues. It returns the customers that a
 // concurrent identical claim served first but whose issue was released before this one
 // could read it (see issueOnce): they hold nothing, and Claim claims them again.
-func (s *Store) issue(ctx context.Context, req ClaimRequest, rv *reservation, covered []string, res *ClaimResult) ([]string, error) {
-	st, err := s.stmt(ctx, issueFast)
+func (s *Store) issue(ctx context.Context, req ClaimRequest, rv *reservation, covered []string, res *ClaimResult, onePer bool) ([]string, error) {
+	q := issueFast
+	if onePer {
+		q = issueFastOnePer
+	}
+	st, err := s.stmt(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	r, err := st.ExecContext(ctx, pq.Array(covered), pq.Array(rv.ids), req.GroupID, req.Scope, rv.id, req.MailingID)
 	if isUniqueViolation(err, "issues_scope_initial") {
 		// A concurrent claim with the same scope served some of these customers first.
-		return s.issueOnce(ctx, req, rv, covered, res)
+		return s.issueOnce(ctx, req, rv, covered, res, onePer)
+	}
+	if isUniqueViolation(err, "group_customer_codes_pkey") {
+		// A concurrent claim under another scope gave some of these customers a code of
+		// this one_per_customer group first: the reserved codes go back, and all of them
+		// are claimed again (they then get the code they hold, or a new one).
+		return covered, s.giveBack(ctx, req.GroupID, rv)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("recording issues: %w", err)
@@ -337,7 +412,7 @@ func (s *Store) issue(ctx context.Context, req ClaimRequest, rv *reservation, co
 // reserved for them go back to the pool. A customer whose winning issue was released
 // between the insert and the read of the winner's codes holds nothing: it is returned
 // as missing, neither covered nor existing.
-func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation, covered []string, res *ClaimResult) ([]string, error) {
+func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation, covered []string, res *ClaimResult, onePer bool) ([]string, error) {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -368,6 +443,18 @@ func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("recording issues: %w", err)
+	}
+	if onePer && len(used) > 0 {
+		ids := make([]int64, 0, len(used))
+		for id := range used {
+			ids = append(ids, id)
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO group_customer_codes (group_id, customer_id, code_id)
+			SELECT $1, u.customer_id, u.code_id FROM unnest($2::text[], $3::bigint[]) AS u(customer_id, code_id)
+			WHERE u.code_id = ANY($4)`, req.GroupID, pq.Array(covered), pq.Array(rv.ids), pq.Array(ids)); err != nil {
+			return nil, fmt.Errorf("recording one code per customer: %w", err)
+		}
 	}
 	if len(used) > 0 {
 		if _, err := tx.ExecContext(ctx, strings.Replace(lockTerms, "$3", "$1", 1), req.GroupID); err != nil {
@@ -411,4 +498,25 @@ func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation
 		}
 	}
 	return missing, nil
+}
+
+// giveBack takes a reservation back (nothing was issued from it) and returns its codes
+// to the pool, in one transaction. Errors: ErrReservationLost (a recoverer took it).
+func (s *Store) giveBack(ctx context.Context, groupID int64, rv *reservation) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	r, err := tx.ExecContext(ctx, `DELETE FROM reservations WHERE id = $1`, rv.id)
+	if err != nil {
+		return fmt.Errorf("taking reservation %d: %w", rv.id, err)
+	}
+	if n, _ := r.RowsAffected(); n != 1 {
+		return fmt.Errorf("reservation %d: %w", rv.id, ErrReservationLost)
+	}
+	if err := returnCodes(ctx, tx, groupID, rv.ids); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

@@ -86,6 +86,9 @@ type Group struct {
 	CreatedAt           time.Time      `db:"created_at" json:"created_at"`
 	UpdatedAt           time.Time      `db:"updated_at" json:"updated_at"`
 	ArchivedAt          *time.Time     `db:"archived_at" json:"archived_at,omitempty"`
+	// OnePerCustomer: a customer holding a live code of the group gets that code again
+	// (a repeat) in any mailing, render or direct issue, never a second one.
+	OnePerCustomer bool `db:"one_per_customer" json:"one_per_customer"`
 	// LowBalancePercent is an optional threshold as a percentage of Total; the effective
 	// threshold is the larger of the two (EffectiveThreshold).
 	LowBalancePercent *float64 `db:"low_balance_percent" json:"low_balance_percent"`
@@ -203,6 +206,8 @@ type Input struct {
 	Terms NullTerms `json:"terms"`
 	// Limits are the caps, window and budget; only the fields present change.
 	Limits *LimitsInput `json:"limits"`
+	// OnePerCustomer sets Group.OnePerCustomer.
+	OnePerCustomer *bool `json:"one_per_customer"`
 }
 
 // NullInt is a JSON field that can be absent (Set false), null (Set, Value nil) or a number.
@@ -273,6 +278,9 @@ func (in *Input) apply(g *Group) error {
 			return invalid("low_balance_percent", "must be more than 0 and at most 100 (rounded to 2 decimals), got %v", *v)
 		}
 		g.LowBalancePercent = in.LowBalancePercent.Value
+	}
+	if in.OnePerCustomer != nil {
+		g.OnePerCustomer = *in.OnePerCustomer
 	}
 	if in.AlertEmails != nil {
 		emails := make([]string, 0, len(in.AlertEmails))
@@ -361,10 +369,10 @@ func (s *Store) Create(ctx context.Context, actor string, in Input) (*Group, err
 	defer tx.Rollback()
 	err = tx.GetContext(ctx, &g.ID, `
 		INSERT INTO groups (name, description, low_balance_threshold, alert_emails, alert_webhook, low_balance_percent,
-		                    kind, status, code_binding, terms, max_redemptions, max_per_customer, starts_at, ends_at, budget)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id`,
+		                    kind, status, code_binding, terms, max_redemptions, max_per_customer, starts_at, ends_at, budget, one_per_customer)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`,
 		g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook, g.LowBalancePercent,
-		g.Kind, g.StoredStatus, g.CodeBinding, g.TermsCol, g.MaxRedemptions, g.MaxPerCustomer, g.StartsAt, g.EndsAt, g.Budget)
+		g.Kind, g.StoredStatus, g.CodeBinding, g.TermsCol, g.MaxRedemptions, g.MaxPerCustomer, g.StartsAt, g.EndsAt, g.Budget, g.OnePerCustomer)
 	if isUniqueViolation(err, "groups_live_name") {
 		return nil, fmt.Errorf("creating group %q: %w", g.Name, ErrNameTaken)
 	}
@@ -396,6 +404,7 @@ func (s *Store) Update(ctx context.Context, actor string, id int64, in Input) (*
 		return nil, err
 	}
 	before := editable(g)
+	wasOnePer := g.OnePerCustomer
 	if err := in.apply(g); err != nil {
 		return nil, err
 	}
@@ -417,15 +426,20 @@ func (s *Store) Update(ctx context.Context, actor string, id int64, in Input) (*
 		UPDATE groups SET name = $2, description = $3, low_balance_threshold = $4,
 		       alert_emails = $5, alert_webhook = $6, low_balance_percent = $7,
 		       status = $8, code_binding = $9, terms = $10, max_redemptions = $11, max_per_customer = $12,
-		       starts_at = $13, ends_at = $14, budget = $15, updated_at = now()
+		       starts_at = $13, ends_at = $14, budget = $15, one_per_customer = $16, updated_at = now()
 		WHERE id = $1`,
 		id, g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook, g.LowBalancePercent,
-		g.StoredStatus, g.CodeBinding, g.TermsCol, g.MaxRedemptions, g.MaxPerCustomer, g.StartsAt, g.EndsAt, g.Budget)
+		g.StoredStatus, g.CodeBinding, g.TermsCol, g.MaxRedemptions, g.MaxPerCustomer, g.StartsAt, g.EndsAt, g.Budget, g.OnePerCustomer)
 	if isUniqueViolation(err, "groups_live_name") {
 		return nil, fmt.Errorf("renaming group %d to %q: %w", id, g.Name, ErrNameTaken)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("updating group %d: %w", id, err)
+	}
+	if g.OnePerCustomer != wasOnePer {
+		if err := setOnePerCustomer(ctx, tx, id, g.OnePerCustomer); err != nil {
+			return nil, err
+		}
 	}
 	if err := appendActivity(ctx, tx, id, actor, ActionUpdate, b, a); err != nil {
 		return nil, err
@@ -558,6 +572,7 @@ func editable(g *Group) map[string]any {
 		"code_binding":          g.CodeBinding,
 		"terms":                 g.Terms,
 		"limits":                g.Limits,
+		"one_per_customer":      g.OnePerCustomer,
 	}
 }
 
@@ -583,4 +598,22 @@ func diff(before, after map[string]any) (map[string]any, map[string]any) {
 func isUniqueViolation(err error, constraint string) bool {
 	var pe *pq.Error
 	return errors.As(err, &pe) && pe.Code == "23505" && (constraint == "" || pe.Constraint == constraint)
+}
+
+// setOnePerCustomer fills or empties group_customer_codes when a group's
+// one_per_customer changes: switched on, each customer's latest live code of the group
+// becomes the one they keep getting; switched off, the rows go.
+func setOnePerCustomer(ctx context.Context, tx *sqlx.Tx, id int64, on bool) error {
+	q := `DELETE FROM group_customer_codes WHERE group_id = $1`
+	if on {
+		q = `INSERT INTO group_customer_codes (group_id, customer_id, code_id)
+			SELECT DISTINCT ON (customer_id) group_id, customer_id, code_id FROM issues
+			WHERE group_id = $1 AND kind = 'initial' AND released_at IS NULL
+			ORDER BY customer_id, id DESC
+			ON CONFLICT (group_id, customer_id) DO NOTHING`
+	}
+	if _, err := tx.ExecContext(ctx, q, id); err != nil {
+		return fmt.Errorf("setting one code per customer on group %d: %w", id, err)
+	}
+	return nil
 }

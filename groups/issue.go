@@ -16,6 +16,9 @@ type DirectIssue struct {
 	Code       string `json:"code"`
 	// Replayed is true when the key had already issued this code (a retry).
 	Replayed bool `json:"replayed"`
+	// Repeat is true when the group gives one code per customer and the customer already
+	// held this one (from a mailing, a render or another key): recorded as a repeat.
+	Repeat bool `json:"repeat"`
 }
 
 // IssueDirect issues one code of a group to a customer under a caller's idempotency
@@ -63,5 +66,5 @@ func (s *Store) IssueDirect(ctx context.Context, groupID int64, customerID, key 
 	if !ok {
 		return nil, fmt.Errorf("issuing a code of group %d: %w", groupID, ErrPoolExhausted)
 	}
-	return &DirectIssue{CustomerID: customerID, GroupID: groupID, Code: code, Replayed: len(res.Existing) > 0}, nil
+	return &DirectIssue{CustomerID: customerID, GroupID: groupID, Code: code, Replayed: len(res.Existing) > 0, Repeat: len(res.Repeated) > 0}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lib/pq"
@@ -46,6 +47,49 @@ func (s *Store) GroupsExist(ctx context.Context, names []string) ([]bool, error)
 	out := make([]bool, len(names))
 	for i, n := range names {
 		_, out[i] = ids[strings.ToLower(n)]
+	}
+	return out, nil
+}
+
+// KnownIDs maps names (lower-cased) to group ids for last_promocode: the live group
+// of each name, else the most recently archived one (an archived group still holds
+// the codes customers were issued). Names of no group at all are absent.
+func (s *Store) KnownIDs(ctx context.Context, names []string) (map[string]int64, error) {
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = strings.ToLower(n)
+	}
+	var rows []struct {
+		Key string `db:"key"`
+		ID  int64  `db:"id"`
+	}
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT DISTINCT ON (lower(name)) lower(name) AS key, id FROM groups WHERE lower(name) = ANY($1)
+		ORDER BY lower(name), archived_at IS NOT NULL, archived_at DESC, id DESC`, pq.Array(keys))
+	if err != nil {
+		return nil, fmt.Errorf("looking up groups: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Key] = r.ID
+	}
+	return out, nil
+}
+
+// GroupsArchived implements macros.ArchiveChecker: for each name, whether an archived
+// group has it (case-insensitively).
+func (s *Store) GroupsArchived(ctx context.Context, names []string) ([]bool, error) {
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = strings.ToLower(n)
+	}
+	var found []string
+	if err := s.db.SelectContext(ctx, &found, `SELECT DISTINCT lower(name) FROM groups WHERE archived_at IS NOT NULL AND lower(name) = ANY($1)`, pq.Array(keys)); err != nil {
+		return nil, fmt.Errorf("looking up archived groups: %w", err)
+	}
+	out := make([]bool, len(names))
+	for i, k := range keys {
+		out[i] = slices.Contains(found, k)
 	}
 	return out, nil
 }

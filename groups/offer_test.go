@@ -225,10 +225,10 @@ func TestOfferTermsLock(t *testing.T) {
 	}
 	terms := f.storedTerms(t, g.ID)
 	for body, want := range map[string][]string{
-		`{"terms":{"type":"percent","percent_off":25,"currency":"EUR","max_discount":10000}}`:                         {"percent_off"},
-		`{"terms":{"type":"fixed","amount_off":500,"currency":"EUR"}}`:                                               {"type", "percent_off", "amount_off", "max_discount"},
-		`{"terms":{"type":"percent","percent_off":20,"currency":"USD","max_discount":10000}}`:                         {"currency"},
-		`{"terms":{"type":"percent","percent_off":20,"currency":"EUR","max_discount":10000,"duration":"forever"}}`:     {"duration"},
+		`{"terms":{"type":"percent","percent_off":25,"currency":"EUR","max_discount":10000}}`:                                        {"percent_off"},
+		`{"terms":{"type":"fixed","amount_off":500,"currency":"EUR"}}`:                                                               {"type", "percent_off", "amount_off", "max_discount"},
+		`{"terms":{"type":"percent","percent_off":20,"currency":"USD","max_discount":10000}}`:                                        {"currency"},
+		`{"terms":{"type":"percent","percent_off":20,"currency":"EUR","max_discount":10000,"duration":"forever"}}`:                   {"duration"},
 		`{"terms":{"type":"percent","percent_off":20,"currency":"EUR","max_discount":10000,"applies_to":{"exclude":["gift-card"]}}}`: {"applies_to"},
 		`{"terms":null}`: {"type", "percent_off", "currency", "max_discount", "duration"},
 	} {

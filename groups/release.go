@@ -83,5 +83,37 @@ func (s *Store) Release(ctx context.Context, groupID int64, scope string, custom
 	if err := returnCodes(ctx, tx, groupID, ids); err != nil {
 		return 0, err
 	}
+	// A one_per_customer group's customers no longer hold the released codes.
+	if len(ids) > 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM group_customer_codes WHERE group_id = $1 AND code_id = ANY($2)`, groupID, pq.Array(ids)); err != nil {
+			return 0, fmt.Errorf("releasing issues of group %d: %w", groupID, err)
+		}
+	}
 	return int64(len(ids)), tx.Commit()
+}
+
+// HeldUnder counts the customers holding a live code of the group under scope (a
+// mailing's progress recount): one probe of issues_scope_initial per customer, the
+// LATERAL … LIMIT 1 keeping the plan a nested loop over the batch.
+// Errors: *InvalidError.
+func (s *Store) HeldUnder(ctx context.Context, groupID int64, scope string, customerIDs []string) (int64, error) {
+	if len(customerIDs) == 0 {
+		return 0, nil
+	}
+	customers, err := checkBatch(scope, customerIDs)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = s.db.GetContext(ctx, &n, `
+		SELECT count(*) FROM unnest($1::text[]) AS u(customer_id)
+		CROSS JOIN LATERAL (
+		    SELECT 1 FROM issues i
+		    WHERE i.customer_id = u.customer_id AND i.group_id = $2 AND i.scope = $3
+		      AND i.kind = 'initial' AND i.released_at IS NULL
+		    LIMIT 1) i`, pq.Array(customers), groupID, scope)
+	if err != nil {
+		return 0, fmt.Errorf("counting the codes held under %s in group %d: %w", scope, groupID, err)
+	}
+	return n, nil
 }

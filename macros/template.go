@@ -175,13 +175,33 @@ func CompileLimits(ctx context.Context, src Source, groups GroupChecker, lim Lim
 			return nil, fmt.Errorf("macros: checking that the template's groups exist: GroupChecker returned %d answers for %d names", len(found), len(names))
 		}
 		missing := make(map[string]bool)
+		var absent []string
 		for i, ok := range found {
 			if !ok {
 				missing[GroupKey(names[i])] = true
+				absent = append(absent, names[i])
 			}
 		}
+		archived, err := archivedGroups(ctx, groups, absent)
+		if err != nil {
+			return nil, err
+		}
+		drawn := make(map[string]bool, len(t.newGroups))
+		for _, g := range t.newGroups {
+			drawn[GroupKey(g)] = true
+		}
 		for _, m := range macros {
-			if (m.fn == fnPromocode || m.fn == fnLastPromocode || m.fn == fnColumn) && missing[GroupKey(m.arg)] {
+			k := GroupKey(m.arg)
+			if (m.fn != fnPromocode && m.fn != fnLastPromocode && m.fn != fnColumn) || !missing[k] {
+				continue
+			}
+			switch {
+			case archived[k] && m.fn == fnLastPromocode && !drawn[k]:
+				// last_promocode of an archived group inserts the customer's code from
+				// it, or nothing (SPEC §3).
+			case archived[k]:
+				probs = append(probs, archivedGroup(m))
+			default:
 				probs = append(probs, unknownGroup(m))
 			}
 		}
@@ -448,6 +468,45 @@ func (t *Template) build(pt Part, s string, macros []macro, newIdx, repeatIdx ma
 }
 
 // unknownGroup reports a macro whose group does not exist.
+// ArchiveChecker is a GroupChecker that also knows archived groups (deleted after
+// issuing codes): last_promocode may name one — it inserts the code the customer
+// holds from it, or nothing — while promocode may not. The groups package
+// satisfies it; a GroupChecker without it makes every archived group unknown.
+type ArchiveChecker interface {
+	GroupChecker
+	// GroupsArchived reports, for each name, whether an archived group of that
+	// name exists (compared as GroupsExist compares), in the same order.
+	GroupsArchived(ctx context.Context, names []string) ([]bool, error)
+}
+
+// archivedGroups asks c, if it is an ArchiveChecker, which of names are archived
+// groups, by GroupKey.
+func archivedGroups(ctx context.Context, c GroupChecker, names []string) (map[string]bool, error) {
+	ac, ok := c.(ArchiveChecker)
+	if !ok || len(names) == 0 {
+		return nil, nil
+	}
+	found, err := ac.GroupsArchived(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("macros: checking which of the template's groups are archived: %w", err)
+	}
+	if len(found) != len(names) {
+		return nil, fmt.Errorf("macros: checking which of the template's groups are archived: %d answers for %d names", len(found), len(names))
+	}
+	out := make(map[string]bool, len(names))
+	for i, ok := range found {
+		if ok {
+			out[GroupKey(names[i])] = true
+		}
+	}
+	return out, nil
+}
+
+func archivedGroup(m macro) Problem {
+	return *m.problem(m.loc.s, fmt.Sprintf("group %q is archived: no new code can be drawn from it", m.arg),
+		"draw from a live group; last_promocode('"+m.arg+"') alone may still insert the code a customer holds from it", ErrUnknownGroup)
+}
+
 func unknownGroup(m macro) Problem {
 	return *m.problem(m.loc.s, fmt.Sprintf("group %q does not exist", m.arg),
 		"check the spelling against the group list, or create the group first", ErrUnknownGroup)

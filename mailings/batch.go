@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"promopool/groups"
@@ -60,6 +61,7 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	// can hold the batch.
 	sendCtx, stopLease := s.holdLease(ctx, mailingID, batch, lease.token)
 	defer stopLease()
+	ctx = context.WithValue(ctx, leaseKey{}, lease.token)
 
 	m, err := getMailing(ctx, s.db, mailingID, "")
 	if err != nil {
@@ -80,8 +82,8 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	outcomes, sendable := partition(recips)
 	comp, err := s.claimCodes(ctx, m, t, sendable, lease.first)
 	if errors.Is(err, groups.ErrGroupNotFound) {
-		s.pause(ctx, m.ID, "a group this mailing draws from was deleted: "+err.Error())
-		return s.record(ctx, m, batch, outcomes, nil)
+		s.pause(ctx, m.ID, PauseGroupDeleted, "a group this mailing draws from was deleted: "+err.Error())
+		return s.record(ctx, m, batch, outcomes, counts{recount: true})
 	}
 	if err != nil {
 		return err
@@ -95,7 +97,7 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	if err != nil {
 		return err
 	}
-	if err := s.record(ctx, m, batch, outcomes, comp.issued); err != nil {
+	if err := s.record(ctx, m, batch, outcomes, comp.counts()); err != nil {
 		return err
 	}
 	if transient > 0 || held > 0 {
@@ -133,7 +135,7 @@ func (s *Service) prepare(ctx context.Context, m *Mailing, batch int, queued []s
 		return nil, nil // paused (resume re-enqueues), draft, finished
 	}
 	if len(queued) == 0 {
-		return nil, s.record(ctx, m, batch, nil, nil)
+		return nil, s.record(ctx, m, batch, nil, counts{})
 	}
 	t, err := s.tmpl.get(m)
 	if err != nil {
@@ -162,9 +164,13 @@ func partition(recips []Recipient) (outcomes []outcome, sendable []Recipient) {
 // (compose); first says the batch is on its first delivery.
 func (s *Service) claimCodes(ctx context.Context, m *Mailing, t *macros.Template, sendable []Recipient, first bool) (*composition, error) {
 	if len(sendable) == 0 {
-		return &composition{uncovered: map[string]string{}, issued: map[int64]int{}}, nil
+		return &composition{uncovered: map[string]string{}, issued: map[int64]int{}, recount: !first}, nil
 	}
-	return s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable, first)
+	comp, err := s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable, first, m.OnExhaustion == OnExhaustionFallback)
+	if comp != nil {
+		comp.recount = !first
+	}
+	return comp, err
 }
 
 // stillRunning reads the mailing's status again after the claim. When it is no longer
@@ -178,7 +184,7 @@ func (s *Service) stillRunning(ctx context.Context, m *Mailing, batch int, queue
 	if status == StatusRunning {
 		return true, nil
 	}
-	if err := s.record(ctx, m, batch, outcomes, comp.issued); err != nil {
+	if err := s.record(ctx, m, batch, outcomes, comp.counts()); err != nil {
 		return false, err
 	}
 	if status == StatusCancelled {
@@ -201,7 +207,7 @@ func (s *Service) sendBatch(ctx, sendCtx context.Context, m *Mailing, t *macros.
 			return 0, 0, err
 		}
 	}
-	transient, err = s.send(ctx, sendCtx, m, t, batch, comp.rendered, outcomes)
+	transient, err = s.send(ctx, sendCtx, m, t, batch, comp, outcomes)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -242,9 +248,11 @@ func (s *Service) heldByReservations(ctx context.Context, m *Mailing, comp *comp
 	return n, nil
 }
 
-// uncovered handles recipients a group could not cover: with "send while codes last"
-// they are skipped (and their codes from other groups go back); otherwise the mailing
-// pauses and they stay queued for the resume, and the exhaustion is alerted at once.
+// uncovered handles recipients a group could not cover, as the mailing's on_exhaustion
+// says: "skip" skips them (and their codes from other groups go back); "fallback" sends
+// them the message with the fallback text of each group that had no code (no code
+// recorded for it); "pause" pauses the mailing with them queued for the resume, and the
+// exhaustion is alerted at once.
 func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template, batch int, comp *composition, outcomes *[]outcome) error {
 	byGroup := map[string]int{}
 	var ids []string
@@ -252,11 +260,20 @@ func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template,
 		byGroup[g]++
 		ids = append(ids, c)
 	}
-	if m.WhileCodesLast {
+	switch m.OnExhaustion {
+	case OnExhaustionSkip:
 		for _, c := range ids {
 			*outcomes = append(*outcomes, outcome{c, RecipientSkipped, fmt.Sprintf("group %q had no code left", comp.uncovered[c])})
 		}
+		comp.released = true
 		return s.release(ctx, m, t, batch, ids)
+	case OnExhaustionFallback:
+		for _, c := range comp.short {
+			if _, still := comp.uncovered[c.r.ID]; still {
+				comp.ready = append(comp.ready, c)
+			}
+		}
+		return nil
 	}
 	for g, n := range byGroup {
 		gid := m.GroupIDs[macros.GroupKey(g)]
@@ -264,39 +281,90 @@ func (s *Service) uncovered(ctx context.Context, m *Mailing, t *macros.Template,
 		if s.alerter != nil {
 			s.alerter.GroupExhausted(ctx, gid, m.ID, n)
 		}
-		s.pause(ctx, m.ID, fmt.Sprintf("group %q ran out of codes: upload more and resume", g))
+		s.pause(ctx, m.ID, PauseExhausted, fmt.Sprintf("group %q ran out of codes: it resumes by itself once codes are uploaded", g))
 	}
 	return nil
 }
 
 // pause marks a running mailing paused with a reason, and records the system's pause
 // event (one statement: the event is written only if the mailing was running).
-func (s *Service) pause(ctx context.Context, id int64, reason string) {
+func (s *Service) pause(ctx context.Context, id int64, kind, reason string) {
 	_, err := s.db.ExecContext(ctx, `
 		WITH paused AS (
-			UPDATE mailings SET status = 'paused', pause_reason = $2 WHERE id = $1 AND status = 'running' RETURNING id)
-		INSERT INTO mailing_events (mailing_id, action, actor_kind, actor_name)
-		SELECT id, 'pause', 'system', 'promopool' FROM paused`, id, reason)
+			UPDATE mailings SET status = 'paused', pause_reason = $2, pause_kind = $3 WHERE id = $1 AND status = 'running' RETURNING id)
+		, e AS (
+			INSERT INTO mailing_events (mailing_id, action, actor_kind, actor_name)
+			SELECT id, 'pause', 'system', 'promopool' FROM paused RETURNING id, mailing_id)
+		INSERT INTO mailing_event_details (event_id, mailing_id, detail) SELECT id, mailing_id, left($2, 1000) FROM e`, id, reason, kind)
 	if err != nil {
 		s.log.Error("pausing mailing failed", "mailing_id", id, "err", err)
 	}
 }
 
-// send hands the rendered messages to the transport and turns each result into an
-// outcome; definitive rejections return their codes to the pool. It returns how many
-// failed transiently (they stay queued).
+// send renders the ready messages and hands them to the transport a chunk at a time
+// (at most Config.BatchBytes of rendered messages, or one message, are held at once),
+// and turns each result into an outcome. A message larger than the template's limit
+// (MAX_MESSAGE_BYTES) fails its recipient; it and definitive rejections return their
+// codes to the pool. It returns how many failed transiently (they stay queued).
 // The transport sends under sendCtx (it ends when the batch's lease is lost: messages
 // not yet sent then stay queued, as Temporary); the rest runs under ctx.
-func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Template, batch int, rendered []Rendered, outcomes *[]outcome) (int, error) {
-	if len(rendered) == 0 {
+func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Template, batch int, comp *composition, outcomes *[]outcome) (int, error) {
+	ready := comp.ready
+	if len(ready) == 0 {
 		return 0, nil
 	}
 	if s.sender == nil {
 		return 0, errors.New("this process has no transport to send with")
 	}
-	msgs := make([]mailer.Message, len(rendered))
-	for i, r := range rendered {
-		msgs[i] = mailer.Message{ID: MessageID(m.ID, r.CustomerID), From: m.Sender, To: r.Email, Subject: r.Subject, HTML: r.HTML, Text: r.Text}
+	rn := newRenderer(t)
+	transient := 0
+	var release []string
+	var msgs []mailer.Message
+	var custs, notes []string
+	held := 0
+	flush := func() {
+		if len(msgs) == 0 {
+			return
+		}
+		tr, rej := s.sendChunk(sendCtx, m, msgs, custs, notes, outcomes)
+		transient += tr
+		release = append(release, rej...)
+		msgs, custs, notes, held = msgs[:0], custs[:0], notes[:0], 0
+	}
+	for i := range ready {
+		rd, err := rn.render(&ready[i])
+		if errors.Is(err, macros.ErrMessageTooLarge) {
+			release = append(release, ready[i].r.ID)
+			*outcomes = append(*outcomes, outcome{ready[i].r.ID, RecipientFailed, "message too large: " + err.Error() + " (codes returned to the pool)"})
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n := rd.size(); held > 0 && held+n > s.cfg.BatchBytes {
+			flush()
+		}
+		held += rd.size()
+		msgs = append(msgs, mailer.Message{ID: MessageID(m.ID, rd.CustomerID), From: m.Sender, To: rd.Email, Subject: rd.Subject, HTML: rd.HTML, Text: rd.Text})
+		custs = append(custs, rd.CustomerID)
+		notes = append(notes, ready[i].note(t))
+	}
+	flush()
+	if len(release) > 0 {
+		comp.released = true
+		if err := s.release(ctx, m, t, batch, release); err != nil {
+			return 0, err
+		}
+	}
+	return transient, nil
+}
+
+// sendChunk sends one chunk of messages (to custs) and adds their outcomes; it returns
+// how many failed transiently and the customers whose messages were definitively
+// rejected (their codes go back to the pool).
+func (s *Service) sendChunk(sendCtx context.Context, m *Mailing, msgs []mailer.Message, custs, notes []string, outcomes *[]outcome) (int, []string) {
+	if sendCtx.Err() != nil {
+		return len(msgs), nil // the lease is lost: nothing more leaves
 	}
 	results, err := s.sender.Send(sendCtx, msgs)
 	if err != nil {
@@ -306,10 +374,10 @@ func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Templ
 	transient := 0
 	var rejected []string
 	for i, r := range results {
-		c := rendered[i].CustomerID
+		c := custs[i]
 		switch r.Outcome {
 		case mailer.Sent:
-			*outcomes = append(*outcomes, outcome{c, RecipientSent, ""})
+			*outcomes = append(*outcomes, outcome{c, RecipientSent, notes[i]})
 		case mailer.Rejected:
 			rejected = append(rejected, c)
 			*outcomes = append(*outcomes, outcome{c, RecipientFailed, "rejected: " + errText(r.Err) + " (codes returned to the pool)"})
@@ -319,12 +387,7 @@ func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Templ
 			transient++
 		}
 	}
-	if len(rejected) > 0 {
-		if err := s.release(ctx, m, t, batch, rejected); err != nil {
-			return 0, err
-		}
-	}
-	return transient, nil
+	return transient, rejected
 }
 
 func errText(err error) string {
@@ -335,7 +398,8 @@ func errText(err error) string {
 }
 
 // release returns the codes the customers were issued by this mailing (every group the
-// template draws new codes from) to the pool; the issue rows stay, marked released.
+// template draws new codes from) to the pool; the issue rows stay, marked released. The
+// batch's codes-issued counters are then recounted by its record (counts.recount).
 func (s *Service) release(ctx context.Context, m *Mailing, t *macros.Template, batch int, customers []string) error {
 	if len(customers) == 0 {
 		return nil
@@ -345,16 +409,8 @@ func (s *Service) release(ctx context.Context, m *Mailing, t *macros.Template, b
 		if !ok {
 			continue
 		}
-		n, err := s.groups.Release(ctx, gid, Scope(m.ID), customers)
-		if err != nil {
+		if _, err := s.groups.Release(ctx, gid, Scope(m.ID), customers); err != nil {
 			return fmt.Errorf("returning codes of mailing %d to group %d: %w", m.ID, gid, err)
-		}
-		if n > 0 {
-			if _, err := s.db.ExecContext(ctx, `
-				INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) VALUES ($1, $2, $3, -$4::bigint)
-				ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = mailing_group_counts.issued - $4::bigint`, m.ID, gid, batch, n); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -371,7 +427,7 @@ func (s *Service) skipAndRelease(ctx context.Context, m *Mailing, batch int, cus
 	for i, c := range customers {
 		outs[i] = outcome{c, RecipientSkipped, why}
 	}
-	return s.record(ctx, m, batch, outs, nil)
+	return s.record(ctx, m, batch, outs, counts{recount: true})
 }
 
 // pending is the queued customers that have no outcome yet.
@@ -390,9 +446,16 @@ func pending(queued []string, outs []outcome) []string {
 }
 
 // record writes outcomes (only over recipients still queued), recomputes the batch's
-// counters from its rows (idempotent), adds the codes issued per group, and finishes
-// the mailing when its last batch is done — one transaction.
-func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outcome, issued map[int64]int) error {
+// counters from its rows (idempotent), counts the codes issued per group (count), and
+// finishes the mailing when its last batch is done — one transaction.
+func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outcome, cnt counts) error {
+	var recounted map[int64]int64
+	if cnt.recount {
+		var err error
+		if recounted, err = s.recount(ctx, m, batch); err != nil {
+			return err
+		}
+	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
@@ -417,21 +480,15 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 			return fmt.Errorf("recording outcomes of mailing %d: %w", m.ID, err)
 		}
 	}
-	for gid, n := range issued {
-		if n == 0 {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = mailing_group_counts.issued + excluded.issued`, m.ID, gid, batch, n); err != nil {
-			return err
-		}
+	if err := writeCounts(ctx, tx, m, batch, cnt, recounted); err != nil {
+		return err
 	}
 	_, err = tx.ExecContext(ctx, `
-		UPDATE mailing_batches b SET sent = x.sent, failed = x.failed, skipped = x.skipped,
+		UPDATE mailing_batches b SET sent = x.sent, failed = x.failed, skipped = x.skipped, fallback = x.fallback,
 		       done_at = CASE WHEN x.queued = 0 THEN coalesce(b.done_at, now()) END
 		FROM (SELECT count(*) FILTER (WHERE status = 'sent') AS sent, count(*) FILTER (WHERE status = 'failed') AS failed,
-		             count(*) FILTER (WHERE status = 'skipped') AS skipped, count(*) FILTER (WHERE status = 'queued') AS queued
+		             count(*) FILTER (WHERE status = 'skipped') AS skipped, count(*) FILTER (WHERE status = 'queued') AS queued,
+		             count(*) FILTER (WHERE status = 'sent' AND detail LIKE 'fallback:%') AS fallback
 		      FROM mailing_recipients WHERE mailing_id = $1 AND batch = $2) x
 		WHERE b.mailing_id = $1 AND b.batch = $2`, m.ID, batch)
 	if err != nil {
@@ -446,6 +503,92 @@ func (s *Service) record(ctx context.Context, m *Mailing, batch int, outs []outc
 	// each commit, the last committer sees every batch done.
 	_, err = finishDone(ctx, s.db, m.ID)
 	return err
+}
+
+// counts says how record updates a batch's codes-issued counters (mailing_group_counts,
+// the mailing's progress.codes_issued).
+type counts struct {
+	// issued are the codes this delivery took from the pool, per group id: added.
+	issued map[int64]int
+	// recount replaces the batch's counters with the codes its recipients hold under
+	// the mailing's scope, whichever delivery issued them. Needed when a delivery
+	// cannot know what the earlier ones counted — a redelivery after a crash between
+	// claim and record finds its codes issued and takes none — or when codes went back
+	// to the pool.
+	recount bool
+}
+
+// counts is how the batch's delivery that made c counts its codes.
+func (c *composition) counts() counts {
+	return counts{issued: c.issued, recount: c.recount || c.released}
+}
+
+// leaseKey carries the lease token of the delivery running a batch (ProcessBatch) to
+// the counters it writes.
+type leaseKey struct{}
+
+// heldBy is the lease token in ctx (0: none).
+func heldBy(ctx context.Context) int64 {
+	tok, _ := ctx.Value(leaseKey{}).(int64)
+	return tok
+}
+
+// recount reads, per group the template draws new codes from, how many codes the
+// batch's recipients hold under the mailing's scope (before record's transaction:
+// the issues are groups'). nil when nothing can have been claimed.
+func (s *Service) recount(ctx context.Context, m *Mailing, batch int) (map[int64]int64, error) {
+	t, err := s.tmpl.get(m)
+	if err != nil {
+		return nil, nil // nothing was claimed under a template that does not parse
+	}
+	var custs []string
+	if err := s.db.SelectContext(ctx, &custs, `SELECT customer_id FROM mailing_recipients WHERE mailing_id = $1 AND batch = $2`, m.ID, batch); err != nil {
+		return nil, fmt.Errorf("reading the recipients of batch %d of mailing %d: %w", batch, m.ID, err)
+	}
+	out := map[int64]int64{}
+	for _, g := range t.NewCodeGroups() {
+		gid, ok := m.GroupIDs[macros.GroupKey(g)]
+		if !ok {
+			continue
+		}
+		n, err := s.groups.HeldUnder(ctx, gid, Scope(m.ID), custs)
+		if err != nil {
+			return nil, fmt.Errorf("recounting the codes of batch %d of mailing %d: %w", batch, m.ID, err)
+		}
+		out[gid] = n
+	}
+	return out, nil
+}
+
+// writeCounts applies a delivery's counts to the batch's codes-issued counters, in
+// record's transaction: set to the recount, or added. Only the delivery holding the
+// batch's lease writes (its token still on the batch row): a delivery that lost its
+// lease — a worker cut off, then back — must not add what the next delivery's recount
+// already holds.
+func writeCounts(ctx context.Context, tx *sqlx.Tx, m *Mailing, batch int, cnt counts, recounted map[int64]int64) error {
+	token := heldBy(ctx)
+	const holder = `(SELECT $5::bigint = 0 OR EXISTS (SELECT 1 FROM mailing_batches WHERE mailing_id = $1 AND batch = $3 AND lease_token = $5))`
+	if cnt.recount {
+		for gid, n := range recounted {
+			if _, err := tx.ExecContext(ctx, `
+				INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) SELECT $1, $2, $3, $4 WHERE `+holder+`
+				ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = excluded.issued`, m.ID, gid, batch, n, token); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for gid, n := range cnt.issued {
+		if n == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO mailing_group_counts (mailing_id, group_id, batch, issued) SELECT $1, $2, $3, $4 WHERE `+holder+`
+			ON CONFLICT (mailing_id, group_id, batch) DO UPDATE SET issued = mailing_group_counts.issued + excluded.issued`, m.ID, gid, batch, n, token); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // finishMailings marks finished the running (or cancelled) mailings, one or all

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/jmoiron/sqlx"
@@ -16,11 +18,14 @@ import (
 // templateCache keeps compiled templates by mailing id (a mailing's templates never
 // change after creation).
 type templateCache struct {
-	mu sync.Mutex
-	m  map[int64]*macros.Template
+	mu  sync.Mutex
+	lim macros.Limits
+	m   map[int64]*macros.Template
 }
 
-func newTemplateCache() *templateCache { return &templateCache{m: map[int64]*macros.Template{}} }
+func newTemplateCache(lim macros.Limits) *templateCache {
+	return &templateCache{lim: lim, m: map[int64]*macros.Template{}}
+}
 
 func (c *templateCache) get(m *Mailing) (*macros.Template, error) {
 	c.mu.Lock()
@@ -29,7 +34,7 @@ func (c *templateCache) get(m *Mailing) (*macros.Template, error) {
 		return t, nil
 	}
 	// Groups were checked at creation; Parse only re-reads the syntax.
-	t, err := macros.Parse(m.source())
+	t, err := macros.ParseLimits(m.source(), c.lim)
 	if err != nil {
 		return nil, err
 	}
@@ -98,23 +103,104 @@ type Rendered struct {
 	Codes map[string]string `json:"codes"`
 }
 
+// size is the rendered message's size in bytes.
+func (r *Rendered) size() int { return len(r.Subject) + len(r.HTML) + len(r.Text) }
+
+// composed is a recipient who holds every code the template needs, not rendered yet:
+// a batch renders its messages a few at a time (Config.BatchBytes), so it never holds
+// all of them at once.
+type composed struct {
+	r         Recipient
+	newCodes  []string
+	lastCodes []string
+	// fallback[i]: group NewCodeGroups()[i] had no code for the recipient (nil: none
+	// lacking); sent only with on_exhaustion "fallback", with the macro's fallback text.
+	fallback []bool
+}
+
+// note is the detail recorded with the recipient's outcome when sent: which groups
+// were replaced by their fallback text ("" for a message with every code).
+func (c *composed) note(t *macros.Template) string {
+	var gs []string
+	for i, f := range c.fallback {
+		if f {
+			gs = append(gs, strconv.Quote(t.NewCodeGroups()[i]))
+		}
+	}
+	if len(gs) == 0 {
+		return ""
+	}
+	return "fallback: group " + strings.Join(gs, ", ") + " had no code left: the fallback text was sent, no code recorded"
+}
+
 // composition is what compose did for a batch.
 type composition struct {
-	rendered []Rendered
+	// ready are the recipients holding all their codes, in order, to render.
+	ready []composed
+	// short are the uncovered recipients, with the codes they did get and the groups
+	// that had none for them marked fallback.
+	short []composed
 	// uncovered maps a customer to the first group that had no code for them.
 	uncovered map[string]string
 	// issued counts codes newly taken, per group id.
 	issued map[int64]int
+	// recount: the batch's counters are recounted at its record, not added to (a
+	// redelivery); released: some of its codes went back to the pool.
+	recount, released bool
+}
+
+// renderer renders a composition's messages one by one, reusing its buffers.
+type renderer struct {
+	t      *macros.Template
+	groups []string // new-code groups, then repeat groups
+	v      macros.Values
+	buf    []byte
+}
+
+func newRenderer(t *macros.Template) *renderer {
+	return &renderer{t: t, v: macros.Values{NewCodes: make([]string, len(t.NewCodeGroups())), LastCodes: make([]string, len(t.RepeatGroups()))}}
+}
+
+// render renders one composed recipient. Errors wrap macros.ErrMessageTooLarge when
+// the message is larger than the template's MaxMessageBytes (nothing else is held:
+// the buffer is cut back), macros.ErrMissingCode or ErrMissingColumn.
+func (rn *renderer) render(c *composed) (Rendered, error) {
+	rn.v.Customer = c.r.customer()
+	copy(rn.v.NewCodes, c.newCodes)
+	copy(rn.v.LastCodes, c.lastCodes)
+	rn.v.UseFallback = c.fallback
+	msg, buf, err := rn.t.Render(rn.buf, &rn.v)
+	rn.buf = buf
+	if cap(rn.buf) > 4<<20 {
+		rn.buf = nil // one huge message does not pin its buffer for the rest of the batch
+	}
+	if err != nil {
+		return Rendered{}, fmt.Errorf("customer %s: %w", c.r.ID, err)
+	}
+	codes := make(map[string]string, len(c.newCodes)+len(c.lastCodes))
+	for i, g := range rn.t.NewCodeGroups() {
+		if c.newCodes[i] != "" {
+			codes[g] = c.newCodes[i]
+		}
+	}
+	for i, g := range rn.t.RepeatGroups() {
+		if c.lastCodes[i] != "" {
+			codes[g] = c.lastCodes[i]
+		}
+	}
+	return Rendered{CustomerID: c.r.ID, Email: c.r.Email, Subject: msg.Subject, HTML: msg.HTML, Text: msg.Text, Codes: codes}, nil
 }
 
 // compose claims (one Claim per group the template draws from) and repeats (one Repeat
-// per group it re-issues from) for all recipients at once, under scope, then renders
-// every recipient that has all its new codes. Recipients a group could not cover are
-// not rendered and are listed in uncovered.
+// per group it re-issues from) for all recipients at once, under scope, and lists every
+// recipient that has all its new codes as ready to render. Recipients a group could not
+// cover are listed in uncovered.
 //
 // first says no recipient can hold a code under scope yet (a batch's first delivery):
-// the claims skip their re-claim check (groups.ClaimRequest.FirstClaim).
-func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[string]int64, scope string, mailingID *int64, recips []Recipient, first bool) (*composition, error) {
+// the claims skip their re-claim check (groups.ClaimRequest.FirstClaim). repeatAll
+// records last_promocode repeats for uncovered recipients too (they may be sent a
+// fallback).
+func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[string]int64, scope string, mailingID *int64, recips []Recipient, first, repeatAll bool) (*composition, error) {
 	ids := make([]string, len(recips))
 	for i, r := range recips {
 		ids[i] = r.ID
@@ -148,7 +234,7 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 		}
 		var covered []string
 		for _, id := range ids {
-			if _, un := out.uncovered[id]; !un {
+			if _, un := out.uncovered[id]; !un || repeatAll {
 				covered = append(covered, id)
 			}
 		}
@@ -162,35 +248,23 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 		}
 		lastCodes[i] = m
 	}
-	v := &macros.Values{NewCodes: make([]string, len(newGroups)), LastCodes: make([]string, len(repeatGroups))}
-	var buf []byte
 	for _, r := range recips {
+		c := composed{r: r, newCodes: make([]string, len(newGroups)), lastCodes: make([]string, len(repeatGroups))}
+		for i := range newGroups {
+			c.newCodes[i] = newCodes[i][r.ID]
+		}
+		for i := range repeatGroups {
+			c.lastCodes[i] = lastCodes[i][r.ID]
+		}
 		if _, un := out.uncovered[r.ID]; un {
+			c.fallback = make([]bool, len(newGroups))
+			for i := range newGroups {
+				c.fallback[i] = c.newCodes[i] == ""
+			}
+			out.short = append(out.short, c)
 			continue
 		}
-		v.Customer = r.customer()
-		codes := make(map[string]string, len(newGroups)+len(repeatGroups))
-		for i, g := range newGroups {
-			v.NewCodes[i] = newCodes[i][r.ID]
-			codes[g] = v.NewCodes[i]
-		}
-		for i, g := range repeatGroups {
-			v.LastCodes[i] = lastCodes[i][r.ID]
-			if v.LastCodes[i] != "" {
-				codes[g] = v.LastCodes[i]
-			}
-		}
-		if err := t.CheckValues(v); err != nil {
-			return nil, fmt.Errorf("customer %s: %w", r.ID, err)
-		}
-		rd := Rendered{CustomerID: r.ID, Email: r.Email, Codes: codes}
-		buf = t.AppendSubject(buf[:0], v)
-		rd.Subject = string(buf)
-		buf = t.AppendHTML(buf[:0], v)
-		rd.HTML = string(buf)
-		buf = t.AppendText(buf[:0], v)
-		rd.Text = string(buf)
-		out.rendered = append(out.rendered, rd)
+		out.ready = append(out.ready, c)
 	}
 	return out, nil
 }

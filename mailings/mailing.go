@@ -37,6 +37,21 @@ const (
 	StatusFinished  = "finished"
 )
 
+// Why a mailing is paused (Mailing.PauseKind).
+const (
+	PausePerson       = "person"        // the pause action: only a person resumes it
+	PauseExhausted    = "exhausted"     // a group ran out: resumes by itself once its groups cover the waiting recipients
+	PauseGroupDeleted = "group_deleted" // a group it draws from was deleted
+	PauseGroup        = "group"         // a group it draws from is paused: resumes when the group is active again
+)
+
+// What a mailing does for a recipient a group has no code for (Mailing.OnExhaustion).
+const (
+	OnExhaustionPause    = "pause"    // the mailing pauses (SPEC §5)
+	OnExhaustionSkip     = "skip"     // the recipient is skipped ("send while codes last")
+	OnExhaustionFallback = "fallback" // the recipient gets the macro's fallback text, no code
+)
+
 // Recipient statuses.
 const (
 	RecipientQueued  = "queued"
@@ -113,22 +128,26 @@ type Audience struct {
 
 // Mailing is a mass mailing and its progress.
 type Mailing struct {
-	ID             int64            `db:"id" json:"id"`
-	Name           string           `db:"name" json:"name"`
-	Sender         string           `db:"sender" json:"sender"`
-	Subject        string           `db:"subject" json:"subject"`
-	HTML           string           `db:"html" json:"html"`
-	Text           string           `db:"text_body" json:"text"`
-	Transport      string           `db:"transport" json:"transport"`
-	AudienceJSON   json.RawMessage  `db:"audience" json:"-"`
-	Audience       Audience         `db:"-" json:"audience"`
-	GroupIDsJSON   json.RawMessage  `db:"group_ids" json:"-"`
-	GroupIDs       map[string]int64 `db:"-" json:"group_ids"`
-	Status         string           `db:"status" json:"status"`
-	PauseReason    string           `db:"pause_reason" json:"pause_reason,omitempty"`
-	WhileCodesLast bool             `db:"while_codes_last" json:"send_while_codes_last"`
-	BatchSize      int              `db:"batch_size" json:"batch_size"`
-	CreatedBy      string           `db:"created_by" json:"created_by"`
+	ID           int64            `db:"id" json:"id"`
+	Name         string           `db:"name" json:"name"`
+	Sender       string           `db:"sender" json:"sender"`
+	Subject      string           `db:"subject" json:"subject"`
+	HTML         string           `db:"html" json:"html"`
+	Text         string           `db:"text_body" json:"text"`
+	Transport    string           `db:"transport" json:"transport"`
+	AudienceJSON json.RawMessage  `db:"audience" json:"-"`
+	Audience     Audience         `db:"-" json:"audience"`
+	GroupIDsJSON json.RawMessage  `db:"group_ids" json:"-"`
+	GroupIDs     map[string]int64 `db:"-" json:"group_ids"`
+	Status       string           `db:"status" json:"status"`
+	PauseReason  string           `db:"pause_reason" json:"pause_reason,omitempty"`
+	// PauseKind says who or what paused it (Pause…): only the system's pauses end by themselves.
+	PauseKind string `db:"pause_kind" json:"pause_kind,omitempty"`
+	// OnExhaustion is what it does for a recipient a group has no code for (OnExhaustion…).
+	OnExhaustion   string `db:"on_exhaustion" json:"on_exhaustion"`
+	WhileCodesLast bool   `db:"while_codes_last" json:"send_while_codes_last"`
+	BatchSize      int    `db:"batch_size" json:"batch_size"`
+	CreatedBy      string `db:"created_by" json:"created_by"`
 	// CreatedByWho is who created the mailing, as they were then.
 	CreatedByWho auth.Actor `db:"created_by_who" json:"created_by_who"`
 	// Events are the mailing's steps (created, started, paused, resumed, cancelled) with
@@ -152,6 +171,9 @@ type Progress struct {
 	Sent       int64 `db:"sent" json:"sent"`
 	Failed     int64 `db:"failed" json:"failed"`
 	Skipped    int64 `db:"skipped" json:"skipped"`
+	// Fallback counts the sent recipients who got a fallback text instead of a code
+	// (they are among Sent).
+	Fallback int64 `db:"fallback" json:"fallback"`
 	// CodesIssued maps group name to the codes this mailing issued from it.
 	CodesIssued map[string]int64 `db:"-" json:"codes_issued"`
 	// MessagesPerSecond is the send rate from start to the last outcome (or now).
@@ -184,6 +206,15 @@ type Config struct {
 	// OutboxStale is how long an unfinished outbox may go without a chunk before the
 	// reconciler takes over its writing (default 30 s): the writer died.
 	OutboxStale time.Duration
+	// Limits bound a mailing's templates (macros per template) and each rendered
+	// message (MAX_MESSAGE_BYTES; default macros.DefaultMaxMessageBytes): a template
+	// over them is refused at creation, a message over them fails its recipient.
+	Limits macros.Limits
+	// BatchBytes is about the most bytes of rendered messages a batch holds at once
+	// (MAILING_BATCH_BYTES, default 32 MiB): a batch renders and hands its messages to
+	// the transport in chunks of this size, so its memory stays bounded whatever the
+	// templates and customer fields (one message may exceed it alone, up to Limits).
+	BatchBytes int
 }
 
 // Deps are what a Service works with. DB and Groups are required; the others may be
@@ -227,11 +258,12 @@ func New(cfg Config, deps Deps) *Service {
 	cfg.ReservationTimeout = cmp.Or(cfg.ReservationTimeout, time.Minute)
 	cfg.OutboxChunk = cmp.Or(cfg.OutboxChunk, 50_000)
 	cfg.OutboxStale = cmp.Or(cfg.OutboxStale, 30*time.Second)
+	cfg.BatchBytes = cmp.Or(cfg.BatchBytes, 32<<20)
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{cfg: cfg, db: deps.DB, groups: deps.Groups, enqueuer: deps.Enqueuer, sender: deps.Sender,
-		alerter: deps.Alerter, segments: deps.Segments, log: deps.Log, tmpl: newTemplateCache()}
+		alerter: deps.Alerter, segments: deps.Segments, log: deps.Log, tmpl: newTemplateCache(cfg.Limits)}
 }
 
 // Input is a new mailing.
@@ -244,6 +276,9 @@ type Input struct {
 	Transport string   `json:"transport"`
 	Audience  Audience `json:"audience"`
 	BatchSize int      `json:"batch_size"`
+	// OnExhaustion: "pause" (default), "skip" or "fallback" (every promocode macro
+	// then needs a fallback='…' text).
+	OnExhaustion string `json:"on_exhaustion,omitempty"`
 }
 
 func (in *Input) validate() error {
@@ -261,6 +296,8 @@ func (in *Input) validate() error {
 		return &groups.InvalidError{Field: "audience", Reason: "give customer_ids, set all, or give a segment filter"}
 	case in.BatchSize < 0 || in.BatchSize > 10000:
 		return &groups.InvalidError{Field: "batch_size", Reason: "must be 1–10000"}
+	case in.OnExhaustion != "" && in.OnExhaustion != OnExhaustionPause && in.OnExhaustion != OnExhaustionSkip && in.OnExhaustion != OnExhaustionFallback:
+		return &groups.InvalidError{Field: "on_exhaustion", Reason: "must be pause, skip or fallback"}
 	case in.Transport != "" && in.Transport != "default":
 		return &groups.InvalidError{Field: "transport", Reason: "only the worker's configured transport, \"default\", exists"}
 	}
@@ -314,11 +351,19 @@ func (s *Service) Create(ctx context.Context, actor string, in Input) (*Mailing,
 		}
 	}
 	src := macros.Source{Subject: in.Subject, HTML: in.HTML, Text: in.Text}
-	t, err := macros.Compile(ctx, src, s.groups)
+	t, err := macros.CompileLimits(ctx, src, s.groups, s.cfg.Limits)
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.groups.LiveIDs(ctx, append(t.NewCodeGroups(), t.RepeatGroups()...))
+	if in.OnExhaustion == OnExhaustionFallback {
+		for i, g := range t.NewCodeGroups() {
+			if !t.HasFallback(i) {
+				return nil, &groups.InvalidError{Field: "on_exhaustion", Reason: fmt.Sprintf(
+					"fallback needs a fallback text on every promocode macro: add fallback='…' to promocode('%s')", g)}
+			}
+		}
+	}
+	ids, err := s.templateGroups(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -333,14 +378,15 @@ func (s *Service) Create(ctx context.Context, actor string, in Input) (*Mailing,
 	var id int64
 	err = tx.GetContext(ctx, &id, `
 		INSERT INTO mailings (name, sender, subject, html, text_body, transport, audience, group_ids, batch_size, created_by,
-			created_by_kind, created_by_user_id, created_by_name, created_by_email)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
+			created_by_kind, created_by_user_id, created_by_name, created_by_email, on_exhaustion)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id`,
 		strings.TrimSpace(in.Name), in.Sender, in.Subject, in.HTML, in.Text, cmp.Or(in.Transport, "default"),
-		string(aud), string(gids), cmp.Or(in.BatchSize, s.cfg.BatchSize), actor, who.Kind, who.UserID, who.Name, who.Email)
+		string(aud), string(gids), cmp.Or(in.BatchSize, s.cfg.BatchSize), actor, who.Kind, who.UserID, who.Name, who.Email,
+		cmp.Or(in.OnExhaustion, OnExhaustionPause))
 	if err != nil {
 		return nil, fmt.Errorf("creating mailing: %w", err)
 	}
-	if err := recordEvent(ctx, tx, id, EventCreate, actor); err != nil {
+	if err := recordEvent(ctx, tx, id, EventCreate, actor, ""); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -349,7 +395,7 @@ func (s *Service) Create(ctx context.Context, actor string, in Input) (*Mailing,
 	return s.Get(ctx, id)
 }
 
-var mailingColumns = `id, name, sender, subject, html, text_body, transport, audience, group_ids, status, pause_reason,
+var mailingColumns = `id, name, sender, subject, html, text_body, transport, audience, group_ids, status, pause_reason, pause_kind, on_exhaustion,
 	while_codes_last, batch_size, created_by, created_at, started_at, finished_at, outbox_complete, outbox_cursor, outbox_next_batch, ` +
 	auth.ActorSQL("created_by", "created_by") + ` AS created_by_who`
 
@@ -371,6 +417,26 @@ func getMailing(ctx context.Context, q sqlx.QueryerContext, id int64, lock strin
 	return &m, nil
 }
 
+// templateGroups resolves a template's groups to ids, by GroupKey: the live group of
+// each name it draws new codes from, and for last_promocode the live group or else
+// the most recently archived one of that name (its customers' codes still repeat).
+func (s *Service) templateGroups(ctx context.Context, t *macros.Template) (map[string]int64, error) {
+	ids, err := s.groups.LiveIDs(ctx, t.NewCodeGroups())
+	if err != nil {
+		return nil, err
+	}
+	if len(t.RepeatGroups()) > 0 {
+		known, err := s.groups.KnownIDs(ctx, t.RepeatGroups())
+		if err != nil {
+			return nil, err
+		}
+		for k, id := range known {
+			ids[k] = id
+		}
+	}
+	return ids, nil
+}
+
 // Get returns a mailing with its progress. Errors: ErrNotFound.
 func (s *Service) Get(ctx context.Context, id int64) (*Mailing, error) {
 	m, err := getMailing(ctx, s.db, id, "")
@@ -381,7 +447,7 @@ func (s *Service) Get(ctx context.Context, id int64) (*Mailing, error) {
 	err = s.db.GetContext(ctx, p, `
 		SELECT coalesce(sum(recipients), 0) AS recipients, coalesce(sum(sent), 0) AS sent,
 		       coalesce(sum(failed), 0) AS failed, coalesce(sum(skipped), 0) AS skipped,
-		       coalesce(sum(recipients - sent - failed - skipped), 0) AS queued
+		       coalesce(sum(recipients - sent - failed - skipped), 0) AS queued, coalesce(sum(fallback), 0) AS fallback
 		FROM mailing_batches WHERE mailing_id = $1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("reading progress of mailing %d: %w", id, err)

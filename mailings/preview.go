@@ -2,6 +2,7 @@ package mailings
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"promopool/groups"
@@ -54,7 +55,7 @@ func (s *Service) preview(ctx context.Context, t *macros.Template, customerID st
 	if c != nil && len(t.RepeatGroups()) > 0 {
 		if groupIDs == nil {
 			var err error
-			if groupIDs, err = s.groups.LiveIDs(ctx, t.RepeatGroups()); err != nil {
+			if groupIDs, err = s.groups.KnownIDs(ctx, t.RepeatGroups()); err != nil {
 				return nil, err
 			}
 		}
@@ -119,10 +120,10 @@ func (s *Service) Render(ctx context.Context, req RenderRequest) (*RenderResult,
 		ids, mailingID = m.GroupIDs, &m.ID
 	} else {
 		var err error
-		if t, err = macros.Compile(ctx, req.Template, s.groups); err != nil {
+		if t, err = macros.CompileLimits(ctx, req.Template, s.groups, s.cfg.Limits); err != nil {
 			return nil, err
 		}
-		if ids, err = s.groups.LiveIDs(ctx, append(t.NewCodeGroups(), t.RepeatGroups()...)); err != nil {
+		if ids, err = s.templateGroups(ctx, t); err != nil {
 			return nil, err
 		}
 	}
@@ -142,13 +143,45 @@ func (s *Service) Render(ctx context.Context, req RenderRequest) (*RenderResult,
 	if len(known) == 0 {
 		return res, nil
 	}
-	comp, err := s.compose(ctx, t, ids, scope, mailingID, known, false)
+	comp, err := s.compose(ctx, t, ids, scope, mailingID, known, false, false)
 	if err != nil {
 		return nil, err
 	}
 	for c, g := range comp.uncovered {
 		res.Skipped[c] = fmt.Sprintf("group %q has no code left", g)
 	}
-	res.Messages = comp.rendered
+	rn := newRenderer(t)
+	var tooLarge []string
+	for i := range comp.ready {
+		rd, err := rn.render(&comp.ready[i])
+		if errors.Is(err, macros.ErrMessageTooLarge) {
+			tooLarge = append(tooLarge, comp.ready[i].r.ID)
+			res.Skipped[comp.ready[i].r.ID] = "message too large: " + err.Error() + " (codes returned to the pool)"
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Messages = append(res.Messages, rd)
+	}
+	if err := s.releaseScope(ctx, t, ids, scope, tooLarge); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// releaseScope returns the codes customers were issued under scope from every group t
+// draws new codes from (a render whose message could not be made).
+func (s *Service) releaseScope(ctx context.Context, t *macros.Template, groupIDs map[string]int64, scope string, customers []string) error {
+	if len(customers) == 0 {
+		return nil
+	}
+	for _, g := range t.NewCodeGroups() {
+		if gid, ok := groupIDs[macros.GroupKey(g)]; ok {
+			if _, err := s.groups.Release(ctx, gid, scope, customers); err != nil {
+				return fmt.Errorf("returning codes of group %d: %w", gid, err)
+			}
+		}
+	}
+	return nil
 }

@@ -25,6 +25,11 @@ func (s *Service) Reconcile(ctx context.Context) (int, error) {
 	if err := s.continueOutboxes(ctx); err != nil {
 		return 0, err
 	}
+	// Mailings paused for lack of codes whose groups were refilled by a way that did
+	// not announce it (the CLI's upload, a cap raised, codes returned) resume here.
+	if _, err := s.ResumeExhausted(ctx, 0, "the reconciler found codes for its waiting recipients"); err != nil {
+		return 0, err
+	}
 	var cands []BatchRef
 	err := s.db.SelectContext(ctx, &cands, `
 		SELECT b.mailing_id, b.batch, b.attempt FROM mailing_batches b JOIN mailings m ON m.id = b.mailing_id

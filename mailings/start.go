@@ -62,7 +62,13 @@ func (s *Service) Start(ctx context.Context, id int64, whileCodesLast bool) (*Ma
 	if err != nil {
 		return nil, err
 	}
-	if !whileCodesLast {
+	onExhaustion := m.OnExhaustion
+	if whileCodesLast && onExhaustion == OnExhaustionPause {
+		onExhaustion = OnExhaustionSkip
+	}
+	// A mailing that skips or falls back when a group runs out starts whatever the
+	// balance: that is what its sender chose.
+	if onExhaustion == OnExhaustionPause {
 		if err := s.checkCodes(ctx, m, t, n); err != nil {
 			return nil, err
 		}
@@ -73,11 +79,11 @@ func (s *Service) Start(ctx context.Context, id int64, whileCodesLast bool) (*Ma
 	}
 	if _, err := tx.ExecContext(ctx, `
 		UPDATE mailings SET status = 'running', started_at = now(), while_codes_last = $2,
-		       outbox_complete = $3, outbox_cursor = $4, outbox_next_batch = $5, outbox_at = now()
-		WHERE id = $1`, id, whileCodesLast, out.complete, out.cursor, out.next); err != nil {
+		       outbox_complete = $3, outbox_cursor = $4, outbox_next_batch = $5, outbox_at = now(), on_exhaustion = $6
+		WHERE id = $1`, id, onExhaustion == OnExhaustionSkip, out.complete, out.cursor, out.next, onExhaustion); err != nil {
 		return nil, err
 	}
-	if err := recordEvent(ctx, tx, id, EventStart, ""); err != nil {
+	if err := recordEvent(ctx, tx, id, EventStart, "", ""); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {

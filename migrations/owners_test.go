@@ -23,7 +23,7 @@ import (
 var tableUsers = map[string][]string{
 	// groups: pools of codes, uploads, claims and their bookkeeping.
 	"groups":            {"groups", "checkout"},
-	"code_ranges":       {"groups"},
+	"code_ranges":       {"groups", "checkout"},
 	"codes":             {"groups", "checkout"},
 	"reservations":      {"groups"},
 	"returned_codes":    {"groups"},
@@ -35,11 +35,22 @@ var tableUsers = map[string][]string{
 	"promotion_codes": {"groups", "checkout"},
 	"code_voids":      {"groups", "checkout"},
 
-	"mailings":             {"mailings"},
-	"mailing_batches":      {"mailings"},
-	"mailing_recipients":   {"mailings"},
-	"mailing_group_counts": {"mailings"},
-	"mailing_events":       {"mailings"},
+	"mailings":              {"mailings"},
+	"mailing_batches":       {"mailings"},
+	"mailing_recipients":    {"mailings"},
+	"mailing_group_counts":  {"mailings"},
+	"mailing_events":        {"mailings"},
+	"mailing_event_details": {"mailings"},
+	"group_customer_codes":  {"groups"},
+
+	// checkout (0017): redemptions, the counters behind exact caps, refunds and the
+	// webhook outbox. code_ranges is read for a unique code's expiry at validation.
+	"redemptions":                {"checkout"},
+	"redemption_counts":          {"checkout"},
+	"redemption_code_counts":     {"checkout"},
+	"redemption_customer_counts": {"checkout"},
+	"redemption_refunds":         {"checkout"},
+	"redemption_webhooks":        {"checkout"},
 
 	"alerts":           {"alerts"},
 	"alert_state":      {"alerts"},
@@ -49,6 +60,11 @@ var tableUsers = map[string][]string{
 	"segment_customers": {"segments"},
 	"segment_fold":      {"segments"},
 	"segment_groups":    {"segments"},
+
+	// reports (0019): daily rollups the reports read, folded from the issue history.
+	"report_fold":         {"reports"},
+	"report_issue_days":   {"reports"},
+	"report_balance_days": {"reports"},
 
 	"api_keys": {"auth"},
 	// users: the people who sign in, their roles and passwords.
@@ -62,8 +78,8 @@ var tableUsers = map[string][]string{
 	// Not yet behind one owner; the list only keeps more packages from joining.
 	// issues: written and read by groups (claims, history); alerts counts the
 	// rate window; segments folds the history into its summaries; checkout finds a
-	// unique code's holder at validation.
-	"issues": {"groups", "alerts", "segments", "checkout"},
+	// unique code's holder at validation; reports folds it into daily rollups.
+	"issues": {"groups", "alerts", "segments", "checkout", "reports"},
 	// customers: kept by customers; read (joined) by groups' export, mailings'
 	// recipients and segments' answers, and customers without a row get one in
 	// the segments fold.

@@ -52,6 +52,18 @@ type Config struct {
 	// ValidateRateLimit is the checkout validations one API key may make
 	// (VALIDATE_RATE_LIMIT, default 50/s; "off" for none).
 	ValidateRateLimit api.Rate
+	// ValidateMissLimit is the codes not found one API key may ask about at validate
+	// and redeem (VALIDATE_MISS_LIMIT, default 600/m); CustomerMissLimit those of one
+	// customer (VALIDATE_CUSTOMER_MISS_LIMIT, default 10/m). Past either, that key or
+	// customer gets 429 too_many_misses for every code until the bucket refills.
+	ValidateMissLimit, CustomerMissLimit api.Rate
+	// RedemptionHoldTTL is how long a hold counts against the caps unless confirmed
+	// (REDEMPTION_HOLD_TTL, default 30m).
+	RedemptionHoldTTL time.Duration
+	// RedemptionWebhookURL receives the redemption webhooks (REDEMPTION_WEBHOOK_URL;
+	// empty: none are written); RedemptionWebhookSecret signs them
+	// (REDEMPTION_WEBHOOK_SECRET, required with the URL).
+	RedemptionWebhookURL, RedemptionWebhookSecret string
 	// WebhookAllow lists the non-public addresses webhooks may reach
 	// (WEBHOOK_ALLOW_PRIVATE: CIDR prefixes or addresses, comma-separated).
 	WebhookAllow []netip.Prefix
@@ -65,6 +77,12 @@ type Config struct {
 	MailerURL string
 	// MailingBatchSize is how many recipients one task carries (MAILING_BATCH_SIZE, default 500).
 	MailingBatchSize int
+	// MaxMessageBytes is the most bytes one rendered message may have (MAX_MESSAGE_BYTES,
+	// default 1 MiB): a larger template is refused, a larger message fails its recipient.
+	MaxMessageBytes int
+	// MailingBatchBytes is about the most bytes of rendered messages one batch holds at
+	// once (MAILING_BATCH_BYTES, default 32 MiB): it sends in chunks of this size.
+	MailingBatchBytes int
 	// MailingLease is how long a batch's lease lasts unless renewed; a running batch
 	// renews it every third of this (MAILING_LEASE, default 2m).
 	MailingLease time.Duration
@@ -77,7 +95,7 @@ type Config struct {
 	// worker is returned to the pool (RESERVATION_TIMEOUT, default 1m).
 	ReservationTimeout time.Duration
 	// SegmentFoldInterval is how often a worker folds new issues into the segment
-	// summaries (SEGMENT_FOLD_INTERVAL, default 5s).
+	// summaries and the report rollups (SEGMENT_FOLD_INTERVAL, default 5s).
 	SegmentFoldInterval time.Duration
 	// MetricsAddr is where every process serves /metrics without a key (METRICS_ADDR;
 	// empty: not served). `promopool web` also serves /metrics on HTTP_ADDR, to API keys
@@ -133,6 +151,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.MailingBatchSize, err = intVar(getenv, "MAILING_BATCH_SIZE", 500); err != nil {
 		return c, err
 	}
+	if c.MaxMessageBytes, err = intVar(getenv, "MAX_MESSAGE_BYTES", 1<<20); err != nil {
+		return c, err
+	}
+	if c.MailingBatchBytes, err = intVar(getenv, "MAILING_BATCH_BYTES", 32<<20); err != nil {
+		return c, err
+	}
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
@@ -143,7 +167,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		{"SEGMENT_FOLD_INTERVAL", &c.SegmentFoldInterval, 5 * time.Second},
 		{"HTTP_READ_TIMEOUT", &c.HTTPReadTimeout, time.Minute}, {"HTTP_WRITE_TIMEOUT", &c.HTTPWriteTimeout, 2 * time.Minute},
 		{"HTTP_STREAM_IDLE", &c.HTTPStreamIdle, time.Minute}, {"ADMIN_SESSION_TTL", &c.AdminSessionTTL, 12 * time.Hour},
-		{"DATABASE_REPLICA_MAX_LAG", &c.DatabaseReplicaMaxLag, 30 * time.Second}} {
+		{"DATABASE_REPLICA_MAX_LAG", &c.DatabaseReplicaMaxLag, 30 * time.Second},
+		{"REDEMPTION_HOLD_TTL", &c.RedemptionHoldTTL, 30 * time.Minute}} {
 		if *d.dst, err = durationVar(getenv, d.name, d.def); err != nil {
 			return c, err
 		}
@@ -189,10 +214,15 @@ func (c *Config) loadSecurity(getenv func(string) string) error {
 		name string
 		dst  *api.Rate
 		def  string
-	}{{"ISSUE_RATE_LIMIT", &c.IssueRateLimit, "20/s"}, {"VALIDATE_RATE_LIMIT", &c.ValidateRateLimit, "50/s"}} {
+	}{{"ISSUE_RATE_LIMIT", &c.IssueRateLimit, "20/s"}, {"VALIDATE_RATE_LIMIT", &c.ValidateRateLimit, "50/s"},
+		{"VALIDATE_MISS_LIMIT", &c.ValidateMissLimit, "600/m"}, {"VALIDATE_CUSTOMER_MISS_LIMIT", &c.CustomerMissLimit, "10/m"}} {
 		if *r.dst, err = api.ParseRate(cmp.Or(getenv(r.name), r.def)); err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
+	}
+	c.RedemptionWebhookURL, c.RedemptionWebhookSecret = getenv("REDEMPTION_WEBHOOK_URL"), getenv("REDEMPTION_WEBHOOK_SECRET")
+	if c.RedemptionWebhookURL != "" && len(c.RedemptionWebhookSecret) < 16 {
+		return errors.New("REDEMPTION_WEBHOOK_SECRET: at least 16 bytes, to sign the webhooks REDEMPTION_WEBHOOK_URL receives")
 	}
 	if c.WebhookAllow, err = egress.ParseAllow(getenv("WEBHOOK_ALLOW_PRIVATE")); err != nil {
 		return err

@@ -76,11 +76,15 @@ Environment (defaults and details: docs/operations.md):
                            OIDC_CLIENT_ID OIDC_CLIENT_SECRET OIDC_REDIRECT_URL
                            OIDC_API_AUDIENCE OIDC_DEFAULT_ROLE MAILING_BATCH_SIZE
                            ISSUE_RATE_LIMIT VALIDATE_RATE_LIMIT HTTP_READ_TIMEOUT
-                           HTTP_WRITE_TIMEOUT HTTP_STREAM_IDLE
+                           HTTP_WRITE_TIMEOUT HTTP_STREAM_IDLE VALIDATE_MISS_LIMIT
+                           VALIDATE_CUSTOMER_MISS_LIMIT REDEMPTION_HOLD_TTL
+  web, worker, scheduler   REDEMPTION_WEBHOOK_URL REDEMPTION_WEBHOOK_SECRET
   web, worker              REDIS_URL
   worker                   WORKER_CONCURRENCY MAILER_URL MAILING_LEASE
                            RECONCILE_INTERVAL REENQUEUE_AFTER RESERVATION_TIMEOUT
                            WORKER_SHUTDOWN_TIMEOUT SEGMENT_FOLD_INTERVAL GOGC GOMEMLIMIT
+                           MAILING_BATCH_BYTES
+  web, worker              MAX_MESSAGE_BYTES
   web, worker, scheduler   METRICS_ADDR WEBHOOK_ALLOW_PRIVATE
   scheduler, alerts check  ALERTS_SCHEDULE ALERTS_EXPIRY_WINDOW ALERTS_MAIL_FROM
                            ALERTS_MAILER_URL ALERTS_TIMEOUT ALERTS_WEBHOOK_TIMEOUT

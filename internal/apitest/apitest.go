@@ -67,6 +67,7 @@ func Load(ctx context.Context, path string) (*openapi3.T, error) {
 // document takes about a second and a half).
 var shared struct {
 	once   sync.Once
+	doc    *openapi3.T
 	router routers.Router
 	err    error
 }
@@ -83,6 +84,7 @@ func sharedRouter() (routers.Router, error) {
 			shared.err = err
 			return
 		}
+		shared.doc = doc
 		// The test server listens on any port: match routes by path alone.
 		doc.Servers = nil
 		if shared.router, err = gorillamux.NewRouter(doc); err != nil {
@@ -92,6 +94,31 @@ func sharedRouter() (routers.Router, error) {
 		openapi3filter.RegisterBodyDecoder("application/x-ndjson", openapi3filter.PlainBodyDecoder)
 	})
 	return shared.router, shared.err
+}
+
+// Schema reports each way body (JSON) fails the document's components schema name: a
+// mismatch, or a field the schema does not name. For answers written outside a route
+// (a helper's output checked on its own); exchanges go through Handler.
+func Schema(t testing.TB, name string, body []byte) {
+	t.Helper()
+	if _, err := sharedRouter(); err != nil {
+		t.Fatal(err)
+	}
+	ref := shared.doc.Components.Schemas[name]
+	if ref == nil || ref.Value == nil {
+		t.Fatalf("api/openapi.json has no schema %q", name)
+	}
+	value, err := decodeJSON(body)
+	if err != nil {
+		t.Errorf("not JSON (%v): %q", err, body)
+		return
+	}
+	if err := ref.Value.VisitJSON(value); err != nil {
+		t.Errorf("does not match schema %s: %v: %s", name, err, body)
+	}
+	for _, field := range Undocumented([]*openapi3.SchemaRef{ref}, value, "$") {
+		t.Errorf("field %s is not in schema %s: %s", field, name, body)
+	}
 }
 
 // Handler wraps h so that each exchange is checked against api/openapi.json; every

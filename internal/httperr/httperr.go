@@ -14,12 +14,14 @@ import (
 
 	"promopool/alerts"
 	"promopool/auth"
+	"promopool/checkout"
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/idp"
 	"promopool/macros"
 	"promopool/mailings"
 	"promopool/offers"
+	"promopool/reports"
 	"promopool/segments"
 	"promopool/users"
 )
@@ -89,8 +91,6 @@ var sentinels = []sentinel{
 	{groups.ErrGroupPaused, http.StatusConflict, "group_paused"},
 	{groups.ErrGroupDraft, http.StatusConflict, "group_draft"},
 	{groups.ErrGroupArchived, http.StatusConflict, "group_archived"},
-	// A *offers.LockedError (matched first, naming the fields) wraps it.
-	{offers.ErrTermsLocked, http.StatusConflict, "terms_locked"},
 	{customers.ErrNotFound, http.StatusNotFound, "customer_not_found"},
 	{mailings.ErrNotFound, http.StatusNotFound, "mailing_not_found"},
 	{mailings.ErrState, http.StatusConflict, "invalid_state"},
@@ -112,6 +112,15 @@ var sentinels = []sentinel{
 	{macros.ErrMissingColumn, http.StatusUnprocessableEntity, "missing_code_column"},
 	{macros.ErrMessageTooLarge, http.StatusUnprocessableEntity, "message_too_large"},
 	{alerts.ErrAlertNotFound, http.StatusNotFound, "alert_not_found"},
+	// Checkout (SPEC §11). A refused redemption is a *checkout.RefusedError (typed).
+	{checkout.ErrNotFound, http.StatusNotFound, "redemption_not_found"},
+	{checkout.ErrOrderConflict, http.StatusConflict, "order_conflict"},
+	{checkout.ErrKeyConflict, http.StatusConflict, "idempotency_key_conflict"},
+	{checkout.ErrRefundConflict, http.StatusConflict, "refund_conflict"},
+	{checkout.ErrHoldExpired, http.StatusConflict, "hold_expired"},
+	{checkout.ErrState, http.StatusConflict, "invalid_state"},
+	// Offers (SPEC §10): an *offers.LockedError names the fields; it matches this.
+	{offers.ErrTermsLocked, http.StatusConflict, "terms_locked"},
 	// Users and sign-in. A platform JWT refused on the API wraps the users error in
 	// idp.ErrPersonRefused, matched first: the API answers 401 for any person it
 	// cannot accept, the sign-in page the users error's own status.
@@ -156,8 +165,10 @@ func classifyTyped(err error) (Problem, bool) {
 		cue *customers.UploadError
 		se  *auth.ScopeError
 		ue  *users.InvalidError
-		oie *offers.InvalidError
+		ce  *checkout.RefusedError
+		oe  *offers.InvalidError
 		ole *offers.LockedError
+		rie *reports.InvalidError
 	)
 	switch {
 	case errors.As(err, &se):
@@ -178,12 +189,17 @@ func classifyTyped(err error) (Problem, bool) {
 		return Problem{Status: re.Status, Code: re.Code, Message: re.Message}, true
 	case errors.As(err, &ole):
 		return Problem{http.StatusConflict, "terms_locked", ole.Error(), map[string]any{"fields": ole.Fields}}, true
-	case errors.As(err, &oie):
-		return Problem{http.StatusBadRequest, "invalid_field", oie.Error(), map[string]any{"field": oie.Field}}, true
 	case errors.As(err, &inv):
 		return Problem{http.StatusBadRequest, "invalid_field", inv.Error(), map[string]any{"field": inv.Field}}, true
+	case errors.As(err, &ce):
+		return Problem{http.StatusUnprocessableEntity, "redemption_refused", ce.Reason.Message(),
+			map[string]any{"reason": string(ce.Reason), "redemption_id": ce.Redemption.ID}}, true
+	case errors.As(err, &oe):
+		return Problem{http.StatusBadRequest, "invalid_field", oe.Error(), map[string]any{"field": oe.Field}}, true
 	case errors.As(err, &ue):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: ue.Error()}, true
+	case errors.As(err, &rie):
+		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: rie.Error()}, true
 	case errors.As(err, &gue):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_upload", Message: gue.Error() + "; nothing was stored"}, true
 	case errors.As(err, &cue):

@@ -10,6 +10,7 @@ import (
 
 	"promopool/alerts"
 	"promopool/auth"
+	"promopool/checkout"
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/idp"
@@ -17,6 +18,7 @@ import (
 	"promopool/macros"
 	"promopool/mailings"
 	"promopool/offers"
+	"promopool/reports"
 	"promopool/segments"
 	"promopool/users"
 )
@@ -59,10 +61,6 @@ func Cases() []Case {
 		{"groups.ErrGroupDraft", wrap(groups.ErrGroupDraft), http.StatusConflict, "group_draft"},
 		{"groups.ErrGroupArchived", wrap(groups.ErrGroupArchived), http.StatusConflict, "group_archived"},
 
-		{"offers.InvalidError", wrap(&offers.InvalidError{Field: "terms.percent_off", Reason: "must be between 1 and 100"}), http.StatusBadRequest, "invalid_field"},
-		{"offers.LockedError", wrap(&offers.LockedError{Fields: []string{"percent_off"}}), http.StatusConflict, "terms_locked"},
-		{"offers.ErrTermsLocked", wrap(offers.ErrTermsLocked), http.StatusConflict, "terms_locked"},
-
 		{"alerts.ErrAlertNotFound", wrap(alerts.ErrAlertNotFound), http.StatusNotFound, "alert_not_found"},
 
 		{"users.ErrNotFound", wrap(users.ErrNotFound), http.StatusNotFound, "user_not_found"},
@@ -73,6 +71,7 @@ func Cases() []Case {
 		{"users.ErrEmailUnverified", wrap(users.ErrEmailUnverified), http.StatusForbidden, "email_unverified"},
 		{"users.ErrLinkedElsewhere", wrap(users.ErrLinkedElsewhere), http.StatusForbidden, "linked_elsewhere"},
 		{"users.InvalidError", wrap(&users.InvalidError{Field: "email", Reason: "want one plain address"}), http.StatusBadRequest, "invalid_field"},
+		{"reports.InvalidError", wrap(&reports.InvalidError{Field: "from", Reason: "not a date"}), http.StatusBadRequest, "invalid_field"},
 		{"idp.ErrFlow", wrap(idp.ErrFlow), http.StatusBadRequest, "signin_failed"},
 		{"idp.ErrBadToken", wrap(idp.ErrBadToken), http.StatusUnauthorized, "unauthorized"},
 		{"idp.ErrPersonRefused", wrap(idp.ErrPersonRefused), http.StatusUnauthorized, "unauthorized"},
@@ -104,6 +103,16 @@ func Cases() []Case {
 		{"macros.ErrUnsafeContext", wrap(macros.ErrUnsafeContext), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrMissingColumn", wrap(macros.ErrMissingColumn), http.StatusUnprocessableEntity, "missing_code_column"},
 		{"macros.ErrMessageTooLarge", wrap(macros.ErrMessageTooLarge), http.StatusUnprocessableEntity, "message_too_large"},
+		{"checkout.ErrNotFound", wrap(checkout.ErrNotFound), http.StatusNotFound, "redemption_not_found"},
+		{"checkout.ErrOrderConflict", wrap(checkout.ErrOrderConflict), http.StatusConflict, "order_conflict"},
+		{"checkout.ErrKeyConflict", wrap(checkout.ErrKeyConflict), http.StatusConflict, "idempotency_key_conflict"},
+		{"checkout.ErrRefundConflict", wrap(checkout.ErrRefundConflict), http.StatusConflict, "refund_conflict"},
+		{"checkout.ErrState", wrap(checkout.ErrState), http.StatusConflict, "invalid_state"},
+		{"checkout.ErrHoldExpired", wrap(checkout.ErrHoldExpired), http.StatusConflict, "hold_expired"},
+		{"checkout.RefusedError", wrap(&checkout.RefusedError{Reason: offers.ReasonExhausted, Redemption: &checkout.Redemption{ID: 1}}), http.StatusUnprocessableEntity, "redemption_refused"},
+		{"offers.InvalidError", wrap(&offers.InvalidError{Field: "currency", Reason: "is not a currency"}), http.StatusBadRequest, "invalid_field"},
+		{"offers.LockedError", wrap(&offers.LockedError{Fields: []string{"type"}}), http.StatusConflict, "terms_locked"},
+		{"offers.ErrTermsLocked", wrap(offers.ErrTermsLocked), http.StatusConflict, "terms_locked"},
 
 		// The HTTP layer's own errors.
 		{"http.MaxBytesError", wrap(&http.MaxBytesError{Limit: 1 << 20}), http.StatusRequestEntityTooLarge, "body_too_large"},

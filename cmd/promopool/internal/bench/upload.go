@@ -1,16 +1,15 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/lib/pq"
+
+	"promopool/client"
 )
 
 // UploadConfig configures `promopool bench upload`.
@@ -101,10 +100,13 @@ func Upload(ctx context.Context, cfg UploadConfig) (*UploadResult, error) {
 		return nil, err
 	}
 	defer web.Stop()
-	base := "http://" + web.Addr
-	var group struct{ ID int64 }
-	if err := call(ctx, key, "POST", base+"/v1/groups", "application/json", bytes.NewReader([]byte(`{"name":"bench"}`)), &group); err != nil {
+	api, err := client.New("http://"+web.Addr, key)
+	if err != nil {
 		return nil, err
+	}
+	group, err := client.Check(api.CreateGroupWithResponse(ctx, client.GroupInput{Name: new("bench")}))
+	if err != nil {
+		return nil, fmt.Errorf("creating the group: %w", err)
 	}
 
 	if _, err := env.DB.ExecContext(ctx, `CHECKPOINT`); err != nil {
@@ -127,13 +129,13 @@ func Upload(ctx context.Context, cfg UploadConfig) (*UploadResult, error) {
 		}
 		pw.CloseWithError(err)
 	}()
-	var rep struct{ Accepted, Duplicates int64 }
 	start := time.Now()
-	if err := call(ctx, key, "POST", fmt.Sprintf("%s/v1/groups/%d/codes", base, group.ID), "text/plain", pr, &rep); err != nil {
-		return nil, err
+	up, err := client.Check(api.UploadCodesWithBodyWithResponse(ctx, *group.JSON201.Id, nil, "text/plain", pr))
+	if err != nil {
+		return nil, fmt.Errorf("uploading: %w", err)
 	}
 	res.API = time.Since(start)
-	res.Accepted, res.Duplicates = rep.Accepted, rep.Duplicates
+	res.Accepted, res.Duplicates = int64(*up.JSON201.Accepted), int64(*up.JSON201.Duplicates)
 	if res.PeakRSS, err = web.PeakRSS(); err != nil {
 		return nil, err
 	}
@@ -194,24 +196,4 @@ func rawLoad(ctx context.Context, env *Env, cfg UploadConfig) (time.Duration, er
 		return 0, err
 	}
 	return time.Since(start), nil
-}
-
-// call sends one API request and decodes a 2xx JSON answer into out.
-func call(ctx context.Context, key, method, url, ctype string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", ctype)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, b)
-	}
-	return json.Unmarshal(b, out)
 }

@@ -1,0 +1,94 @@
+package checkout
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Config configures the checkout.
+type Config struct {
+	// HoldTTL is how long a hold counts against the caps before it expires unless
+	// confirmed (REDEMPTION_HOLD_TTL, default 30 minutes).
+	HoldTTL time.Duration
+	// Webhooks makes every redemption event write a webhook to the outbox
+	// (REDEMPTION_WEBHOOK_URL is set); false writes none.
+	Webhooks bool
+	// Now is the clock (default time.Now); tests set it to move holds past their TTL.
+	Now func() time.Time
+}
+
+// Notifier is told, after a commit, that webhooks were written to the outbox (the
+// worker's enqueuer satisfies it). A failure is logged; the scheduler's sweep sends
+// what was missed.
+type Notifier interface {
+	WebhooksWritten(ctx context.Context, ids []int64) error
+}
+
+// Deps are the checkout's dependencies.
+type Deps struct {
+	// DB is the record of truth (required).
+	DB *sqlx.DB
+	// Notifier enqueues the delivery of new webhooks; nil leaves them to the sweep.
+	Notifier Notifier
+	// Log takes what goes wrong outside a request's answer (required).
+	Log *slog.Logger
+}
+
+// Service validates, redeems, confirms, cancels and refunds.
+type Service struct {
+	cfg   Config
+	db    *sqlx.DB
+	note  Notifier
+	log   *slog.Logger
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// New returns the checkout service. Errors: a required dependency is missing, or a
+// setting is out of range.
+func New(cfg Config, deps Deps) (*Service, error) {
+	cfg.HoldTTL = cmp.Or(cfg.HoldTTL, 30*time.Minute)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	switch {
+	case deps.DB == nil:
+		return nil, errors.New("checkout: Deps.DB is required")
+	case deps.Log == nil:
+		return nil, errors.New("checkout: Deps.Log is required")
+	case cfg.HoldTTL < time.Second || cfg.HoldTTL > 7*24*time.Hour:
+		return nil, fmt.Errorf("checkout: HoldTTL %s is outside 1s–168h", cfg.HoldTTL)
+	}
+	return &Service{cfg: cfg, db: deps.DB, note: deps.Notifier, log: deps.Log, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+// HoldTTL is how long a hold lasts.
+func (s *Service) HoldTTL() time.Duration { return s.cfg.HoldTTL }
+
+// now is the service's clock, in UTC and to the microsecond PostgreSQL keeps.
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// stmt returns query prepared on the pool: parsed once per connection, one round trip
+// per call (lib/pq otherwise describes every parameterised query in a round trip of
+// its own).
+func (s *Service) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("preparing a statement: %w", err)
+	}
+	s.stmts[query] = st
+	return st, nil
+}
