@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -27,6 +29,13 @@ func (s *Server) checkoutRoutes() []route {
 		{pattern: "GET /v1/validate", scope: auth.ScopeCheckout, limit: s.validateLimit, h: s.validateCode},
 		{pattern: "POST /v1/redemptions", scope: auth.ScopeCheckout, body: jsonBody, limit: s.validateLimit, h: s.redeem},
 		{pattern: "GET /v1/redemptions/{id}", scope: auth.ScopeRead, h: s.getRedemption},
+		{pattern: "POST /v1/redemptions/{id}/confirm", scope: auth.ScopeCheckout, h: s.redemptionAction(s.checkout.Confirm)},
+		{pattern: "POST /v1/redemptions/{id}/cancel", scope: auth.ScopeCheckout, h: s.redemptionAction(s.checkout.Cancel)},
+		{pattern: "POST /v1/redemptions/{id}/refund", scope: auth.ScopeCheckout, body: smallBody, h: s.refund},
+		{pattern: "GET /v1/redemptions", scope: auth.ScopeRead, h: s.listRedemptions},
+		{pattern: "GET /v1/groups/{id}/redemptions", scope: auth.ScopeRead, h: s.listGroupRedemptions},
+		{pattern: "GET /v1/groups/{id}/redemptions.csv", scope: auth.ScopeExport, stream: true, h: s.exportRedemptions},
+		{pattern: "GET /v1/customers/{id}/redemptions", scope: auth.ScopeRead, h: s.customerRedemptions},
 	}
 }
 
@@ -214,4 +223,117 @@ func (l *MissLimiter) miss(keys []string) {
 			b.AllowN(now, 1)
 		}
 	}
+}
+
+// redemptionAction serves confirm and cancel: the redemption as it now is.
+func (s *Server) redemptionAction(act func(ctx context.Context, id int64) (*checkout.Redemption, error)) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		red, err := act(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, red)
+		return nil
+	}
+}
+
+func (s *Server) refund(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in checkout.RefundRequest
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	red, err := s.checkout.Refund(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, red)
+	return nil
+}
+
+// historyFilter reads the paging and filter parameters of a history route.
+func historyFilter(r *http.Request) (checkout.Filter, error) {
+	q := r.URL.Query()
+	f := checkout.Filter{CustomerID: q.Get("customer_id"), OrderID: q.Get("order_id"), Code: q.Get("code")}
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return f, badRequest("invalid_field", "before: want a redemption id, got "+strconv.Quote(v))
+		}
+		f.Before = n
+	}
+	if v := q.Get("limit"); v != "" {
+		f.Limit, _ = strconv.Atoi(v)
+	}
+	return f, nil
+}
+
+func (s *Server) writeHistory(w http.ResponseWriter, r *http.Request, f checkout.Filter) error {
+	list, err := s.checkout.List(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"redemptions": list}
+	if n := len(list); n > 0 && n == cmpLimit(f.Limit) {
+		out["next_before"] = list[n-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func cmpLimit(n int) int {
+	if n < 1 || n > 1000 {
+		return 100
+	}
+	return n
+}
+
+func (s *Server) listRedemptions(w http.ResponseWriter, r *http.Request) error {
+	f, err := historyFilter(r)
+	if err != nil {
+		return err
+	}
+	return s.writeHistory(w, r, f)
+}
+
+func (s *Server) listGroupRedemptions(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.groups.Exists(r.Context(), id); err != nil {
+		return err
+	}
+	f, err := historyFilter(r)
+	if err != nil {
+		return err
+	}
+	f.GroupID = id
+	return s.writeHistory(w, r, f)
+}
+
+// customerRedemptions is the customer profile's redemptions tab, beside its promo codes.
+func (s *Server) customerRedemptions(w http.ResponseWriter, r *http.Request) error {
+	f, err := historyFilter(r)
+	if err != nil {
+		return err
+	}
+	f.CustomerID = r.PathValue("id")
+	return s.writeHistory(w, r, f)
+}
+
+func (s *Server) exportRedemptions(w http.ResponseWriter, r *http.Request) error {
+	return s.exportCSV(w, r, "redemptions", func(ctx context.Context, id int64, out io.Writer) error {
+		if err := s.groups.Exists(ctx, id); err != nil {
+			return err
+		}
+		return s.checkout.ExportCSV(ctx, id, out)
+	})
 }

@@ -101,6 +101,66 @@ func TestCheckoutOverHTTP(t *testing.T) {
 	}
 }
 
+// TestCheckoutLifecycleOverHTTP: hold, confirm, refund by items, cancel, the histories
+// (by customer, by group, the profile tab) and the CSV, through the document's wrapper.
+func TestCheckoutLifecycleOverHTTP(t *testing.T) {
+	c := newClient(t, api.Config{})
+	g := c.sharedCode("NEWS10", 10)
+	cart := `"currency":"EUR","items":[{"product_id":"shoe","quantity":2,"unit_amount":3000},{"product_id":"sock","quantity":1,"unit_amount":1000}]`
+	status, h := c.send(mustReq(c, `{"code":"NEWS10","customer_id":"ann","order_id":"o-1","hold":true,`+cart+`}`, ""))
+	if status != 201 || h["status"] != "pending" || h["hold_expires_at"] == nil {
+		t.Fatalf("hold: %d %v", status, h)
+	}
+	id := jsonNum(h["id"])
+	if status, r := c.json("POST", "/v1/redemptions/"+id+"/confirm", ""); status != 200 || r["status"] != "succeeded" {
+		t.Fatalf("confirm: %d %v", status, r)
+	}
+	if status, r := c.json("POST", "/v1/redemptions/"+id+"/cancel", ""); status != 409 || errCode(r) != "invalid_state" {
+		t.Fatalf("cancel a succeeded one: %d %v", status, r)
+	}
+	if status, r := c.json("POST", "/v1/redemptions/"+id+"/refund", `{"refund_id":"rf-1","items":["sock"]}`); status != 200 || r["refunded_amount"] != 200.0 || r["status"] != "succeeded" {
+		t.Fatalf("refund sock: %d %v", status, r)
+	}
+	if status, r := c.json("POST", "/v1/redemptions/"+id+"/refund", `{"refund_id":"rf-1"}`); status != 409 || errCode(r) != "refund_conflict" {
+		t.Fatalf("refund id reused: %d %v", status, r)
+	}
+	if status, r := c.json("POST", "/v1/redemptions/"+id+"/refund", `{"refund_id":"rf-2"}`); status != 200 || r["status"] != "refunded" || r["refunded_amount"] != 1400.0 {
+		t.Fatalf("refund the rest: %d %v", status, r)
+	}
+	status, h2 := c.send(mustReq(c, `{"code":"NEWS10","customer_id":"ann","order_id":"o-2","hold":true,`+cart+`}`, ""))
+	if status != 201 {
+		t.Fatalf("second hold: %d %v", status, h2)
+	}
+	if status, r := c.json("POST", "/v1/redemptions/"+jsonNum(h2["id"])+"/cancel", ""); status != 200 || r["status"] != "cancelled" {
+		t.Fatalf("cancel: %d %v", status, r)
+	}
+	c.send(mustReq(c, `{"code":"WRONG","customer_id":"ann","order_id":"o-3",`+cart+`}`, ""))
+	status, page := c.do("GET", "/v1/redemptions?customer_id=ann&limit=2", "", nil)
+	list, _ := page["redemptions"].([]any)
+	if status != 200 || len(list) != 2 || list[0].(map[string]any)["reason"] != "not_found" || page["next_before"] == nil {
+		t.Fatalf("history by customer: %d %v", status, page)
+	}
+	status, page = c.do("GET", "/v1/redemptions?customer_id=ann&before="+jsonNum(page["next_before"]), "", nil)
+	if list, _ := page["redemptions"].([]any); status != 200 || len(list) != 1 || list[0].(map[string]any)["status"] != "refunded" {
+		t.Fatalf("second page: %d %v", status, page)
+	}
+	status, page = c.do("GET", "/v1/groups/"+strconv.FormatInt(g, 10)+"/redemptions", "", nil)
+	if list, _ := page["redemptions"].([]any); status != 200 || len(list) != 2 {
+		t.Fatalf("group history: %d %v", status, page)
+	}
+	status, page = c.do("GET", "/v1/customers/ann/redemptions", "", nil)
+	if list, _ := page["redemptions"].([]any); status != 200 || len(list) != 3 {
+		t.Fatalf("profile tab: %d %v", status, page)
+	}
+	status, csv := c.get("/v1/groups/" + strconv.FormatInt(g, 10) + "/redemptions.csv")
+	if status != 200 || strings.Count(csv, "\n") != 3 || !strings.Contains(csv, ",refunded,,NEWS10,ann,o-1,EUR,7000,1400,1400,") {
+		t.Fatalf("csv: %d %q", status, csv)
+	}
+	if status, body := c.do("GET", "/v1/groups/999999/redemptions.csv", "", nil); status != 404 || errCode(body) != "group_not_found" {
+		t.Fatalf("csv of no group: %d %v", status, body)
+	}
+}
+
 func jsonNum(v any) string {
 	f, _ := v.(float64)
 	return strconv.FormatInt(int64(f), 10)

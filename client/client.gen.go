@@ -1071,6 +1071,23 @@ type GroupInput struct {
 	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
 }
 
+// GroupMetrics defines model for GroupMetrics.
+type GroupMetrics struct {
+	// AsOf The instant the issue figures are complete to: issues are folded into daily rollups behind the writers (and before each report answers, up to a short tail).
+	AsOf    time.Time      `json:"as_of"`
+	Balance MetricsBalance `json:"balance"`
+
+	// Daily One entry per day of the period, oldest first.
+	Daily     []MetricsDay `json:"daily"`
+	GroupId   int          `json:"group_id"`
+	GroupName string       `json:"group_name"`
+	Issues    IssueFigures `json:"issues"`
+
+	// Mailings Mailings that issued codes of the group in the period, most codes first.
+	Mailings []MailingFigures `json:"mailings"`
+	Period   Period           `json:"period"`
+}
+
 // Issue defines model for Issue.
 type Issue struct {
 	Code          *string    `json:"code,omitempty"`
@@ -1088,6 +1105,21 @@ type Issue struct {
 
 // IssueKind defines model for Issue.Kind.
 type IssueKind string
+
+// IssueFigures defines model for IssueFigures.
+type IssueFigures struct {
+	// ByMailing Initial issues of mailings.
+	ByMailing int `json:"by_mailing"`
+
+	// Direct Initial issues outside mailings (direct issues, the render API).
+	Direct int `json:"direct"`
+
+	// Initial Codes that left the pool in the period (live issues: a code returned to the pool by a definitive send rejection does not count).
+	Initial int `json:"initial"`
+
+	// Repeat Re-insertions of a code already held (`last_promocode`).
+	Repeat int `json:"repeat"`
+}
 
 // LineProblem defines model for LineProblem.
 type LineProblem struct {
@@ -1176,6 +1208,26 @@ type MailingStatus string
 // MailingTransport defines model for Mailing.Transport.
 type MailingTransport string
 
+// MailingFigures defines model for MailingFigures.
+type MailingFigures struct {
+	// Failed Messages that failed (all time).
+	Failed int `json:"failed"`
+
+	// Issued Codes of this group the mailing issued in the period.
+	Issued    int `json:"issued"`
+	MailingId int `json:"mailing_id"`
+
+	// Name Empty when the mailing was removed.
+	Name string `json:"name"`
+
+	// Recipients The mailing's recipients (all its groups, all time).
+	Recipients int `json:"recipients"`
+
+	// Sent Messages the transport accepted (all time).
+	Sent   int    `json:"sent"`
+	Status string `json:"status"`
+}
+
 // MailingInput defines model for MailingInput.
 type MailingInput struct {
 	// Audience Exactly one of: `customer_ids`, `all`, or `segment` (a segment filter resolved when the mailing starts; its groups are stored by id).
@@ -1204,6 +1256,32 @@ type MailingInputOnExhaustion string
 // MailingInputTransport defines model for MailingInput.Transport.
 type MailingInputTransport string
 
+// MetricsBalance defines model for MetricsBalance.
+type MetricsBalance struct {
+	// Active Codes not issued and not expired, now.
+	Active int `json:"active"`
+
+	// DryAt When the active codes run out at rate_per_day; null when nothing was issued lately.
+	DryAt   *time.Time `json:"dry_at"`
+	Expired int        `json:"expired"`
+	Issued  int        `json:"issued"`
+
+	// RatePerDay Initial issues per day over the last 7 days.
+	RatePerDay float32 `json:"rate_per_day"`
+	Total      int     `json:"total"`
+}
+
+// MetricsDay defines model for MetricsDay.
+type MetricsDay struct {
+	// Active The balance recorded that day (the last record of the day; today: the live balance), carried from the last earlier record when the day has none; null before the first record and after today.
+	Active *int               `json:"active"`
+	Date   openapi_types.Date `json:"date"`
+
+	// Issued Initial issues that day.
+	Issued int `json:"issued"`
+	Repeat int `json:"repeat"`
+}
+
 // OrderItem defines model for OrderItem.
 type OrderItem struct {
 	ProductId string `json:"product_id"`
@@ -1211,6 +1289,38 @@ type OrderItem struct {
 
 	// UnitAmount Price of one, in minor units of the order's currency.
 	UnitAmount int `json:"unit_amount"`
+}
+
+// Period defines model for Period.
+type Period struct {
+	// Days Days in the period, both ends included.
+	Days int                `json:"days"`
+	From openapi_types.Date `json:"from"`
+	To   openapi_types.Date `json:"to"`
+}
+
+// Portfolio defines model for Portfolio.
+type Portfolio struct {
+	AsOf   time.Time      `json:"as_of"`
+	Groups []PortfolioRow `json:"groups"`
+	Period Period         `json:"period"`
+	Sort   string         `json:"sort"`
+}
+
+// PortfolioRow defines model for PortfolioRow.
+type PortfolioRow struct {
+	// Active Balance now.
+	Active    int    `json:"active"`
+	GroupId   int    `json:"group_id"`
+	GroupName string `json:"group_name"`
+
+	// Issued Initial issues in the period.
+	Issued int `json:"issued"`
+
+	// Mailings Mailings that issued codes of the group in the period.
+	Mailings int `json:"mailings"`
+	Repeat   int `json:"repeat"`
+	Total    int `json:"total"`
 }
 
 // Readiness Each dependency by name (postgres, redis): `ok` or `unavailable`.
@@ -1288,6 +1398,22 @@ type RedemptionKind string
 
 // RedemptionStatus pending: a hold; expired: a hold that ran out; failed: refused (`reason`).
 type RedemptionStatus string
+
+// RedemptionPage defines model for RedemptionPage.
+type RedemptionPage struct {
+	// NextBefore Pass as `before` for the next page; absent on the last.
+	NextBefore  *int          `json:"next_before,omitempty"`
+	Redemptions *[]Redemption `json:"redemptions,omitempty"`
+}
+
+// RefundRequest defines model for RefundRequest.
+type RefundRequest struct {
+	// Items Product ids of the lines refunded; absent or empty refunds the whole order.
+	Items *[]string `json:"items,omitempty"`
+
+	// RefundId The shop's refund id: the same refund again gets the first answer; other items under it are 409 `refund_conflict`.
+	RefundId string `json:"refund_id"`
+}
 
 // Rendered defines model for Rendered.
 type Rendered struct {
@@ -1527,11 +1653,20 @@ type Before = int
 // CustomerID defines model for CustomerID.
 type CustomerID = string
 
+// From defines model for From.
+type From = openapi_types.Date
+
 // ID defines model for ID.
 type ID = int
 
 // Limit defines model for Limit.
 type Limit = int
+
+// MetricsSort defines model for MetricsSort.
+type MetricsSort = string
+
+// To defines model for To.
+type To = openapi_types.Date
 
 // BadRequest defines model for BadRequest.
 type BadRequest = Error
@@ -1541,6 +1676,9 @@ type Forbidden = Error
 
 // InvalidID defines model for InvalidID.
 type InvalidID = Error
+
+// InvalidPeriod defines model for InvalidPeriod.
+type InvalidPeriod = Error
 
 // InvalidState defines model for InvalidState.
 type InvalidState = Error
@@ -1568,6 +1706,20 @@ type CheckHealth200JSONResponseBodyStatus string
 
 // ListCustomerPromocodesParams defines parameters for ListCustomerPromocodes.
 type ListCustomerPromocodesParams struct {
+	// Before Page: entries with ids below this (pass the last id of the previous page); absent: from the newest.
+	Before *Before `form:"before,omitempty" json:"before,omitempty"`
+
+	// Limit Page size, 1–1000 (default 100; a value out of range gives the default).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListCustomerRedemptionsParams defines parameters for ListCustomerRedemptions.
+type ListCustomerRedemptionsParams struct {
+	OrderId *string `form:"order_id,omitempty" json:"order_id,omitempty"`
+
+	// Code Case-insensitive.
+	Code *string `form:"code,omitempty" json:"code,omitempty"`
+
 	// Before Page: entries with ids below this (pass the last id of the previous page); absent: from the newest.
 	Before *Before `form:"before,omitempty" json:"before,omitempty"`
 
@@ -1648,6 +1800,30 @@ type IssueCodeParams struct {
 	IdempotencyKey string `json:"Idempotency-Key"`
 }
 
+// GetGroupMetricsParams defines parameters for GetGroupMetrics.
+type GetGroupMetricsParams struct {
+	// From First day of the period (YYYY-MM-DD, UTC, included); absent: 30 days before `to`.
+	From *From `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Last day of the period (YYYY-MM-DD, UTC, included); absent: today. A period covers at most 1097 days.
+	To *To `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// ListGroupRedemptionsParams defines parameters for ListGroupRedemptions.
+type ListGroupRedemptionsParams struct {
+	CustomerId *string `form:"customer_id,omitempty" json:"customer_id,omitempty"`
+	OrderId    *string `form:"order_id,omitempty" json:"order_id,omitempty"`
+
+	// Code Case-insensitive.
+	Code *string `form:"code,omitempty" json:"code,omitempty"`
+
+	// Before Page: entries with ids below this (pass the last id of the previous page); absent: from the newest.
+	Before *Before `form:"before,omitempty" json:"before,omitempty"`
+
+	// Limit Page size, 1–1000 (default 100; a value out of range gives the default).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListMailingsParams defines parameters for ListMailings.
 type ListMailingsParams struct {
 	// Limit At most this many, 1–500 (default 100; a value out of range gives the default).
@@ -1662,6 +1838,36 @@ type PreviewMailingJSONBody struct {
 // StartMailingJSONBody defines parameters for StartMailing.
 type StartMailingJSONBody struct {
 	SendWhileCodesLast *bool `json:"send_while_codes_last,omitempty"`
+}
+
+// GetPortfolioParams defines parameters for GetPortfolio.
+type GetPortfolioParams struct {
+	// From First day of the period (YYYY-MM-DD, UTC, included); absent: 30 days before `to`.
+	From *From `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Last day of the period (YYYY-MM-DD, UTC, included); absent: today. A period covers at most 1097 days.
+	To *To `form:"to,omitempty" json:"to,omitempty"`
+
+	// Sort Sort key of the portfolio: `name` (default), `issued`, `repeat`, `mailings`, `active`, `total`; `-` first sorts descending (`-issued`).
+	Sort *MetricsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListRedemptionsParams defines parameters for ListRedemptions.
+type ListRedemptionsParams struct {
+	CustomerId *string `form:"customer_id,omitempty" json:"customer_id,omitempty"`
+	OrderId    *string `form:"order_id,omitempty" json:"order_id,omitempty"`
+
+	// Code Case-insensitive.
+	Code *string `form:"code,omitempty" json:"code,omitempty"`
+
+	// Before Page: entries with ids below this (pass the last id of the previous page); absent: from the newest.
+	Before *Before `form:"before,omitempty" json:"before,omitempty"`
+
+	// Limit Page size, 1–1000 (default 100; a value out of range gives the default).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// IdempotencyKey Optional: the same key returns the first answer (a refusal included); another request under it is 409 `idempotency_key_conflict`.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // RedeemCodeParams defines parameters for RedeemCode.
@@ -1751,6 +1957,9 @@ type StartMailingJSONRequestBody StartMailingJSONBody
 
 // RedeemCodeJSONRequestBody defines body for RedeemCode for application/json ContentType.
 type RedeemCodeJSONRequestBody = RedeemRequest
+
+// RefundRedemptionJSONRequestBody defines body for RefundRedemption for application/json ContentType.
+type RefundRedemptionJSONRequestBody = RefundRequest
 
 // RenderMessagesJSONRequestBody defines body for RenderMessages for application/json ContentType.
 type RenderMessagesJSONRequestBody RenderMessagesJSONBody
@@ -2068,6 +2277,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/customers/{id}/promocodes (the `ListCustomerPromocodes` operationId).
 	ListCustomerPromocodes(ctx context.Context, id CustomerID, params *ListCustomerPromocodesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListCustomerRedemptions The customer profile's redemptions tab, newest first
+	//
+	// Needs the `read` scope. A customer id never seen gives an empty list.
+	//
+	// Corresponds with GET /v1/customers/{id}/redemptions (the `ListCustomerRedemptions` operationId).
+	ListCustomerRedemptions(ctx context.Context, id CustomerID, params *ListCustomerRedemptionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListGroups List live groups with total, active balance, issued and low-balance state
 	//
 	// Corresponds with GET /v1/groups (the `ListGroups` operationId).
@@ -2177,6 +2393,27 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/groups/{id}/issues.csv (the `ExportIssues` operationId).
 	ExportIssues(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetGroupMetrics A group's report over a period: issues, per mailing, balance and forecast, daily series
+	//
+	// Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
+	//
+	// Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
+	GetGroupMetrics(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListGroupRedemptions A group's redemption history
+	//
+	// Needs the `read` scope.
+	//
+	// Corresponds with GET /v1/groups/{id}/redemptions (the `ListGroupRedemptions` operationId).
+	ListGroupRedemptions(ctx context.Context, id ID, params *ListGroupRedemptionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportRedemptions A group's redemptions as CSV
+	//
+	// Needs the `export` scope. Streamed, oldest first: id, created_at, status, reason, code, customer_id, order_id, currency, order_amount, discount_amount, refunded_amount, mailing_id.
+	//
+	// Corresponds with GET /v1/groups/{id}/redemptions.csv (the `ExportRedemptions` operationId).
+	ExportRedemptions(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ExportUnusedCodes The group's unused codes, streamed CSV: code, expires_at, expired
 	//
 	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
@@ -2256,10 +2493,24 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/mailings/{id}/start (the `StartMailing` operationId).
 	StartMailing(ctx context.Context, id ID, body StartMailingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetPortfolio Every live group's figures over a period, side by side, sorted
+	//
+	// The portfolio view (SPEC §12). Needs the `read` scope.
+	//
+	// Corresponds with GET /v1/metrics (the `GetPortfolio` operationId).
+	GetPortfolio(ctx context.Context, params *GetPortfolioParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetOpenAPIDocument This document
 	//
 	// Corresponds with GET /v1/openapi.json (the `GetOpenAPIDocument` operationId).
 	GetOpenAPIDocument(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListRedemptions Redemption history by customer, order or code
+	//
+	// Needs the `read` scope.
+	//
+	// Corresponds with GET /v1/redemptions (the `ListRedemptions` operationId).
+	ListRedemptions(ctx context.Context, params *ListRedemptionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RedeemCodeWithBody Redeem a code for an order (or hold it during payment)
 	//
@@ -2285,6 +2536,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/redemptions/{id} (the `GetRedemption` operationId).
 	GetRedemption(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelRedemption Cancel a hold: its slots are free at once
+	//
+	// Needs the `checkout` scope. Cancelling a cancelled hold returns it unchanged.
+	//
+	// Corresponds with POST /v1/redemptions/{id}/cancel (the `CancelRedemption` operationId).
+	CancelRedemption(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmRedemption Confirm a hold: the redemption succeeds
+	//
+	// Needs the `checkout` scope. Confirming a succeeded redemption returns it unchanged.
+	//
+	// Corresponds with POST /v1/redemptions/{id}/confirm (the `ConfirmRedemption` operationId).
+	ConfirmRedemption(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RefundRedemptionWithBody Refund a redemption, whole or by items
+	//
+	// Needs the `checkout` scope. The refunded lines' discount goes back to the budget; once every discounted line is refunded the redemption is `refunded` and the customer's per-customer slot is free again (a first-time code becomes usable); the total cap keeps its slot (raise the cap for more). The body is at most 4 KiB.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/redemptions/{id}/refund (the `RefundRedemption` operationId).
+	RefundRedemptionWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RefundRedemption Refund a redemption, whole or by items
+	//
+	// Needs the `checkout` scope. The refunded lines' discount goes back to the budget; once every discounted line is refunded the redemption is `refunded` and the customer's per-customer slot is free again (a first-time code becomes usable); the total cap keeps its slot (raise the cap for more). The body is at most 4 KiB.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/redemptions/{id}/refund (the `RefundRedemption` operationId).
+	RefundRedemption(ctx context.Context, id ID, body RefundRedemptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RenderMessagesWithBody Render for a batch of customers with codes issued and recorded under the caller's scope (platform mailers that send themselves)
 	//
@@ -2479,6 +2762,23 @@ func (c *Client) UpsertCustomersWithBody(ctx context.Context, contentType string
 // Corresponds with GET /v1/customers/{id}/promocodes (the `ListCustomerPromocodes` operationId).
 func (c *Client) ListCustomerPromocodes(ctx context.Context, id CustomerID, params *ListCustomerPromocodesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListCustomerPromocodesRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListCustomerRedemptions The customer profile's redemptions tab, newest first
+//
+// Needs the `read` scope. A customer id never seen gives an empty list.
+//
+// Corresponds with GET /v1/customers/{id}/redemptions (the `ListCustomerRedemptions` operationId).
+func (c *Client) ListCustomerRedemptions(ctx context.Context, id CustomerID, params *ListCustomerRedemptionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCustomerRedemptionsRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2748,6 +3048,57 @@ func (c *Client) ExportIssues(ctx context.Context, id ID, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
+// GetGroupMetrics A group's report over a period: issues, per mailing, balance and forecast, daily series
+//
+// Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
+//
+// Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
+func (c *Client) GetGroupMetrics(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetGroupMetricsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListGroupRedemptions A group's redemption history
+//
+// Needs the `read` scope.
+//
+// Corresponds with GET /v1/groups/{id}/redemptions (the `ListGroupRedemptions` operationId).
+func (c *Client) ListGroupRedemptions(ctx context.Context, id ID, params *ListGroupRedemptionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListGroupRedemptionsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportRedemptions A group's redemptions as CSV
+//
+// Needs the `export` scope. Streamed, oldest first: id, created_at, status, reason, code, customer_id, order_id, currency, order_amount, discount_amount, refunded_amount, mailing_id.
+//
+// Corresponds with GET /v1/groups/{id}/redemptions.csv (the `ExportRedemptions` operationId).
+func (c *Client) ExportRedemptions(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportRedemptionsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ExportUnusedCodes The group's unused codes, streamed CSV: code, expires_at, expired
 //
 // A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
@@ -2957,11 +3308,45 @@ func (c *Client) StartMailing(ctx context.Context, id ID, body StartMailingJSONR
 	return c.Client.Do(req)
 }
 
+// GetPortfolio Every live group's figures over a period, side by side, sorted
+//
+// The portfolio view (SPEC §12). Needs the `read` scope.
+//
+// Corresponds with GET /v1/metrics (the `GetPortfolio` operationId).
+func (c *Client) GetPortfolio(ctx context.Context, params *GetPortfolioParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPortfolioRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetOpenAPIDocument This document
 //
 // Corresponds with GET /v1/openapi.json (the `GetOpenAPIDocument` operationId).
 func (c *Client) GetOpenAPIDocument(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenAPIDocumentRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListRedemptions Redemption history by customer, order or code
+//
+// Needs the `read` scope.
+//
+// Corresponds with GET /v1/redemptions (the `ListRedemptions` operationId).
+func (c *Client) ListRedemptions(ctx context.Context, params *ListRedemptionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListRedemptionsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3017,6 +3402,78 @@ func (c *Client) RedeemCode(ctx context.Context, params *RedeemCodeParams, body 
 // Corresponds with GET /v1/redemptions/{id} (the `GetRedemption` operationId).
 func (c *Client) GetRedemption(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetRedemptionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelRedemption Cancel a hold: its slots are free at once
+//
+// Needs the `checkout` scope. Cancelling a cancelled hold returns it unchanged.
+//
+// Corresponds with POST /v1/redemptions/{id}/cancel (the `CancelRedemption` operationId).
+func (c *Client) CancelRedemption(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelRedemptionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmRedemption Confirm a hold: the redemption succeeds
+//
+// Needs the `checkout` scope. Confirming a succeeded redemption returns it unchanged.
+//
+// Corresponds with POST /v1/redemptions/{id}/confirm (the `ConfirmRedemption` operationId).
+func (c *Client) ConfirmRedemption(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmRedemptionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefundRedemptionWithBody Refund a redemption, whole or by items
+//
+// Needs the `checkout` scope. The refunded lines' discount goes back to the budget; once every discounted line is refunded the redemption is `refunded` and the customer's per-customer slot is free again (a first-time code becomes usable); the total cap keeps its slot (raise the cap for more). The body is at most 4 KiB.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/redemptions/{id}/refund (the `RefundRedemption` operationId).
+func (c *Client) RefundRedemptionWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefundRedemptionRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefundRedemption Refund a redemption, whole or by items
+//
+// Needs the `checkout` scope. The refunded lines' discount goes back to the budget; once every discounted line is refunded the redemption is `refunded` and the customer's per-customer slot is free again (a first-time code becomes usable); the total cap keeps its slot (raise the cap for more). The body is at most 4 KiB.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/redemptions/{id}/refund (the `RefundRedemption` operationId).
+func (c *Client) RefundRedemption(ctx context.Context, id ID, body RefundRedemptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefundRedemptionRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3449,6 +3906,103 @@ func NewListCustomerPromocodesRequest(server string, id CustomerID, params *List
 		// styled parameters, preserving literal commas as delimiters
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
+
+		if params.Before != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "before", *params.Before, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListCustomerRedemptionsRequest constructs an http.Request for the ListCustomerRedemptions method
+func NewListCustomerRedemptionsRequest(server string, id CustomerID, params *ListCustomerRedemptionsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/customers/%s/redemptions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.OrderId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "order_id", *params.OrderId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Code != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "code", *params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
 
 		if params.Before != nil {
 
@@ -4007,6 +4561,222 @@ func NewExportIssuesRequest(server string, id ID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetGroupMetricsRequest constructs an http.Request for the GetGroupMetrics method
+func NewGetGroupMetricsRequest(server string, id ID, params *GetGroupMetricsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/metrics", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListGroupRedemptionsRequest constructs an http.Request for the ListGroupRedemptions method
+func NewListGroupRedemptionsRequest(server string, id ID, params *ListGroupRedemptionsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/redemptions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.CustomerId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer_id", *params.CustomerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrderId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "order_id", *params.OrderId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Code != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "code", *params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Before != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "before", *params.Before, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportRedemptionsRequest constructs an http.Request for the ExportRedemptions method
+func NewExportRedemptionsRequest(server string, id ID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/redemptions.csv", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewExportUnusedCodesRequest constructs an http.Request for the ExportUnusedCodes method
 func NewExportUnusedCodesRequest(server string, id ID) (*http.Request, error) {
 	var err error
@@ -4399,6 +5169,84 @@ func NewStartMailingRequestWithBody(server string, id ID, contentType string, bo
 	return req, nil
 }
 
+// NewGetPortfolioRequest constructs an http.Request for the GetPortfolio method
+func NewGetPortfolioRequest(server string, params *GetPortfolioParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/metrics")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetOpenAPIDocumentRequest constructs an http.Request for the GetOpenAPIDocument method
 func NewGetOpenAPIDocumentRequest(server string) (*http.Request, error) {
 	var err error
@@ -4421,6 +5269,123 @@ func NewGetOpenAPIDocumentRequest(server string) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListRedemptionsRequest constructs an http.Request for the ListRedemptions method
+func NewListRedemptionsRequest(server string, params *ListRedemptionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/redemptions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.CustomerId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer_id", *params.CustomerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrderId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "order_id", *params.OrderId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Code != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "code", *params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Before != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "before", *params.Before, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -4511,6 +5476,121 @@ func NewGetRedemptionRequest(server string, id ID) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewCancelRedemptionRequest constructs an http.Request for the CancelRedemption method
+func NewCancelRedemptionRequest(server string, id ID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/redemptions/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewConfirmRedemptionRequest constructs an http.Request for the ConfirmRedemption method
+func NewConfirmRedemptionRequest(server string, id ID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/redemptions/%s/confirm", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRefundRedemptionRequest calls the generic RefundRedemption builder with application/json body
+func NewRefundRedemptionRequest(server string, id ID, body RefundRedemptionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRefundRedemptionRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewRefundRedemptionRequestWithBody constructs an http.Request for the RefundRedemption method, with any body, and a specified content type
+func NewRefundRedemptionRequestWithBody(server string, id ID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/redemptions/%s/refund", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -4967,6 +6047,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/customers/{id}/promocodes (the `ListCustomerPromocodes` operationId).
 	ListCustomerPromocodesWithResponse(ctx context.Context, id CustomerID, params *ListCustomerPromocodesParams, reqEditors ...RequestEditorFn) (*ListCustomerPromocodesResponse, error)
 
+	// ListCustomerRedemptionsWithResponse The customer profile's redemptions tab, newest first
+	//
+	// Needs the `read` scope. A customer id never seen gives an empty list.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/customers/{id}/redemptions (the `ListCustomerRedemptions` operationId).
+	ListCustomerRedemptionsWithResponse(ctx context.Context, id CustomerID, params *ListCustomerRedemptionsParams, reqEditors ...RequestEditorFn) (*ListCustomerRedemptionsResponse, error)
+
 	// ListGroupsWithResponse List live groups with total, active balance, issued and low-balance state
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -5088,6 +6177,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/groups/{id}/issues.csv (the `ExportIssues` operationId).
 	ExportIssuesWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ExportIssuesResponse, error)
 
+	// GetGroupMetricsWithResponse A group's report over a period: issues, per mailing, balance and forecast, daily series
+	//
+	// Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
+	GetGroupMetricsWithResponse(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*GetGroupMetricsResponse, error)
+
+	// ListGroupRedemptionsWithResponse A group's redemption history
+	//
+	// Needs the `read` scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups/{id}/redemptions (the `ListGroupRedemptions` operationId).
+	ListGroupRedemptionsWithResponse(ctx context.Context, id ID, params *ListGroupRedemptionsParams, reqEditors ...RequestEditorFn) (*ListGroupRedemptionsResponse, error)
+
+	// ExportRedemptionsWithResponse A group's redemptions as CSV
+	//
+	// Needs the `export` scope. Streamed, oldest first: id, created_at, status, reason, code, customer_id, order_id, currency, order_amount, discount_amount, refunded_amount, mailing_id.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups/{id}/redemptions.csv (the `ExportRedemptions` operationId).
+	ExportRedemptionsWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ExportRedemptionsResponse, error)
+
 	// ExportUnusedCodesWithResponse The group's unused codes, streamed CSV: code, expires_at, expired
 	//
 	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
@@ -5181,12 +6297,30 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/mailings/{id}/start (the `StartMailing` operationId).
 	StartMailingWithResponse(ctx context.Context, id ID, body StartMailingJSONRequestBody, reqEditors ...RequestEditorFn) (*StartMailingResponse, error)
 
+	// GetPortfolioWithResponse Every live group's figures over a period, side by side, sorted
+	//
+	// The portfolio view (SPEC §12). Needs the `read` scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/metrics (the `GetPortfolio` operationId).
+	GetPortfolioWithResponse(ctx context.Context, params *GetPortfolioParams, reqEditors ...RequestEditorFn) (*GetPortfolioResponse, error)
+
 	// GetOpenAPIDocumentWithResponse This document
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/openapi.json (the `GetOpenAPIDocument` operationId).
 	GetOpenAPIDocumentWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIDocumentResponse, error)
+
+	// ListRedemptionsWithResponse Redemption history by customer, order or code
+	//
+	// Needs the `read` scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/redemptions (the `ListRedemptions` operationId).
+	ListRedemptionsWithResponse(ctx context.Context, params *ListRedemptionsParams, reqEditors ...RequestEditorFn) (*ListRedemptionsResponse, error)
 
 	// RedeemCodeWithBodyWithResponse Redeem a code for an order (or hold it during payment)
 	//
@@ -5214,6 +6348,42 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/redemptions/{id} (the `GetRedemption` operationId).
 	GetRedemptionWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*GetRedemptionResponse, error)
+
+	// CancelRedemptionWithResponse Cancel a hold: its slots are free at once
+	//
+	// Needs the `checkout` scope. Cancelling a cancelled hold returns it unchanged.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/redemptions/{id}/cancel (the `CancelRedemption` operationId).
+	CancelRedemptionWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*CancelRedemptionResponse, error)
+
+	// ConfirmRedemptionWithResponse Confirm a hold: the redemption succeeds
+	//
+	// Needs the `checkout` scope. Confirming a succeeded redemption returns it unchanged.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/redemptions/{id}/confirm (the `ConfirmRedemption` operationId).
+	ConfirmRedemptionWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ConfirmRedemptionResponse, error)
+
+	// RefundRedemptionWithBodyWithResponse Refund a redemption, whole or by items
+	//
+	// Needs the `checkout` scope. The refunded lines' discount goes back to the budget; once every discounted line is refunded the redemption is `refunded` and the customer's per-customer slot is free again (a first-time code becomes usable); the total cap keeps its slot (raise the cap for more). The body is at most 4 KiB.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/redemptions/{id}/refund (the `RefundRedemption` operationId).
+	RefundRedemptionWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefundRedemptionResponse, error)
+
+	// RefundRedemptionWithResponse Refund a redemption, whole or by items
+	//
+	// Needs the `checkout` scope. The refunded lines' discount goes back to the budget; once every discounted line is refunded the redemption is `refunded` and the customer's per-customer slot is free again (a first-time code becomes usable); the total cap keeps its slot (raise the cap for more). The body is at most 4 KiB.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/redemptions/{id}/refund (the `RefundRedemption` operationId).
+	RefundRedemptionWithResponse(ctx context.Context, id ID, body RefundRedemptionJSONRequestBody, reqEditors ...RequestEditorFn) (*RefundRedemptionResponse, error)
 
 	// RenderMessagesWithBodyWithResponse Render for a batch of customers with codes issued and recorded under the caller's scope (platform mailers that send themselves)
 	//
@@ -5726,6 +6896,82 @@ func (r ListCustomerPromocodesResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListCustomerPromocodesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListCustomerRedemptionsResponse401Headers the declared response headers of an HTTP 401 response for ListCustomerRedemptions
+type ListCustomerRedemptionsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListCustomerRedemptionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RedemptionPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListCustomerRedemptionsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCustomerRedemptionsResponse) GetJSON200() *RedemptionPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListCustomerRedemptionsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListCustomerRedemptionsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListCustomerRedemptionsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListCustomerRedemptionsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCustomerRedemptionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCustomerRedemptionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCustomerRedemptionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCustomerRedemptionsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6636,6 +7882,248 @@ func (r ExportIssuesResponse) ContentType() string {
 	return ""
 }
 
+// GetGroupMetricsResponse401Headers the declared response headers of an HTTP 401 response for GetGroupMetrics
+type GetGroupMetricsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetGroupMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GroupMetrics
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidPeriod
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetGroupMetricsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON200() *GroupMetrics {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON400() *InvalidPeriod {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetGroupMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetGroupMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetGroupMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetGroupMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListGroupRedemptionsResponse401Headers the declared response headers of an HTTP 401 response for ListGroupRedemptions
+type ListGroupRedemptionsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListGroupRedemptionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RedemptionPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListGroupRedemptionsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListGroupRedemptionsResponse) GetJSON200() *RedemptionPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListGroupRedemptionsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListGroupRedemptionsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListGroupRedemptionsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListGroupRedemptionsResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListGroupRedemptionsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListGroupRedemptionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListGroupRedemptionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListGroupRedemptionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListGroupRedemptionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportRedemptionsResponse401Headers the declared response headers of an HTTP 401 response for ExportRedemptions
+type ExportRedemptionsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ExportRedemptionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidID
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportRedemptionsResponse401Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ExportRedemptionsResponse) GetJSON400() *InvalidID {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ExportRedemptionsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ExportRedemptionsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ExportRedemptionsResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ExportRedemptionsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportRedemptionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportRedemptionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportRedemptionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportRedemptionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ExportUnusedCodesResponse200Headers the declared response headers of an HTTP 200 response for ExportUnusedCodes
 type ExportUnusedCodesResponse200Headers struct {
 	ContentDisposition *string
@@ -7502,6 +8990,82 @@ func (r StartMailingResponse) ContentType() string {
 	return ""
 }
 
+// GetPortfolioResponse401Headers the declared response headers of an HTTP 401 response for GetPortfolio
+type GetPortfolioResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetPortfolioResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Portfolio
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidPeriod
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetPortfolioResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPortfolioResponse) GetJSON200() *Portfolio {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetPortfolioResponse) GetJSON400() *InvalidPeriod {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetPortfolioResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetPortfolioResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPortfolioResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPortfolioResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPortfolioResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPortfolioResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPortfolioResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetOpenAPIDocumentResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7537,6 +9101,82 @@ func (r GetOpenAPIDocumentResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenAPIDocumentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListRedemptionsResponse401Headers the declared response headers of an HTTP 401 response for ListRedemptions
+type ListRedemptionsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListRedemptionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RedemptionPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListRedemptionsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListRedemptionsResponse) GetJSON200() *RedemptionPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListRedemptionsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListRedemptionsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListRedemptionsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListRedemptionsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListRedemptionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListRedemptionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListRedemptionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListRedemptionsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7745,6 +9385,283 @@ func (r GetRedemptionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetRedemptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelRedemptionResponse401Headers the declared response headers of an HTTP 401 response for CancelRedemption
+type CancelRedemptionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type CancelRedemptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Redemption
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidID
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelRedemptionResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelRedemptionResponse) GetJSON200() *Redemption {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CancelRedemptionResponse) GetJSON400() *InvalidID {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CancelRedemptionResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CancelRedemptionResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CancelRedemptionResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CancelRedemptionResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CancelRedemptionResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelRedemptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelRedemptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelRedemptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelRedemptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConfirmRedemptionResponse401Headers the declared response headers of an HTTP 401 response for ConfirmRedemption
+type ConfirmRedemptionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ConfirmRedemptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Redemption
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidID
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ConfirmRedemptionResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ConfirmRedemptionResponse) GetJSON200() *Redemption {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ConfirmRedemptionResponse) GetJSON400() *InvalidID {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ConfirmRedemptionResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ConfirmRedemptionResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ConfirmRedemptionResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ConfirmRedemptionResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ConfirmRedemptionResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmRedemptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmRedemptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmRedemptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmRedemptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RefundRedemptionResponse401Headers the declared response headers of an HTTP 401 response for RefundRedemption
+type RefundRedemptionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type RefundRedemptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Redemption
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RefundRedemptionResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RefundRedemptionResponse) GetJSON200() *Redemption {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RefundRedemptionResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RefundRedemptionResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RefundRedemptionResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RefundRedemptionResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RefundRedemptionResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RefundRedemptionResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RefundRedemptionResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RefundRedemptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RefundRedemptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RefundRedemptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RefundRedemptionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8555,6 +10472,21 @@ func (c *ClientWithResponses) ListCustomerPromocodesWithResponse(ctx context.Con
 	return ParseListCustomerPromocodesResponse(rsp)
 }
 
+// ListCustomerRedemptionsWithResponse The customer profile's redemptions tab, newest first
+//
+// Needs the `read` scope. A customer id never seen gives an empty list.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/customers/{id}/redemptions (the `ListCustomerRedemptions` operationId).
+func (c *ClientWithResponses) ListCustomerRedemptionsWithResponse(ctx context.Context, id CustomerID, params *ListCustomerRedemptionsParams, reqEditors ...RequestEditorFn) (*ListCustomerRedemptionsResponse, error) {
+	rsp, err := c.ListCustomerRedemptions(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCustomerRedemptionsResponse(rsp)
+}
+
 // ListGroupsWithResponse List live groups with total, active balance, issued and low-balance state
 //
 // Returns a wrapper object for the known response body format(s).
@@ -8766,6 +10698,51 @@ func (c *ClientWithResponses) ExportIssuesWithResponse(ctx context.Context, id I
 	return ParseExportIssuesResponse(rsp)
 }
 
+// GetGroupMetricsWithResponse A group's report over a period: issues, per mailing, balance and forecast, daily series
+//
+// Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
+func (c *ClientWithResponses) GetGroupMetricsWithResponse(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*GetGroupMetricsResponse, error) {
+	rsp, err := c.GetGroupMetrics(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetGroupMetricsResponse(rsp)
+}
+
+// ListGroupRedemptionsWithResponse A group's redemption history
+//
+// Needs the `read` scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups/{id}/redemptions (the `ListGroupRedemptions` operationId).
+func (c *ClientWithResponses) ListGroupRedemptionsWithResponse(ctx context.Context, id ID, params *ListGroupRedemptionsParams, reqEditors ...RequestEditorFn) (*ListGroupRedemptionsResponse, error) {
+	rsp, err := c.ListGroupRedemptions(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListGroupRedemptionsResponse(rsp)
+}
+
+// ExportRedemptionsWithResponse A group's redemptions as CSV
+//
+// Needs the `export` scope. Streamed, oldest first: id, created_at, status, reason, code, customer_id, order_id, currency, order_amount, discount_amount, refunded_amount, mailing_id.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups/{id}/redemptions.csv (the `ExportRedemptions` operationId).
+func (c *ClientWithResponses) ExportRedemptionsWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ExportRedemptionsResponse, error) {
+	rsp, err := c.ExportRedemptions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportRedemptionsResponse(rsp)
+}
+
 // ExportUnusedCodesWithResponse The group's unused codes, streamed CSV: code, expires_at, expired
 //
 // A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
@@ -8937,6 +10914,21 @@ func (c *ClientWithResponses) StartMailingWithResponse(ctx context.Context, id I
 	return ParseStartMailingResponse(rsp)
 }
 
+// GetPortfolioWithResponse Every live group's figures over a period, side by side, sorted
+//
+// The portfolio view (SPEC §12). Needs the `read` scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/metrics (the `GetPortfolio` operationId).
+func (c *ClientWithResponses) GetPortfolioWithResponse(ctx context.Context, params *GetPortfolioParams, reqEditors ...RequestEditorFn) (*GetPortfolioResponse, error) {
+	rsp, err := c.GetPortfolio(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPortfolioResponse(rsp)
+}
+
 // GetOpenAPIDocumentWithResponse This document
 //
 // Returns a wrapper object for the known response body format(s).
@@ -8948,6 +10940,21 @@ func (c *ClientWithResponses) GetOpenAPIDocumentWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseGetOpenAPIDocumentResponse(rsp)
+}
+
+// ListRedemptionsWithResponse Redemption history by customer, order or code
+//
+// Needs the `read` scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/redemptions (the `ListRedemptions` operationId).
+func (c *ClientWithResponses) ListRedemptionsWithResponse(ctx context.Context, params *ListRedemptionsParams, reqEditors ...RequestEditorFn) (*ListRedemptionsResponse, error) {
+	rsp, err := c.ListRedemptions(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListRedemptionsResponse(rsp)
 }
 
 // RedeemCodeWithBodyWithResponse Redeem a code for an order (or hold it during payment)
@@ -8993,6 +11000,66 @@ func (c *ClientWithResponses) GetRedemptionWithResponse(ctx context.Context, id 
 		return nil, err
 	}
 	return ParseGetRedemptionResponse(rsp)
+}
+
+// CancelRedemptionWithResponse Cancel a hold: its slots are free at once
+//
+// Needs the `checkout` scope. Cancelling a cancelled hold returns it unchanged.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/redemptions/{id}/cancel (the `CancelRedemption` operationId).
+func (c *ClientWithResponses) CancelRedemptionWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*CancelRedemptionResponse, error) {
+	rsp, err := c.CancelRedemption(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelRedemptionResponse(rsp)
+}
+
+// ConfirmRedemptionWithResponse Confirm a hold: the redemption succeeds
+//
+// Needs the `checkout` scope. Confirming a succeeded redemption returns it unchanged.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/redemptions/{id}/confirm (the `ConfirmRedemption` operationId).
+func (c *ClientWithResponses) ConfirmRedemptionWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ConfirmRedemptionResponse, error) {
+	rsp, err := c.ConfirmRedemption(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmRedemptionResponse(rsp)
+}
+
+// RefundRedemptionWithBodyWithResponse Refund a redemption, whole or by items
+//
+// Needs the `checkout` scope. The refunded lines' discount goes back to the budget; once every discounted line is refunded the redemption is `refunded` and the customer's per-customer slot is free again (a first-time code becomes usable); the total cap keeps its slot (raise the cap for more). The body is at most 4 KiB.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/redemptions/{id}/refund (the `RefundRedemption` operationId).
+func (c *ClientWithResponses) RefundRedemptionWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefundRedemptionResponse, error) {
+	rsp, err := c.RefundRedemptionWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefundRedemptionResponse(rsp)
+}
+
+// RefundRedemptionWithResponse Refund a redemption, whole or by items
+//
+// Needs the `checkout` scope. The refunded lines' discount goes back to the budget; once every discounted line is refunded the redemption is `refunded` and the customer's per-customer slot is free again (a first-time code becomes usable); the total cap keeps its slot (raise the cap for more). The body is at most 4 KiB.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/redemptions/{id}/refund (the `RefundRedemption` operationId).
+func (c *ClientWithResponses) RefundRedemptionWithResponse(ctx context.Context, id ID, body RefundRedemptionJSONRequestBody, reqEditors ...RequestEditorFn) (*RefundRedemptionResponse, error) {
+	rsp, err := c.RefundRedemption(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefundRedemptionResponse(rsp)
 }
 
 // RenderMessagesWithBodyWithResponse Render for a batch of customers with codes issued and recorded under the caller's scope (platform mailers that send themselves)
@@ -9512,6 +11579,73 @@ func ParseListCustomerPromocodesResponse(rsp *http.Response) (*ListCustomerPromo
 	switch {
 	case rsp.StatusCode == 401:
 		var headers ListCustomerPromocodesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListCustomerRedemptionsResponse parses an HTTP response from a ListCustomerRedemptionsWithResponse call
+func ParseListCustomerRedemptionsResponse(rsp *http.Response) (*ListCustomerRedemptionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCustomerRedemptionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RedemptionPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListCustomerRedemptionsResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -10339,6 +12473,221 @@ func ParseExportIssuesResponse(rsp *http.Response) (*ExportIssuesResponse, error
 	return response, nil
 }
 
+// ParseGetGroupMetricsResponse parses an HTTP response from a GetGroupMetricsWithResponse call
+func ParseGetGroupMetricsResponse(rsp *http.Response) (*GetGroupMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetGroupMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GroupMetrics
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidPeriod
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetGroupMetricsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListGroupRedemptionsResponse parses an HTTP response from a ListGroupRedemptionsWithResponse call
+func ParseListGroupRedemptionsResponse(rsp *http.Response) (*ListGroupRedemptionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListGroupRedemptionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RedemptionPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListGroupRedemptionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportRedemptionsResponse parses an HTTP response from a ExportRedemptionsWithResponse call
+func ParseExportRedemptionsResponse(rsp *http.Response) (*ExportRedemptionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportRedemptionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidID
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ExportRedemptionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseExportUnusedCodesResponse parses an HTTP response from a ExportUnusedCodesWithResponse call
 func ParseExportUnusedCodesResponse(rsp *http.Response) (*ExportUnusedCodesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -11114,6 +13463,73 @@ func ParseStartMailingResponse(rsp *http.Response) (*StartMailingResponse, error
 	return response, nil
 }
 
+// ParseGetPortfolioResponse parses an HTTP response from a GetPortfolioWithResponse call
+func ParseGetPortfolioResponse(rsp *http.Response) (*GetPortfolioResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPortfolioResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Portfolio
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidPeriod
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetPortfolioResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetOpenAPIDocumentResponse parses an HTTP response from a GetOpenAPIDocumentWithResponse call
 func ParseGetOpenAPIDocumentResponse(rsp *http.Response) (*GetOpenAPIDocumentResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -11135,6 +13551,73 @@ func ParseGetOpenAPIDocumentResponse(rsp *http.Response) (*GetOpenAPIDocumentRes
 		}
 		response.JSON200 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseListRedemptionsResponse parses an HTTP response from a ListRedemptionsWithResponse call
+func ParseListRedemptionsResponse(rsp *http.Response) (*ListRedemptionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListRedemptionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RedemptionPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListRedemptionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil
@@ -11323,6 +13806,256 @@ func ParseGetRedemptionResponse(rsp *http.Response) (*GetRedemptionResponse, err
 	switch {
 	case rsp.StatusCode == 401:
 		var headers GetRedemptionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelRedemptionResponse parses an HTTP response from a CancelRedemptionWithResponse call
+func ParseCancelRedemptionResponse(rsp *http.Response) (*CancelRedemptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelRedemptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Redemption
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidID
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CancelRedemptionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmRedemptionResponse parses an HTTP response from a ConfirmRedemptionWithResponse call
+func ParseConfirmRedemptionResponse(rsp *http.Response) (*ConfirmRedemptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmRedemptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Redemption
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidID
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ConfirmRedemptionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRefundRedemptionResponse parses an HTTP response from a RefundRedemptionWithResponse call
+func ParseRefundRedemptionResponse(rsp *http.Response) (*RefundRedemptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RefundRedemptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Redemption
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RefundRedemptionResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

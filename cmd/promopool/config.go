@@ -60,6 +60,10 @@ type Config struct {
 	// RedemptionHoldTTL is how long a hold counts against the caps unless confirmed
 	// (REDEMPTION_HOLD_TTL, default 30m).
 	RedemptionHoldTTL time.Duration
+	// RedemptionWebhookURL receives the redemption webhooks (REDEMPTION_WEBHOOK_URL;
+	// empty: none are written); RedemptionWebhookSecret signs them
+	// (REDEMPTION_WEBHOOK_SECRET, required with the URL).
+	RedemptionWebhookURL, RedemptionWebhookSecret string
 	// WebhookAllow lists the non-public addresses webhooks may reach
 	// (WEBHOOK_ALLOW_PRIVATE: CIDR prefixes or addresses, comma-separated).
 	WebhookAllow []netip.Prefix
@@ -91,7 +95,7 @@ type Config struct {
 	// worker is returned to the pool (RESERVATION_TIMEOUT, default 1m).
 	ReservationTimeout time.Duration
 	// SegmentFoldInterval is how often a worker folds new issues into the segment
-	// summaries (SEGMENT_FOLD_INTERVAL, default 5s).
+	// summaries and the report rollups (SEGMENT_FOLD_INTERVAL, default 5s).
 	SegmentFoldInterval time.Duration
 	// MetricsAddr is where every process serves /metrics without a key (METRICS_ADDR;
 	// empty: not served). `promopool web` also serves /metrics on HTTP_ADDR, to API keys
@@ -215,6 +219,10 @@ func (c *Config) loadSecurity(getenv func(string) string) error {
 		if *r.dst, err = api.ParseRate(cmp.Or(getenv(r.name), r.def)); err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
+	}
+	c.RedemptionWebhookURL, c.RedemptionWebhookSecret = getenv("REDEMPTION_WEBHOOK_URL"), getenv("REDEMPTION_WEBHOOK_SECRET")
+	if c.RedemptionWebhookURL != "" && len(c.RedemptionWebhookSecret) < 16 {
+		return errors.New("REDEMPTION_WEBHOOK_SECRET: at least 16 bytes, to sign the webhooks REDEMPTION_WEBHOOK_URL receives")
 	}
 	if c.WebhookAllow, err = egress.ParseAllow(getenv("WEBHOOK_ALLOW_PRIVATE")); err != nil {
 		return err

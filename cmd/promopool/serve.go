@@ -26,6 +26,7 @@ import (
 	"promopool/mailer"
 	"promopool/mailings"
 	"promopool/metrics"
+	"promopool/reports"
 	"promopool/segments"
 	"promopool/worker"
 )
@@ -74,12 +75,16 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rep, err := m.reportService(db, store, svc)
+	if err != nil {
+		return err
+	}
 	metricsHandler := metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))
 	srv, err := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes, Metrics: metricsHandler,
 		IssueRate: m.cfg.IssueRateLimit, ValidateRate: m.cfg.ValidateRateLimit, StreamIdle: m.cfg.HTTPStreamIdle,
 		ValidateMissRate: m.cfg.ValidateMissLimit, CustomerMissRate: m.cfg.CustomerMissLimit},
 		api.Deps{Groups: store, Customers: customers.NewStore(db), Keys: keys, People: people.api(), Mailings: svc, Segments: m.segments(db),
-			Checkout: co, Alerts: alertList, Log: m.log, Ready: map[string]api.Pinger{
+			Checkout: co, Alerts: alertList, Reports: rep, Log: m.log, Ready: map[string]api.Pinger{
 				"postgres": api.PingFunc(db.PingContext),
 				"redis":    api.PingFunc(func(ctx context.Context) error { return rdb.Ping(ctx).Err() }),
 			}})
@@ -157,6 +162,15 @@ func (m *Main) segments(db *sqlx.DB) *segments.Service {
 	return m.segs
 }
 
+// reportService builds the reports service (rollups and their reports).
+func (m *Main) reportService(db *sqlx.DB, store *groups.Store, svc *mailings.Service) (*reports.Service, error) {
+	var d reports.Deliveries
+	if svc != nil {
+		d = svc
+	}
+	return reports.New(reports.Config{}, reports.Deps{DB: db, Groups: store, Mailings: d, Log: m.log})
+}
+
 // mailingService builds the mailings service; sender is nil in processes that do not send.
 func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.Sender) (*mailings.Service, error) {
 	client, err := m.asynqClient()
@@ -213,11 +227,23 @@ func (m *Main) worker(ctx context.Context) error {
 	}
 	mux := asynq.NewServeMux()
 	mux.Handle(worker.TypeMailingBatch, &worker.MailingBatchHandler{Mailings: svc})
+	deliverer, err := m.webhookDeliverer(ctx, db)
+	if err != nil {
+		return err
+	}
+	if deliverer != nil {
+		mux.Handle(worker.TypeRedemptionWebhooks, &worker.RedemptionWebhooksHandler{Deliverer: deliverer})
+	}
 	if err := m.serveMetrics(ctx, metrics.Handler()); err != nil {
 		return err
 	}
 	go svc.RunReconciler(ctx, m.cfg.ReconcileInterval)
 	go m.segments(db).RunFolder(ctx, m.cfg.SegmentFoldInterval, m.log)
+	rep, err := m.reportService(db, store, svc)
+	if err != nil {
+		return err
+	}
+	go rep.RunFolder(ctx, m.cfg.SegmentFoldInterval)
 	return worker.Run(ctx, worker.Config{RedisURL: m.cfg.RedisURL, Concurrency: m.cfg.WorkerConcurrency,
 		ShutdownTimeout: m.cfg.WorkerShutdownTimeout}, m.log, mux)
 }
@@ -238,6 +264,9 @@ func (m *Main) scheduler(ctx context.Context) error {
 	}
 	c := cron.New(m.cronOptions()...)
 	if err := m.addAlertsJob(ctx, c, checker); err != nil {
+		return err
+	}
+	if err := m.addCheckoutJobs(ctx, c, db); err != nil {
 		return err
 	}
 	c.Start()
@@ -263,7 +292,59 @@ func (m *Main) tuneGC() {
 	}
 }
 
-// checkout builds the checkout service (SPEC §11).
+// checkout builds the checkout service (SPEC §11). With REDEMPTION_WEBHOOK_URL set,
+// events write webhooks to the outbox and enqueue their delivery.
 func (m *Main) checkout(db *sqlx.DB) (*checkout.Service, error) {
-	return checkout.New(checkout.Config{HoldTTL: m.cfg.RedemptionHoldTTL}, checkout.Deps{DB: db, Log: m.log})
+	deps := checkout.Deps{DB: db, Log: m.log}
+	webhooks := m.cfg.RedemptionWebhookURL != ""
+	if webhooks {
+		client, err := m.asynqClient()
+		if err != nil {
+			return nil, err
+		}
+		deps.Notifier = worker.WebhookEnqueuer{Client: client}
+	}
+	return checkout.New(checkout.Config{HoldTTL: m.cfg.RedemptionHoldTTL, Webhooks: webhooks}, deps)
+}
+
+// webhookDeliverer posts the redemption webhooks; nil without REDEMPTION_WEBHOOK_URL.
+func (m *Main) webhookDeliverer(ctx context.Context, db *sqlx.DB) (*checkout.Deliverer, error) {
+	if m.cfg.RedemptionWebhookURL == "" {
+		return nil, nil
+	}
+	return checkout.NewDeliverer(ctx, checkout.DeliverConfig{URL: m.cfg.RedemptionWebhookURL,
+		Secret: []byte(m.cfg.RedemptionWebhookSecret), Policy: m.webhookPolicy()}, db, m.log)
+}
+
+// addCheckoutJobs runs, every minute, the sweep of expired holds and (with webhooks)
+// a delivery run that picks up every webhook due for a retry or missed by its enqueue.
+func (m *Main) addCheckoutJobs(ctx context.Context, cr *cron.Cron, db *sqlx.DB) error {
+	co, err := m.checkout(db)
+	if err != nil {
+		return err
+	}
+	var sweep checkout.Notifier
+	if m.cfg.RedemptionWebhookURL != "" {
+		client, err := m.asynqClient()
+		if err != nil {
+			return err
+		}
+		sweep = worker.WebhookEnqueuer{Client: client}
+	}
+	_, err = cr.AddFunc("@every 1m", func() {
+		runCtx, cancel := context.WithTimeout(ctx, 50*time.Second)
+		defer cancel()
+		res, err := co.ExpireHolds(runCtx)
+		if err != nil {
+			m.log.Error("expiring holds failed", "err", err)
+		} else if res.Expired > 0 {
+			m.log.Info("holds expired", "count", res.Expired)
+		}
+		if sweep != nil {
+			if err := sweep.WebhooksWritten(runCtx, nil); err != nil {
+				m.log.Warn("enqueueing the webhook sweep failed", "err", err)
+			}
+		}
+	})
+	return err
 }
