@@ -15,6 +15,7 @@ import (
 	"promopool/internal/apitest"
 	"promopool/internal/testdb"
 	"promopool/mailings"
+	"promopool/reports"
 	"promopool/segments"
 )
 
@@ -62,6 +63,10 @@ func TestEveryDocumentedOperationIsServed(t *testing.T) {
 		d.Mailings = mailings.New(mailings.Config{}, mailings.Deps{DB: db.DB})
 		d.Segments = segments.New(db.DB, segments.Config{})
 		d.Alerts = noAlerts{}
+		var err error
+		if d.Reports, err = reports.New(reports.Config{}, reports.Deps{DB: db.DB, Groups: d.Groups}); err != nil {
+			t.Fatal(err)
+		}
 	})
 	doc, err := openapi3.NewLoader().LoadFromFile("openapi.json")
 	if err != nil {

@@ -73,6 +73,8 @@ var apiRoles = map[string]struct {
 	"POST /v1/segments/count":             {users.RoleViewer, 400},
 	"POST /v1/segments/query":             {users.RoleViewer, 400},
 	"GET /v1/groups/{id}/alerts":          {users.RoleViewer, 404},
+	"GET /v1/groups/{id}/metrics":         {users.RoleViewer, 404},
+	"GET /v1/metrics":                     {users.RoleViewer, 200},
 	"POST /v1/alerts/{id}/acknowledge":    {users.RoleMarketer, 404},
 	"POST /v1/validate":                   {users.RoleAdmin, 400},
 	"GET /v1/validate":                    {users.RoleAdmin, 400},

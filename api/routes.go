@@ -86,6 +86,11 @@ func (s *Server) routeTable() []route {
 			route{pattern: "POST /v1/segments/count", scope: auth.ScopeRead, body: jsonBody, h: s.segmentCount},
 			route{pattern: "POST /v1/segments/query", scope: auth.ScopeRead, body: jsonBody, stream: true, h: s.segmentQuery})
 	}
+	if s.reports != nil {
+		t = append(t,
+			route{pattern: "GET /v1/groups/{id}/metrics", scope: auth.ScopeRead, h: s.groupMetrics},
+			route{pattern: "GET /v1/metrics", scope: auth.ScopeRead, h: s.portfolio})
+	}
 	if s.checkout != nil {
 		t = append(t, s.checkoutRoutes()...)
 	}

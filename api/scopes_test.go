@@ -15,6 +15,7 @@ import (
 	"promopool/auth"
 	"promopool/internal/testdb"
 	"promopool/mailings"
+	"promopool/reports"
 	"promopool/segments"
 )
 
@@ -28,6 +29,9 @@ func everything(d *api.Deps, db *testdb.DB) {
 		panic(err)
 	}
 	d.Alerts = checker
+	if d.Reports, err = reports.New(reports.Config{}, reports.Deps{DB: db.DB, Groups: d.Groups, Mailings: d.Mailings}); err != nil {
+		panic(err)
+	}
 }
 
 // metricsStub stands in for the metrics handler.

@@ -19,6 +19,7 @@ import (
 	"promopool/groups"
 	"promopool/idp"
 	"promopool/mailings"
+	"promopool/reports"
 	"promopool/segments"
 )
 
@@ -84,6 +85,8 @@ type Deps struct {
 	Checkout *checkout.Service
 	// Alerts serves GET /v1/groups/{id}/alerts; nil leaves it out.
 	Alerts AlertLister
+	// Reports serves the metrics routes (SPEC §12); nil leaves them out.
+	Reports *reports.Service
 	// Ready names the dependencies /readyz checks (PostgreSQL, Redis).
 	Ready map[string]Pinger
 	// Log takes the request log and the errors of failed requests (required).
@@ -112,6 +115,7 @@ type Server struct {
 	mailings  *mailings.Service
 	segments  *segments.Service
 	alerts    AlertLister
+	reports   *reports.Service
 	checkout  *checkout.Service
 	keys      *auth.Keys
 	people    PersonAuthenticator
@@ -137,7 +141,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.MaxJSONBytes = cmp.Or(cfg.MaxJSONBytes, 1<<20)
 	cfg.StreamIdle = cmp.Or(cfg.StreamIdle, time.Minute)
 	s := &Server{cfg: cfg, groups: deps.Groups, customers: deps.Customers, mailings: deps.Mailings,
-		segments: deps.Segments, alerts: deps.Alerts, keys: deps.Keys, people: deps.People, log: deps.Log, ready: deps.Ready,
+		segments: deps.Segments, alerts: deps.Alerts, reports: deps.Reports, keys: deps.Keys, people: deps.People, log: deps.Log, ready: deps.Ready,
 		mux: http.NewServeMux(), issueLimit: NewLimiter("issue", cfg.IssueRate), validateLimit: NewLimiter("validate", cfg.ValidateRate),
 		checkout: deps.Checkout, missLimit: NewMissLimiter(cfg.ValidateMissRate, cfg.CustomerMissRate)}
 	s.routes()

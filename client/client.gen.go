@@ -1071,6 +1071,23 @@ type GroupInput struct {
 	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
 }
 
+// GroupMetrics defines model for GroupMetrics.
+type GroupMetrics struct {
+	// AsOf The instant the issue figures are complete to: issues are folded into daily rollups behind the writers (and before each report answers, up to a short tail).
+	AsOf    time.Time      `json:"as_of"`
+	Balance MetricsBalance `json:"balance"`
+
+	// Daily One entry per day of the period, oldest first.
+	Daily     []MetricsDay `json:"daily"`
+	GroupId   int          `json:"group_id"`
+	GroupName string       `json:"group_name"`
+	Issues    IssueFigures `json:"issues"`
+
+	// Mailings Mailings that issued codes of the group in the period, most codes first.
+	Mailings []MailingFigures `json:"mailings"`
+	Period   Period           `json:"period"`
+}
+
 // Issue defines model for Issue.
 type Issue struct {
 	Code          *string    `json:"code,omitempty"`
@@ -1088,6 +1105,21 @@ type Issue struct {
 
 // IssueKind defines model for Issue.Kind.
 type IssueKind string
+
+// IssueFigures defines model for IssueFigures.
+type IssueFigures struct {
+	// ByMailing Initial issues of mailings.
+	ByMailing int `json:"by_mailing"`
+
+	// Direct Initial issues outside mailings (direct issues, the render API).
+	Direct int `json:"direct"`
+
+	// Initial Codes that left the pool in the period (live issues: a code returned to the pool by a definitive send rejection does not count).
+	Initial int `json:"initial"`
+
+	// Repeat Re-insertions of a code already held (`last_promocode`).
+	Repeat int `json:"repeat"`
+}
 
 // LineProblem defines model for LineProblem.
 type LineProblem struct {
@@ -1176,6 +1208,26 @@ type MailingStatus string
 // MailingTransport defines model for Mailing.Transport.
 type MailingTransport string
 
+// MailingFigures defines model for MailingFigures.
+type MailingFigures struct {
+	// Failed Messages that failed (all time).
+	Failed int `json:"failed"`
+
+	// Issued Codes of this group the mailing issued in the period.
+	Issued    int `json:"issued"`
+	MailingId int `json:"mailing_id"`
+
+	// Name Empty when the mailing was removed.
+	Name string `json:"name"`
+
+	// Recipients The mailing's recipients (all its groups, all time).
+	Recipients int `json:"recipients"`
+
+	// Sent Messages the transport accepted (all time).
+	Sent   int    `json:"sent"`
+	Status string `json:"status"`
+}
+
 // MailingInput defines model for MailingInput.
 type MailingInput struct {
 	// Audience Exactly one of: `customer_ids`, `all`, or `segment` (a segment filter resolved when the mailing starts; its groups are stored by id).
@@ -1204,6 +1256,32 @@ type MailingInputOnExhaustion string
 // MailingInputTransport defines model for MailingInput.Transport.
 type MailingInputTransport string
 
+// MetricsBalance defines model for MetricsBalance.
+type MetricsBalance struct {
+	// Active Codes not issued and not expired, now.
+	Active int `json:"active"`
+
+	// DryAt When the active codes run out at rate_per_day; null when nothing was issued lately.
+	DryAt   *time.Time `json:"dry_at"`
+	Expired int        `json:"expired"`
+	Issued  int        `json:"issued"`
+
+	// RatePerDay Initial issues per day over the last 7 days.
+	RatePerDay float32 `json:"rate_per_day"`
+	Total      int     `json:"total"`
+}
+
+// MetricsDay defines model for MetricsDay.
+type MetricsDay struct {
+	// Active The balance recorded that day (the last record of the day; today: the live balance), carried from the last earlier record when the day has none; null before the first record and after today.
+	Active *int               `json:"active"`
+	Date   openapi_types.Date `json:"date"`
+
+	// Issued Initial issues that day.
+	Issued int `json:"issued"`
+	Repeat int `json:"repeat"`
+}
+
 // OrderItem defines model for OrderItem.
 type OrderItem struct {
 	ProductId string `json:"product_id"`
@@ -1211,6 +1289,38 @@ type OrderItem struct {
 
 	// UnitAmount Price of one, in minor units of the order's currency.
 	UnitAmount int `json:"unit_amount"`
+}
+
+// Period defines model for Period.
+type Period struct {
+	// Days Days in the period, both ends included.
+	Days int                `json:"days"`
+	From openapi_types.Date `json:"from"`
+	To   openapi_types.Date `json:"to"`
+}
+
+// Portfolio defines model for Portfolio.
+type Portfolio struct {
+	AsOf   time.Time      `json:"as_of"`
+	Groups []PortfolioRow `json:"groups"`
+	Period Period         `json:"period"`
+	Sort   string         `json:"sort"`
+}
+
+// PortfolioRow defines model for PortfolioRow.
+type PortfolioRow struct {
+	// Active Balance now.
+	Active    int    `json:"active"`
+	GroupId   int    `json:"group_id"`
+	GroupName string `json:"group_name"`
+
+	// Issued Initial issues in the period.
+	Issued int `json:"issued"`
+
+	// Mailings Mailings that issued codes of the group in the period.
+	Mailings int `json:"mailings"`
+	Repeat   int `json:"repeat"`
+	Total    int `json:"total"`
 }
 
 // Readiness Each dependency by name (postgres, redis): `ok` or `unavailable`.
@@ -1543,11 +1653,20 @@ type Before = int
 // CustomerID defines model for CustomerID.
 type CustomerID = string
 
+// From defines model for From.
+type From = openapi_types.Date
+
 // ID defines model for ID.
 type ID = int
 
 // Limit defines model for Limit.
 type Limit = int
+
+// MetricsSort defines model for MetricsSort.
+type MetricsSort = string
+
+// To defines model for To.
+type To = openapi_types.Date
 
 // BadRequest defines model for BadRequest.
 type BadRequest = Error
@@ -1557,6 +1676,9 @@ type Forbidden = Error
 
 // InvalidID defines model for InvalidID.
 type InvalidID = Error
+
+// InvalidPeriod defines model for InvalidPeriod.
+type InvalidPeriod = Error
 
 // InvalidState defines model for InvalidState.
 type InvalidState = Error
@@ -1678,6 +1800,15 @@ type IssueCodeParams struct {
 	IdempotencyKey string `json:"Idempotency-Key"`
 }
 
+// GetGroupMetricsParams defines parameters for GetGroupMetrics.
+type GetGroupMetricsParams struct {
+	// From First day of the period (YYYY-MM-DD, UTC, included); absent: 30 days before `to`.
+	From *From `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Last day of the period (YYYY-MM-DD, UTC, included); absent: today. A period covers at most 1097 days.
+	To *To `form:"to,omitempty" json:"to,omitempty"`
+}
+
 // ListGroupRedemptionsParams defines parameters for ListGroupRedemptions.
 type ListGroupRedemptionsParams struct {
 	CustomerId *string `form:"customer_id,omitempty" json:"customer_id,omitempty"`
@@ -1707,6 +1838,18 @@ type PreviewMailingJSONBody struct {
 // StartMailingJSONBody defines parameters for StartMailing.
 type StartMailingJSONBody struct {
 	SendWhileCodesLast *bool `json:"send_while_codes_last,omitempty"`
+}
+
+// GetPortfolioParams defines parameters for GetPortfolio.
+type GetPortfolioParams struct {
+	// From First day of the period (YYYY-MM-DD, UTC, included); absent: 30 days before `to`.
+	From *From `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Last day of the period (YYYY-MM-DD, UTC, included); absent: today. A period covers at most 1097 days.
+	To *To `form:"to,omitempty" json:"to,omitempty"`
+
+	// Sort Sort key of the portfolio: `name` (default), `issued`, `repeat`, `mailings`, `active`, `total`; `-` first sorts descending (`-issued`).
+	Sort *MetricsSort `form:"sort,omitempty" json:"sort,omitempty"`
 }
 
 // ListRedemptionsParams defines parameters for ListRedemptions.
@@ -2250,6 +2393,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/groups/{id}/issues.csv (the `ExportIssues` operationId).
 	ExportIssues(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetGroupMetrics A group's report over a period: issues, per mailing, balance and forecast, daily series
+	//
+	// Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
+	//
+	// Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
+	GetGroupMetrics(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListGroupRedemptions A group's redemption history
 	//
 	// Needs the `read` scope.
@@ -2342,6 +2492,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/mailings/{id}/start (the `StartMailing` operationId).
 	StartMailing(ctx context.Context, id ID, body StartMailingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPortfolio Every live group's figures over a period, side by side, sorted
+	//
+	// The portfolio view (SPEC §12). Needs the `read` scope.
+	//
+	// Corresponds with GET /v1/metrics (the `GetPortfolio` operationId).
+	GetPortfolio(ctx context.Context, params *GetPortfolioParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetOpenAPIDocument This document
 	//
@@ -2891,6 +3048,23 @@ func (c *Client) ExportIssues(ctx context.Context, id ID, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
+// GetGroupMetrics A group's report over a period: issues, per mailing, balance and forecast, daily series
+//
+// Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
+//
+// Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
+func (c *Client) GetGroupMetrics(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetGroupMetricsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListGroupRedemptions A group's redemption history
 //
 // Needs the `read` scope.
@@ -3124,6 +3298,23 @@ func (c *Client) StartMailingWithBody(ctx context.Context, id ID, contentType st
 // Corresponds with POST /v1/mailings/{id}/start (the `StartMailing` operationId).
 func (c *Client) StartMailing(ctx context.Context, id ID, body StartMailingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewStartMailingRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPortfolio Every live group's figures over a period, side by side, sorted
+//
+// The portfolio view (SPEC §12). Needs the `read` scope.
+//
+// Corresponds with GET /v1/metrics (the `GetPortfolio` operationId).
+func (c *Client) GetPortfolio(ctx context.Context, params *GetPortfolioParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPortfolioRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4370,6 +4561,79 @@ func NewExportIssuesRequest(server string, id ID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetGroupMetricsRequest constructs an http.Request for the GetGroupMetrics method
+func NewGetGroupMetricsRequest(server string, id ID, params *GetGroupMetricsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/metrics", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListGroupRedemptionsRequest constructs an http.Request for the ListGroupRedemptions method
 func NewListGroupRedemptionsRequest(server string, id ID, params *ListGroupRedemptionsParams) (*http.Request, error) {
 	var err error
@@ -4901,6 +5165,84 @@ func NewStartMailingRequestWithBody(server string, id ID, contentType string, bo
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetPortfolioRequest constructs an http.Request for the GetPortfolio method
+func NewGetPortfolioRequest(server string, params *GetPortfolioParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/metrics")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -5835,6 +6177,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/groups/{id}/issues.csv (the `ExportIssues` operationId).
 	ExportIssuesWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ExportIssuesResponse, error)
 
+	// GetGroupMetricsWithResponse A group's report over a period: issues, per mailing, balance and forecast, daily series
+	//
+	// Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
+	GetGroupMetricsWithResponse(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*GetGroupMetricsResponse, error)
+
 	// ListGroupRedemptionsWithResponse A group's redemption history
 	//
 	// Needs the `read` scope.
@@ -5945,6 +6296,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/mailings/{id}/start (the `StartMailing` operationId).
 	StartMailingWithResponse(ctx context.Context, id ID, body StartMailingJSONRequestBody, reqEditors ...RequestEditorFn) (*StartMailingResponse, error)
+
+	// GetPortfolioWithResponse Every live group's figures over a period, side by side, sorted
+	//
+	// The portfolio view (SPEC §12). Needs the `read` scope.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/metrics (the `GetPortfolio` operationId).
+	GetPortfolioWithResponse(ctx context.Context, params *GetPortfolioParams, reqEditors ...RequestEditorFn) (*GetPortfolioResponse, error)
 
 	// GetOpenAPIDocumentWithResponse This document
 	//
@@ -7522,6 +7882,89 @@ func (r ExportIssuesResponse) ContentType() string {
 	return ""
 }
 
+// GetGroupMetricsResponse401Headers the declared response headers of an HTTP 401 response for GetGroupMetrics
+type GetGroupMetricsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetGroupMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GroupMetrics
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidPeriod
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetGroupMetricsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON200() *GroupMetrics {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON400() *InvalidPeriod {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetGroupMetricsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetGroupMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetGroupMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetGroupMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetGroupMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListGroupRedemptionsResponse401Headers the declared response headers of an HTTP 401 response for ListGroupRedemptions
 type ListGroupRedemptionsResponse401Headers struct {
 	WWWAuthenticate string
@@ -8541,6 +8984,82 @@ func (r StartMailingResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r StartMailingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPortfolioResponse401Headers the declared response headers of an HTTP 401 response for GetPortfolio
+type GetPortfolioResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetPortfolioResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Portfolio
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidPeriod
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetPortfolioResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPortfolioResponse) GetJSON200() *Portfolio {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetPortfolioResponse) GetJSON400() *InvalidPeriod {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetPortfolioResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetPortfolioResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPortfolioResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPortfolioResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPortfolioResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPortfolioResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPortfolioResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10179,6 +10698,21 @@ func (c *ClientWithResponses) ExportIssuesWithResponse(ctx context.Context, id I
 	return ParseExportIssuesResponse(rsp)
 }
 
+// GetGroupMetricsWithResponse A group's report over a period: issues, per mailing, balance and forecast, daily series
+//
+// Figures are read from daily rollups (UTC days) folded from the issue history; `as_of` says the instant they are complete to. Needs the `read` scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
+func (c *ClientWithResponses) GetGroupMetricsWithResponse(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*GetGroupMetricsResponse, error) {
+	rsp, err := c.GetGroupMetrics(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetGroupMetricsResponse(rsp)
+}
+
 // ListGroupRedemptionsWithResponse A group's redemption history
 //
 // Needs the `read` scope.
@@ -10378,6 +10912,21 @@ func (c *ClientWithResponses) StartMailingWithResponse(ctx context.Context, id I
 		return nil, err
 	}
 	return ParseStartMailingResponse(rsp)
+}
+
+// GetPortfolioWithResponse Every live group's figures over a period, side by side, sorted
+//
+// The portfolio view (SPEC §12). Needs the `read` scope.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/metrics (the `GetPortfolio` operationId).
+func (c *ClientWithResponses) GetPortfolioWithResponse(ctx context.Context, params *GetPortfolioParams, reqEditors ...RequestEditorFn) (*GetPortfolioResponse, error) {
+	rsp, err := c.GetPortfolio(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPortfolioResponse(rsp)
 }
 
 // GetOpenAPIDocumentWithResponse This document
@@ -11924,6 +12473,80 @@ func ParseExportIssuesResponse(rsp *http.Response) (*ExportIssuesResponse, error
 	return response, nil
 }
 
+// ParseGetGroupMetricsResponse parses an HTTP response from a GetGroupMetricsWithResponse call
+func ParseGetGroupMetricsResponse(rsp *http.Response) (*GetGroupMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetGroupMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GroupMetrics
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidPeriod
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetGroupMetricsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListGroupRedemptionsResponse parses an HTTP response from a ListGroupRedemptionsWithResponse call
 func ParseListGroupRedemptionsResponse(rsp *http.Response) (*ListGroupRedemptionsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -12827,6 +13450,73 @@ func ParseStartMailingResponse(rsp *http.Response) (*StartMailingResponse, error
 	switch {
 	case rsp.StatusCode == 401:
 		var headers StartMailingResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPortfolioResponse parses an HTTP response from a GetPortfolioWithResponse call
+func ParseGetPortfolioResponse(rsp *http.Response) (*GetPortfolioResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPortfolioResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Portfolio
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidPeriod
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetPortfolioResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -61,6 +61,11 @@ var tableUsers = map[string][]string{
 	"segment_fold":      {"segments"},
 	"segment_groups":    {"segments"},
 
+	// reports (0019): daily rollups the reports read, folded from the issue history.
+	"report_fold":         {"reports"},
+	"report_issue_days":   {"reports"},
+	"report_balance_days": {"reports"},
+
 	"api_keys": {"auth"},
 	// users: the people who sign in, their roles and passwords.
 	"admin_users":       {"users"},
@@ -73,8 +78,8 @@ var tableUsers = map[string][]string{
 	// Not yet behind one owner; the list only keeps more packages from joining.
 	// issues: written and read by groups (claims, history); alerts counts the
 	// rate window; segments folds the history into its summaries; checkout finds a
-	// unique code's holder at validation.
-	"issues": {"groups", "alerts", "segments", "checkout"},
+	// unique code's holder at validation; reports folds it into daily rollups.
+	"issues": {"groups", "alerts", "segments", "checkout", "reports"},
 	// customers: kept by customers; read (joined) by groups' export, mailings'
 	// recipients and segments' answers, and customers without a row get one in
 	// the segments fold.

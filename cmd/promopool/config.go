@@ -95,7 +95,7 @@ type Config struct {
 	// worker is returned to the pool (RESERVATION_TIMEOUT, default 1m).
 	ReservationTimeout time.Duration
 	// SegmentFoldInterval is how often a worker folds new issues into the segment
-	// summaries (SEGMENT_FOLD_INTERVAL, default 5s).
+	// summaries and the report rollups (SEGMENT_FOLD_INTERVAL, default 5s).
 	SegmentFoldInterval time.Duration
 	// MetricsAddr is where every process serves /metrics without a key (METRICS_ADDR;
 	// empty: not served). `promopool web` also serves /metrics on HTTP_ADDR, to API keys

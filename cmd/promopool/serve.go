@@ -26,6 +26,7 @@ import (
 	"promopool/mailer"
 	"promopool/mailings"
 	"promopool/metrics"
+	"promopool/reports"
 	"promopool/segments"
 	"promopool/worker"
 )
@@ -74,12 +75,16 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rep, err := m.reportService(db, store, svc)
+	if err != nil {
+		return err
+	}
 	metricsHandler := metrics.Handler(metrics.NewBalanceCollector(balances(store), 2*time.Second, 5*time.Second, m.log))
 	srv, err := api.New(api.Config{MaxUploadBytes: m.cfg.MaxUploadBytes, Metrics: metricsHandler,
 		IssueRate: m.cfg.IssueRateLimit, ValidateRate: m.cfg.ValidateRateLimit, StreamIdle: m.cfg.HTTPStreamIdle,
 		ValidateMissRate: m.cfg.ValidateMissLimit, CustomerMissRate: m.cfg.CustomerMissLimit},
 		api.Deps{Groups: store, Customers: customers.NewStore(db), Keys: keys, People: people.api(), Mailings: svc, Segments: m.segments(db),
-			Checkout: co, Alerts: alertList, Log: m.log, Ready: map[string]api.Pinger{
+			Checkout: co, Alerts: alertList, Reports: rep, Log: m.log, Ready: map[string]api.Pinger{
 				"postgres": api.PingFunc(db.PingContext),
 				"redis":    api.PingFunc(func(ctx context.Context) error { return rdb.Ping(ctx).Err() }),
 			}})
@@ -157,6 +162,15 @@ func (m *Main) segments(db *sqlx.DB) *segments.Service {
 	return m.segs
 }
 
+// reportService builds the reports service (rollups and their reports).
+func (m *Main) reportService(db *sqlx.DB, store *groups.Store, svc *mailings.Service) (*reports.Service, error) {
+	var d reports.Deliveries
+	if svc != nil {
+		d = svc
+	}
+	return reports.New(reports.Config{}, reports.Deps{DB: db, Groups: store, Mailings: d, Log: m.log})
+}
+
 // mailingService builds the mailings service; sender is nil in processes that do not send.
 func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.Sender) (*mailings.Service, error) {
 	client, err := m.asynqClient()
@@ -225,6 +239,11 @@ func (m *Main) worker(ctx context.Context) error {
 	}
 	go svc.RunReconciler(ctx, m.cfg.ReconcileInterval)
 	go m.segments(db).RunFolder(ctx, m.cfg.SegmentFoldInterval, m.log)
+	rep, err := m.reportService(db, store, svc)
+	if err != nil {
+		return err
+	}
+	go rep.RunFolder(ctx, m.cfg.SegmentFoldInterval)
 	return worker.Run(ctx, worker.Config{RedisURL: m.cfg.RedisURL, Concurrency: m.cfg.WorkerConcurrency,
 		ShutdownTimeout: m.cfg.WorkerShutdownTimeout}, m.log, mux)
 }

@@ -21,6 +21,7 @@ import (
 	"promopool/macros"
 	"promopool/mailings"
 	"promopool/offers"
+	"promopool/reports"
 	"promopool/segments"
 	"promopool/users"
 )
@@ -162,6 +163,7 @@ func classifyTyped(err error) (Problem, bool) {
 		ue  *users.InvalidError
 		ce  *checkout.RefusedError
 		oe  *offers.InvalidError
+		rie *reports.InvalidError
 	)
 	switch {
 	case errors.As(err, &se):
@@ -189,6 +191,8 @@ func classifyTyped(err error) (Problem, bool) {
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: oe.Error()}, true
 	case errors.As(err, &ue):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: ue.Error()}, true
+	case errors.As(err, &rie):
+		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: rie.Error()}, true
 	case errors.As(err, &gue):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_upload", Message: gue.Error() + "; nothing was stored"}, true
 	case errors.As(err, &cue):

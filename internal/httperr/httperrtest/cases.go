@@ -18,6 +18,7 @@ import (
 	"promopool/macros"
 	"promopool/mailings"
 	"promopool/offers"
+	"promopool/reports"
 	"promopool/segments"
 	"promopool/users"
 )
@@ -67,6 +68,7 @@ func Cases() []Case {
 		{"users.ErrEmailUnverified", wrap(users.ErrEmailUnverified), http.StatusForbidden, "email_unverified"},
 		{"users.ErrLinkedElsewhere", wrap(users.ErrLinkedElsewhere), http.StatusForbidden, "linked_elsewhere"},
 		{"users.InvalidError", wrap(&users.InvalidError{Field: "email", Reason: "want one plain address"}), http.StatusBadRequest, "invalid_field"},
+		{"reports.InvalidError", wrap(&reports.InvalidError{Field: "from", Reason: "not a date"}), http.StatusBadRequest, "invalid_field"},
 		{"idp.ErrFlow", wrap(idp.ErrFlow), http.StatusBadRequest, "signin_failed"},
 		{"idp.ErrBadToken", wrap(idp.ErrBadToken), http.StatusUnauthorized, "unauthorized"},
 		{"idp.ErrPersonRefused", wrap(idp.ErrPersonRefused), http.StatusUnauthorized, "unauthorized"},

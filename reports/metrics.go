@@ -1,0 +1,349 @@
+package reports
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Metrics is one group's report over a period (GET /v1/groups/{id}/metrics).
+type Metrics struct {
+	GroupID   int64  `json:"group_id"`
+	GroupName string `json:"group_name"`
+	Period    Period `json:"period"`
+	// AsOf is the instant the issue figures are complete to (the last fold).
+	AsOf time.Time `json:"as_of"`
+	// Issues are the live issues of the period (released ones do not count).
+	Issues IssueFigures `json:"issues"`
+	// Balance is the group's balance now, with the forecast of when it runs dry.
+	Balance Balance `json:"balance"`
+	// Mailings are the mailings that issued codes of the group in the period, most
+	// codes first.
+	Mailings []MailingFigures `json:"mailings"`
+	// Daily is one entry per day of the period, oldest first.
+	Daily []Day `json:"daily"`
+}
+
+// IssueFigures counts issues.
+type IssueFigures struct {
+	// Initial codes left the pool; Repeat re-inserted a code already held
+	// (last_promocode).
+	Initial int64 `json:"initial"`
+	Repeat  int64 `json:"repeat"`
+	// ByMailing are the initial issues of mailings, Direct those outside mailings
+	// (direct issues, the render API).
+	ByMailing int64 `json:"by_mailing"`
+	Direct    int64 `json:"direct"`
+}
+
+// Balance is a group's counters now and the forecast of when it runs dry.
+type Balance struct {
+	Total   int64 `json:"total"`
+	Active  int64 `json:"active"`
+	Issued  int64 `json:"issued"`
+	Expired int64 `json:"expired"`
+	// RatePerDay is the initial issues per day over the last ForecastDays days.
+	RatePerDay float64 `json:"rate_per_day"`
+	// DryAt is when the active codes run out at RatePerDay; nil when nothing is issued.
+	DryAt *time.Time `json:"dry_at"`
+}
+
+// MailingFigures is one mailing's part in a group's report.
+type MailingFigures struct {
+	MailingID int64  `json:"mailing_id"`
+	Name      string `json:"name"`
+	Status    string `json:"status"`
+	// Issued is the codes of this group the mailing issued in the period (initial).
+	Issued int64 `json:"issued"`
+	// Recipients, Sent and Failed are the mailing's messages, all groups and all time.
+	Recipients int64 `json:"recipients"`
+	Sent       int64 `json:"sent"`
+	Failed     int64 `json:"failed"`
+}
+
+// Day is one day of a group's charts.
+type Day struct {
+	Date   string `json:"date"`
+	Issued int64  `json:"issued"`
+	Repeat int64  `json:"repeat"`
+	// Active is the balance recorded that day (or carried from the last day that has
+	// one); nil before the first record.
+	Active *int64 `json:"active"`
+}
+
+// GroupMetrics returns the report of a live group over p. It folds a short tail of new
+// issues first, so the figures are current. Errors: groups.ErrGroupNotFound.
+func (s *Service) GroupMetrics(ctx context.Context, groupID int64, p Period) (*Metrics, error) {
+	g, err := s.groups.Get(ctx, groupID)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.foldOnce(ctx, s.cfg.QueryFold, false); err != nil {
+		return nil, err
+	}
+	m := &Metrics{GroupID: g.ID, GroupName: g.Name, Period: p, Mailings: []MailingFigures{},
+		Balance: Balance{Total: g.Total, Active: g.Active, Issued: g.Issued, Expired: g.Expired}}
+	if m.AsOf, err = s.AsOf(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.issueDays(ctx, m); err != nil {
+		return nil, err
+	}
+	if err := s.balanceDays(ctx, m); err != nil {
+		return nil, err
+	}
+	if err := s.forecast(ctx, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// issueDays fills the issue figures, the daily issue series and the mailings' issues
+// from the group's rollup rows of the period (one index range).
+func (s *Service) issueDays(ctx context.Context, m *Metrics) error {
+	var rows []struct {
+		Day       time.Time `db:"day"`
+		MailingID int64     `db:"mailing_id"`
+		Initial   int64     `db:"initial"`
+		Repeat    int64     `db:"repeat"`
+	}
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT day, mailing_id, initial, repeat FROM report_issue_days
+		WHERE group_id = $1 AND day >= $2 AND day <= $3`, m.GroupID, m.Period.From, m.Period.To)
+	if err != nil {
+		return fmt.Errorf("reading the issues of group %d: %w", m.GroupID, err)
+	}
+	m.Daily = make([]Day, m.Period.Days())
+	for i := range m.Daily {
+		m.Daily[i].Date = m.Period.From.AddDate(0, 0, i).Format(dateLayout)
+	}
+	byMailing := map[int64]int64{}
+	for _, r := range rows {
+		d := &m.Daily[int(r.Day.Sub(m.Period.From).Hours()/24)]
+		d.Issued += r.Initial
+		d.Repeat += r.Repeat
+		m.Issues.Initial += r.Initial
+		m.Issues.Repeat += r.Repeat
+		if r.MailingID == 0 {
+			m.Issues.Direct += r.Initial
+			continue
+		}
+		m.Issues.ByMailing += r.Initial
+		byMailing[r.MailingID] += r.Initial
+	}
+	return s.mailingFigures(ctx, m, byMailing)
+}
+
+// mailingFigures lists the mailings of byMailing (their issues in the period) with
+// their deliveries, most codes first.
+func (s *Service) mailingFigures(ctx context.Context, m *Metrics, byMailing map[int64]int64) error {
+	if len(byMailing) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(byMailing))
+	for id := range byMailing {
+		ids = append(ids, id)
+	}
+	var deliveries map[int64]mailingsDelivery
+	if s.mailings != nil {
+		got, err := s.mailings.Deliveries(ctx, ids)
+		if err != nil {
+			return err
+		}
+		deliveries = make(map[int64]mailingsDelivery, len(got))
+		for id, d := range got {
+			deliveries[id] = mailingsDelivery{d.Name, d.Status, d.Recipients, d.Sent, d.Failed}
+		}
+	}
+	for _, id := range ids {
+		d := deliveries[id]
+		m.Mailings = append(m.Mailings, MailingFigures{MailingID: id, Name: d.name, Status: d.status, Issued: byMailing[id],
+			Recipients: d.recipients, Sent: d.sent, Failed: d.failed})
+	}
+	sort.Slice(m.Mailings, func(i, j int) bool {
+		a, b := m.Mailings[i], m.Mailings[j]
+		return a.Issued > b.Issued || a.Issued == b.Issued && a.MailingID > b.MailingID
+	})
+	return nil
+}
+
+type mailingsDelivery struct {
+	name, status             string
+	recipients, sent, failed int64
+}
+
+// balanceDays fills each day's recorded balance, carrying the last record before it.
+func (s *Service) balanceDays(ctx context.Context, m *Metrics) error {
+	var rows []struct {
+		Day    time.Time `db:"day"`
+		Active int64     `db:"active"`
+	}
+	// The last record before the period (carried into its first days), then the period's.
+	err := s.db.SelectContext(ctx, &rows, `
+		(SELECT day, active FROM report_balance_days WHERE group_id = $1 AND day < $2 ORDER BY day DESC LIMIT 1)
+		UNION ALL
+		(SELECT day, active FROM report_balance_days WHERE group_id = $1 AND day >= $2 AND day <= $3 ORDER BY day)`,
+		m.GroupID, m.Period.From, m.Period.To)
+	if err != nil {
+		return fmt.Errorf("reading the balances of group %d: %w", m.GroupID, err)
+	}
+	today := day(s.cfg.Now())
+	var last *int64
+	next := 0
+	for i := range m.Daily {
+		d := m.Period.From.AddDate(0, 0, i)
+		for next < len(rows) && !rows[next].Day.After(d) {
+			v := rows[next].Active
+			last = &v
+			next++
+		}
+		if d.Equal(today) {
+			v := m.Balance.Active // today's is the live balance
+			last = &v
+		}
+		if d.After(today) {
+			break
+		}
+		m.Daily[i].Active = last
+	}
+	return nil
+}
+
+// forecast sets the issue rate of the last ForecastDays days (today included) and when
+// the active codes run out at it.
+func (s *Service) forecast(ctx context.Context, m *Metrics) error {
+	now := s.cfg.Now()
+	since := day(now).AddDate(0, 0, 1-s.cfg.ForecastDays)
+	var issued int64
+	if err := s.db.GetContext(ctx, &issued, `
+		SELECT coalesce(sum(initial), 0) FROM report_issue_days WHERE group_id = $1 AND day >= $2`,
+		m.GroupID, since); err != nil {
+		return fmt.Errorf("reading the issue rate of group %d: %w", m.GroupID, err)
+	}
+	// The window ends now: ForecastDays-1 whole days and today's part.
+	span := now.Sub(since).Hours() / 24
+	if issued == 0 || span <= 0 {
+		return nil
+	}
+	m.Balance.RatePerDay = math.Round(float64(issued)/span*100) / 100
+	dry := now.Add(time.Duration(float64(m.Balance.Active) / (float64(issued) / span) * 24 * float64(time.Hour))).UTC().Truncate(time.Second)
+	m.Balance.DryAt = &dry
+	return nil
+}
+
+// PortfolioRow is one group in the portfolio.
+type PortfolioRow struct {
+	GroupID   int64  `json:"group_id"`
+	GroupName string `json:"group_name"`
+	// Issued and Repeat are the period's live issues; Mailings how many mailings issued.
+	Issued   int64 `json:"issued"`
+	Repeat   int64 `json:"repeat"`
+	Mailings int64 `json:"mailings"`
+	// Active and Total are the balance now.
+	Active int64 `json:"active"`
+	Total  int64 `json:"total"`
+}
+
+// Portfolio is every live group's figures over one period, side by side.
+type Portfolio struct {
+	Period Period         `json:"period"`
+	AsOf   time.Time      `json:"as_of"`
+	Sort   string         `json:"sort"`
+	Groups []PortfolioRow `json:"groups"`
+}
+
+// PortfolioSorts are the sort keys of the portfolio; a leading "-" sorts descending.
+var PortfolioSorts = []string{"name", "issued", "repeat", "mailings", "active", "total"}
+
+// Portfolio returns every live group's figures over p, sorted by sortKey (one of
+// PortfolioSorts, "-" first for descending; default "name"). Errors: *InvalidError
+// (field "sort") for an unknown key.
+func (s *Service) Portfolio(ctx context.Context, p Period, sortKey string) (*Portfolio, error) {
+	less, err := portfolioOrder(sortKey)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.foldOnce(ctx, s.cfg.QueryFold, false); err != nil {
+		return nil, err
+	}
+	list, err := s.groups.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &Portfolio{Period: p, Sort: sortKey, Groups: make([]PortfolioRow, 0, len(list))}
+	if out.Sort == "" {
+		out.Sort = "name"
+	}
+	if out.AsOf, err = s.AsOf(ctx); err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(list))
+	for i, g := range list {
+		ids[i] = g.ID
+	}
+	var rows []struct {
+		GroupID  int64 `db:"group_id"`
+		Issued   int64 `db:"issued"`
+		Repeat   int64 `db:"repeat"`
+		Mailings int64 `db:"mailings"`
+	}
+	err = s.db.SelectContext(ctx, &rows, `
+		SELECT group_id, sum(initial) AS issued, sum(repeat) AS repeat,
+		       count(DISTINCT mailing_id) FILTER (WHERE mailing_id <> 0 AND initial > 0) AS mailings
+		FROM report_issue_days
+		WHERE group_id = ANY ($1) AND day >= $2 AND day <= $3
+		GROUP BY group_id`, pq.Array(ids), p.From, p.To)
+	if err != nil {
+		return nil, fmt.Errorf("reading the portfolio: %w", err)
+	}
+	byGroup := make(map[int64]int, len(rows))
+	for i, r := range rows {
+		byGroup[r.GroupID] = i
+	}
+	for _, g := range list {
+		row := PortfolioRow{GroupID: g.ID, GroupName: g.Name, Active: g.Active, Total: g.Total}
+		if i, ok := byGroup[g.ID]; ok {
+			row.Issued, row.Repeat, row.Mailings = rows[i].Issued, rows[i].Repeat, rows[i].Mailings
+		}
+		out.Groups = append(out.Groups, row)
+	}
+	sort.SliceStable(out.Groups, func(i, j int) bool { return less(&out.Groups[i], &out.Groups[j]) })
+	return out, nil
+}
+
+// portfolioOrder returns the order of a sort key.
+func portfolioOrder(key string) (func(a, b *PortfolioRow) bool, error) {
+	desc := len(key) > 0 && key[0] == '-'
+	name := key
+	if desc {
+		name = key[1:]
+	}
+	var field func(r *PortfolioRow) int64
+	switch name {
+	case "", "name":
+		if desc {
+			return func(a, b *PortfolioRow) bool { return lowerName(a) > lowerName(b) }, nil
+		}
+		return func(a, b *PortfolioRow) bool { return lowerName(a) < lowerName(b) }, nil
+	case "issued":
+		field = func(r *PortfolioRow) int64 { return r.Issued }
+	case "repeat":
+		field = func(r *PortfolioRow) int64 { return r.Repeat }
+	case "mailings":
+		field = func(r *PortfolioRow) int64 { return r.Mailings }
+	case "active":
+		field = func(r *PortfolioRow) int64 { return r.Active }
+	case "total":
+		field = func(r *PortfolioRow) int64 { return r.Total }
+	default:
+		return nil, &InvalidError{"sort", fmt.Sprintf("%q is not a sort key: one of %v, with - first to sort descending", key, PortfolioSorts)}
+	}
+	if desc {
+		return func(a, b *PortfolioRow) bool { return field(a) > field(b) }, nil
+	}
+	return func(a, b *PortfolioRow) bool { return field(a) < field(b) }, nil
+}
