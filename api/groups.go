@@ -61,14 +61,35 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
-	list, err := s.groups.List(r.Context())
+	list, counts, err := s.groups.ListByStatus(r.Context(), r.URL.Query().Get("status"))
 	if err != nil {
 		return err
 	}
 	if list == nil {
 		list = []groups.Group{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"groups": list})
+	writeJSON(w, http.StatusOK, map[string]any{"groups": list, "counts": counts})
+	return nil
+}
+
+func (s *Server) pauseGroup(w http.ResponseWriter, r *http.Request) error {
+	return s.setGroupStatus(w, r, s.groups.Pause)
+}
+
+func (s *Server) activateGroup(w http.ResponseWriter, r *http.Request) error {
+	return s.setGroupStatus(w, r, s.groups.Activate)
+}
+
+func (s *Server) setGroupStatus(w http.ResponseWriter, r *http.Request, set func(ctx context.Context, actor string, id int64) (*groups.Group, error)) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	g, err := set(r.Context(), actor(r), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, g)
 	return nil
 }
 

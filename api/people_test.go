@@ -49,6 +49,8 @@ var apiRoles = map[string]struct {
 	"GET /v1/groups/{id}":                 {users.RoleViewer, 404},
 	"PATCH /v1/groups/{id}":               {users.RoleMarketer, 404},
 	"DELETE /v1/groups/{id}":              {users.RoleMarketer, 404},
+	"POST /v1/groups/{id}/pause":          {users.RoleMarketer, 404},
+	"POST /v1/groups/{id}/activate":       {users.RoleMarketer, 404},
 	"POST /v1/groups/{id}/codes":          {users.RoleMarketer, 404},
 	"GET /v1/groups/{id}/uploads":         {users.RoleViewer, 404},
 	"DELETE /v1/uploads/{id}":             {users.RoleMarketer, 404},

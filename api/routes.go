@@ -65,6 +65,8 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/groups/{id}", scope: auth.ScopeRead, h: s.getGroup},
 		{pattern: "PATCH /v1/groups/{id}", scope: auth.ScopeWrite, body: jsonBody, h: s.updateGroup},
 		{pattern: "DELETE /v1/groups/{id}", scope: auth.ScopeWrite, h: s.deleteGroup},
+		{pattern: "POST /v1/groups/{id}/pause", scope: auth.ScopeWrite, h: s.pauseGroup},
+		{pattern: "POST /v1/groups/{id}/activate", scope: auth.ScopeWrite, h: s.activateGroup},
 		{pattern: "POST /v1/groups/{id}/codes", scope: auth.ScopeWrite, body: uploadBody, stream: true, h: s.uploadCodes},
 		{pattern: "GET /v1/groups/{id}/uploads", scope: auth.ScopeRead, h: s.listUploads},
 		{pattern: "DELETE /v1/uploads/{id}", scope: auth.ScopeWrite, h: s.undoUpload},

@@ -315,6 +315,126 @@ func (e GroupBalanceState) Valid() bool {
 	}
 }
 
+// Defines values for GroupCodeBinding.
+const (
+	GroupCodeBindingBearer GroupCodeBinding = "bearer"
+	GroupCodeBindingHolder GroupCodeBinding = "holder"
+)
+
+// Valid indicates whether the value is a known member of the GroupCodeBinding enum.
+func (e GroupCodeBinding) Valid() bool {
+	switch e {
+	case GroupCodeBindingBearer:
+		return true
+	case GroupCodeBindingHolder:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GroupKind.
+const (
+	GroupKindShared GroupKind = "shared"
+	GroupKindUnique GroupKind = "unique"
+)
+
+// Valid indicates whether the value is a known member of the GroupKind enum.
+func (e GroupKind) Valid() bool {
+	switch e {
+	case GroupKindShared:
+		return true
+	case GroupKindUnique:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GroupStatus.
+const (
+	GroupStatusActive   GroupStatus = "active"
+	GroupStatusArchived GroupStatus = "archived"
+	GroupStatusDraft    GroupStatus = "draft"
+	GroupStatusExpired  GroupStatus = "expired"
+	GroupStatusPaused   GroupStatus = "paused"
+)
+
+// Valid indicates whether the value is a known member of the GroupStatus enum.
+func (e GroupStatus) Valid() bool {
+	switch e {
+	case GroupStatusActive:
+		return true
+	case GroupStatusArchived:
+		return true
+	case GroupStatusDraft:
+		return true
+	case GroupStatusExpired:
+		return true
+	case GroupStatusPaused:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GroupInputCodeBinding.
+const (
+	GroupInputCodeBindingBearer GroupInputCodeBinding = "bearer"
+	GroupInputCodeBindingHolder GroupInputCodeBinding = "holder"
+)
+
+// Valid indicates whether the value is a known member of the GroupInputCodeBinding enum.
+func (e GroupInputCodeBinding) Valid() bool {
+	switch e {
+	case GroupInputCodeBindingBearer:
+		return true
+	case GroupInputCodeBindingHolder:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GroupInputKind.
+const (
+	GroupInputKindShared GroupInputKind = "shared"
+	GroupInputKindUnique GroupInputKind = "unique"
+)
+
+// Valid indicates whether the value is a known member of the GroupInputKind enum.
+func (e GroupInputKind) Valid() bool {
+	switch e {
+	case GroupInputKindShared:
+		return true
+	case GroupInputKindUnique:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GroupInputStatus.
+const (
+	GroupInputStatusActive GroupInputStatus = "active"
+	GroupInputStatusDraft  GroupInputStatus = "draft"
+	GroupInputStatusPaused GroupInputStatus = "paused"
+)
+
+// Valid indicates whether the value is a known member of the GroupInputStatus enum.
+func (e GroupInputStatus) Valid() bool {
+	switch e {
+	case GroupInputStatusActive:
+		return true
+	case GroupInputStatusDraft:
+		return true
+	case GroupInputStatusPaused:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for IssueKind.
 const (
 	IssueKindInitial IssueKind = "initial"
@@ -681,6 +801,45 @@ func (e TemplateProblemPart) Valid() bool {
 	}
 }
 
+// Defines values for TermsDuration.
+const (
+	TermsDurationForever   TermsDuration = "forever"
+	TermsDurationOnce      TermsDuration = "once"
+	TermsDurationRepeating TermsDuration = "repeating"
+)
+
+// Valid indicates whether the value is a known member of the TermsDuration enum.
+func (e TermsDuration) Valid() bool {
+	switch e {
+	case TermsDurationForever:
+		return true
+	case TermsDurationOnce:
+		return true
+	case TermsDurationRepeating:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TermsType.
+const (
+	TermsTypeFixed   TermsType = "fixed"
+	TermsTypePercent TermsType = "percent"
+)
+
+// Valid indicates whether the value is a known member of the TermsType enum.
+func (e TermsType) Valid() bool {
+	switch e {
+	case TermsTypeFixed:
+		return true
+	case TermsTypePercent:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UploadFormat.
 const (
 	UploadFormatCsv   UploadFormat = "csv"
@@ -774,6 +933,36 @@ const (
 func (e CheckHealth200JSONResponseBodyStatus) Valid() bool {
 	switch e {
 	case CheckHealth200JSONResponseBodyStatusOk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListGroupsParamsStatus.
+const (
+	ListGroupsParamsStatusActive   ListGroupsParamsStatus = "active"
+	ListGroupsParamsStatusAll      ListGroupsParamsStatus = "all"
+	ListGroupsParamsStatusArchived ListGroupsParamsStatus = "archived"
+	ListGroupsParamsStatusDraft    ListGroupsParamsStatus = "draft"
+	ListGroupsParamsStatusExpired  ListGroupsParamsStatus = "expired"
+	ListGroupsParamsStatusPaused   ListGroupsParamsStatus = "paused"
+)
+
+// Valid indicates whether the value is a known member of the ListGroupsParamsStatus enum.
+func (e ListGroupsParamsStatus) Valid() bool {
+	switch e {
+	case ListGroupsParamsStatusActive:
+		return true
+	case ListGroupsParamsStatusAll:
+		return true
+	case ListGroupsParamsStatusArchived:
+		return true
+	case ListGroupsParamsStatusDraft:
+		return true
+	case ListGroupsParamsStatusExpired:
+		return true
+	case ListGroupsParamsStatusPaused:
 		return true
 	default:
 		return false
@@ -1016,8 +1205,14 @@ type Error struct {
 		// Audience `insufficient_codes` only: how many customers the mailing would send to.
 		Audience *int `json:"audience,omitempty"`
 
-		// Code Stable, for programs: e.g. `invalid_json`, `invalid_field`, `invalid_id`, `unauthorized`, `group_not_found`, `name_taken`, `body_too_large`. New codes may be added.
+		// Code Stable, for programs: e.g. `invalid_json`, `invalid_field`, `invalid_id`, `unauthorized`, `group_not_found`, `name_taken`, `body_too_large`, `terms_locked`, `group_paused`, `group_draft`, `group_archived`. New codes may be added.
 		Code string `json:"code"`
+
+		// Field `invalid_field` only: the field that is wrong, e.g. `terms.percent_off`, `limits.max_redemptions`.
+		Field *string `json:"field,omitempty"`
+
+		// Fields `terms_locked` only: the locked fields the edit would change (type, percent_off, amount_off, currency, max_discount, min_order, applies_to, duration).
+		Fields *[]string `json:"fields,omitempty"`
 
 		// Message For people: what is wrong, naming the field, line or value; its wording may change.
 		Message string `json:"message"`
@@ -1055,13 +1250,18 @@ type Group struct {
 	// ArchivedAt Set only on an archived group (one deleted after some of its codes were issued).
 	ArchivedAt   *time.Time         `json:"archived_at,omitempty"`
 	BalanceState *GroupBalanceState `json:"balance_state,omitempty"`
+	CodeBinding  *GroupCodeBinding  `json:"code_binding,omitempty"`
 	CreatedAt    *time.Time         `json:"created_at,omitempty"`
 	Description  *string            `json:"description,omitempty"`
 
 	// Expired Expired before being issued.
-	Expired *int `json:"expired,omitempty"`
-	Id      *int `json:"id,omitempty"`
-	Issued  *int `json:"issued,omitempty"`
+	Expired *int       `json:"expired,omitempty"`
+	Id      *int       `json:"id,omitempty"`
+	Issued  *int       `json:"issued,omitempty"`
+	Kind    *GroupKind `json:"kind,omitempty"`
+
+	// Limits When and how often the group's codes may be redeemed. Every field optional; null removes a limit; on PATCH only the fields sent change. Caps may be raised or lowered, never below what is already used (400 `invalid_field`).
+	Limits *Limits `json:"limits,omitempty"`
 
 	// LowBalancePercent Threshold as a percentage of total; see GroupInput.
 	LowBalancePercent   *float32 `json:"low_balance_percent,omitempty"`
@@ -1071,6 +1271,16 @@ type Group struct {
 	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
 	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
 
+	// Status `expired` is derived: past limits.ends_at, or every code expired.
+	Status *GroupStatus `json:"status,omitempty"`
+	Terms  *Terms       `json:"terms,omitempty"`
+
+	// TermsLockedAt When the first code was issued or redeemed; from then on the terms' locked fields cannot change.
+	TermsLockedAt *time.Time `json:"terms_locked_at,omitempty"`
+
+	// TermsSummary The terms in plain language, e.g. "20% off, at most 100 EUR, orders from 50 EUR" or "15 EUR off once"; empty without terms.
+	TermsSummary *string `json:"terms_summary,omitempty"`
+
 	// Total All codes the group holds.
 	Total     *int       `json:"total,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
@@ -1079,13 +1289,31 @@ type Group struct {
 // GroupBalanceState defines model for Group.BalanceState.
 type GroupBalanceState string
 
+// GroupCodeBinding defines model for Group.CodeBinding.
+type GroupCodeBinding string
+
+// GroupKind defines model for Group.Kind.
+type GroupKind string
+
+// GroupStatus `expired` is derived: past limits.ends_at, or every code expired.
+type GroupStatus string
+
 // GroupInput defines model for GroupInput.
 type GroupInput struct {
 	AlertEmails *[]openapi_types.Email `json:"alert_emails,omitempty"`
 
 	// AlertWebhook http(s) URL the group's alerts are POSTed to; "" removes it. Its host must resolve to a public address: loopback, private, link-local (cloud metadata), carrier-grade NAT, multicast and reserved addresses are refused (400 `invalid_field`) unless WEBHOOK_ALLOW_PRIVATE names them, and checked again when the alert is posted.
 	AlertWebhook *string `json:"alert_webhook,omitempty"`
-	Description  *string `json:"description,omitempty"`
+
+	// CodeBinding Who may redeem a unique code: its holder (default) or anyone who has it.
+	CodeBinding *GroupInputCodeBinding `json:"code_binding,omitempty"`
+	Description *string                `json:"description,omitempty"`
+
+	// Kind Create only (default unique): `unique` codes are uploaded and issued one per customer; `shared` promotion codes (NEWS10) are redeemable by many.
+	Kind *GroupInputKind `json:"kind,omitempty"`
+
+	// Limits When and how often the group's codes may be redeemed. Every field optional; null removes a limit; on PATCH only the fields sent change. Caps may be raised or lowered, never below what is already used (400 `invalid_field`).
+	Limits *Limits `json:"limits,omitempty"`
 
 	// LowBalancePercent Low-balance threshold as a percentage of the group's total codes (2 decimals). The effective threshold is the larger of this and low_balance_threshold.
 	LowBalancePercent   *float32 `json:"low_balance_percent,omitempty"`
@@ -1094,7 +1322,22 @@ type GroupInput struct {
 
 	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
 	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
+
+	// Status Default active. A draft or paused group issues no codes. `draft` is refused once codes were issued (pause instead); `expired` is derived and `archived` is what DELETE does.
+	Status *GroupInputStatus `json:"status,omitempty"`
+
+	// Terms Discount terms; null removes them. Optional: a group without terms keeps working as before.
+	Terms *Terms `json:"terms,omitempty"`
 }
+
+// GroupInputCodeBinding Who may redeem a unique code: its holder (default) or anyone who has it.
+type GroupInputCodeBinding string
+
+// GroupInputKind Create only (default unique): `unique` codes are uploaded and issued one per customer; `shared` promotion codes (NEWS10) are redeemable by many.
+type GroupInputKind string
+
+// GroupInputStatus Default active. A draft or paused group issues no codes. `draft` is refused once codes were issued (pause instead); `expired` is derived and `archived` is what DELETE does.
+type GroupInputStatus string
 
 // GroupMetrics defines model for GroupMetrics.
 type GroupMetrics struct {
@@ -1147,6 +1390,24 @@ type IssueFigures struct {
 
 	// Repeat Re-insertions of a code already held (`last_promocode`).
 	Repeat int `json:"repeat"`
+}
+
+// Limits When and how often the group's codes may be redeemed. Every field optional; null removes a limit; on PATCH only the fields sent change. Caps may be raised or lowered, never below what is already used (400 `invalid_field`).
+type Limits struct {
+	// Budget Total discount budget in minor units of the terms' currency (needs terms with a currency).
+	Budget *int `json:"budget,omitempty"`
+
+	// EndsAt Redeemable until (exclusive); after it the group's status is `expired`. Must be after starts_at.
+	EndsAt *time.Time `json:"ends_at,omitempty"`
+
+	// MaxPerCustomer Redemptions per customer (a refund frees the slot).
+	MaxPerCustomer *int `json:"max_per_customer,omitempty"`
+
+	// MaxRedemptions Total redemptions (holds count; a refund does not give the slot back).
+	MaxRedemptions *int `json:"max_redemptions,omitempty"`
+
+	// StartsAt Redeemable from (inclusive).
+	StartsAt *time.Time `json:"starts_at,omitempty"`
 }
 
 // LineProblem defines model for LineProblem.
@@ -1605,6 +1866,16 @@ type SourceFigures struct {
 	UtmSource string `json:"utm_source"`
 }
 
+// StatusCounts Groups per status, for the list's tabs; `all` counts every group, archived ones included.
+type StatusCounts struct {
+	Active   *int `json:"active,omitempty"`
+	All      *int `json:"all,omitempty"`
+	Archived *int `json:"archived,omitempty"`
+	Draft    *int `json:"draft,omitempty"`
+	Expired  *int `json:"expired,omitempty"`
+	Paused   *int `json:"paused,omitempty"`
+}
+
 // TemplateCheck defines model for TemplateCheck.
 type TemplateCheck struct {
 	// Attributes Custom attributes it inserts (`client.attr('NAME')`).
@@ -1640,6 +1911,43 @@ type TemplateProblem struct {
 
 // TemplateProblemPart defines model for TemplateProblem.Part.
 type TemplateProblemPart string
+
+// Terms What a code of the group is worth (SPEC §10). Amounts are integers in the minor units of `currency` (cents for EUR, yen for JPY). Locked once a code of the group was issued or redeemed: `type`, `percent_off`, `amount_off`, `currency`, `max_discount`, `min_order`, `applies_to` and `duration` then cannot change (409 `terms_locked`).
+type Terms struct {
+	// AmountOff fixed: the amount off in minor units of `currency` (≥ 1).
+	AmountOff *int `json:"amount_off,omitempty"`
+
+	// AppliesTo Product scope: every product when `products` is empty; never those in `exclude`.
+	AppliesTo *struct {
+		Exclude  *[]string `json:"exclude,omitempty"`
+		Products *[]string `json:"products,omitempty"`
+	} `json:"applies_to,omitempty"`
+
+	// Currency ISO 4217 code (EUR, USD, JPY…), upper-cased on save. Required for `fixed`, and with `max_discount`, `min_order` or a budget.
+	Currency *string `json:"currency,omitempty"`
+
+	// Duration For subscriptions, applied by the shop's billing; default once.
+	Duration *TermsDuration `json:"duration,omitempty"`
+
+	// DurationInMonths repeating only: 1–120 months.
+	DurationInMonths *int `json:"duration_in_months,omitempty"`
+
+	// MaxDiscount percent only: the most a discount takes, in minor units.
+	MaxDiscount *int `json:"max_discount,omitempty"`
+
+	// MinOrder The smallest order the code applies to, in minor units.
+	MinOrder *int `json:"min_order,omitempty"`
+
+	// PercentOff percent: 1–100, at most two decimals (e.g. 12.5).
+	PercentOff *float32  `json:"percent_off,omitempty"`
+	Type       TermsType `json:"type"`
+}
+
+// TermsDuration For subscriptions, applied by the shop's billing; default once.
+type TermsDuration string
+
+// TermsType defines model for Terms.Type.
+type TermsType string
 
 // Upload defines model for Upload.
 type Upload struct {
@@ -1830,6 +2138,15 @@ type ListCustomerRedemptionsParams struct {
 	// Limit Page size, 1–1000 (default 100; a value out of range gives the default).
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 }
+
+// ListGroupsParams defines parameters for ListGroups.
+type ListGroupsParams struct {
+	// Status Filter: `active`, `draft`, `paused`, `expired`, `archived`, or `all` (archived included). Default: every group but archived ones.
+	Status *ListGroupsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+}
+
+// ListGroupsParamsStatus defines parameters for ListGroups.
+type ListGroupsParamsStatus string
 
 // ListActivityParams defines parameters for ListActivity.
 type ListActivityParams struct {
@@ -2388,10 +2705,10 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/customers/{id}/redemptions (the `ListCustomerRedemptions` operationId).
 	ListCustomerRedemptions(ctx context.Context, id CustomerID, params *ListCustomerRedemptionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListGroups List live groups with total, active balance, issued and low-balance state
+	// ListGroups List groups by status with total, active balance, issued, low-balance state and offer; counts per status
 	//
 	// Corresponds with GET /v1/groups (the `ListGroups` operationId).
-	ListGroups(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListGroups(ctx context.Context, params *ListGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateGroupWithBody Create a group
 	//
@@ -2417,19 +2734,26 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/groups/{id} (the `GetGroup` operationId).
 	GetGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateGroupWithBody Rename or edit a group; only the fields sent change
+	// UpdateGroupWithBody Edit a group: name, description, alerts, status, terms (until locked), limits; only the fields sent change
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /v1/groups/{id} (the `UpdateGroup` operationId).
 	UpdateGroupWithBody(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateGroup Rename or edit a group; only the fields sent change
+	// UpdateGroup Edit a group: name, description, alerts, status, terms (until locked), limits; only the fields sent change
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PATCH /v1/groups/{id} (the `UpdateGroup` operationId).
 	UpdateGroup(ctx context.Context, id ID, body UpdateGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ActivateGroup Activate a draft or paused group
+	//
+	// Scope: write. Activating an active group changes nothing. Logged in the activity.
+	//
+	// Corresponds with POST /v1/groups/{id}/activate (the `ActivateGroup` operationId).
+	ActivateGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListActivity Append-only activity log: who, what, when, before and after
 	//
@@ -2503,6 +2827,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
 	GetGroupMetrics(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PauseGroup Pause a group: it issues no codes and its mailings wait until it is activated
+	//
+	// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+	//
+	// Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
+	PauseGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListGroupRedemptions A group's redemption history
 	//
@@ -2893,11 +3224,11 @@ func (c *Client) ListCustomerRedemptions(ctx context.Context, id CustomerID, par
 	return c.Client.Do(req)
 }
 
-// ListGroups List live groups with total, active balance, issued and low-balance state
+// ListGroups List groups by status with total, active balance, issued, low-balance state and offer; counts per status
 //
 // Corresponds with GET /v1/groups (the `ListGroups` operationId).
-func (c *Client) ListGroups(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListGroupsRequest(c.Server)
+func (c *Client) ListGroups(ctx context.Context, params *ListGroupsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListGroupsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2972,7 +3303,7 @@ func (c *Client) GetGroup(ctx context.Context, id ID, reqEditors ...RequestEdito
 	return c.Client.Do(req)
 }
 
-// UpdateGroupWithBody Rename or edit a group; only the fields sent change
+// UpdateGroupWithBody Edit a group: name, description, alerts, status, terms (until locked), limits; only the fields sent change
 //
 // Takes any type of body and a specified content type.
 //
@@ -2989,13 +3320,30 @@ func (c *Client) UpdateGroupWithBody(ctx context.Context, id ID, contentType str
 	return c.Client.Do(req)
 }
 
-// UpdateGroup Rename or edit a group; only the fields sent change
+// UpdateGroup Edit a group: name, description, alerts, status, terms (until locked), limits; only the fields sent change
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PATCH /v1/groups/{id} (the `UpdateGroup` operationId).
 func (c *Client) UpdateGroup(ctx context.Context, id ID, body UpdateGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateGroupRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ActivateGroup Activate a draft or paused group
+//
+// Scope: write. Activating an active group changes nothing. Logged in the activity.
+//
+// Corresponds with POST /v1/groups/{id}/activate (the `ActivateGroup` operationId).
+func (c *Client) ActivateGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewActivateGroupRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3159,6 +3507,23 @@ func (c *Client) ExportIssues(ctx context.Context, id ID, reqEditors ...RequestE
 // Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
 func (c *Client) GetGroupMetrics(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetGroupMetricsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PauseGroup Pause a group: it issues no codes and its mailings wait until it is activated
+//
+// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+//
+// Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
+func (c *Client) PauseGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPauseGroupRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4147,7 +4512,7 @@ func NewListCustomerRedemptionsRequest(server string, id CustomerID, params *Lis
 }
 
 // NewListGroupsRequest constructs an http.Request for the ListGroups method
-func NewListGroupsRequest(server string) (*http.Request, error) {
+func NewListGroupsRequest(server string, params *ListGroupsParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4163,6 +4528,33 @@ func NewListGroupsRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4324,6 +4716,40 @@ func NewUpdateGroupRequestWithBody(server string, id ID, contentType string, bod
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewActivateGroupRequest constructs an http.Request for the ActivateGroup method
+func NewActivateGroupRequest(server string, id ID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/activate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -4731,6 +5157,40 @@ func NewGetGroupMetricsRequest(server string, id ID, params *GetGroupMetricsPara
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPauseGroupRequest constructs an http.Request for the PauseGroup method
+func NewPauseGroupRequest(server string, id ID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/pause", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -6160,12 +6620,12 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/customers/{id}/redemptions (the `ListCustomerRedemptions` operationId).
 	ListCustomerRedemptionsWithResponse(ctx context.Context, id CustomerID, params *ListCustomerRedemptionsParams, reqEditors ...RequestEditorFn) (*ListCustomerRedemptionsResponse, error)
 
-	// ListGroupsWithResponse List live groups with total, active balance, issued and low-balance state
+	// ListGroupsWithResponse List groups by status with total, active balance, issued, low-balance state and offer; counts per status
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/groups (the `ListGroups` operationId).
-	ListGroupsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListGroupsResponse, error)
+	ListGroupsWithResponse(ctx context.Context, params *ListGroupsParams, reqEditors ...RequestEditorFn) (*ListGroupsResponse, error)
 
 	// CreateGroupWithBodyWithResponse Create a group
 	//
@@ -6195,19 +6655,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/groups/{id} (the `GetGroup` operationId).
 	GetGroupWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*GetGroupResponse, error)
 
-	// UpdateGroupWithBodyWithResponse Rename or edit a group; only the fields sent change
+	// UpdateGroupWithBodyWithResponse Edit a group: name, description, alerts, status, terms (until locked), limits; only the fields sent change
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /v1/groups/{id} (the `UpdateGroup` operationId).
 	UpdateGroupWithBodyWithResponse(ctx context.Context, id ID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateGroupResponse, error)
 
-	// UpdateGroupWithResponse Rename or edit a group; only the fields sent change
+	// UpdateGroupWithResponse Edit a group: name, description, alerts, status, terms (until locked), limits; only the fields sent change
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /v1/groups/{id} (the `UpdateGroup` operationId).
 	UpdateGroupWithResponse(ctx context.Context, id ID, body UpdateGroupJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateGroupResponse, error)
+
+	// ActivateGroupWithResponse Activate a draft or paused group
+	//
+	// Scope: write. Activating an active group changes nothing. Logged in the activity.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{id}/activate (the `ActivateGroup` operationId).
+	ActivateGroupWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ActivateGroupResponse, error)
 
 	// ListActivityWithResponse Append-only activity log: who, what, when, before and after
 	//
@@ -6289,6 +6758,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/groups/{id}/metrics (the `GetGroupMetrics` operationId).
 	GetGroupMetricsWithResponse(ctx context.Context, id ID, params *GetGroupMetricsParams, reqEditors ...RequestEditorFn) (*GetGroupMetricsResponse, error)
+
+	// PauseGroupWithResponse Pause a group: it issues no codes and its mailings wait until it is activated
+	//
+	// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
+	PauseGroupWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*PauseGroupResponse, error)
 
 	// ListGroupRedemptionsWithResponse A group's redemption history
 	//
@@ -7092,8 +7570,12 @@ type ListGroupsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *struct {
-		Groups *[]Group `json:"groups,omitempty"`
+		// Counts Groups per status, for the list's tabs; `all` counts every group, archived ones included.
+		Counts *StatusCounts `json:"counts,omitempty"`
+		Groups *[]Group      `json:"groups,omitempty"`
 	}
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON403 the response for an HTTP 403 `application/json` response
@@ -7106,9 +7588,16 @@ type ListGroupsResponse struct {
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListGroupsResponse) GetJSON200() *struct {
-	Groups *[]Group `json:"groups,omitempty"`
+	// Counts Groups per status, for the list's tabs; `all` counts every group, archived ones included.
+	Counts *StatusCounts `json:"counts,omitempty"`
+	Groups *[]Group      `json:"groups,omitempty"`
 } {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListGroupsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -7515,6 +8004,96 @@ func (r UpdateGroupResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateGroupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ActivateGroupResponse401Headers the declared response headers of an HTTP 401 response for ActivateGroup
+type ActivateGroupResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ActivateGroupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Group
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidID
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ActivateGroupResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ActivateGroupResponse) GetJSON200() *Group {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ActivateGroupResponse) GetJSON400() *InvalidID {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ActivateGroupResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ActivateGroupResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ActivateGroupResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ActivateGroupResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ActivateGroupResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ActivateGroupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ActivateGroupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ActivateGroupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ActivateGroupResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8063,6 +8642,96 @@ func (r GetGroupMetricsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetGroupMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PauseGroupResponse401Headers the declared response headers of an HTTP 401 response for PauseGroup
+type PauseGroupResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type PauseGroupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Group
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidID
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PauseGroupResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PauseGroupResponse) GetJSON200() *Group {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PauseGroupResponse) GetJSON400() *InvalidID {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PauseGroupResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PauseGroupResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PauseGroupResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r PauseGroupResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r PauseGroupResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PauseGroupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PauseGroupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PauseGroupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PauseGroupResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10591,13 +11260,13 @@ func (c *ClientWithResponses) ListCustomerRedemptionsWithResponse(ctx context.Co
 	return ParseListCustomerRedemptionsResponse(rsp)
 }
 
-// ListGroupsWithResponse List live groups with total, active balance, issued and low-balance state
+// ListGroupsWithResponse List groups by status with total, active balance, issued, low-balance state and offer; counts per status
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/groups (the `ListGroups` operationId).
-func (c *ClientWithResponses) ListGroupsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListGroupsResponse, error) {
-	rsp, err := c.ListGroups(ctx, reqEditors...)
+func (c *ClientWithResponses) ListGroupsWithResponse(ctx context.Context, params *ListGroupsParams, reqEditors ...RequestEditorFn) (*ListGroupsResponse, error) {
+	rsp, err := c.ListGroups(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10656,7 +11325,7 @@ func (c *ClientWithResponses) GetGroupWithResponse(ctx context.Context, id ID, r
 	return ParseGetGroupResponse(rsp)
 }
 
-// UpdateGroupWithBodyWithResponse Rename or edit a group; only the fields sent change
+// UpdateGroupWithBodyWithResponse Edit a group: name, description, alerts, status, terms (until locked), limits; only the fields sent change
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10669,7 +11338,7 @@ func (c *ClientWithResponses) UpdateGroupWithBodyWithResponse(ctx context.Contex
 	return ParseUpdateGroupResponse(rsp)
 }
 
-// UpdateGroupWithResponse Rename or edit a group; only the fields sent change
+// UpdateGroupWithResponse Edit a group: name, description, alerts, status, terms (until locked), limits; only the fields sent change
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10680,6 +11349,21 @@ func (c *ClientWithResponses) UpdateGroupWithResponse(ctx context.Context, id ID
 		return nil, err
 	}
 	return ParseUpdateGroupResponse(rsp)
+}
+
+// ActivateGroupWithResponse Activate a draft or paused group
+//
+// Scope: write. Activating an active group changes nothing. Logged in the activity.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{id}/activate (the `ActivateGroup` operationId).
+func (c *ClientWithResponses) ActivateGroupWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ActivateGroupResponse, error) {
+	rsp, err := c.ActivateGroup(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseActivateGroupResponse(rsp)
 }
 
 // ListActivityWithResponse Append-only activity log: who, what, when, before and after
@@ -10815,6 +11499,21 @@ func (c *ClientWithResponses) GetGroupMetricsWithResponse(ctx context.Context, i
 		return nil, err
 	}
 	return ParseGetGroupMetricsResponse(rsp)
+}
+
+// PauseGroupWithResponse Pause a group: it issues no codes and its mailings wait until it is activated
+//
+// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
+func (c *ClientWithResponses) PauseGroupWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*PauseGroupResponse, error) {
+	rsp, err := c.PauseGroup(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePauseGroupResponse(rsp)
 }
 
 // ListGroupRedemptionsWithResponse A group's redemption history
@@ -11779,12 +12478,21 @@ func ParseListGroupsResponse(rsp *http.Response) (*ListGroupsResponse, error) {
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest struct {
-			Groups *[]Group `json:"groups,omitempty"`
+			// Counts Groups per status, for the list's tabs; `all` counts every group, archived ones included.
+			Counts *StatusCounts `json:"counts,omitempty"`
+			Groups *[]Group      `json:"groups,omitempty"`
 		}
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
@@ -12142,6 +12850,87 @@ func ParseUpdateGroupResponse(rsp *http.Response) (*UpdateGroupResponse, error) 
 	switch {
 	case rsp.StatusCode == 401:
 		var headers UpdateGroupResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseActivateGroupResponse parses an HTTP response from a ActivateGroupWithResponse call
+func ParseActivateGroupResponse(rsp *http.Response) (*ActivateGroupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ActivateGroupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Group
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidID
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ActivateGroupResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12638,6 +13427,87 @@ func ParseGetGroupMetricsResponse(rsp *http.Response) (*GetGroupMetricsResponse,
 	switch {
 	case rsp.StatusCode == 401:
 		var headers GetGroupMetricsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePauseGroupResponse parses an HTTP response from a PauseGroupWithResponse call
+func ParsePauseGroupResponse(rsp *http.Response) (*PauseGroupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PauseGroupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Group
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidID
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PauseGroupResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -259,7 +259,7 @@ func TestClientErrors(t *testing.T) {
 	}
 
 	anon := w.client(t, "not-a-key-not-a-key")
-	res, err := client.Check(anon.ListGroupsWithResponse(ctx))
+	res, err := client.Check(anon.ListGroupsWithResponse(ctx, nil))
 	if !errors.As(err, &apiErr) || apiErr.Status != 401 || apiErr.Code != "unauthorized" {
 		t.Errorf("unknown key: %v", err)
 	}
@@ -272,7 +272,7 @@ func TestClientErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	reader := w.client(t, readKey)
-	if _, err := client.Check(reader.ListGroupsWithResponse(ctx)); err != nil {
+	if _, err := client.Check(reader.ListGroupsWithResponse(ctx, nil)); err != nil {
 		t.Errorf("read key listing groups: %v", err)
 	}
 	_, err = client.Check(reader.CreateGroupWithResponse(ctx, client.GroupInput{Name: new("Autumn")}))
@@ -290,7 +290,7 @@ func TestClientErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Check(gone.ListGroupsWithResponse(ctx)); err == nil || errors.As(err, &apiErr) {
+	if _, err := client.Check(gone.ListGroupsWithResponse(ctx, nil)); err == nil || errors.As(err, &apiErr) {
 		t.Errorf("no server: %v", err)
 	}
 }

@@ -19,6 +19,9 @@ const (
 	ActionUndo    = "undo_upload"
 	ActionArchive = "archive"
 	ActionDelete  = "delete"
+	// ActionPause and ActionActivate change a group's status (SPEC §10).
+	ActionPause    = "pause"
+	ActionActivate = "activate"
 	// ActionMailingResumed: a mailing paused because the group ran out of codes resumed
 	// by itself, its groups able to cover its waiting recipients again.
 	ActionMailingResumed = "mailing_resumed"

@@ -10,18 +10,19 @@ import (
 
 // groupColumns are a group's own columns (alias g).
 const groupColumns = `g.id, g.name, g.description, g.low_balance_threshold, g.low_balance_percent, g.alert_emails, g.alert_webhook,
-       g.created_at, g.updated_at, g.archived_at, g.one_per_customer`
+       g.created_at, g.updated_at, g.archived_at, g.one_per_customer, ` + offerColumns
 
 // rangeSums sums a group's code_ranges (alias r) into its counters at $1 (now). It is
 // the one place the balance is written: a range's codes below its cursor are issued
 // (taken), the others are active until the range's expiry and expired after it.
 const rangeSums = `sum(r.total) AS total, sum(r.taken) AS issued,
            sum(r.total - r.taken) FILTER (WHERE r.expires_at IS NULL OR r.expires_at > $1) AS active,
-           sum(r.total - r.taken) FILTER (WHERE r.expires_at <= $1) AS expired`
+           sum(r.total - r.taken) FILTER (WHERE r.expires_at <= $1) AS expired,
+           bool_and(r.expires_at IS NOT NULL AND r.expires_at <= $1) AS all_expired`
 
 // counterColumns are the counters of rangeSums (alias s), 0 for a group without codes.
 const counterColumns = `coalesce(s.total, 0) AS total, coalesce(s.issued, 0) AS issued,
-       coalesce(s.active, 0) AS active, coalesce(s.expired, 0) AS expired`
+       coalesce(s.active, 0) AS active, coalesce(s.expired, 0) AS expired, s.all_expired`
 
 // Balance is a live group with its counters, as the alert check surveys it.
 type Balance struct {
@@ -54,6 +55,7 @@ func (s *Store) Balances(ctx context.Context, now, expiringBy time.Time) ([]Bala
 	}
 	for i := range out {
 		out[i].setState()
+		out[i].derive(now)
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
@@ -208,15 +209,18 @@ func checkBatch(scope string, ids []string) ([]string, error) {
 	return out, nil
 }
 
-// checkLive returns ErrGroupNotFound unless the group exists and is not archived. No
-// lock: a Delete racing a claim shrinks the ranges under their row locks, and the
-// claim then finds nothing left to take.
+// checkLive returns ErrGroupNotFound unless the group exists and is not archived, and
+// ErrGroupDraft or ErrGroupPaused unless it is active (SPEC §10: a draft or paused group
+// issues nothing; its mailings wait). No lock: a Delete racing a claim shrinks the
+// ranges under their row locks, and the claim then finds nothing left to take; a Pause
+// racing a claim stops the claims that start after it.
 // It also says whether the group gives one code per customer (one_per_customer).
 func (s *Store) checkLive(ctx context.Context, groupID int64) (onePer bool, err error) {
 	var live bool
+	var status string
 	st, err := s.stmt(ctx, selectLive)
 	if err == nil {
-		err = st.QueryRowContext(ctx, groupID).Scan(&live, &onePer)
+		err = st.QueryRowContext(ctx, groupID).Scan(&live, &onePer, &status)
 	}
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !live) {
 		return false, fmt.Errorf("group %d: %w", groupID, ErrGroupNotFound)
@@ -224,10 +228,16 @@ func (s *Store) checkLive(ctx context.Context, groupID int64) (onePer bool, err 
 	if err != nil {
 		return false, fmt.Errorf("reading group %d: %w", groupID, err)
 	}
+	switch status {
+	case StatusDraft:
+		return false, fmt.Errorf("group %d: %w", groupID, ErrGroupDraft)
+	case StatusPaused:
+		return false, fmt.Errorf("group %d: %w", groupID, ErrGroupPaused)
+	}
 	return onePer, nil
 }
 
-const selectLive = `SELECT archived_at IS NULL, one_per_customer FROM groups WHERE id = $1`
+const selectLive = `SELECT archived_at IS NULL, one_per_customer, status FROM groups WHERE id = $1`
 
 // repeatHeldCodes finds the customers of a one_per_customer group who hold a live code
 // of it (group_customer_codes, one row per customer by its primary key), records a
@@ -316,11 +326,19 @@ func (s *Store) existingCodes(ctx context.Context, tx *sqlx.Tx, groupID int64, s
 // insertIssuesOnConflict (speculative insertion costs ~5x per row; measured). A conflict
 // on issues_code_initial is an error either way (a code issued twice) and rolls back.
 // The code strings came with the reservation: no join back to codes.
+//
+// The same statement locks the group's terms (SPEC §10: once a code was issued, what it
+// is worth cannot change): terms_locked_at is set when it is still NULL, so only the
+// group's first issue writes the row; later ones read it by its key and find nothing to do.
 const issueFast = `
-WITH del AS (DELETE FROM reservations WHERE id = $5 RETURNING id)
+WITH del AS (DELETE FROM reservations WHERE id = $5 RETURNING id),
+lock AS (` + lockTerms + ` AND EXISTS (SELECT 1 FROM del))
 INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind)
 SELECT u.customer_id, $3, u.code_id, $4, $6, 'initial'
 FROM del, unnest($1::text[], $2::bigint[]) AS u(customer_id, code_id)`
+
+// lockTerms sets the terms lock of group $3 when it is not set yet.
+const lockTerms = `UPDATE groups SET terms_locked_at = now() WHERE id = $3 AND terms_locked_at IS NULL`
 
 // issueFastOnePer is issueFast for a one_per_customer group: each customer's row in
 // group_customer_codes is inserted in the same statement, so a customer given a code
@@ -329,6 +347,7 @@ FROM del, unnest($1::text[], $2::bigint[]) AS u(customer_id, code_id)`
 // find the winner's code).
 const issueFastOnePer = `
 WITH del AS (DELETE FROM reservations WHERE id = $5 RETURNING id),
+lock AS (` + lockTerms + ` AND EXISTS (SELECT 1 FROM del)),
 ins AS (
     INSERT INTO issues (customer_id, group_id, code_id, scope, mailing_id, kind)
     SELECT u.customer_id, $3, u.code_id, $4, $6, 'initial'
@@ -435,6 +454,11 @@ func (s *Store) issueOnce(ctx context.Context, req ClaimRequest, rv *reservation
 			SELECT $1, u.customer_id, u.code_id FROM unnest($2::text[], $3::bigint[]) AS u(customer_id, code_id)
 			WHERE u.code_id = ANY($4)`, req.GroupID, pq.Array(covered), pq.Array(rv.ids), pq.Array(ids)); err != nil {
 			return nil, fmt.Errorf("recording one code per customer: %w", err)
+		}
+	}
+	if len(used) > 0 {
+		if _, err := tx.ExecContext(ctx, strings.Replace(lockTerms, "$3", "$1", 1), req.GroupID); err != nil {
+			return nil, fmt.Errorf("locking the terms: %w", err)
 		}
 	}
 	var unused []int64

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -21,6 +22,7 @@ import (
 	"github.com/lib/pq"
 
 	"promopool/egress"
+	"promopool/offers"
 )
 
 // Store is the groups' data layer over PostgreSQL.
@@ -32,6 +34,7 @@ type Store struct {
 	hooks          claimHooks
 	webhooks       egress.Policy
 	reader         Reader
+	usageFn        UsageFunc
 }
 
 // Config configures a Store.
@@ -48,6 +51,9 @@ type Config struct {
 	Webhooks egress.Policy
 	// Reader runs the exports' queries (default: db); see reader.go.
 	Reader Reader
+	// Usage reads what a group has used of its limits (package checkout provides it);
+	// nil: nothing is used, every cap may be lowered to 1.
+	Usage UsageFunc
 }
 
 // NewStore returns a Store on db.
@@ -59,7 +65,7 @@ func NewStore(db *sqlx.DB, cfg Config) *Store {
 		cfg.Reader = db
 	}
 	return &Store{db: db, reader: cfg.Reader, now: cfg.Now, exampleTimeout: cmp.Or(cfg.ExampleTimeout, 3*time.Second),
-		stmts: &stmtSet{m: map[string]*sql.Stmt{}}, webhooks: cfg.Webhooks}
+		stmts: &stmtSet{m: map[string]*sql.Stmt{}}, webhooks: cfg.Webhooks, usageFn: cfg.Usage}
 }
 
 // Balance state of a group, as the list shows it.
@@ -96,6 +102,8 @@ type Group struct {
 	Expired int64 `db:"expired" json:"expired"`
 	// State is StateOK, StateLow or StateEmpty.
 	State string `db:"-" json:"balance_state"`
+	// The offer: kind, status, terms, limits (SPEC §10).
+	offerFields
 }
 
 // EffectiveThreshold is the low-balance threshold in codes: the larger of the absolute
@@ -145,9 +153,11 @@ func (s *Store) List(ctx context.Context) ([]Group, error) {
 	if err := s.db.SelectContext(ctx, &out, selectGroups+` WHERE g.archived_at IS NULL ORDER BY lower(g.name), g.id`, s.now()); err != nil {
 		return nil, fmt.Errorf("listing groups: %w", err)
 	}
+	now := s.now()
 	for i := range out {
 		out[i].State = ""
 		out[i].setState()
+		out[i].derive(now)
 	}
 	return out, nil
 }
@@ -172,6 +182,7 @@ func getGroup(ctx context.Context, q sqlx.QueryerContext, now time.Time, where s
 		return nil, fmt.Errorf("reading group %v: %w", arg, err)
 	}
 	g.setState()
+	g.derive(now)
 	return &g, nil
 }
 
@@ -185,6 +196,16 @@ type Input struct {
 	AlertWebhook        *string  `json:"alert_webhook"`
 	// LowBalancePercent is a threshold as a percentage (0 < p ≤ 100) of the group's total.
 	LowBalancePercent NullFloat `json:"low_balance_percent"`
+	// Kind is unique (default) or shared; set on create only.
+	Kind *string `json:"kind"`
+	// Status is draft, active (default) or paused.
+	Status *string `json:"status"`
+	// CodeBinding is holder (default) or bearer: who may redeem a unique code.
+	CodeBinding *string `json:"code_binding"`
+	// Terms are the discount terms (null removes them); locked once a code was issued.
+	Terms NullTerms `json:"terms"`
+	// Limits are the caps, window and budget; only the fields present change.
+	Limits *LimitsInput `json:"limits"`
 	// OnePerCustomer sets Group.OnePerCustomer.
 	OnePerCustomer *bool `json:"one_per_customer"`
 }
@@ -331,6 +352,10 @@ func (s *Store) Create(ctx context.Context, actor string, in Input) (*Group, err
 	if err := in.apply(&g); err != nil {
 		return nil, err
 	}
+	g.Kind, g.StoredStatus, g.CodeBinding = KindUnique, StatusActive, BindingHolder
+	if err := in.applyOffer(&g, true, offers.Usage{}); err != nil {
+		return nil, err
+	}
 	if err := s.checkWebhook(ctx, in); err != nil {
 		return nil, err
 	}
@@ -343,9 +368,11 @@ func (s *Store) Create(ctx context.Context, actor string, in Input) (*Group, err
 	}
 	defer tx.Rollback()
 	err = tx.GetContext(ctx, &g.ID, `
-		INSERT INTO groups (name, description, low_balance_threshold, alert_emails, alert_webhook, low_balance_percent, one_per_customer)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook, g.LowBalancePercent, g.OnePerCustomer)
+		INSERT INTO groups (name, description, low_balance_threshold, alert_emails, alert_webhook, low_balance_percent,
+		                    kind, status, code_binding, terms, max_redemptions, max_per_customer, starts_at, ends_at, budget, one_per_customer)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`,
+		g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook, g.LowBalancePercent,
+		g.Kind, g.StoredStatus, g.CodeBinding, g.TermsCol, g.MaxRedemptions, g.MaxPerCustomer, g.StartsAt, g.EndsAt, g.Budget, g.OnePerCustomer)
 	if isUniqueViolation(err, "groups_live_name") {
 		return nil, fmt.Errorf("creating group %q: %w", g.Name, ErrNameTaken)
 	}
@@ -381,6 +408,15 @@ func (s *Store) Update(ctx context.Context, actor string, id int64, in Input) (*
 	if err := in.apply(g); err != nil {
 		return nil, err
 	}
+	var used offers.Usage
+	if in.Terms.Set || in.Limits != nil {
+		if used, err = s.usage(ctx, tx, id); err != nil {
+			return nil, err
+		}
+	}
+	if err := in.applyOffer(g, false, used); err != nil {
+		return nil, err
+	}
 	after := editable(g)
 	b, a := diff(before, after)
 	if len(a) == 0 {
@@ -388,9 +424,12 @@ func (s *Store) Update(ctx context.Context, actor string, id int64, in Input) (*
 	}
 	_, err = tx.ExecContext(ctx, `
 		UPDATE groups SET name = $2, description = $3, low_balance_threshold = $4,
-		       alert_emails = $5, alert_webhook = $6, low_balance_percent = $7, one_per_customer = $8, updated_at = now()
+		       alert_emails = $5, alert_webhook = $6, low_balance_percent = $7,
+		       status = $8, code_binding = $9, terms = $10, max_redemptions = $11, max_per_customer = $12,
+		       starts_at = $13, ends_at = $14, budget = $15, one_per_customer = $16, updated_at = now()
 		WHERE id = $1`,
-		id, g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook, g.LowBalancePercent, g.OnePerCustomer)
+		id, g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook, g.LowBalancePercent,
+		g.StoredStatus, g.CodeBinding, g.TermsCol, g.MaxRedemptions, g.MaxPerCustomer, g.StartsAt, g.EndsAt, g.Budget, g.OnePerCustomer)
 	if isUniqueViolation(err, "groups_live_name") {
 		return nil, fmt.Errorf("renaming group %d to %q: %w", id, g.Name, ErrNameTaken)
 	}
@@ -528,8 +567,19 @@ func editable(g *Group) map[string]any {
 		"low_balance_percent":   g.LowBalancePercent,
 		"alert_emails":          emails,
 		"alert_webhook":         g.AlertWebhook,
+		"kind":                  g.Kind,
+		"status":                g.StoredStatus,
+		"code_binding":          g.CodeBinding,
+		"terms":                 g.Terms,
+		"limits":                g.Limits,
 		"one_per_customer":      g.OnePerCustomer,
 	}
+}
+
+func sortByName(list []Group) {
+	slices.SortStableFunc(list, func(a, b Group) int {
+		return cmp.Or(cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), cmp.Compare(a.ID, b.ID))
+	})
 }
 
 // diff keeps only the keys whose values differ.

@@ -123,6 +123,9 @@ func (s *Service) Render(ctx context.Context, req RenderRequest) (*RenderResult,
 		if t, err = macros.CompileLimits(ctx, req.Template, s.groups, s.cfg.Limits); err != nil {
 			return nil, err
 		}
+		if err := noCodeColumns(t); err != nil {
+			return nil, err
+		}
 		if ids, err = s.templateGroups(ctx, t); err != nil {
 			return nil, err
 		}

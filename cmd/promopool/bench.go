@@ -12,11 +12,11 @@ import (
 	"promopool/cmd/promopool/internal/bench"
 )
 
-// bench is `promopool bench upload|claim|mailing|segments [flags]`: the benchmark
+// bench is `promopool bench upload|claim|mailing|segments|checkout [flags]`: the benchmark
 // commands, each against BENCH_DATABASE_URL (a fresh schema per run).
 func (m *Main) bench(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: promopool bench upload|claim|mailing|segments [flags] (-h for each)")
+		return errors.New("usage: promopool bench upload|claim|mailing|segments|checkout [flags] (-h for each)")
 	}
 	benchURL := cmp.Or(m.Getenv("BENCH_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/promopool_bench?sslmode=disable")
 	switch args[0] {
@@ -52,6 +52,23 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		return nil
 	case "claim":
 		return m.benchClaim(ctx, benchURL, args[1:])
+	case "checkout":
+		fs := flag.NewFlagSet("bench checkout", flag.ContinueOnError)
+		fs.SetOutput(m.Stderr)
+		d := fs.Duration("d", 5*time.Second, "how long each timed phase runs")
+		clients := fs.Int("clients", 32, "concurrent clients of the validate and redeem phases")
+		hotClients := fs.Int("hot-clients", 64, "concurrent clients on the hot code")
+		hotAttempts := fs.Int("hot-attempts", 20000, "attempts on the hot code (its cap is half)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		res, err := bench.Checkout(ctx, bench.CheckoutConfig{URL: benchURL, Duration: *d, Clients: *clients,
+			HotClients: *hotClients, HotAttempts: *hotAttempts})
+		if err != nil {
+			return err
+		}
+		res.Print(m.Stdout)
+		return nil
 	case "segments":
 		fs := flag.NewFlagSet("bench segments", flag.ContinueOnError)
 		fs.SetOutput(m.Stderr)
@@ -89,7 +106,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		res.Print(m.Stdout)
 		return nil
 	}
-	return errors.New("usage: promopool bench upload|claim|mailing|segments [flags] (-h for each)")
+	return errors.New("usage: promopool bench upload|claim|mailing|segments|checkout [flags] (-h for each)")
 }
 
 // benchClaim is `promopool bench claim [flags]`.

@@ -87,6 +87,10 @@ var sentinels = []sentinel{
 	{groups.ErrPoolExhausted, http.StatusConflict, "pool_exhausted"},
 	{groups.ErrIdempotencyConflict, http.StatusConflict, "idempotency_key_conflict"},
 	{groups.ErrReservationLost, http.StatusServiceUnavailable, "retry"},
+	// Offers (SPEC §10): a draft or paused group issues nothing; archived stays archived.
+	{groups.ErrGroupPaused, http.StatusConflict, "group_paused"},
+	{groups.ErrGroupDraft, http.StatusConflict, "group_draft"},
+	{groups.ErrGroupArchived, http.StatusConflict, "group_archived"},
 	{customers.ErrNotFound, http.StatusNotFound, "customer_not_found"},
 	{mailings.ErrNotFound, http.StatusNotFound, "mailing_not_found"},
 	{mailings.ErrState, http.StatusConflict, "invalid_state"},
@@ -163,6 +167,7 @@ func classifyTyped(err error) (Problem, bool) {
 		ue  *users.InvalidError
 		ce  *checkout.RefusedError
 		oe  *offers.InvalidError
+		ole *offers.LockedError
 		rie *reports.InvalidError
 	)
 	switch {
@@ -182,13 +187,15 @@ func classifyTyped(err error) (Problem, bool) {
 		return Problem{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the body is larger than the limit of " + humanBytes(mbe.Limit)}, true
 	case errors.As(err, &re):
 		return Problem{Status: re.Status, Code: re.Code, Message: re.Message}, true
+	case errors.As(err, &ole):
+		return Problem{http.StatusConflict, "terms_locked", ole.Error(), map[string]any{"fields": ole.Fields}}, true
 	case errors.As(err, &inv):
-		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: inv.Error()}, true
+		return Problem{http.StatusBadRequest, "invalid_field", inv.Error(), map[string]any{"field": inv.Field}}, true
 	case errors.As(err, &ce):
 		return Problem{http.StatusUnprocessableEntity, "redemption_refused", ce.Reason.Message(),
 			map[string]any{"reason": string(ce.Reason), "redemption_id": ce.Redemption.ID}}, true
 	case errors.As(err, &oe):
-		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: oe.Error()}, true
+		return Problem{http.StatusBadRequest, "invalid_field", oe.Error(), map[string]any{"field": oe.Field}}, true
 	case errors.As(err, &ue):
 		return Problem{Status: http.StatusBadRequest, Code: "invalid_field", Message: ue.Error()}, true
 	case errors.As(err, &rie):

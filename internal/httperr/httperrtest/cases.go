@@ -57,6 +57,9 @@ func Cases() []Case {
 		{"groups.ErrReservationLost", wrap(groups.ErrReservationLost), http.StatusServiceUnavailable, "retry"},
 		{"groups.InvalidError", wrap(&groups.InvalidError{Field: "name", Reason: "must not be empty"}), http.StatusBadRequest, "invalid_field"},
 		{"groups.UploadError", wrap(&groups.UploadError{Line: 1, Reason: "no code column"}), http.StatusBadRequest, "invalid_upload"},
+		{"groups.ErrGroupPaused", wrap(groups.ErrGroupPaused), http.StatusConflict, "group_paused"},
+		{"groups.ErrGroupDraft", wrap(groups.ErrGroupDraft), http.StatusConflict, "group_draft"},
+		{"groups.ErrGroupArchived", wrap(groups.ErrGroupArchived), http.StatusConflict, "group_archived"},
 
 		{"alerts.ErrAlertNotFound", wrap(alerts.ErrAlertNotFound), http.StatusNotFound, "alert_not_found"},
 
