@@ -110,11 +110,22 @@ func foldLimit(ctx context.Context, tx *sqlx.Tx, from, horizon time.Time, limit 
 	return horizon, nil
 }
 
-// AsOf returns the instant the issue rollups are complete to.
+// AsOf returns the instant the rollups are complete to: the earlier of the issue
+// fold's watermark and the redemption fold's start.
 func (s *Service) AsOf(ctx context.Context) (time.Time, error) {
 	var t time.Time
-	err := s.db.GetContext(ctx, &t, `SELECT folded_to FROM report_fold`)
+	err := s.db.GetContext(ctx, &t, `SELECT least(f.folded_to, r.as_of) FROM report_fold f, report_redemption_fold r`)
 	return t, err
+}
+
+// foldTails folds, before a report answers, a short tail of new issues and the queued
+// redemption changes when they are few (longer ones are the worker's).
+func (s *Service) foldTails(ctx context.Context) error {
+	if _, _, err := s.foldOnce(ctx, s.cfg.QueryFold, false); err != nil {
+		return err
+	}
+	_, err := s.foldRedemptions(ctx, s.cfg.QueryFold)
+	return err
 }
 
 // SnapshotBalances records every live group's counters as today's row of the balance
@@ -155,6 +166,11 @@ func (s *Service) RunFolder(ctx context.Context, every time.Duration) {
 	for {
 		start := time.Now()
 		n, err := s.Fold(ctx)
+		if err == nil {
+			var r int
+			r, err = s.FoldRedemptions(ctx)
+			n += r
+		}
 		if err == nil {
 			_, err = s.SnapshotBalances(ctx)
 		}

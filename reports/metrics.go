@@ -15,7 +15,8 @@ type Metrics struct {
 	GroupID   int64  `json:"group_id"`
 	GroupName string `json:"group_name"`
 	Period    Period `json:"period"`
-	// AsOf is the instant the issue figures are complete to (the last fold).
+	// AsOf is the instant the figures are complete to (the last folds of issues and
+	// of redemption changes).
 	AsOf time.Time `json:"as_of"`
 	// Issues are the live issues of the period (released ones do not count).
 	Issues IssueFigures `json:"issues"`
@@ -98,7 +99,7 @@ func (s *Service) GroupMetrics(ctx context.Context, groupID int64, p Period) (*M
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.foldOnce(ctx, s.cfg.QueryFold, false); err != nil {
+	if err := s.foldTails(ctx); err != nil {
 		return nil, err
 	}
 	m := &Metrics{GroupID: g.ID, GroupName: g.Name, Period: p, Mailings: []MailingFigures{},
@@ -301,7 +302,7 @@ func (s *Service) Portfolio(ctx context.Context, p Period, sortKey string) (*Por
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.foldOnce(ctx, s.cfg.QueryFold, false); err != nil {
+	if err := s.foldTails(ctx); err != nil {
 		return nil, err
 	}
 	list, err := s.groups.List(ctx)

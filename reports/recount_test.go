@@ -179,10 +179,38 @@ func TestMetricsEqualRecount(t *testing.T) {
 	rows := f.recount()
 	f.checkReports(ctx, rows)
 
-	// Redemptions as checkout leaves them, and their later moves, on four connections.
+	// Redemptions as checkout leaves them, and their later moves, on four connections,
+	// while folds of the change queue and reports (which fold it first) run beside them.
+	stop = make(chan struct{})
+	folds.Add(1)
+	go func() {
+		defer folds.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var err error
+			if i%2 == 0 {
+				_, err = f.svc.FoldRedemptions(ctx)
+			} else {
+				_, err = f.svc.GroupMetrics(ctx, f.groups[i%len(f.groups)], reports.Period{From: f.now.AddDate(0, 0, -13), To: f.now})
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
 	f.redemptionActivity(ctx, rng)
+	close(stop)
+	folds.Wait()
 	if t.Failed() {
 		return
+	}
+	if _, err := f.svc.FoldRedemptions(ctx); err != nil {
+		t.Fatal(err)
 	}
 	f.checkRedemptionReports(ctx, f.recountRedemptions())
 }

@@ -1,0 +1,125 @@
+package reports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// foldRedemptionsSQL consumes the queued redemption changes (migration 0023) and adds
+// them to both redemption rollups, in one statement: the changes are deleted as they
+// are folded, so each is folded exactly once, and a change not yet committed is not
+// seen (the next fold takes it). It returns how many changes it folded and the start of
+// the statement: every change committed before it is folded.
+//
+// Each rollup is updated where its key has a row and inserted where not (an upsert
+// would check its proposed row, whose net change may be negative, against the CHECKs);
+// report_redeemer_days keeps a row while its uses are positive, so a key whose uses
+// fall to 0 is deleted. Every part acts on disjoint rows of one snapshot, and only the
+// folder (holding report_redemption_fold) writes these tables.
+const foldRedemptionsSQL = `
+WITH d AS MATERIALIZED (
+    DELETE FROM report_redemption_changes RETURNING *
+), agg AS MATERIALIZED (
+    SELECT a.*, EXISTS (SELECT 1 FROM report_redemption_days r
+                        WHERE r.group_id = a.group_id AND r.day = a.day AND r.mailing_id = a.mailing_id
+                          AND r.code_id = a.code_id AND r.utm_source = a.utm_source AND r.currency = a.currency) AS had
+    FROM (SELECT group_id, day, mailing_id, code_id, utm_source, currency,
+                 sum(uses) AS uses, sum(revenue) AS revenue, sum(discount) AS discount,
+                 sum(refunds) AS refunds, sum(refunded) AS refunded, sum(failed) AS failed
+          FROM d GROUP BY 1, 2, 3, 4, 5, 6) a
+), days_up AS (
+    UPDATE report_redemption_days r SET uses = r.uses + a.uses, revenue = r.revenue + a.revenue,
+           discount = r.discount + a.discount, refunds = r.refunds + a.refunds,
+           refunded = r.refunded + a.refunded, failed = r.failed + a.failed
+    FROM agg a
+    WHERE a.had AND r.group_id = a.group_id AND r.day = a.day AND r.mailing_id = a.mailing_id
+      AND r.code_id = a.code_id AND r.utm_source = a.utm_source AND r.currency = a.currency
+    RETURNING 1
+), days_new AS (
+    INSERT INTO report_redemption_days (group_id, day, mailing_id, code_id, utm_source, currency,
+                                        uses, revenue, discount, refunds, refunded, failed)
+    SELECT group_id, day, mailing_id, code_id, utm_source, currency, uses, revenue, discount, refunds, refunded, failed
+    FROM agg WHERE NOT had ORDER BY 1, 2, 3, 4, 5, 6
+    RETURNING 1
+), who AS MATERIALIZED (
+    SELECT w.group_id, w.day, w.customer_id, w.n, x.uses AS had
+    FROM (SELECT group_id, day, customer_id, sum(uses) AS n FROM d WHERE uses <> 0
+          GROUP BY 1, 2, 3 HAVING sum(uses) <> 0) w
+    LEFT JOIN report_redeemer_days x ON x.group_id = w.group_id AND x.day = w.day AND x.customer_id = w.customer_id
+), who_gone AS (
+    DELETE FROM report_redeemer_days r USING who w
+    WHERE w.had + w.n = 0 AND r.group_id = w.group_id AND r.day = w.day AND r.customer_id = w.customer_id
+    RETURNING 1
+), who_up AS (
+    UPDATE report_redeemer_days r SET uses = r.uses + w.n FROM who w
+    WHERE w.had + w.n > 0 AND r.group_id = w.group_id AND r.day = w.day AND r.customer_id = w.customer_id
+    RETURNING 1
+), who_new AS (
+    INSERT INTO report_redeemer_days (group_id, day, customer_id, uses)
+    SELECT group_id, day, customer_id, n FROM who WHERE had IS NULL ORDER BY 1, 2, 3
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM d) AS n, statement_timestamp() AS started,
+       (SELECT count(*) FROM days_up) + (SELECT count(*) FROM days_new) + (SELECT count(*) FROM who_gone)
+     + (SELECT count(*) FROM who_up) + (SELECT count(*) FROM who_new) AS rows`
+
+// FoldRedemptions folds every redemption change committed so far into the redemption
+// rollups and returns how many it folded. Several folders may run: one folds, the
+// others return at once.
+func (s *Service) FoldRedemptions(ctx context.Context) (int, error) {
+	return s.foldRedemptions(ctx, 0)
+}
+
+// foldRedemptions folds the queue in one transaction; with limit > 0 it leaves a queue
+// longer than limit to the worker's folder (a report does not wait for a backlog).
+func (s *Service) foldRedemptions(ctx context.Context, limit int) (int, error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	var asOf time.Time
+	if err := tx.GetContext(ctx, &asOf, `SELECT as_of FROM report_redemption_fold FOR UPDATE NOWAIT`); err != nil {
+		var pe *pq.Error
+		if errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available: another fold runs
+			return 0, nil
+		}
+		return 0, fmt.Errorf("report fold, redemptions: %w", err)
+	}
+	if limit > 0 {
+		var queued int
+		if err := tx.GetContext(ctx, &queued, `SELECT count(*) FROM (SELECT 1 FROM report_redemption_changes LIMIT $1) q`, limit+1); err != nil {
+			return 0, fmt.Errorf("report fold, redemptions: %w", err)
+		}
+		if queued > limit {
+			return 0, nil
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '128MB'`); err != nil {
+		return 0, err
+	}
+	var res struct {
+		N       int       `db:"n"`
+		Started time.Time `db:"started"`
+		Rows    int       `db:"rows"`
+	}
+	if err := tx.GetContext(ctx, &res, foldRedemptionsSQL); err != nil {
+		return 0, fmt.Errorf("report fold, redemptions: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE report_redemption_fold SET as_of = $1`, res.Started); err != nil {
+		return 0, err
+	}
+	return res.N, tx.Commit()
+}
+
+// RedemptionsAsOf returns the instant the redemption rollups are complete to: every
+// redemption change committed before it is counted.
+func (s *Service) RedemptionsAsOf(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	err := s.db.GetContext(ctx, &t, `SELECT as_of FROM report_redemption_fold`)
+	return t, err
+}
