@@ -7,13 +7,16 @@ import (
 	"github.com/lib/pq"
 )
 
-// Counts from bitmaps (migration 0010). segment_bits keeps, per chunk of 4,096 customer
-// numbers, the customers issued a code from each group and those holding k codes
-// (k = 1..31, and 32 for 32 or more), initial and all kinds. A filter made only of
+// Counts from bitmaps (migrations 0010, 0023). segment_bits keeps, per chunk of 4,096
+// customer numbers, the customers issued a code from each group and those holding k codes
+// (k = 1..31, and 32 for 32 or more), initial and all kinds; and the customers who used a
+// code of each group and those with k uses. A filter made only of
 //
 //   - issued_from without a window, initial issues (any or all of the groups),
 //   - quantity without a window or groups whose accepted counts exclude zero and are
 //     within the buckets (every count from 1 to 31 exactly, or "at least k" for k ≤ 32),
+//   - redeemed without a window: over all groups as quantity, or "at least once" from
+//     any of some groups,
 //   - and, or, and "and not" (a NOT under an AND that has a positive part)
 //
 // is one bit expression per chunk: ANDs are &, ORs are |, AND NOTs are & ~. Its count
@@ -66,27 +69,20 @@ func (b *bitBuilder) expr(f *Filter) (string, bool) {
 		if q.Kind == "all" {
 			kind = 3
 		}
-		var keys []int64
-		for _, iv := range q.intervals() {
-			switch {
-			case iv.lo == 0: // customers with no code are in no bitmap
-				return "", false
-			case iv.hi == inf && iv.lo <= bitBuckets:
-				for k := iv.lo; k <= bitBuckets; k++ {
-					keys = append(keys, k)
-				}
-			case iv.hi != inf && iv.hi < bitBuckets:
-				for k := iv.lo; k <= iv.hi; k++ {
-					keys = append(keys, k)
-				}
-			default:
-				return "", false
-			}
+		return b.buckets(kind, q)
+	case f.Redeemed != nil:
+		r := f.Redeemed
+		if r.Window != nil {
+			return "", false
 		}
-		if len(keys) == 0 {
-			return zeroBits, true // no count accepted (lt 0): nobody
+		if r.Groups == nil {
+			return b.buckets(5, r.counts())
 		}
-		return b.leaf(kind, keys, false), true
+		// Customers with a use of any of the groups: "at least one" over the groups.
+		if ivs := r.counts().intervals(); len(ivs) == 1 && ivs[0] == (interval{1, inf}) {
+			return b.leaf(4, distinct(r.Groups), false), true
+		}
+		return "", false
 	case f.And != nil:
 		var pos, neg []string
 		for _, c := range f.And {
@@ -120,6 +116,33 @@ func (b *bitBuilder) expr(f *Filter) (string, bool) {
 		return "(" + strings.Join(parts, " | ") + ")", true
 	}
 	return "", false // a NOT not under an AND: needs every customer
+}
+
+// buckets is the bit expression of a count over all groups from the count buckets of
+// kind (2, 3: issues; 5: uses), when the accepted counts exclude zero and are within
+// the buckets.
+func (b *bitBuilder) buckets(kind int, q *Quantity) (string, bool) {
+	var keys []int64
+	for _, iv := range q.intervals() {
+		switch {
+		case iv.lo == 0: // customers with no code are in no bitmap
+			return "", false
+		case iv.hi == inf && iv.lo <= bitBuckets:
+			for k := iv.lo; k <= bitBuckets; k++ {
+				keys = append(keys, k)
+			}
+		case iv.hi != inf && iv.hi < bitBuckets:
+			for k := iv.lo; k <= iv.hi; k++ {
+				keys = append(keys, k)
+			}
+		default:
+			return "", false
+		}
+	}
+	if len(keys) == 0 {
+		return zeroBits, true // no count accepted (lt 0): nobody
+	}
+	return b.leaf(kind, keys, false), true
 }
 
 // leaf adds the column of "in any (or all) of the keys' bitmaps of this kind".

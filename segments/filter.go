@@ -13,11 +13,13 @@ import (
 
 // Filter is one node of a segment filter: exactly one of its fields is set. And, Or and
 // Not combine nodes to any depth (up to MaxDepth levels and MaxNodes nodes); Quantity and
-// IssuedFrom are the two promo-code filters of SPEC §6.
+// IssuedFrom are the two promo-code filters of SPEC §6, Redeemed the uses of codes at
+// checkout. The reminder mailing's audience, "issued a Spring code in the last 14 days
+// and not redeemed one since":
 //
 //	{"and": [
-//	  {"issued_from": {"groups": ["Spring"]}},
-//	  {"not": {"quantity": {"op": "gte", "value": 3, "window": {"last_days": 30}}}}
+//	  {"issued_from": {"groups": ["Spring"], "window": {"last_days": 14}}},
+//	  {"not": {"redeemed": {"groups": ["Spring"], "window": {"last_days": 14}}}}
 //	]}
 type Filter struct {
 	And        []*Filter   `json:"and,omitempty"`
@@ -25,6 +27,7 @@ type Filter struct {
 	Not        *Filter     `json:"not,omitempty"`
 	Quantity   *Quantity   `json:"quantity,omitempty"`
 	IssuedFrom *IssuedFrom `json:"issued_from,omitempty"`
+	Redeemed   *Redeemed   `json:"redeemed,omitempty"`
 }
 
 // Quantity matches customers whose number of issued codes compares to a value: Op is
@@ -50,6 +53,25 @@ type IssuedFrom struct {
 	Match  string     `json:"match,omitempty"`
 	Kind   string     `json:"kind,omitempty"`
 	Window *Window    `json:"window,omitempty"`
+}
+
+// Redeemed matches customers by their uses of codes at checkout: succeeded redemptions
+// (a hold counts once confirmed; a refunded redemption no longer counts), of Groups (any
+// group when omitted), optionally within Window (by when the redemption was made). Op,
+// Value, Min and Max compare the number of uses as in Quantity (customers who never
+// redeemed count zero); without them, "gte 1": customers who redeemed at least once.
+type Redeemed struct {
+	Groups []GroupRef `json:"groups,omitempty"`
+	Op     string     `json:"op,omitempty"`
+	Value  *int64     `json:"value,omitempty"`
+	Min    *int64     `json:"min,omitempty"`
+	Max    *int64     `json:"max,omitempty"`
+	Window *Window    `json:"window,omitempty"`
+}
+
+// counts is r's comparison as a Quantity (for its intervals).
+func (r *Redeemed) counts() *Quantity {
+	return &Quantity{Op: r.Op, Value: r.Value, Min: r.Min, Max: r.Max, Groups: r.Groups, Window: r.Window}
 }
 
 // Window is a time span: the last LastDays days up to the query, or From (inclusive) to
@@ -158,13 +180,13 @@ func (f *Filter) validate(path string, depth int, nodes *int) error {
 		return bad(path, fmt.Sprintf("more than %d filter nodes", MaxNodes))
 	}
 	set := 0
-	for _, b := range []bool{f.And != nil, f.Or != nil, f.Not != nil, f.Quantity != nil, f.IssuedFrom != nil} {
+	for _, b := range []bool{f.And != nil, f.Or != nil, f.Not != nil, f.Quantity != nil, f.IssuedFrom != nil, f.Redeemed != nil} {
 		if b {
 			set++
 		}
 	}
 	if set != 1 {
-		return bad(path, "a node has exactly one of and, or, not, quantity, issued_from")
+		return bad(path, "a node has exactly one of and, or, not, quantity, issued_from, redeemed")
 	}
 	switch {
 	case f.And != nil || f.Or != nil:
@@ -186,6 +208,8 @@ func (f *Filter) validate(path string, depth int, nodes *int) error {
 		return f.Quantity.validate(path + ".quantity")
 	case f.IssuedFrom != nil:
 		return f.IssuedFrom.validate(path + ".issued_from")
+	case f.Redeemed != nil:
+		return f.Redeemed.validate(path + ".redeemed")
 	}
 	return nil
 }
@@ -202,32 +226,8 @@ var ops = map[string]string{
 }
 
 func (q *Quantity) validate(path string) error {
-	bad := func(field, reason string) error { return &InvalidError{Path: path + field, Reason: reason} }
-	op, ok := ops[q.Op]
-	if !ok {
-		return bad(".op", fmt.Sprintf("%q is not an operator (eq, ne, lt, lte, gt, gte, between)", q.Op))
-	}
-	q.Op = op
-	if op == "between" {
-		switch {
-		case q.Min == nil || q.Max == nil:
-			return bad("", "between needs both min and max")
-		case q.Value != nil:
-			return bad(".value", "between takes min and max, not value")
-		case *q.Min < 0:
-			return bad(".min", "must be 0 or more")
-		case *q.Max < *q.Min:
-			return bad(".max", "must not be less than min")
-		}
-	} else {
-		switch {
-		case q.Value == nil:
-			return bad(".value", "is required for "+op)
-		case q.Min != nil || q.Max != nil:
-			return bad("", "min and max go with between only")
-		case *q.Value < 0:
-			return bad(".value", "must be 0 or more")
-		}
+	if err := validateCompare(path, &q.Op, q.Value, q.Min, q.Max); err != nil {
+		return err
 	}
 	if q.Groups != nil {
 		if err := validateGroups(path+".groups", q.Groups); err != nil {
@@ -238,6 +238,55 @@ func (q *Quantity) validate(path string) error {
 		return err
 	}
 	return q.Window.validate(path + ".window")
+}
+
+// validateCompare checks a count comparison (Quantity's and Redeemed's) and sets op to
+// its canonical name.
+func validateCompare(path string, op *string, value, lo, hi *int64) error {
+	bad := func(field, reason string) error { return &InvalidError{Path: path + field, Reason: reason} }
+	canon, ok := ops[*op]
+	if !ok {
+		return bad(".op", fmt.Sprintf("%q is not an operator (eq, ne, lt, lte, gt, gte, between)", *op))
+	}
+	*op = canon
+	if canon == "between" {
+		switch {
+		case lo == nil || hi == nil:
+			return bad("", "between needs both min and max")
+		case value != nil:
+			return bad(".value", "between takes min and max, not value")
+		case *lo < 0:
+			return bad(".min", "must be 0 or more")
+		case *hi < *lo:
+			return bad(".max", "must not be less than min")
+		}
+		return nil
+	}
+	switch {
+	case value == nil:
+		return bad(".value", "is required for "+canon)
+	case lo != nil || hi != nil:
+		return bad("", "min and max go with between only")
+	case *value < 0:
+		return bad(".value", "must be 0 or more")
+	}
+	return nil
+}
+
+func (r *Redeemed) validate(path string) error {
+	if r.Op == "" && r.Value == nil && r.Min == nil && r.Max == nil {
+		one := int64(1)
+		r.Op, r.Value = "gte", &one
+	}
+	if err := validateCompare(path, &r.Op, r.Value, r.Min, r.Max); err != nil {
+		return err
+	}
+	if r.Groups != nil {
+		if err := validateGroups(path+".groups", r.Groups); err != nil {
+			return err
+		}
+	}
+	return r.Window.validate(path + ".window")
 }
 
 func (f *IssuedFrom) validate(path string) error {

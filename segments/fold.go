@@ -205,8 +205,8 @@ func foldRange(ctx context.Context, tx *sqlx.Tx, from, upto time.Time) (int, err
 	return folded.N, nil
 }
 
-// RunFolder folds every interval until ctx ends (the worker runs it). Errors are logged
-// and retried at the next interval.
+// RunFolder folds new issues and redemption changes every interval until ctx ends (the
+// worker runs it). Errors are logged and retried at the next interval.
 func (s *Service) RunFolder(ctx context.Context, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -218,6 +218,14 @@ func (s *Service) RunFolder(ctx context.Context, every time.Duration, log *slog.
 			log.Error("segment fold failed", "err", err)
 		case n > 0:
 			log.Info("segment fold", "issues", n, "duration", time.Since(start).Round(time.Millisecond))
+		}
+		start = time.Now()
+		r, err := s.FoldRedemptions(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("segment fold of redemptions failed", "err", err)
+		case r > 0:
+			log.Info("segment fold of redemptions", "changes", r, "duration", time.Since(start).Round(time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():

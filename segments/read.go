@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -29,12 +28,12 @@ func (s *Service) prepareRead(ctx context.Context, f *Filter) (*Query, *sqlx.Tx,
 	if err != nil {
 		return nil, nil, err
 	}
-	var asOf time.Time
-	if err := tx.GetContext(ctx, &asOf, `SELECT folded_to FROM segment_fold`); err != nil {
+	at, err := readInstants(ctx, tx)
+	if err != nil {
 		tx.Rollback()
-		return nil, nil, fmt.Errorf("reading the summaries' instant: %w", err)
+		return nil, nil, err
 	}
-	return s.compile(f, asOf), tx, nil
+	return s.compile(f, at), tx, nil
 }
 
 // readTx begins the read-only snapshot an answer is read from (its count and ids agree),

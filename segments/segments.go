@@ -101,11 +101,27 @@ func (s *Service) Prepare(ctx context.Context, f *Filter) (*Query, error) {
 	if err := s.checkFold(ctx, f); err != nil {
 		return nil, err
 	}
-	var asOf time.Time
-	if err := s.db.GetContext(ctx, &asOf, `SELECT folded_to FROM segment_fold`); err != nil {
+	at, err := readInstants(ctx, s.db)
+	if err != nil {
 		return nil, err
 	}
-	return s.compile(f, asOf), nil
+	return s.compile(f, at), nil
+}
+
+// instants are the summaries' instants: the issue fold's watermark and the redemption
+// fold's start.
+type instants struct {
+	Issues      time.Time `db:"issues"`
+	Redemptions time.Time `db:"redemptions"`
+}
+
+func readInstants(ctx context.Context, q sqlx.QueryerContext) (instants, error) {
+	var at instants
+	err := sqlx.GetContext(ctx, q, &at, `SELECT f.folded_to AS issues, r.as_of AS redemptions FROM segment_fold f, segment_redemption_fold r`)
+	if err != nil {
+		return at, fmt.Errorf("reading the summaries' instant: %w", err)
+	}
+	return at, nil
 }
 
 // checkFold checks f and folds a short tail of new issues (on the primary).
@@ -113,15 +129,26 @@ func (s *Service) checkFold(ctx context.Context, f *Filter) error {
 	if err := s.Check(ctx, f); err != nil {
 		return err
 	}
-	_, _, err := s.foldOnce(ctx, s.cfg.QueryFold, false)
+	if _, _, err := s.foldOnce(ctx, s.cfg.QueryFold, false); err != nil {
+		return err
+	}
+	if !hasRedeemed(f) {
+		return nil
+	}
+	_, err := s.foldRedemptions(ctx, s.cfg.QueryFold)
 	return err
 }
 
-// compile builds f's statements over the summaries as of asOf.
-func (s *Service) compile(f *Filter, asOf time.Time) *Query {
-	b := &builder{now: s.cfg.Now(), asOf: asOf}
+// compile builds f's statements over the summaries as of their instants. The answer is
+// as of the issue fold's watermark, or of the redemption fold's start when f reads
+// redemptions and that is earlier.
+func (s *Service) compile(f *Filter, at instants) *Query {
+	b := &builder{now: s.cfg.Now(), asOf: at.Issues, redAsOf: at.Redemptions}
 	set := b.node(f)
-	q := &Query{asOf: asOf}
+	q := &Query{asOf: at.Issues}
+	if hasRedeemed(f) && at.Redemptions.Before(q.asOf) {
+		q.asOf = at.Redemptions
+	}
 	q.sql, q.args = compact(set.materialize(), b.args)
 	q.countSQL, q.countArgs = compact(set.count(), b.args)
 	if sql, args, ok := bitCount(f); ok {
@@ -271,6 +298,9 @@ func (s *Service) resolve(ctx context.Context, f *Filter) error {
 		}
 		if f.IssuedFrom != nil {
 			add(f.IssuedFrom.Groups, path+".issued_from.groups")
+		}
+		if f.Redeemed != nil {
+			add(f.Redeemed.Groups, path+".redeemed.groups")
 		}
 	}
 	walk(f, "$")

@@ -28,6 +28,7 @@ type history struct {
 	issues []issue
 	known  map[string]bool // customers with a row (upserted or folded)
 	folded bool
+	uses   []use // succeeded redemptions, recounted from the raw rows (loadUses)
 }
 
 type issue struct {
@@ -574,6 +575,9 @@ func (h *history) matches(f *segments.Filter, c string) bool {
 			return n >= *q.Value
 		}
 		return n >= *q.Min && n <= *q.Max
+	}
+	if r := f.Redeemed; r != nil {
+		return h.matchesRedeemed(r, c, in)
 	}
 	is := f.IssuedFrom
 	per := count(is.Groups, is.Kind, is.Window)

@@ -28,9 +28,10 @@ const (
 
 // builder compiles one filter; args are the query's parameters.
 type builder struct {
-	args []any
-	now  time.Time // "last N days" counts back from here
-	asOf time.Time // the summaries hold the issues before this instant
+	args    []any
+	now     time.Time // "last N days" counts back from here
+	asOf    time.Time // the summaries hold the issues before this instant
+	redAsOf time.Time // the redemption summaries hold the changes committed before this instant
 }
 
 func (b *builder) arg(v any) string {
@@ -76,6 +77,8 @@ func (b *builder) node(f *Filter) set {
 		return s
 	case f.Quantity != nil:
 		return b.quantity(f.Quantity)
+	case f.Redeemed != nil:
+		return b.redeemed(f.Redeemed)
 	default:
 		return b.issuedFrom(f.IssuedFrom)
 	}
