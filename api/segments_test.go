@@ -57,6 +57,23 @@ func TestSegmentsOverHTTP(t *testing.T) {
 	if status, body := c.json("POST", "/v1/segments/count", `{"filter":{"not":`+issued[10:]+`}}`); status != 200 || body["count"] != 5.0 {
 		t.Fatalf("not: %d %v", status, body)
 	}
+	// Two of the twenty redeemed (one more was refunded): the reminder's audience is the
+	// other eighteen.
+	for i, status := range []string{"succeeded", "succeeded", "refunded"} {
+		if _, err := db.Exec(`INSERT INTO redemptions (group_id, code_id, code, kind, customer_id, order_id, request_hash, status,
+			currency, order_amount, discount_amount, refunded_amount, snapshot)
+			VALUES ($1, $2, 'X', 'unique', $3, $4::text, sha256(convert_to($4::text, 'UTF8')), $5::text, 'EUR', 1000, 100, CASE WHEN $5::text = 'refunded' THEN 100 ELSE 0 END, '{}')`,
+			spring.ID, i+1, custs[i], fmt.Sprintf("o%d", i), status); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reminder := `{"filter":{"and":[{"issued_from":{"groups":["Spring"],"window":{"last_days":14}}},{"not":{"redeemed":{"groups":["Spring"],"window":{"last_days":14}}}}]}}`
+	if status, body := c.json("POST", "/v1/segments/count", reminder); status != 200 || body["count"] != 18.0 || body["as_of"] == nil {
+		t.Fatalf("reminder: %d %v", status, body)
+	}
+	if status, body := c.json("POST", "/v1/segments/count", `{"filter":{"redeemed":{"op":"gte","value":1}}}`); status != 200 || body["count"] != 2.0 {
+		t.Fatalf("redeemed: %d %v", status, body)
+	}
 
 	// Pages of 8: 20 ids, each once, in a stable order.
 	var paged []string
@@ -121,6 +138,8 @@ func TestSegmentsOverHTTP(t *testing.T) {
 		{`{"filter":{"quantity":{"op":"~","value":1}}}`, "$.quantity.op"},
 		{`{"filter":{"issued_from":{"groups":[]}}}`, "$.issued_from.groups"},
 		{`{}`, "$"},
+		{`{"filter":{"redeemed":{"op":"between","min":3,"max":1}}}`, "$.redeemed.max"},
+		{`{"filter":{"redeemed":{"groups":["Winter"]}}}`, "$.redeemed.groups[0]"},
 	} {
 		status, body := c.json("POST", "/v1/segments/count", tc.body)
 		e, _ := body["error"].(map[string]any)

@@ -765,6 +765,66 @@ func (e SegmentFilterQuantityOp) Valid() bool {
 	}
 }
 
+// Defines values for SegmentFilterRedeemedOp.
+const (
+	SegmentFilterRedeemedOpBetween          SegmentFilterRedeemedOp = "between"
+	SegmentFilterRedeemedOpEmpty            SegmentFilterRedeemedOp = "!="
+	SegmentFilterRedeemedOpEq               SegmentFilterRedeemedOp = "eq"
+	SegmentFilterRedeemedOpEqual            SegmentFilterRedeemedOp = "="
+	SegmentFilterRedeemedOpGreaterThan      SegmentFilterRedeemedOp = ">"
+	SegmentFilterRedeemedOpGreaterThanEqual SegmentFilterRedeemedOp = ">="
+	SegmentFilterRedeemedOpGt               SegmentFilterRedeemedOp = "gt"
+	SegmentFilterRedeemedOpGte              SegmentFilterRedeemedOp = "gte"
+	SegmentFilterRedeemedOpLessThan         SegmentFilterRedeemedOp = "<"
+	SegmentFilterRedeemedOpLessThanEqual    SegmentFilterRedeemedOp = "<="
+	SegmentFilterRedeemedOpLt               SegmentFilterRedeemedOp = "lt"
+	SegmentFilterRedeemedOpLte              SegmentFilterRedeemedOp = "lte"
+	SegmentFilterRedeemedOpN1               SegmentFilterRedeemedOp = "≠"
+	SegmentFilterRedeemedOpN2               SegmentFilterRedeemedOp = "≤"
+	SegmentFilterRedeemedOpN3               SegmentFilterRedeemedOp = "≥"
+	SegmentFilterRedeemedOpNe               SegmentFilterRedeemedOp = "ne"
+)
+
+// Valid indicates whether the value is a known member of the SegmentFilterRedeemedOp enum.
+func (e SegmentFilterRedeemedOp) Valid() bool {
+	switch e {
+	case SegmentFilterRedeemedOpBetween:
+		return true
+	case SegmentFilterRedeemedOpEmpty:
+		return true
+	case SegmentFilterRedeemedOpEq:
+		return true
+	case SegmentFilterRedeemedOpEqual:
+		return true
+	case SegmentFilterRedeemedOpGreaterThan:
+		return true
+	case SegmentFilterRedeemedOpGreaterThanEqual:
+		return true
+	case SegmentFilterRedeemedOpGt:
+		return true
+	case SegmentFilterRedeemedOpGte:
+		return true
+	case SegmentFilterRedeemedOpLessThan:
+		return true
+	case SegmentFilterRedeemedOpLessThanEqual:
+		return true
+	case SegmentFilterRedeemedOpLt:
+		return true
+	case SegmentFilterRedeemedOpLte:
+		return true
+	case SegmentFilterRedeemedOpN1:
+		return true
+	case SegmentFilterRedeemedOpN2:
+		return true
+	case SegmentFilterRedeemedOpN3:
+		return true
+	case SegmentFilterRedeemedOpNe:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TemplateCheckValid.
 const (
 	TemplateCheckValidTrue TemplateCheckValid = true
@@ -1424,7 +1484,7 @@ type Mailing struct {
 		All         *bool     `json:"all,omitempty"`
 		CustomerIds *[]string `json:"customer_ids,omitempty"`
 
-		// Segment One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
+		// Segment One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. `redeemed`: customers by their uses of codes at checkout (succeeded redemptions; a hold counts once confirmed, a refunded redemption no longer does) from `groups` (any group when omitted), optionally within a `window` (when the redemption was made), compared as in `quantity` (`op` with `value`, or between; customers who never redeemed count 0); without `op`, at least once. "Issued from G in the last 14 days and not redeemed" is `and` of `issued_from` and `not` `redeemed`, both with the window. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
 		Segment *SegmentFilter `json:"segment,omitempty"`
 	} `json:"audience"`
 	BatchSize *int    `json:"batch_size,omitempty"`
@@ -1536,7 +1596,7 @@ type MailingInput struct {
 		All         *bool     `json:"all,omitempty"`
 		CustomerIds *[]string `json:"customer_ids,omitempty"`
 
-		// Segment One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
+		// Segment One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. `redeemed`: customers by their uses of codes at checkout (succeeded redemptions; a hold counts once confirmed, a refunded redemption no longer does) from `groups` (any group when omitted), optionally within a `window` (when the redemption was made), compared as in `quantity` (`op` with `value`, or between; customers who never redeemed count 0); without `op`, at least once. "Issued from G in the last 14 days and not redeemed" is `and` of `issued_from` and `not` `redeemed`, both with the window. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
 		Segment *SegmentFilter `json:"segment,omitempty"`
 	} `json:"audience"`
 	BatchSize *int    `json:"batch_size,omitempty"`
@@ -1783,12 +1843,12 @@ type Rendered struct {
 
 // SegmentCount defines model for SegmentCount.
 type SegmentCount struct {
-	// AsOf The answer counts the issues before this instant (new issues are folded in within seconds).
+	// AsOf The answer counts the issues before this instant and, when the filter has a `redeemed` node, the redemptions committed before it (both are folded in within seconds).
 	AsOf  *time.Time `json:"as_of,omitempty"`
 	Count *int       `json:"count,omitempty"`
 }
 
-// SegmentFilter One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
+// SegmentFilter One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. `redeemed`: customers by their uses of codes at checkout (succeeded redemptions; a hold counts once confirmed, a refunded redemption no longer does) from `groups` (any group when omitted), optionally within a `window` (when the redemption was made), compared as in `quantity` (`op` with `value`, or between; customers who never redeemed count 0); without `op`, at least once. "Issued from G in the last 14 days and not redeemed" is `and` of `issued_from` and `not` `redeemed`, both with the window. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
 type SegmentFilter struct {
 	And        *[]SegmentFilter `json:"and,omitempty"`
 	IssuedFrom *struct {
@@ -1800,7 +1860,7 @@ type SegmentFilter struct {
 		Window *SegmentWindow `json:"window,omitempty"`
 	} `json:"issued_from,omitempty"`
 
-	// Not One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
+	// Not One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. `redeemed`: customers by their uses of codes at checkout (succeeded redemptions; a hold counts once confirmed, a refunded redemption no longer does) from `groups` (any group when omitted), optionally within a `window` (when the redemption was made), compared as in `quantity` (`op` with `value`, or between; customers who never redeemed count 0); without `op`, at least once. "Issued from G in the last 14 days and not redeemed" is `and` of `issued_from` and `not` `redeemed`, both with the window. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
 	Not      *SegmentFilter   `json:"not,omitempty"`
 	Or       *[]SegmentFilter `json:"or,omitempty"`
 	Quantity *struct {
@@ -1814,6 +1874,18 @@ type SegmentFilter struct {
 		// Window A time span: the last `last_days` days up to the query, or `from` (inclusive) to `to` (exclusive), either end open.
 		Window *SegmentWindow `json:"window,omitempty"`
 	} `json:"quantity,omitempty"`
+
+	// Redeemed Customers by their uses of codes: succeeded redemptions of `groups` (any when omitted) within `window`, counted and compared with `op` (default: `gte` 1, redeemed at least once).
+	Redeemed *struct {
+		Groups *[]SegmentGroupRef       `json:"groups,omitempty"`
+		Max    *int                     `json:"max,omitempty"`
+		Min    *int                     `json:"min,omitempty"`
+		Op     *SegmentFilterRedeemedOp `json:"op,omitempty"`
+		Value  *int                     `json:"value,omitempty"`
+
+		// Window A time span: the last `last_days` days up to the query, or `from` (inclusive) to `to` (exclusive), either end open.
+		Window *SegmentWindow `json:"window,omitempty"`
+	} `json:"redeemed,omitempty"`
 }
 
 // SegmentFilterIssuedFromKind defines model for SegmentFilter.IssuedFrom.Kind.
@@ -1828,6 +1900,9 @@ type SegmentFilterQuantityKind string
 // SegmentFilterQuantityOp defines model for SegmentFilter.Quantity.Op.
 type SegmentFilterQuantityOp string
 
+// SegmentFilterRedeemedOp defines model for SegmentFilter.Redeemed.Op.
+type SegmentFilterRedeemedOp string
+
 // SegmentGroupRef A group by id (number) or by name (string, any case; the live group of that name, else the latest archived). Archived groups are usable.
 type SegmentGroupRef struct {
 	union json.RawMessage
@@ -1841,7 +1916,7 @@ type SegmentGroupRef1 = string
 
 // SegmentPage defines model for SegmentPage.
 type SegmentPage struct {
-	// AsOf The answer counts the issues before this instant (new issues are folded in within seconds).
+	// AsOf The answer counts the issues before this instant and, when the filter has a `redeemed` node, the redemptions committed before it (both are folded in within seconds).
 	AsOf        *time.Time `json:"as_of,omitempty"`
 	Count       *int       `json:"count,omitempty"`
 	CustomerIds *[]string  `json:"customer_ids,omitempty"`
@@ -2311,7 +2386,7 @@ type RenderMessagesJSONBody struct {
 
 // CountSegmentJSONBody defines parameters for CountSegment.
 type CountSegmentJSONBody struct {
-	// Filter One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
+	// Filter One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. `redeemed`: customers by their uses of codes at checkout (succeeded redemptions; a hold counts once confirmed, a refunded redemption no longer does) from `groups` (any group when omitted), optionally within a `window` (when the redemption was made), compared as in `quantity` (`op` with `value`, or between; customers who never redeemed count 0); without `op`, at least once. "Issued from G in the last 14 days and not redeemed" is `and` of `issued_from` and `not` `redeemed`, both with the window. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
 	Filter SegmentFilter `json:"filter"`
 }
 
@@ -2319,7 +2394,7 @@ type CountSegmentJSONBody struct {
 type QuerySegmentJSONBody struct {
 	Cursor *string `json:"cursor,omitempty"`
 
-	// Filter One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
+	// Filter One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. `redeemed`: customers by their uses of codes at checkout (succeeded redemptions; a hold counts once confirmed, a refunded redemption no longer does) from `groups` (any group when omitted), optionally within a `window` (when the redemption was made), compared as in `quantity` (`op` with `value`, or between; customers who never redeemed count 0); without `op`, at least once. "Issued from G in the last 14 days and not redeemed" is `and` of `issued_from` and `not` `redeemed`, both with the window. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
 	Filter SegmentFilter `json:"filter"`
 	Limit  *int          `json:"limit,omitempty"`
 }
