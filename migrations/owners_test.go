@@ -60,14 +60,23 @@ var tableUsers = map[string][]string{
 	"segment_customers": {"segments"},
 	"segment_fold":      {"segments"},
 	"segment_groups":    {"segments"},
+	// segments (0023): the summaries behind the redeemed filter and their change queue
+	// (filled by the trigger on redemptions).
+	"segment_redeemers":          {"segments"},
+	"segment_redeemer_customers": {"segments"},
+	"segment_redemption_changes": {"segments"},
+	"segment_redemption_fold":    {"segments"},
 
 	// reports (0019): daily rollups the reports read, folded from the issue history.
 	"report_fold":         {"reports"},
 	"report_issue_days":   {"reports"},
 	"report_balance_days": {"reports"},
-	// reports (0019): redemption rollups, kept by triggers on redemptions.
+	// reports (0019): redemption rollups, folded from their change queue (0023).
 	"report_redemption_days": {"reports"},
 	"report_redeemer_days":   {"reports"},
+	// reports (0023): the queue of redemption changes the trigger fills and its fold.
+	"report_redemption_changes": {"reports"},
+	"report_redemption_fold":    {"reports"},
 
 	"api_keys": {"auth"},
 	// users: the people who sign in, their roles and passwords.
