@@ -12,11 +12,11 @@ import (
 	"promopool/cmd/promopool/internal/bench"
 )
 
-// bench is `promopool bench upload|claim|mailing|segments|checkout [flags]`: the benchmark
+// bench is `promopool bench upload|claim|mailing|segments|checkout|metrics [flags]`: the benchmark
 // commands, each against BENCH_DATABASE_URL (a fresh schema per run).
 func (m *Main) bench(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: promopool bench upload|claim|mailing|segments|checkout [flags] (-h for each)")
+		return errors.New("usage: promopool bench upload|claim|mailing|segments|checkout|metrics [flags] (-h for each)")
 	}
 	benchURL := cmp.Or(m.Getenv("BENCH_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/promopool_bench?sslmode=disable")
 	switch args[0] {
@@ -74,14 +74,37 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		fs.SetOutput(m.Stderr)
 		custs := fs.Int64("customers", 1_000_000, "customers")
 		issues := fs.Int64("issues", 10_000_000, "issues in the history")
+		redemptions := fs.Int64("redemptions", 2_000_000, "redemptions in the history (-1: none)")
 		explain := fs.Bool("explain", false, "print EXPLAIN ANALYZE of each filter")
 		keep := fs.Bool("keep", false, "keep the benchmark schema for a later -reuse")
 		reuse := fs.String("reuse", "", "time the filters on a schema kept by -keep (no load, no fold)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		res, err := bench.Segments(ctx, bench.SegmentsConfig{URL: benchURL, Customers: *custs, Issues: *issues, Explain: *explain, Keep: *keep, Reuse: *reuse,
+		res, err := bench.Segments(ctx, bench.SegmentsConfig{URL: benchURL, Customers: *custs, Issues: *issues, Redemptions: *redemptions, Explain: *explain, Keep: *keep, Reuse: *reuse,
 			Log: func(f string, a ...any) { m.log.Info(fmt.Sprintf(f, a...)) }})
+		if err != nil {
+			return err
+		}
+		res.Print(m.Stdout)
+		return nil
+	case "metrics":
+		fs := flag.NewFlagSet("bench metrics", flag.ContinueOnError)
+		fs.SetOutput(m.Stderr)
+		cfg := bench.MetricsConfig{URL: benchURL, Log: func(f string, a ...any) { m.log.Info(fmt.Sprintf(f, a...)) }}
+		fs.IntVar(&cfg.Groups, "groups", 50, "groups")
+		fs.Int64Var(&cfg.Customers, "customers", 1_000_000, "customers")
+		fs.Int64Var(&cfg.Issues, "issues", 10_000_000, "issues in the history")
+		fs.Int64Var(&cfg.Redemptions, "redemptions", 2_000_000, "redemptions in the history")
+		fs.IntVar(&cfg.Clients, "clients", 32, "concurrent clients of the redeem phases")
+		fs.DurationVar(&cfg.Phase, "d", 5*time.Second, "how long each redeem phase runs")
+		fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds of the redeem phases (each mode once per round)")
+		fs.BoolVar(&cfg.Keep, "keep", false, "keep the benchmark schema for a later -reuse")
+		fs.StringVar(&cfg.Reuse, "reuse", "", "time on a schema kept by -keep (no load)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		res, err := bench.Metrics(ctx, cfg)
 		if err != nil {
 			return err
 		}
@@ -106,7 +129,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		res.Print(m.Stdout)
 		return nil
 	}
-	return errors.New("usage: promopool bench upload|claim|mailing|segments|checkout [flags] (-h for each)")
+	return errors.New("usage: promopool bench upload|claim|mailing|segments|checkout|metrics [flags] (-h for each)")
 }
 
 // benchClaim is `promopool bench claim [flags]`.

@@ -62,7 +62,7 @@ Tools:
                            upload codes (GROUP is a name or id; FILE may be - for stdin)
   customers import [-format jsonl|csv] FILE
                            insert or update customers (FILE may be - for stdin)
-  bench upload|claim|mailing|segments [flags]
+  bench upload|claim|mailing|segments|checkout|metrics [flags]
                            benchmarks, each beside a raw baseline of the same run
                            (promopool bench NAME -h lists its flags)
   help                     this text

@@ -24,14 +24,16 @@ import (
 // SegmentsConfig sizes the segment benchmark.
 type SegmentsConfig struct {
 	URL       string
-	Customers int64  // default 1,000,000
-	Issues    int64  // default 10,000,000
-	Groups    int    // default 50
-	Repeats   int    // timed runs per filter, median reported (default 7)
-	Explain   bool   // print EXPLAIN (ANALYZE, BUFFERS) of each filter's count
-	Keep      bool   // keep the schema (its name is printed) for a later -reuse
-	Reuse     string // time the filters on a schema kept earlier: no load, no fold
-	Log       func(string, ...any)
+	Customers int64 // default 1,000,000
+	Issues    int64 // default 10,000,000
+	// Redemptions are the redemptions in the history (default 2,000,000; -1 for none).
+	Redemptions int64
+	Groups      int    // default 50
+	Repeats     int    // timed runs per filter, median reported (default 7)
+	Explain     bool   // print EXPLAIN (ANALYZE, BUFFERS) of each filter's count
+	Keep        bool   // keep the schema (its name is printed) for a later -reuse
+	Reuse       string // time the filters on a schema kept earlier: no load, no fold
+	Log         func(string, ...any)
 }
 
 // SegmentTiming is one filter's figures.
@@ -61,6 +63,13 @@ type SegmentsResult struct {
 	IncrementalIssues     int
 	IncrementalFold       time.Duration
 	SummaryRows, GroupRow int64
+	// Redemptions: how many, the first fold of their change queue, and an incremental
+	// fold of new ones (the redemption summaries behind the redeemed filter).
+	Redemptions            int64
+	RedemptionFold         time.Duration
+	RedeemerRows           int64
+	IncrementalRedemptions int
+	IncrementalRedemption  time.Duration
 }
 
 // Print writes the figures.
@@ -73,6 +82,11 @@ func (r *SegmentsResult) Print(w io.Writer) {
 		fmt.Fprintf(w, "incremental fold of %d new issues: %.0f ms\n", r.IncrementalIssues, float64(r.IncrementalFold.Microseconds())/1000)
 	} else {
 		fmt.Fprintf(w, "history (reused): %d customers, %d issues\n", r.Customers, r.Issues)
+	}
+	if r.RedemptionFold > 0 {
+		fmt.Fprintf(w, "%d redemptions: fold of their %d-change queue %.1f s (%.0f changes/s) -> %d (group, customer) rows; incremental fold of %d new changes: %.0f ms\n",
+			r.Redemptions, r.Redemptions*96/100, r.RedemptionFold.Seconds(), float64(r.Redemptions*96/100)/r.RedemptionFold.Seconds(), r.RedeemerRows,
+			r.IncrementalRedemptions, float64(r.IncrementalRedemption.Microseconds())/1000)
 	}
 	for _, f := range r.Filters {
 		how := "sql"
@@ -108,6 +122,9 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 	if cfg.Repeats <= 0 {
 		cfg.Repeats = 7
 	}
+	if cfg.Redemptions == 0 {
+		cfg.Redemptions = 2_000_000
+	}
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
@@ -126,9 +143,13 @@ func Segments(ctx context.Context, cfg SegmentsConfig) (*SegmentsResult, error) 
 		if err := loadSegmentHistory(ctx, db, svc, cfg, res); err != nil {
 			return nil, err
 		}
+		if err := loadSegmentRedemptions(ctx, db, svc, cfg, res); err != nil {
+			return nil, err
+		}
 	} else {
 		db.GetContext(ctx, &res.Customers, `SELECT count(*) FROM customers`)
 		db.GetContext(ctx, &res.Issues, `SELECT count(*) FROM issues`)
+		db.GetContext(ctx, &res.Redemptions, `SELECT count(*) FROM redemptions`)
 	}
 	if err := timeFilters(ctx, db, svc, cfg, res); err != nil {
 		return nil, err
@@ -209,6 +230,45 @@ func loadSegmentHistory(ctx context.Context, db *sqlx.DB, svc *segments.Service,
 	return nil
 }
 
+// loadSegmentRedemptions adds the redemptions to the history, folds their change queue
+// into the redemption summaries, then folds a batch of new ones as checkout adds them.
+func loadSegmentRedemptions(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg SegmentsConfig, res *SegmentsResult) error {
+	if cfg.Redemptions < 0 {
+		return nil
+	}
+	res.Redemptions = cfg.Redemptions
+	if err := seedRedemptions(ctx, db, cfg.Redemptions, cfg.Customers, cfg.Groups, cfg.Log); err != nil {
+		return err
+	}
+	cfg.Log("folding the redemptions")
+	start := time.Now()
+	if _, err := svc.FoldRedemptions(ctx); err != nil {
+		return err
+	}
+	res.RedemptionFold = time.Since(start)
+	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE segment_redeemers, segment_redeemer_customers, segment_bits`); err != nil {
+		return err
+	}
+	db.GetContext(ctx, &res.RedeemerRows, `SELECT count(*) FROM segment_redeemers`)
+	// New redemptions through the trigger, as checkout makes them, then the next fold.
+	res.IncrementalRedemptions = 2_000
+	if _, err := db.ExecContext(ctx, `
+		INSERT INTO redemptions (group_id, code_id, code, kind, customer_id, order_id, request_hash, status, currency,
+		                         order_amount, discount_amount, snapshot)
+		SELECT (SELECT min(id) FROM groups) + i % $3, -(1::bigint << 40) - i, 'N' || i, 'unique', 'c' || (1 + (i * 7919) % $1),
+		       'n' || i, sha256(int8send(-i)), 'succeeded', 'EUR', 5000, 500, '{}'
+		FROM generate_series(1, $2) i`, cfg.Customers, res.IncrementalRedemptions, cfg.Groups); err != nil {
+		return err
+	}
+	start = time.Now()
+	if _, err := svc.FoldRedemptions(ctx); err != nil {
+		return err
+	}
+	res.IncrementalRedemption = time.Since(start)
+	_, err := db.ExecContext(ctx, `VACUUM ANALYZE segment_redeemers, segment_redeemer_customers`)
+	return err
+}
+
 // timeFilters times the typical filters and the streaming of a large answer.
 func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg SegmentsConfig, res *SegmentsResult) error {
 	filters := []struct{ name, json string }{
@@ -220,6 +280,20 @@ func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg Se
 		{"from all of G03, G04 in the last 90 days", `{"issued_from":{"groups":["G03","G04"],"match":"all","window":{"last_days":90}}}`},
 		{"count >= 2 of G05 in Q1 of the history (bounded)", fmt.Sprintf(`{"quantity":{"op":"gte","value":2,"groups":["G05"],"window":{"from":%q,"to":%q}}}`,
 			time.Now().AddDate(0, 0, -365).UTC().Format(time.RFC3339), time.Now().AddDate(0, 0, -270).UTC().Format(time.RFC3339))},
+	}
+	if res.Redemptions > 0 {
+		filters = append(filters, []struct{ name, json string }{
+			{"reminder: from G01 in 14 days, not redeemed G01 since", `{"and":[{"issued_from":{"groups":["G01"],"window":{"last_days":14}}},{"not":{"redeemed":{"groups":["G01"],"window":{"last_days":14}}}}]}`},
+			{"reminder: from G00 in 14 days, not redeemed G00 since", `{"and":[{"issued_from":{"groups":["G00"],"window":{"last_days":14}}},{"not":{"redeemed":{"groups":["G00"],"window":{"last_days":14}}}}]}`},
+			{"issued from G01, never redeemed G01", `{"and":[{"issued_from":{"groups":["G01"]}},{"not":{"redeemed":{"groups":["G01"]}}}]}`},
+			{"redeemed from G01 or G02", `{"redeemed":{"groups":["G01","G02"]}}`},
+			{"redeemed >= 3 times (all groups)", `{"redeemed":{"op":"gte","value":3}}`},
+			{"redeemed in the last 30 days (all groups)", `{"redeemed":{"window":{"last_days":30}}}`},
+			{"redeemed G05 >= 2 times in the last 90 days", `{"redeemed":{"groups":["G05"],"op":"gte","value":2,"window":{"last_days":90}}}`},
+			{"redeemed G03 or G04 twice+ in Q1 (bounded)", fmt.Sprintf(`{"redeemed":{"groups":["G03","G04"],"op":"gte","value":2,"window":{"from":%q,"to":%q}}}`,
+				time.Now().AddDate(0, 0, -365).UTC().Format(time.RFC3339), time.Now().AddDate(0, 0, -270).UTC().Format(time.RFC3339))},
+			{"never redeemed (= 0)", `{"redeemed":{"op":"eq","value":0}}`},
+		}...)
 	}
 	for _, f := range filters {
 		cfg.Log("filter %s", f.name)
