@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +26,19 @@ type use struct {
 // succeeded, pending or failed) made daysAgo days before now, and returns its id.
 func (h *history) redeem(customer, group, status string, daysAgo float64) int64 {
 	h.t.Helper()
-	h.code++
+	id, err := h.tryRedeem(customer, group, status, daysAgo)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return id
+}
+
+// orders numbers the test's redemptions (writers run on several goroutines).
+var orders atomic.Int64
+
+// tryRedeem is redeem for a goroutine of its own: it returns the error.
+func (h *history) tryRedeem(customer, group, status string, daysAgo float64) (int64, error) {
+	code := orders.Add(1)
 	at := h.now.Add(-time.Duration(daysAgo * float64(24*time.Hour)))
 	var reason, hold any
 	switch status {
@@ -38,23 +51,27 @@ func (h *history) redeem(customer, group, status string, daysAgo float64) int64 
 	if status == "failed" {
 		discount = 0
 	}
-	hash := sha256.Sum256(fmt.Appendf(nil, "o%d", h.code))
+	hash := sha256.Sum256(fmt.Appendf(nil, "o%d", code))
 	var id int64
 	err := h.db.Get(&id, `INSERT INTO redemptions (group_id, code_id, code, kind, customer_id, order_id, request_hash, status, reason,
 		currency, order_amount, discount_amount, snapshot, hold_expires_at, created_at, updated_at)
 		VALUES ($1, $2, $3, 'unique', $4, $5, $6, $7, $8, 'EUR', 5000, $9, '{}', $10, $11, $11) RETURNING id`,
-		h.groups[group], h.code, fmt.Sprintf("R%d", h.code), customer, fmt.Sprintf("o%d", h.code), hash[:],
+		h.groups[group], code, fmt.Sprintf("R%d", code), customer, fmt.Sprintf("o%d", code), hash[:],
 		status, reason, discount, hold, at)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return id
+	return id, err
 }
 
 // move takes a redemption to its next state as checkout does: a hold confirmed or
 // cancelled, a use refunded (an impossible move changes nothing).
 func (h *history) move(id int64, to string) {
 	h.t.Helper()
+	if err := h.tryMove(id, to); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// tryMove is move for a goroutine of its own: it returns the error.
+func (h *history) tryMove(id int64, to string) error {
 	var err error
 	switch to {
 	case "succeeded":
@@ -64,9 +81,7 @@ func (h *history) move(id int64, to string) {
 	case "refunded":
 		_, err = h.db.Exec(`UPDATE redemptions SET status = 'refunded', refunded_amount = discount_amount WHERE id = $1 AND status = 'succeeded'`, id)
 	}
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	return err
 }
 
 // loadUses recounts the uses from the raw redemptions, and marks their customers as
@@ -201,11 +216,19 @@ func TestRedeemedFiltersMatchModel(t *testing.T) {
 				var mine []int64
 				for range 25 {
 					if len(mine) > 0 && rng.IntN(3) == 0 {
-						h.move(mine[rng.IntN(len(mine))], []string{"succeeded", "cancelled", "refunded"}[rng.IntN(3)])
+						if err := h.tryMove(mine[rng.IntN(len(mine))], []string{"succeeded", "cancelled", "refunded"}[rng.IntN(3)]); err != nil {
+							t.Error(err)
+							return
+						}
 						continue
 					}
 					status := []string{"succeeded", "succeeded", "pending", "failed"}[rng.IntN(4)]
-					mine = append(mine, h.redeem(custs[rng.IntN(len(custs))], names[rng.IntN(len(names))], status, rng.Float64()*40))
+					id, err := h.tryRedeem(custs[rng.IntN(len(custs))], names[rng.IntN(len(names))], status, rng.Float64()*40)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mine = append(mine, id)
 				}
 			}()
 		}
