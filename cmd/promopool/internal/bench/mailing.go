@@ -64,6 +64,7 @@ type MailingResult struct {
 	// share of the active samples; WaitSamples how many samples, MeanActive the mean
 	// number of active worker backends per sample.
 	Waits       []WaitShare
+	Statements  []WaitShare // the statements active, by share of the samples
 	WaitSamples int
 	MeanActive  float64
 	// Profiles are the workers' CPU profiles (with MailingConfig.Profile).
@@ -93,6 +94,10 @@ func (r *MailingResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "worker backends' wait events (pg_stat_activity, %d samples, %.1f active backends on average):\n", r.WaitSamples, r.MeanActive)
 	for _, ws := range r.Waits {
 		fmt.Fprintf(w, "  %5.1f%%  %-32s %s\n", 100*ws.Share, ws.Event, strings.Join(ws.Statements, "; "))
+	}
+	fmt.Fprintf(w, "worker backends' statements (share of the same samples: where PostgreSQL's time goes):\n")
+	for _, st := range r.Statements {
+		fmt.Fprintf(w, "  %5.1f%%  %s\n", 100*st.Share, st.Event)
 	}
 	for _, p := range r.Profiles {
 		fmt.Fprintf(w, "worker CPU profile: %s (go tool pprof -top %s)\n", p, p)
@@ -247,6 +252,7 @@ func Mailing(ctx context.Context, cfg MailingConfig) (*MailingResult, error) {
 	watch.stop()
 	res.MaxLag, res.MaxLagAt = watch.lag()
 	res.WaitSamples, res.MeanActive, res.Waits = watch.report(8)
+	res.Statements = watch.statements(12)
 	if err := env.DB.GetContext(ctx, &res.Issues, `SELECT count(*) FROM issues WHERE mailing_id = $1`, m.ID); err != nil {
 		return nil, err
 	}

@@ -34,12 +34,13 @@ type foldWatch struct {
 	active  int           // worker backends found active, summed over the samples
 	waits   map[string]int
 	stmts   map[string]map[string]int // wait → statement → samples
+	byStmt  map[string]int            // statement → samples, whatever it waited on
 }
 
 // watchFold starts sampling every `every` (on a connection of its own in db's schema).
 func watchFold(ctx context.Context, db *sqlx.DB, every time.Duration) *foldWatch {
 	wctx, cancel := context.WithCancel(ctx)
-	w := &foldWatch{db: db, every: every, cancel: cancel, done: make(chan struct{}), waits: map[string]int{}, stmts: map[string]map[string]int{}}
+	w := &foldWatch{db: db, every: every, cancel: cancel, done: make(chan struct{}), waits: map[string]int{}, stmts: map[string]map[string]int{}, byStmt: map[string]int{}}
 	start := time.Now()
 	go func() {
 		defer close(w.done)
@@ -90,7 +91,9 @@ func (w *foldWatch) sample(ctx context.Context, since time.Duration) {
 		if w.stmts[key] == nil {
 			w.stmts[key] = map[string]int{}
 		}
-		w.stmts[key][statementLabel(r.Query)]++
+		label := statementLabel(r.Query)
+		w.stmts[key][label]++
+		w.byStmt[label]++
 	}
 }
 
@@ -182,6 +185,27 @@ func statementLabel(q string) string {
 		return prefix + "FROM " + m[1]
 	}
 	return verb
+}
+
+// statements returns the statements the worker backends were seen running, by share
+// of the active samples, largest first (at most n): where PostgreSQL's time goes.
+func (w *foldWatch) statements(n int) []WaitShare {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []WaitShare
+	for st, c := range w.byStmt {
+		out = append(out, WaitShare{Event: st, Share: float64(c) / float64(max(w.active, 1))})
+	}
+	slices.SortFunc(out, func(a, b WaitShare) int {
+		if a.Share != b.Share {
+			if a.Share > b.Share {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Event, b.Event)
+	})
+	return out[:min(n, len(out))]
 }
 
 // freeAddr returns a loopback address with a free port, for a child's METRICS_ADDR.
