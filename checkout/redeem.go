@@ -97,6 +97,7 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (r *Redemption,
 	if err := req.normalize(); err != nil {
 		return nil, false, err
 	}
+	defer func() { observeRedeem(err) }()
 	hash := req.hash()
 	// A concurrent identical request may win a unique index between our replay check
 	// and our insert: then the replay check finds its row on the next turn.

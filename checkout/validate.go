@@ -3,6 +3,7 @@ package checkout
 import (
 	"context"
 	"strings"
+	"time"
 
 	"promopool/offers"
 )
@@ -79,7 +80,8 @@ func normalizeAsk(code *string, customer *string, order *offers.Order, noOrder b
 // consumes nothing. A code that does not exist is answered after the same work as one
 // that does (Reason not_found). Errors: *InvalidError for a bad request, or a database
 // failure.
-func (s *Service) Validate(ctx context.Context, req ValidateRequest) (*Answer, error) {
+func (s *Service) Validate(ctx context.Context, req ValidateRequest) (ans *Answer, err error) {
+	defer observeValidate(time.Now(), &ans, &err)
 	if err := normalizeAsk(&req.Code, &req.CustomerID, &req.Order, req.NoOrder); err != nil {
 		return nil, err
 	}
@@ -95,7 +97,7 @@ func (s *Service) Validate(ctx context.Context, req ValidateRequest) (*Answer, e
 	if reason == "" {
 		reason = o.capReason(req.CustomerID, d.Amount)
 	}
-	ans := &Answer{Valid: reason == "", Reason: reason}
+	ans = &Answer{Valid: reason == "", Reason: reason}
 	if reason != "" {
 		ans.Message = reason.Message()
 	}

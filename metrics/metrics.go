@@ -69,6 +69,21 @@ var (
 		Help: "Time the segment folder of this process spent folding, in seconds.",
 	})
 
+	// ValidateDuration is the time checkout.Service.Validate takes (the shop waits for it
+	// at every cart change), by outcome: valid, refused (the code does not apply), error.
+	ValidateDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "promopool_checkout_validate_duration_seconds",
+		Help:    "Time to validate a code against a cart, by outcome (valid, refused, error).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"outcome"})
+
+	// CheckoutRefusals counts codes refused at checkout, by operation (validate, redeem)
+	// and reason (the stable codes of offers.Reason: not_found, expired, exhausted, …).
+	CheckoutRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "promopool_checkout_refusals_total",
+		Help: "Codes refused at checkout by this process, by operation (validate, redeem) and reason.",
+	}, []string{"operation", "reason"})
+
 	// AlertsSent counts alerts delivered, by kind (e.g. low, empty, exhausted) and
 	// channel (e.g. email, webhook). The alerts package increments it.
 	AlertsSent = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -83,7 +98,7 @@ var Registry = newRegistry()
 
 func newRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
-	r.MustRegister(CodesIssued, UploadRows, MailingMessages, TaskDuration, TaskRetries, AlertsSent,
+	r.MustRegister(CodesIssued, UploadRows, MailingMessages, TaskDuration, TaskRetries, AlertsSent, ValidateDuration, CheckoutRefusals,
 		SegmentFoldIssues, SegmentFoldSeconds, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }

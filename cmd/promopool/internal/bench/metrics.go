@@ -182,7 +182,10 @@ func loadMetricsHistory(ctx context.Context, db *sqlx.DB, rep *reports.Service, 
 	if _, err := rep.SnapshotBalances(ctx); err != nil {
 		return err
 	}
-	_, err = db.ExecContext(ctx, `VACUUM ANALYZE report_issue_days, report_redemption_days, report_redeemer_days, report_balance_days`)
+	// What autovacuum does within a minute (the queues' thresholds are 5,000 rows): the
+	// emptied queues lose their dead heap, the rollups get their statistics.
+	_, err = db.ExecContext(ctx, `VACUUM ANALYZE report_issue_days, report_redemption_days, report_redeemer_days, report_balance_days,
+		report_redemption_changes, segment_redemption_changes, segment_redeemers, segment_redeemer_customers`)
 	return err
 }
 
@@ -221,7 +224,7 @@ func timeReports(ctx context.Context, db *sqlx.DB, rep *reports.Service, cfg Met
 // oldTriggerSQL recreates 0019's triggers (the rollups updated in the redemption's own
 // statement) under other names, for the comparison.
 var oldTriggerSQL = []string{`
-CREATE FUNCTION bench_report_redemption_add(r redemptions, s int) RETURNS void LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION bench_report_redemption_add(r redemptions, s int) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     k_day      date   := report_day(r.created_at);
     k_mailing  bigint := coalesce(r.mailing_id, 0);
@@ -258,7 +261,7 @@ BEGIN
         ON CONFLICT (group_id, day, customer_id) DO UPDATE SET uses = d.uses + 1;
     END IF;
 END $$`, `
-CREATE FUNCTION bench_redemptions_report() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION bench_redemptions_report() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM bench_report_redemption_add(NEW, 1);
     RETURN NULL;
@@ -271,9 +274,10 @@ END $$`,
 // redemption insert with its trigger's time.
 func redeemModes(ctx context.Context, db *sqlx.DB, rep *reports.Service, seg *segments.Service, cfg MetricsConfig, res *MetricsResult) error {
 	for _, q := range append([]string{
-		`INSERT INTO groups (name, kind, terms) VALUES ('bench-news', 'shared', '{"type":"percent","percent_off":20,"currency":"EUR","max_discount":10000,"duration":"once","applies_to":{}}')`,
-		`INSERT INTO codes (id, code) VALUES ((1::bigint << 50), 'BENCHNEWS10')`,
-		`INSERT INTO promotion_codes (code_id, group_id) SELECT (1::bigint << 50), id FROM groups WHERE name = 'bench-news'`,
+		`INSERT INTO groups (name, kind, terms) VALUES ('bench-news', 'shared', '{"type":"percent","percent_off":20,"currency":"EUR","max_discount":10000,"duration":"once","applies_to":{}}') ON CONFLICT DO NOTHING`,
+		`INSERT INTO codes (id, code) VALUES ((1::bigint << 50), 'BENCHNEWS10') ON CONFLICT DO NOTHING`,
+		`INSERT INTO promotion_codes (code_id, group_id) SELECT (1::bigint << 50), id FROM groups WHERE name = 'bench-news' ON CONFLICT DO NOTHING`,
+		`DROP TRIGGER IF EXISTS bench_0019_insert ON redemptions`,
 	}, oldTriggerSQL...) {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("redeem phases: %w", err)

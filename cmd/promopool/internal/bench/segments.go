@@ -246,7 +246,7 @@ func loadSegmentRedemptions(ctx context.Context, db *sqlx.DB, svc *segments.Serv
 		return err
 	}
 	res.RedemptionFold = time.Since(start)
-	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE segment_redeemers, segment_redeemer_customers, segment_bits`); err != nil {
+	if _, err := db.ExecContext(ctx, `VACUUM ANALYZE segment_redeemers, segment_redeemer_customers, segment_bits, segment_redemption_changes`); err != nil {
 		return err
 	}
 	db.GetContext(ctx, &res.RedeemerRows, `SELECT count(*) FROM segment_redeemers`)
@@ -265,7 +265,7 @@ func loadSegmentRedemptions(ctx context.Context, db *sqlx.DB, svc *segments.Serv
 		return err
 	}
 	res.IncrementalRedemption = time.Since(start)
-	_, err := db.ExecContext(ctx, `VACUUM ANALYZE segment_redeemers, segment_redeemer_customers`)
+	_, err := db.ExecContext(ctx, `VACUUM ANALYZE segment_redeemers, segment_redeemer_customers, segment_redemption_changes`)
 	return err
 }
 
