@@ -77,6 +77,7 @@ var tableUsers = map[string][]string{
 	// reports (0023): the queue of redemption changes the trigger fills and its fold.
 	"report_redemption_changes": {"reports"},
 	"report_redemption_fold":    {"reports"},
+	"report_redemption_delays":  {"reports"},
 
 	"api_keys": {"auth"},
 	// users: the people who sign in, their roles and passwords.

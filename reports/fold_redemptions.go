@@ -10,7 +10,7 @@ import (
 )
 
 // foldRedemptionsSQL consumes the queued redemption changes (migration 0023) and adds
-// them to both redemption rollups, in one statement: the changes are deleted as they
+// them to the redemption rollups, in one statement: the changes are deleted as they
 // are folded, so each is folded exactly once, and a change not yet committed is not
 // seen (the next fold takes it). It returns how many changes it folded and the start of
 // the statement: every change committed before it is folded.
@@ -62,10 +62,32 @@ WITH d AS MATERIALIZED (
     INSERT INTO report_redeemer_days (group_id, day, customer_id, uses)
     SELECT group_id, day, customer_id, n FROM who WHERE had IS NULL ORDER BY 1, 2, 3
     RETURNING 1
+), lag AS MATERIALIZED (
+    SELECT w.group_id, w.day, w.mailing_id, w.micros, w.n, x.uses AS had
+    FROM (SELECT d.group_id, d.day, d.mailing_id, (extract(epoch FROM d.created_at - i.issued_at) * 1000000)::bigint AS micros,
+                 sum(d.uses) AS n
+          FROM d JOIN issues i ON i.id = d.issue_id
+          WHERE d.uses <> 0 AND d.mailing_id <> 0
+          GROUP BY 1, 2, 3, 4 HAVING sum(d.uses) <> 0) w
+    LEFT JOIN report_redemption_delays x
+      ON x.group_id = w.group_id AND x.day = w.day AND x.mailing_id = w.mailing_id AND x.micros = w.micros
+), lag_gone AS (
+    DELETE FROM report_redemption_delays r USING lag w
+    WHERE w.had + w.n = 0 AND r.group_id = w.group_id AND r.day = w.day AND r.mailing_id = w.mailing_id AND r.micros = w.micros
+    RETURNING 1
+), lag_up AS (
+    UPDATE report_redemption_delays r SET uses = r.uses + w.n FROM lag w
+    WHERE w.had + w.n > 0 AND r.group_id = w.group_id AND r.day = w.day AND r.mailing_id = w.mailing_id AND r.micros = w.micros
+    RETURNING 1
+), lag_new AS (
+    INSERT INTO report_redemption_delays (group_id, day, mailing_id, micros, uses)
+    SELECT group_id, day, mailing_id, micros, n FROM lag WHERE had IS NULL ORDER BY 1, 2, 3, 4
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM d) AS n, statement_timestamp() AS started,
        (SELECT count(*) FROM days_up) + (SELECT count(*) FROM days_new) + (SELECT count(*) FROM who_gone)
-     + (SELECT count(*) FROM who_up) + (SELECT count(*) FROM who_new) AS rows`
+     + (SELECT count(*) FROM who_up) + (SELECT count(*) FROM who_new)
+     + (SELECT count(*) FROM lag_gone) + (SELECT count(*) FROM lag_up) + (SELECT count(*) FROM lag_new) AS rows`
 
 // FoldRedemptions folds every redemption change committed so far into the redemption
 // rollups and returns how many it folded. Several folders may run: one folds, the

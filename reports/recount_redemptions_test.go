@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -66,11 +67,13 @@ func (f *fixture) insertRedemption(w, op int, rng *rand.Rand) (int64, error) {
 	at := f.now.Add(-time.Duration(rng.Int64N(int64(14 * 24 * time.Hour))))
 	hash := sha256.Sum256(fmt.Appendf(nil, "%d-%d", w, op))
 	var id int64
+	// A mailing's code has its issue (any of the history: the delay is what is checked).
 	err := f.db.Get(&id, `INSERT INTO redemptions (group_id, code_id, code, kind, customer_id, order_id, request_hash, status, reason,
-		mailing_id, currency, order_amount, discount_amount, utm_source, snapshot, hold_expires_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'EUR', $11, $12, $13, '{}', $14, $15, $15) RETURNING id`,
+		mailing_id, currency, order_amount, discount_amount, utm_source, snapshot, hold_expires_at, created_at, updated_at, issue_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'EUR', $11, $12, $13, '{}', $14, $15, $15,
+		        CASE WHEN $10::bigint IS NOT NULL THEN (SELECT id FROM issues ORDER BY id OFFSET $16 LIMIT 1) END) RETURNING id`,
 		g, code, fmt.Sprintf("C%d", code), kind, fmt.Sprintf("cust%d", rng.IntN(30)), fmt.Sprintf("w%d-o%d", w, op), hash[:],
-		status, reason, mailing, amount, discount, []string{"", "instagram", "youtube"}[rng.IntN(3)], hold, at)
+		status, reason, mailing, amount, discount, []string{"", "instagram", "youtube"}[rng.IntN(3)], hold, at, rng.IntN(200))
 	return id, err
 }
 
@@ -150,6 +153,19 @@ func (f *fixture) recountRedemptions() []redemptionRecount {
 	if fmt.Sprint(gotC) != fmt.Sprint(wantC) {
 		f.t.Fatalf("redeemer days differ from the recount:\n got %v\nwant %v", gotC, wantC)
 	}
+	var wantD, gotD []string
+	if err := f.db.Select(&wantD, `SELECT format('%s/%s/%s/%s/%s', r.group_id, (r.created_at AT TIME ZONE 'UTC')::date, r.mailing_id,
+		       (extract(epoch FROM r.created_at - i.issued_at) * 1000000)::bigint, count(*))
+		FROM redemptions r JOIN issues i ON i.id = r.issue_id WHERE r.status = 'succeeded' AND r.mailing_id IS NOT NULL
+		GROUP BY r.group_id, (r.created_at AT TIME ZONE 'UTC')::date, r.mailing_id, (extract(epoch FROM r.created_at - i.issued_at) * 1000000)::bigint ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.db.Select(&gotD, `SELECT format('%s/%s/%s/%s/%s', group_id, day, mailing_id, micros, uses) FROM report_redemption_delays ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if len(wantD) == 0 || fmt.Sprint(gotD) != fmt.Sprint(wantD) {
+		f.t.Fatalf("redemption delays differ from the recount:\n got %v\nwant %v", gotD, wantD)
+	}
 	return want
 }
 
@@ -186,6 +202,30 @@ func (f *fixture) checkRedemptionReports(ctx context.Context, rows []redemptionR
 		if got.Uses != want.Uses || got.Revenue != want.Revenue || got.Discount != want.Discount || got.Refunds != want.Refunds ||
 			got.Refunded != want.Refunded || got.Failed != want.Failed || got.UniqueCustomers != want.UniqueCustomers {
 			f.t.Errorf("group %d redemptions: %+v, recount %+v", g, got, want)
+		}
+		// Each mailing's median time to redeem, as percentile_cont over the raw rows.
+		var medians []struct {
+			MailingID int64   `db:"mailing_id"`
+			Seconds   float64 `db:"seconds"`
+		}
+		if err := f.db.Select(&medians, `
+			SELECT r.mailing_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.created_at - i.issued_at)) AS seconds
+			FROM redemptions r JOIN issues i ON i.id = r.issue_id
+			WHERE r.group_id = $1 AND r.status = 'succeeded' AND r.mailing_id IS NOT NULL AND r.created_at >= $2 AND r.created_at < $3
+			GROUP BY r.mailing_id`, g, p.Start(), p.End()); err != nil {
+			f.t.Fatal(err)
+		}
+		for _, md := range medians {
+			want := math.Round(md.Seconds/3600*100) / 100
+			found := false
+			for _, mf := range m.Mailings {
+				if mf.MailingID == md.MailingID {
+					found = mf.MedianHoursToRedeem != nil && *mf.MedianHoursToRedeem == want
+				}
+			}
+			if !found {
+				f.t.Errorf("group %d mailing %d: median hours to redeem not %v: %+v", g, md.MailingID, want, m.Mailings)
+			}
 		}
 		var days int64
 		for _, d := range m.Daily {

@@ -51,9 +51,9 @@ func seedRedemptions(ctx context.Context, db *sqlx.DB, n, customers int64, group
 		`ALTER TABLE redemptions ENABLE TRIGGER USER`,
 		// What redemption_change_queue (0023) appends for each new row.
 		`INSERT INTO report_redemption_changes (group_id, day, mailing_id, code_id, utm_source, currency, customer_id,
-		                                        uses, revenue, discount, refunds, refunded, failed)
+		                                        issue_id, created_at, uses, revenue, discount, refunds, refunded, failed)
 		 SELECT group_id, report_day(created_at), coalesce(mailing_id, 0), CASE WHEN kind = 'shared' THEN code_id ELSE 0 END,
-		        utm_source, currency, customer_id, (status = 'succeeded')::int,
+		        utm_source, currency, customer_id, issue_id, created_at, (status = 'succeeded')::int,
 		        CASE WHEN status = 'succeeded' THEN order_amount ELSE 0 END,
 		        CASE WHEN status IN ('succeeded', 'refunded') THEN discount_amount - refunded_amount ELSE 0 END,
 		        (status = 'refunded')::int, CASE WHEN status IN ('succeeded', 'refunded') THEN refunded_amount ELSE 0 END,
