@@ -131,7 +131,8 @@ func (m *Main) webhookPolicy() egress.Policy { return egress.Policy{Allow: m.cfg
 // groupStore is the process's groups store, alert webhooks held to webhookPolicy, its
 // exports read through the read pool when web opened one.
 func (m *Main) groupStore(db *sqlx.DB) *groups.Store {
-	cfg := groups.Config{Webhooks: m.webhookPolicy()}
+	// Caps and the budget are never lowered below what checkout's counters say is used.
+	cfg := groups.Config{Webhooks: m.webhookPolicy(), Usage: checkout.Usage}
 	if m.reader != nil {
 		cfg.Reader = m.reader
 	}
