@@ -40,7 +40,7 @@ func (s *Service) Start(ctx context.Context, id int64, whileCodesLast bool) (*Ma
 		return nil, err
 	}
 	defer tx.Rollback()
-	m, err := getMailing(ctx, tx, id, "FOR UPDATE")
+	m, err := getMailing(ctx, tx, id, outboxLock)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +141,16 @@ func (s *Service) checkCodes(ctx context.Context, m *Mailing, t *macros.Template
 	}
 	return nil
 }
+
+// outboxLock is how a transaction writing the outbox (Start, each chunk of fillOutbox)
+// locks the mailing's row: against other writers and state changes, which lock it too,
+// but not against the foreign-key checks of rows that reference it (FOR KEY SHARE) —
+// the batches' counters (mailing_group_counts) and events are inserted while a chunk
+// of 50,000 recipients is being written. With FOR UPDATE each of those inserts waited
+// for the chunk to commit: 26% of the sampled waits of a 1M-recipient `bench mailing`
+// were Lock:transactionid on mailing_group_counts. The outbox never changes the
+// mailing's key, so FOR NO KEY UPDATE is all it needs.
+const outboxLock = "FOR NO KEY UPDATE"
 
 // outboxChunk is what one transaction of the outbox wrote: its batches, and where the
 // outbox continues.
@@ -253,7 +263,7 @@ func (s *Service) fillChunk(ctx context.Context, id int64, seg **segments.Query)
 		return false, err
 	}
 	defer tx.Rollback()
-	m, err := getMailing(ctx, tx, id, "FOR UPDATE")
+	m, err := getMailing(ctx, tx, id, outboxLock)
 	if err != nil {
 		return false, err
 	}

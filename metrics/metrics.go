@@ -56,6 +56,19 @@ var (
 		Help: "Asynq task runs that were retries of an earlier failed run, by type.",
 	}, []string{"type"})
 
+	// SegmentFoldIssues counts issues the worker's segment folder added to the summaries,
+	// and SegmentFoldSeconds the time it spent folding: their ratio is the folder's rate
+	// while it works, which must stay above the rate mailings issue codes at
+	// (`promopool bench mailing` prints both).
+	SegmentFoldIssues = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "promopool_segment_fold_issues_total",
+		Help: "Issues the segment folder of this process added to the segment summaries.",
+	})
+	SegmentFoldSeconds = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "promopool_segment_fold_seconds_total",
+		Help: "Time the segment folder of this process spent folding, in seconds.",
+	})
+
 	// AlertsSent counts alerts delivered, by kind (e.g. low, empty, exhausted) and
 	// channel (e.g. email, webhook). The alerts package increments it.
 	AlertsSent = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -71,7 +84,7 @@ var Registry = newRegistry()
 func newRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(CodesIssued, UploadRows, MailingMessages, TaskDuration, TaskRetries, AlertsSent,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		SegmentFoldIssues, SegmentFoldSeconds, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }
 

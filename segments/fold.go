@@ -9,6 +9,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"promopool/metrics"
 )
 
 // writerLock is the first advisory lock key every statement inserting issues takes,
@@ -213,6 +215,8 @@ func (s *Service) RunFolder(ctx context.Context, every time.Duration, log *slog.
 	for {
 		start := time.Now()
 		n, err := s.Fold(ctx)
+		metrics.SegmentFoldIssues.Add(float64(n))
+		metrics.SegmentFoldSeconds.Add(time.Since(start).Seconds())
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Error("segment fold failed", "err", err)

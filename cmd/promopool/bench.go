@@ -27,8 +27,14 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		workers := fs.String("workers", "2", "worker processes, or a list (1,2,4): one run per count and a table")
 		conc := fs.Int("concurrency", 8, "WORKER_CONCURRENCY of each worker")
 		batch := fs.Int("batch", 1000, "recipients per task")
+		profile := fs.String("profile", "", "a directory the workers write CPU profiles to (worker-N.cpu.pprof)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
+		}
+		if *profile != "" {
+			if err := os.MkdirAll(*profile, 0o755); err != nil {
+				return err
+			}
 		}
 		exe, err := os.Executable()
 		if err != nil {
@@ -40,7 +46,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		}
 		redisURL := cmp.Or(m.Getenv("BENCH_REDIS_URL"), "redis://127.0.0.1:6379/13")
 		cfg := bench.MailingConfig{URL: benchURL, RedisURL: redisURL, Exe: exe, N: *n,
-			Workers: counts[0], Concurrency: *conc, BatchSize: *batch}
+			Workers: counts[0], Concurrency: *conc, BatchSize: *batch, Profile: *profile}
 		if len(counts) > 1 {
 			return m.benchMailingWorkers(ctx, cfg, counts)
 		}

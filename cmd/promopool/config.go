@@ -120,6 +120,10 @@ type Config struct {
 	OIDC OIDCConfig
 	// Alerts configures balance alerts (ALERTS_*).
 	Alerts AlertsConfig
+	// CPUProfile is a file the process writes a CPU profile of itself to, from start
+	// until it stops (CPU_PROFILE; empty: none). `promopool bench mailing -profile DIR`
+	// sets it for its workers.
+	CPUProfile string
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
 	LogLevel slog.Level
 	// LogFormat is text or json (LOG_FORMAT, default text).
@@ -140,6 +144,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		AdminPassword:      getenv("ADMIN_PASSWORD"),
 		AdminSessionSecret: getenv("ADMIN_SESSION_SECRET"),
 		MetricsAddr:        getenv("METRICS_ADDR"),
+		CPUProfile:         getenv("CPU_PROFILE"),
 	}
 	var err error
 	if c.DatabaseMaxConns, err = intVar(getenv, "DATABASE_MAX_CONNS", 20); err != nil {

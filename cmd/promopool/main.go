@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/jmoiron/sqlx"
@@ -69,7 +70,7 @@ Tools:
 
 Environment (defaults and details: docs/operations.md):
   every command            DATABASE_URL DATABASE_SEARCH_PATH DATABASE_MAX_CONNS
-                           LOG_LEVEL LOG_FORMAT
+                           LOG_LEVEL LOG_FORMAT CPU_PROFILE
   web                      DATABASE_REPLICA_URL DATABASE_REPLICA_MAX_LAG
                            HTTP_ADDR API_KEYS MAX_UPLOAD_BYTES ADMIN_PASSWORD
                            ADMIN_SESSION_SECRET ADMIN_SESSION_TTL OIDC_ISSUER
@@ -157,6 +158,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	cmd, rest := args[0], args[1:]
 	m.cmd = cmd
+	if cfg.CPUProfile != "" {
+		if err := m.startCPUProfile(cfg.CPUProfile); err != nil {
+			return err
+		}
+	}
 	// What a command changes is recorded as done by the person who ran it.
 	ctx = auth.WithActor(ctx, auth.Actor{Kind: auth.ActorCLI, Name: m.actor()})
 	switch cmd {
@@ -188,6 +194,24 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprint(m.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// startCPUProfile writes a CPU profile of the process to path until Close (pprof
+// format: `go tool pprof -top promopool path`).
+func (m *Main) startCPUProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("CPU_PROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("CPU_PROFILE: %w", err)
+	}
+	m.closer = append(m.closer, func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	})
+	return nil
 }
 
 // Close releases what Run opened.

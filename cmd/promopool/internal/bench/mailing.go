@@ -2,9 +2,11 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"promopool/groups"
 	"promopool/macros"
 	"promopool/mailings"
+	"promopool/segments"
 	"promopool/worker"
 )
 
@@ -29,6 +32,9 @@ type MailingConfig struct {
 	// Concurrency is each worker's WORKER_CONCURRENCY (default 8).
 	Concurrency int
 	BatchSize   int // recipients per task (default 1000)
+	// Profile is a directory the workers write CPU profiles to (worker-N.cpu.pprof);
+	// empty: none.
+	Profile string
 }
 
 // MailingResult holds the figures.
@@ -42,6 +48,27 @@ type MailingResult struct {
 	WorkerRSS []int64
 	RawRate   float64 // claim + record + render, messages/s, no queue or transport
 	Settings  string
+
+	// Issues is how many issue rows the mailing wrote (initial and repeat).
+	Issues int64
+	// FoldIssues and FoldTime are what the workers' segment folders folded during the
+	// run and the time they spent folding (their /metrics): FoldIssues/FoldTime is the
+	// fold's rate while it works, to hold against the mailing's issue rate.
+	FoldIssues float64
+	FoldTime   time.Duration
+	// MaxLag is the largest as_of lag of the segment summaries (now − folded_to) seen
+	// from the start until the fold caught up with the mailing's last issue, MaxLagAt
+	// when it was seen, CatchUp how long after the last message the fold caught up.
+	MaxLag, MaxLagAt, CatchUp time.Duration
+	// Waits are the worker backends' wait events (pg_stat_activity every 250 ms), by
+	// share of the active samples; WaitSamples how many samples, MeanActive the mean
+	// number of active worker backends per sample.
+	Waits       []WaitShare
+	Statements  []WaitShare // the statements active, by share of the samples
+	WaitSamples int
+	MeanActive  float64
+	// Profiles are the workers' CPU profiles (with MailingConfig.Profile).
+	Profiles []string
 }
 
 // Print writes the report.
@@ -57,6 +84,24 @@ func (r *MailingResult) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "raw claim+record+render (2 goroutines, batch 1000, no queue/outbox/transport): %.0f messages/s\n", r.RawRate)
 	fmt.Fprintf(w, "end to end / raw: %.0f%%\n", 100*rate/r.RawRate)
+	issueRate := float64(r.Issues) / r.EndToEnd.Seconds()
+	foldRate := r.FoldIssues / max(r.FoldTime.Seconds(), 1e-9)
+	fmt.Fprintf(w, "issues written: %d (initial and repeat): %.0f issues/s\n", r.Issues, issueRate)
+	fmt.Fprintf(w, "segment fold (the workers' folders): %.0f issues in %.2f s of folding: %.0f issues/s; fold / issue rate: %.2f\n",
+		r.FoldIssues, r.FoldTime.Seconds(), foldRate, foldRate/issueRate)
+	fmt.Fprintf(w, "segment as_of lag: max %.1f s (at %.1f s after the start); the fold caught up %.1f s after the last message\n",
+		r.MaxLag.Seconds(), r.MaxLagAt.Seconds(), r.CatchUp.Seconds())
+	fmt.Fprintf(w, "worker backends' wait events (pg_stat_activity, %d samples, %.1f active backends on average):\n", r.WaitSamples, r.MeanActive)
+	for _, ws := range r.Waits {
+		fmt.Fprintf(w, "  %5.1f%%  %-32s %s\n", 100*ws.Share, ws.Event, strings.Join(ws.Statements, "; "))
+	}
+	fmt.Fprintf(w, "worker backends' statements (share of the same samples: where PostgreSQL's time goes):\n")
+	for _, st := range r.Statements {
+		fmt.Fprintf(w, "  %5.1f%%  %s\n", 100*st.Share, st.Event)
+	}
+	for _, p := range r.Profiles {
+		fmt.Fprintf(w, "worker CPU profile: %s (go tool pprof -top %s)\n", p, p)
+	}
 }
 
 const benchTemplate = `<html><body><p>Hello {{client.first_name}} {{client.last_name}},</p>
@@ -121,6 +166,10 @@ func Mailing(ctx context.Context, cfg MailingConfig) (*MailingResult, error) {
 	if _, err := env.DB.ExecContext(ctx, `ANALYZE`); err != nil {
 		return nil, err
 	}
+	// The setup's issues are folded now, so that the run's fold and lag are the mailing's.
+	if _, err := segments.New(env.DB, segments.Config{}).Fold(ctx); err != nil {
+		return nil, err
+	}
 	res.Setup = time.Since(setup)
 
 	aopt, err := asynq.ParseRedisURI(cfg.RedisURL)
@@ -136,20 +185,39 @@ func Mailing(ctx context.Context, cfg MailingConfig) (*MailingResult, error) {
 		return nil, err
 	}
 	var procs []*Process
-	for range cfg.Workers {
-		p, err := StartProcess(ctx, cfg.Exe, []string{"DATABASE_URL=" + cfg.URL, "DATABASE_SEARCH_PATH=" + env.Schema,
-			"REDIS_URL=" + cfg.RedisURL, "MAILER_URL=null://", fmt.Sprintf("WORKER_CONCURRENCY=%d", cfg.Concurrency), "LOG_LEVEL=error"}, "worker")
+	var addrs []string
+	for i := range cfg.Workers {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		penv := []string{"DATABASE_URL=" + cfg.URL, "DATABASE_SEARCH_PATH=" + env.Schema,
+			"REDIS_URL=" + cfg.RedisURL, "MAILER_URL=null://", fmt.Sprintf("WORKER_CONCURRENCY=%d", cfg.Concurrency), "LOG_LEVEL=error",
+			"METRICS_ADDR=" + addr}
+		if cfg.Profile != "" {
+			path, err := filepath.Abs(filepath.Join(cfg.Profile, fmt.Sprintf("worker-%d.cpu.pprof", i+1)))
+			if err != nil {
+				return nil, err
+			}
+			penv = append(penv, "CPU_PROFILE="+path)
+			res.Profiles = append(res.Profiles, path)
+		}
+		p, err := StartProcess(ctx, cfg.Exe, penv, "worker")
 		if err != nil {
 			return nil, err
 		}
 		defer p.Stop()
 		procs = append(procs, p)
+		addrs = append(addrs, addr)
 	}
+	watch := watchFold(ctx, env.DB, 250*time.Millisecond)
+	defer watch.stop()
 	start := time.Now()
 	if _, err := svc.Start(ctx, m.ID, false); err != nil {
 		return nil, err
 	}
 	res.Start = time.Since(start)
+	var finished time.Time
 	for {
 		got, err := svc.Get(ctx, m.ID)
 		if err != nil {
@@ -158,12 +226,43 @@ func Mailing(ctx context.Context, cfg MailingConfig) (*MailingResult, error) {
 		if got.Status == mailings.StatusFinished {
 			res.EndToEnd = got.FinishedAt.Sub(*got.StartedAt)
 			res.Sent = got.Progress.Sent
+			finished = *got.FinishedAt
 			break
 		}
 		if time.Since(start) > 30*time.Minute {
 			return nil, fmt.Errorf("mailing not finished after 30 minutes: %+v", got.Progress)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The lag is watched until the fold has caught up with the mailing's last issue.
+	for {
+		var caught bool
+		if err := env.DB.GetContext(ctx, &caught, `SELECT folded_to >= $1 FROM segment_fold`, finished); err != nil {
+			return nil, err
+		}
+		if caught {
+			res.CatchUp = time.Since(finished)
+			break
+		}
+		if time.Since(finished) > 15*time.Minute {
+			return nil, errors.New("the segment fold did not catch up with the mailing in 15 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	watch.stop()
+	res.MaxLag, res.MaxLagAt = watch.lag()
+	res.WaitSamples, res.MeanActive, res.Waits = watch.report(8)
+	res.Statements = watch.statements(12)
+	if err := env.DB.GetContext(ctx, &res.Issues, `SELECT count(*) FROM issues WHERE mailing_id = $1`, m.ID); err != nil {
+		return nil, err
+	}
+	for _, addr := range addrs {
+		got, err := scrape(ctx, addr, "promopool_segment_fold_issues_total", "promopool_segment_fold_seconds_total")
+		if err != nil {
+			return nil, fmt.Errorf("reading a worker's metrics: %w", err)
+		}
+		res.FoldIssues += got["promopool_segment_fold_issues_total"]
+		res.FoldTime += time.Duration(got["promopool_segment_fold_seconds_total"] * float64(time.Second))
 	}
 	for _, p := range procs {
 		rss, err := p.PeakRSS()
