@@ -171,6 +171,9 @@ func statementLabel(q string) string {
 	}
 	var writes []string
 	for _, m := range writesTo.FindAllStringSubmatch(q, -1) {
+		if strings.EqualFold(m[2], "set") { // ON CONFLICT … DO UPDATE SET
+			continue
+		}
 		if w := strings.ToUpper(m[1]) + " " + m[2]; !slices.Contains(writes, w) {
 			writes = append(writes, w)
 		}

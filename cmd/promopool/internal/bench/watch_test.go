@@ -11,8 +11,9 @@ func TestStatementLabel(t *testing.T) {
 		"WITH d AS (DELETE FROM reservations WHERE id = $1)\n INSERT INTO issues (a) SELECT 1 FROM d": "WITH … DELETE FROM reservations, INSERT INTO issues",
 		"  UPDATE mailing_recipients r SET status = u.status FROM unnest($1)":                         "UPDATE mailing_recipients",
 		"SELECT folded_to FROM segment_fold":                                                          "SELECT … FROM segment_fold",
-		"COMMIT":                                                                                      "COMMIT",
-		"":                                                                                            "(none)",
+		"INSERT INTO mailing_group_counts (a) SELECT 1 ON CONFLICT (a) DO UPDATE SET a = 2":           "INSERT INTO mailing_group_counts",
+		"COMMIT": "COMMIT",
+		"":       "(none)",
 	} {
 		if got := statementLabel(q); got != want {
 			t.Errorf("statementLabel(%q) = %q, want %q", q, got, want)
