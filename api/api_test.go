@@ -42,7 +42,7 @@ func newClient(t *testing.T, cfg api.Config, wire ...func(d *api.Deps, db *testd
 		t.Fatal(err)
 	}
 	logs := &bytes.Buffer{}
-	deps := api.Deps{Groups: groups.NewStore(db.DB, groups.Config{Usage: checkout.Usage}), Customers: customers.NewStore(db.DB), Keys: keys,
+	deps := api.Deps{Groups: groups.NewStore(db.DB, groups.Config{Usage: checkout.Usage, CodeRedemptions: checkout.CodeRedemptions}), Customers: customers.NewStore(db.DB), Keys: keys,
 		Log: slog.New(slog.NewTextHandler(logs, nil)), Ready: map[string]api.Pinger{"postgres": api.PingFunc(db.PingContext)}}
 	svc, err := checkout.New(checkout.Config{}, checkout.Deps{DB: db.DB, Log: deps.Log})
 	if err != nil {

@@ -77,6 +77,7 @@ func (s *Server) routeTable() []route {
 		{pattern: "PUT /v1/customers", scope: auth.ScopeWrite, body: uploadBody, stream: true, h: s.upsertCustomers},
 		{pattern: "GET /v1/customers/{id}/promocodes", scope: auth.ScopeRead, h: s.customerPromocodes},
 	}
+	t = append(t, s.promotionCodeRoutes()...)
 	if s.cfg.Metrics != nil {
 		t = append(t, route{pattern: "GET /metrics", scope: auth.ScopeRead, h: s.metrics})
 	}

@@ -36,7 +36,7 @@ SELECT c.id, c.code, COALESCE(g.id, 0), COALESCE(g.name, ''), COALESCE(g.kind, '
                          AND c.id BETWEEN r.first_id AND r.last_id
   LEFT JOIN groups g ON g.id = COALESCE(pc.group_id, r.group_id, -1)
   LEFT JOIN code_voids v ON v.code_id = c.id
-  LEFT JOIN issues i ON i.code_id = c.id AND i.kind = 'initial' AND i.released_at IS NULL
+  LEFT JOIN issues i ON i.code_id = c.id AND i.kind = 'initial' AND i.released_at IS NULL AND NOT i.shared
   LEFT JOIN redemption_counts gc ON gc.group_id = COALESCE(g.id, -1)
   LEFT JOIN redemption_code_counts cc ON cc.code_id = c.id
   LEFT JOIN redemption_customer_counts cu ON cu.group_id = COALESCE(g.id, -1) AND cu.customer_id = $2`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"promopool/offers"
 )
@@ -35,4 +36,25 @@ func Usage(ctx context.Context, q sqlx.QueryerContext, group int64) (offers.Usag
 		return offers.Usage{}, fmt.Errorf("reading the redemption counters of group %d: %w", group, err)
 	}
 	return u, nil
+}
+
+// CodeRedemptions counts the slots taken by held, succeeded and refunded redemptions of
+// each code (redemption_code_counts), by code id; a code without a redemption is absent.
+// It is groups.Config.CodeRedemptions: a promotion code with a redemption has its
+// restrictions locked.
+func CodeRedemptions(ctx context.Context, q sqlx.QueryerContext, codeIDs []int64) (map[int64]int64, error) {
+	rows, err := q.QueryxContext(ctx, `SELECT code_id, used FROM redemption_code_counts WHERE code_id = ANY($1) AND used > 0`, pq.Array(codeIDs))
+	if err != nil {
+		return nil, fmt.Errorf("reading the redemption counters of codes: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]int64, len(codeIDs))
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
 }

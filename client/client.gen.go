@@ -20,18 +20,26 @@ import (
 
 // Defines values for ActivityAction.
 const (
-	ActivityActionArchive        ActivityAction = "archive"
-	ActivityActionCreate         ActivityAction = "create"
-	ActivityActionDelete         ActivityAction = "delete"
-	ActivityActionMailingResumed ActivityAction = "mailing_resumed"
-	ActivityActionUndoUpload     ActivityAction = "undo_upload"
-	ActivityActionUpdate         ActivityAction = "update"
-	ActivityActionUpload         ActivityAction = "upload"
+	ActivityActionActivate               ActivityAction = "activate"
+	ActivityActionArchive                ActivityAction = "archive"
+	ActivityActionCreate                 ActivityAction = "create"
+	ActivityActionDelete                 ActivityAction = "delete"
+	ActivityActionMailingResumed         ActivityAction = "mailing_resumed"
+	ActivityActionPause                  ActivityAction = "pause"
+	ActivityActionPromotionCodeArchive   ActivityAction = "promotion_code_archive"
+	ActivityActionPromotionCodeCreate    ActivityAction = "promotion_code_create"
+	ActivityActionPromotionCodeUnarchive ActivityAction = "promotion_code_unarchive"
+	ActivityActionPromotionCodeUpdate    ActivityAction = "promotion_code_update"
+	ActivityActionUndoUpload             ActivityAction = "undo_upload"
+	ActivityActionUpdate                 ActivityAction = "update"
+	ActivityActionUpload                 ActivityAction = "upload"
 )
 
 // Valid indicates whether the value is a known member of the ActivityAction enum.
 func (e ActivityAction) Valid() bool {
 	switch e {
+	case ActivityActionActivate:
+		return true
 	case ActivityActionArchive:
 		return true
 	case ActivityActionCreate:
@@ -39,6 +47,16 @@ func (e ActivityAction) Valid() bool {
 	case ActivityActionDelete:
 		return true
 	case ActivityActionMailingResumed:
+		return true
+	case ActivityActionPause:
+		return true
+	case ActivityActionPromotionCodeArchive:
+		return true
+	case ActivityActionPromotionCodeCreate:
+		return true
+	case ActivityActionPromotionCodeUnarchive:
+		return true
+	case ActivityActionPromotionCodeUpdate:
 		return true
 	case ActivityActionUndoUpload:
 		return true
@@ -1031,7 +1049,7 @@ func (e ListGroupsParamsStatus) Valid() bool {
 
 // Activity defines model for Activity.
 type Activity struct {
-	// Action `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why).
+	// Action `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why). `pause`, `activate`: the group's status changed. `promotion_code_create`, `promotion_code_update`, `promotion_code_archive`, `promotion_code_unarchive`: a shared group's promotion code (`before`/`after` hold its id, code and the fields that changed).
 	Action *ActivityAction `json:"action,omitempty"`
 
 	// Actor Short form of who: a user's email, a key's name, `admin`, `cli:LOGIN` (see `who`).
@@ -1050,7 +1068,7 @@ type Activity struct {
 	Who *Actor `json:"who,omitempty"`
 }
 
-// ActivityAction `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why).
+// ActivityAction `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why). `pause`, `activate`: the group's status changed. `promotion_code_create`, `promotion_code_update`, `promotion_code_archive`, `promotion_code_unarchive`: a shared group's promotion code (`before`/`after` hold its id, code and the fields that changed).
 type ActivityAction string
 
 // Actor Who did something, as they were at the time (renaming or disabling a user later does not change it). Rows recorded before named users existed have kind `system` and the old text actor as name.
@@ -1265,7 +1283,7 @@ type Error struct {
 		// Audience `insufficient_codes` only: how many customers the mailing would send to.
 		Audience *int `json:"audience,omitempty"`
 
-		// Code Stable, for programs: e.g. `invalid_json`, `invalid_field`, `invalid_id`, `unauthorized`, `group_not_found`, `name_taken`, `body_too_large`, `terms_locked`, `group_paused`, `group_draft`, `group_archived`. New codes may be added.
+		// Code Stable, for programs: e.g. `invalid_json`, `invalid_field`, `invalid_id`, `unauthorized`, `group_not_found`, `name_taken`, `body_too_large`, `terms_locked`, `group_paused`, `group_draft`, `group_archived`, `group_not_shared`, `group_shared`, `code_taken`, `promotion_code_not_found`. New codes may be added.
 		Code string `json:"code"`
 
 		// Field `invalid_field` only: the field that is wrong, e.g. `terms.percent_off`, `limits.max_redemptions`.
@@ -1330,6 +1348,12 @@ type Group struct {
 
 	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
 	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
+
+	// PromotionCodes A shared group's promotion codes, archived ones included (0 for a unique group).
+	PromotionCodes *int `json:"promotion_codes,omitempty"`
+
+	// PromotionCodesActive A shared group's promotion codes in use: active, not voided, not expired. A shared group covers every recipient of a mailing while this is above 0.
+	PromotionCodesActive *int `json:"promotion_codes_active,omitempty"`
 
 	// Status `expired` is derived: past limits.ends_at, or every code expired.
 	Status *GroupStatus `json:"status,omitempty"`
@@ -1697,6 +1721,63 @@ type PortfolioRow struct {
 	Revenue  int `json:"revenue"`
 	Total    int `json:"total"`
 	Uses     int `json:"uses"`
+}
+
+// PromotionCode A shared group's promotion code: one string redeemable by many customers, with optional restrictions of its own. The restrictions lock once the code has a redemption (`locked`); `active` stays editable.
+type PromotionCode struct {
+	// Active False for an archived code: validate answers `voided`, macros skip it.
+	Active *bool `json:"active,omitempty"`
+
+	// Code The code as created (its spelling is kept).
+	Code      *string    `json:"code,omitempty"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// CustomerId Only this customer may redeem it (`customer_restricted` for others); null: anyone.
+	CustomerId *string `json:"customer_id,omitempty"`
+
+	// ExpiresAt Refused (`expired`) from then on; null: only the group's window.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// FirstTimeOnly Only a customer with no live redemption anywhere may redeem it.
+	FirstTimeOnly *bool `json:"first_time_only,omitempty"`
+	GroupId       *int  `json:"group_id,omitempty"`
+
+	// Id The code's number in /v1/groups/{id}/promotion-codes/{code_id}.
+	Id *int `json:"id,omitempty"`
+
+	// Locked The code has a redemption: only `active` may change.
+	Locked *bool `json:"locked,omitempty"`
+
+	// MaxRedemptions This code's own cap on redemptions (held, succeeded, refunded); null: only the group's caps.
+	MaxRedemptions *int `json:"max_redemptions,omitempty"`
+
+	// MinOrder Minimum order in minor units of the order's currency (`min_order` below it).
+	MinOrder *int `json:"min_order,omitempty"`
+
+	// Redemptions Held, succeeded and refunded redemptions of this code.
+	Redemptions *int       `json:"redemptions,omitempty"`
+	UpdatedAt   *time.Time `json:"updated_at,omitempty"`
+}
+
+// PromotionCodeInput A promotion code's settings. On create, an absent or empty `code` is generated (10 characters of ACDEFGHJKMNPQRTWXY34679, from crypto/rand). On edit only the fields sent change, `null` removes a restriction, and `code` cannot be sent.
+type PromotionCodeInput struct {
+	// Active Default true.
+	Active *bool `json:"active,omitempty"`
+
+	// Code 1–200 printable characters, trimmed; unique across the account.
+	Code           *string    `json:"code,omitempty"`
+	CustomerId     *string    `json:"customer_id,omitempty"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	FirstTimeOnly  *bool      `json:"first_time_only,omitempty"`
+	MaxRedemptions *int       `json:"max_redemptions,omitempty"`
+	MinOrder       *int       `json:"min_order,omitempty"`
+}
+
+// PromotionCodePage defines model for PromotionCodePage.
+type PromotionCodePage struct {
+	// NextCursor Pass as `cursor` for the next page; empty on the last page.
+	NextCursor     string          `json:"next_cursor"`
+	PromotionCodes []PromotionCode `json:"promotion_codes"`
 }
 
 // Readiness Each dependency by name (postgres, redis): `ok` or `unavailable`.
@@ -2305,6 +2386,21 @@ type GetGroupMetricsParams struct {
 	To *To `form:"to,omitempty" json:"to,omitempty"`
 }
 
+// ListPromotionCodesParams defines parameters for ListPromotionCodes.
+type ListPromotionCodesParams struct {
+	// Cursor `next_cursor` of the previous page; absent for the first.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Page size, 1–500 (default 100).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// CreatePromotionCodeParams defines parameters for CreatePromotionCode.
+type CreatePromotionCodeParams struct {
+	// IdempotencyKey Names this create: a retry answers the same code; the key with other settings is 409 `idempotency_key_conflict`.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
 // ListGroupRedemptionsParams defines parameters for ListGroupRedemptions.
 type ListGroupRedemptionsParams struct {
 	CustomerId *string `form:"customer_id,omitempty" json:"customer_id,omitempty"`
@@ -2441,6 +2537,12 @@ type UploadCodesTextRequestBody = UploadCodesTextBody
 
 // IssueCodeJSONRequestBody defines body for IssueCode for application/json ContentType.
 type IssueCodeJSONRequestBody IssueCodeJSONBody
+
+// CreatePromotionCodeJSONRequestBody defines body for CreatePromotionCode for application/json ContentType.
+type CreatePromotionCodeJSONRequestBody = PromotionCodeInput
+
+// UpdatePromotionCodeJSONRequestBody defines body for UpdatePromotionCode for application/json ContentType.
+type UpdatePromotionCodeJSONRequestBody = PromotionCodeInput
 
 // CreateMailingJSONRequestBody defines body for CreateMailing for application/json ContentType.
 type CreateMailingJSONRequestBody = MailingInput
@@ -2909,6 +3011,63 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
 	PauseGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListPromotionCodes List a group's promotion codes, oldest first, by pages
+	//
+	// Scope: read. Each code with its restrictions, its redemption count and whether it is locked.
+	//
+	// Corresponds with GET /v1/groups/{id}/promotion-codes (the `ListPromotionCodes` operationId).
+	ListPromotionCodes(ctx context.Context, id ID, params *ListPromotionCodesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePromotionCodeWithBody Create a promotion code in a shared group (blank code: one is generated)
+	//
+	// Scope: write. Safe to retry: with the same Idempotency-Key (or, without one, the same code string with the same settings) the code made first is answered with 200. Logged in the activity.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/groups/{id}/promotion-codes (the `CreatePromotionCode` operationId).
+	CreatePromotionCodeWithBody(ctx context.Context, id ID, params *CreatePromotionCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePromotionCode Create a promotion code in a shared group (blank code: one is generated)
+	//
+	// Scope: write. Safe to retry: with the same Idempotency-Key (or, without one, the same code string with the same settings) the code made first is answered with 200. Logged in the activity.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/groups/{id}/promotion-codes (the `CreatePromotionCode` operationId).
+	CreatePromotionCode(ctx context.Context, id ID, params *CreatePromotionCodeParams, body CreatePromotionCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdatePromotionCodeWithBody Edit a promotion code's restrictions (until it has a redemption) or active
+	//
+	// Scope: write. Only the fields sent change; `null` removes a restriction. Once the code has a redemption only `active` may change: an edit of another field is 409 `terms_locked` naming the fields. Logged in the activity with before and after.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/groups/{id}/promotion-codes/{code_id} (the `UpdatePromotionCode` operationId).
+	UpdatePromotionCodeWithBody(ctx context.Context, id ID, codeId int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdatePromotionCode Edit a promotion code's restrictions (until it has a redemption) or active
+	//
+	// Scope: write. Only the fields sent change; `null` removes a restriction. Once the code has a redemption only `active` may change: an edit of another field is 409 `terms_locked` naming the fields. Logged in the activity with before and after.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/groups/{id}/promotion-codes/{code_id} (the `UpdatePromotionCode` operationId).
+	UpdatePromotionCode(ctx context.Context, id ID, codeId int, body UpdatePromotionCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ArchivePromotionCode Archive a promotion code
+	//
+	// Scope: write. Takes the code out of use: validate answers `voided`, macros skip it. Allowed whatever its redemptions. Doing it twice changes nothing the second time. Logged in the activity.
+	//
+	// Corresponds with POST /v1/groups/{id}/promotion-codes/{code_id}/archive (the `ArchivePromotionCode` operationId).
+	ArchivePromotionCode(ctx context.Context, id ID, codeId int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnarchivePromotionCode Unarchive a promotion code
+	//
+	// Scope: write. Puts an archived code back in use. Doing it twice changes nothing the second time. Logged in the activity.
+	//
+	// Corresponds with POST /v1/groups/{id}/promotion-codes/{code_id}/unarchive (the `UnarchivePromotionCode` operationId).
+	UnarchivePromotionCode(ctx context.Context, id ID, codeId int, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListGroupRedemptions A group's redemption history
 	//
@@ -3599,6 +3758,133 @@ func (c *Client) GetGroupMetrics(ctx context.Context, id ID, params *GetGroupMet
 // Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
 func (c *Client) PauseGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPauseGroupRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPromotionCodes List a group's promotion codes, oldest first, by pages
+//
+// Scope: read. Each code with its restrictions, its redemption count and whether it is locked.
+//
+// Corresponds with GET /v1/groups/{id}/promotion-codes (the `ListPromotionCodes` operationId).
+func (c *Client) ListPromotionCodes(ctx context.Context, id ID, params *ListPromotionCodesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPromotionCodesRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePromotionCodeWithBody Create a promotion code in a shared group (blank code: one is generated)
+//
+// Scope: write. Safe to retry: with the same Idempotency-Key (or, without one, the same code string with the same settings) the code made first is answered with 200. Logged in the activity.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/groups/{id}/promotion-codes (the `CreatePromotionCode` operationId).
+func (c *Client) CreatePromotionCodeWithBody(ctx context.Context, id ID, params *CreatePromotionCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePromotionCodeRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePromotionCode Create a promotion code in a shared group (blank code: one is generated)
+//
+// Scope: write. Safe to retry: with the same Idempotency-Key (or, without one, the same code string with the same settings) the code made first is answered with 200. Logged in the activity.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/groups/{id}/promotion-codes (the `CreatePromotionCode` operationId).
+func (c *Client) CreatePromotionCode(ctx context.Context, id ID, params *CreatePromotionCodeParams, body CreatePromotionCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePromotionCodeRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdatePromotionCodeWithBody Edit a promotion code's restrictions (until it has a redemption) or active
+//
+// Scope: write. Only the fields sent change; `null` removes a restriction. Once the code has a redemption only `active` may change: an edit of another field is 409 `terms_locked` naming the fields. Logged in the activity with before and after.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/groups/{id}/promotion-codes/{code_id} (the `UpdatePromotionCode` operationId).
+func (c *Client) UpdatePromotionCodeWithBody(ctx context.Context, id ID, codeId int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdatePromotionCodeRequestWithBody(c.Server, id, codeId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdatePromotionCode Edit a promotion code's restrictions (until it has a redemption) or active
+//
+// Scope: write. Only the fields sent change; `null` removes a restriction. Once the code has a redemption only `active` may change: an edit of another field is 409 `terms_locked` naming the fields. Logged in the activity with before and after.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/groups/{id}/promotion-codes/{code_id} (the `UpdatePromotionCode` operationId).
+func (c *Client) UpdatePromotionCode(ctx context.Context, id ID, codeId int, body UpdatePromotionCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdatePromotionCodeRequest(c.Server, id, codeId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ArchivePromotionCode Archive a promotion code
+//
+// Scope: write. Takes the code out of use: validate answers `voided`, macros skip it. Allowed whatever its redemptions. Doing it twice changes nothing the second time. Logged in the activity.
+//
+// Corresponds with POST /v1/groups/{id}/promotion-codes/{code_id}/archive (the `ArchivePromotionCode` operationId).
+func (c *Client) ArchivePromotionCode(ctx context.Context, id ID, codeId int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewArchivePromotionCodeRequest(c.Server, id, codeId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnarchivePromotionCode Unarchive a promotion code
+//
+// Scope: write. Puts an archived code back in use. Doing it twice changes nothing the second time. Logged in the activity.
+//
+// Corresponds with POST /v1/groups/{id}/promotion-codes/{code_id}/unarchive (the `UnarchivePromotionCode` operationId).
+func (c *Client) UnarchivePromotionCode(ctx context.Context, id ID, codeId int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnarchivePromotionCodeRequest(c.Server, id, codeId)
 	if err != nil {
 		return nil, err
 	}
@@ -5273,6 +5559,277 @@ func NewPauseGroupRequest(server string, id ID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListPromotionCodesRequest constructs an http.Request for the ListPromotionCodes method
+func NewListPromotionCodesRequest(server string, id ID, params *ListPromotionCodesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/promotion-codes", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreatePromotionCodeRequest calls the generic CreatePromotionCode builder with application/json body
+func NewCreatePromotionCodeRequest(server string, id ID, params *CreatePromotionCodeParams, body CreatePromotionCodeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreatePromotionCodeRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewCreatePromotionCodeRequestWithBody constructs an http.Request for the CreatePromotionCode method, with any body, and a specified content type
+func NewCreatePromotionCodeRequestWithBody(server string, id ID, params *CreatePromotionCodeParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/promotion-codes", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewUpdatePromotionCodeRequest calls the generic UpdatePromotionCode builder with application/json body
+func NewUpdatePromotionCodeRequest(server string, id ID, codeId int, body UpdatePromotionCodeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdatePromotionCodeRequestWithBody(server, id, codeId, "application/json", bodyReader)
+}
+
+// NewUpdatePromotionCodeRequestWithBody constructs an http.Request for the UpdatePromotionCode method, with any body, and a specified content type
+func NewUpdatePromotionCodeRequestWithBody(server string, id ID, codeId int, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "code_id", codeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/promotion-codes/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewArchivePromotionCodeRequest constructs an http.Request for the ArchivePromotionCode method
+func NewArchivePromotionCodeRequest(server string, id ID, codeId int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "code_id", codeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/promotion-codes/%s/archive", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUnarchivePromotionCodeRequest constructs an http.Request for the UnarchivePromotionCode method
+func NewUnarchivePromotionCodeRequest(server string, id ID, codeId int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "code_id", codeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/groups/%s/promotion-codes/%s/unarchive", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListGroupRedemptionsRequest constructs an http.Request for the ListGroupRedemptions method
 func NewListGroupRedemptionsRequest(server string, id ID, params *ListGroupRedemptionsParams) (*http.Request, error) {
 	var err error
@@ -6843,6 +7400,69 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
 	PauseGroupWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*PauseGroupResponse, error)
 
+	// ListPromotionCodesWithResponse List a group's promotion codes, oldest first, by pages
+	//
+	// Scope: read. Each code with its restrictions, its redemption count and whether it is locked.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/groups/{id}/promotion-codes (the `ListPromotionCodes` operationId).
+	ListPromotionCodesWithResponse(ctx context.Context, id ID, params *ListPromotionCodesParams, reqEditors ...RequestEditorFn) (*ListPromotionCodesResponse, error)
+
+	// CreatePromotionCodeWithBodyWithResponse Create a promotion code in a shared group (blank code: one is generated)
+	//
+	// Scope: write. Safe to retry: with the same Idempotency-Key (or, without one, the same code string with the same settings) the code made first is answered with 200. Logged in the activity.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{id}/promotion-codes (the `CreatePromotionCode` operationId).
+	CreatePromotionCodeWithBodyWithResponse(ctx context.Context, id ID, params *CreatePromotionCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePromotionCodeResponse, error)
+
+	// CreatePromotionCodeWithResponse Create a promotion code in a shared group (blank code: one is generated)
+	//
+	// Scope: write. Safe to retry: with the same Idempotency-Key (or, without one, the same code string with the same settings) the code made first is answered with 200. Logged in the activity.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{id}/promotion-codes (the `CreatePromotionCode` operationId).
+	CreatePromotionCodeWithResponse(ctx context.Context, id ID, params *CreatePromotionCodeParams, body CreatePromotionCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePromotionCodeResponse, error)
+
+	// UpdatePromotionCodeWithBodyWithResponse Edit a promotion code's restrictions (until it has a redemption) or active
+	//
+	// Scope: write. Only the fields sent change; `null` removes a restriction. Once the code has a redemption only `active` may change: an edit of another field is 409 `terms_locked` naming the fields. Logged in the activity with before and after.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/groups/{id}/promotion-codes/{code_id} (the `UpdatePromotionCode` operationId).
+	UpdatePromotionCodeWithBodyWithResponse(ctx context.Context, id ID, codeId int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdatePromotionCodeResponse, error)
+
+	// UpdatePromotionCodeWithResponse Edit a promotion code's restrictions (until it has a redemption) or active
+	//
+	// Scope: write. Only the fields sent change; `null` removes a restriction. Once the code has a redemption only `active` may change: an edit of another field is 409 `terms_locked` naming the fields. Logged in the activity with before and after.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/groups/{id}/promotion-codes/{code_id} (the `UpdatePromotionCode` operationId).
+	UpdatePromotionCodeWithResponse(ctx context.Context, id ID, codeId int, body UpdatePromotionCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdatePromotionCodeResponse, error)
+
+	// ArchivePromotionCodeWithResponse Archive a promotion code
+	//
+	// Scope: write. Takes the code out of use: validate answers `voided`, macros skip it. Allowed whatever its redemptions. Doing it twice changes nothing the second time. Logged in the activity.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{id}/promotion-codes/{code_id}/archive (the `ArchivePromotionCode` operationId).
+	ArchivePromotionCodeWithResponse(ctx context.Context, id ID, codeId int, reqEditors ...RequestEditorFn) (*ArchivePromotionCodeResponse, error)
+
+	// UnarchivePromotionCodeWithResponse Unarchive a promotion code
+	//
+	// Scope: write. Puts an archived code back in use. Doing it twice changes nothing the second time. Logged in the activity.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/groups/{id}/promotion-codes/{code_id}/unarchive (the `UnarchivePromotionCode` operationId).
+	UnarchivePromotionCodeWithResponse(ctx context.Context, id ID, codeId int, reqEditors ...RequestEditorFn) (*UnarchivePromotionCodeResponse, error)
+
 	// ListGroupRedemptionsWithResponse A group's redemption history
 	//
 	// Needs the `read` scope.
@@ -8360,6 +8980,8 @@ type UploadCodesResponse struct {
 	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -8393,6 +9015,11 @@ func (r UploadCodesResponse) GetJSON403() *Forbidden {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r UploadCodesResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r UploadCodesResponse) GetJSON409() *Error {
+	return r.JSON409
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -8807,6 +9434,470 @@ func (r PauseGroupResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PauseGroupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListPromotionCodesResponse401Headers the declared response headers of an HTTP 401 response for ListPromotionCodes
+type ListPromotionCodesResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListPromotionCodesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PromotionCodePage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListPromotionCodesResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPromotionCodesResponse) GetJSON200() *PromotionCodePage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListPromotionCodesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListPromotionCodesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListPromotionCodesResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListPromotionCodesResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListPromotionCodesResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPromotionCodesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPromotionCodesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPromotionCodesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPromotionCodesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreatePromotionCodeResponse401Headers the declared response headers of an HTTP 401 response for CreatePromotionCode
+type CreatePromotionCodeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type CreatePromotionCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PromotionCode
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PromotionCode
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreatePromotionCodeResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreatePromotionCodeResponse) GetJSON200() *PromotionCode {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreatePromotionCodeResponse) GetJSON201() *PromotionCode {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreatePromotionCodeResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreatePromotionCodeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreatePromotionCodeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CreatePromotionCodeResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreatePromotionCodeResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreatePromotionCodeResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreatePromotionCodeResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreatePromotionCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreatePromotionCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreatePromotionCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreatePromotionCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdatePromotionCodeResponse401Headers the declared response headers of an HTTP 401 response for UpdatePromotionCode
+type UpdatePromotionCodeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type UpdatePromotionCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PromotionCode
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdatePromotionCodeResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdatePromotionCodeResponse) GetJSON200() *PromotionCode {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdatePromotionCodeResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdatePromotionCodeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdatePromotionCodeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdatePromotionCodeResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r UpdatePromotionCodeResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r UpdatePromotionCodeResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdatePromotionCodeResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdatePromotionCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdatePromotionCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdatePromotionCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdatePromotionCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ArchivePromotionCodeResponse401Headers the declared response headers of an HTTP 401 response for ArchivePromotionCode
+type ArchivePromotionCodeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ArchivePromotionCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PromotionCode
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidID
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ArchivePromotionCodeResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ArchivePromotionCodeResponse) GetJSON200() *PromotionCode {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ArchivePromotionCodeResponse) GetJSON400() *InvalidID {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ArchivePromotionCodeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ArchivePromotionCodeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ArchivePromotionCodeResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ArchivePromotionCodeResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ArchivePromotionCodeResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ArchivePromotionCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ArchivePromotionCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ArchivePromotionCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ArchivePromotionCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UnarchivePromotionCodeResponse401Headers the declared response headers of an HTTP 401 response for UnarchivePromotionCode
+type UnarchivePromotionCodeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type UnarchivePromotionCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PromotionCode
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidID
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UnarchivePromotionCodeResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnarchivePromotionCodeResponse) GetJSON200() *PromotionCode {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UnarchivePromotionCodeResponse) GetJSON400() *InvalidID {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UnarchivePromotionCodeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UnarchivePromotionCodeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UnarchivePromotionCodeResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r UnarchivePromotionCodeResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UnarchivePromotionCodeResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UnarchivePromotionCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnarchivePromotionCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnarchivePromotionCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnarchivePromotionCodeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11591,6 +12682,111 @@ func (c *ClientWithResponses) PauseGroupWithResponse(ctx context.Context, id ID,
 	return ParsePauseGroupResponse(rsp)
 }
 
+// ListPromotionCodesWithResponse List a group's promotion codes, oldest first, by pages
+//
+// Scope: read. Each code with its restrictions, its redemption count and whether it is locked.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/groups/{id}/promotion-codes (the `ListPromotionCodes` operationId).
+func (c *ClientWithResponses) ListPromotionCodesWithResponse(ctx context.Context, id ID, params *ListPromotionCodesParams, reqEditors ...RequestEditorFn) (*ListPromotionCodesResponse, error) {
+	rsp, err := c.ListPromotionCodes(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPromotionCodesResponse(rsp)
+}
+
+// CreatePromotionCodeWithBodyWithResponse Create a promotion code in a shared group (blank code: one is generated)
+//
+// Scope: write. Safe to retry: with the same Idempotency-Key (or, without one, the same code string with the same settings) the code made first is answered with 200. Logged in the activity.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{id}/promotion-codes (the `CreatePromotionCode` operationId).
+func (c *ClientWithResponses) CreatePromotionCodeWithBodyWithResponse(ctx context.Context, id ID, params *CreatePromotionCodeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePromotionCodeResponse, error) {
+	rsp, err := c.CreatePromotionCodeWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePromotionCodeResponse(rsp)
+}
+
+// CreatePromotionCodeWithResponse Create a promotion code in a shared group (blank code: one is generated)
+//
+// Scope: write. Safe to retry: with the same Idempotency-Key (or, without one, the same code string with the same settings) the code made first is answered with 200. Logged in the activity.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{id}/promotion-codes (the `CreatePromotionCode` operationId).
+func (c *ClientWithResponses) CreatePromotionCodeWithResponse(ctx context.Context, id ID, params *CreatePromotionCodeParams, body CreatePromotionCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePromotionCodeResponse, error) {
+	rsp, err := c.CreatePromotionCode(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePromotionCodeResponse(rsp)
+}
+
+// UpdatePromotionCodeWithBodyWithResponse Edit a promotion code's restrictions (until it has a redemption) or active
+//
+// Scope: write. Only the fields sent change; `null` removes a restriction. Once the code has a redemption only `active` may change: an edit of another field is 409 `terms_locked` naming the fields. Logged in the activity with before and after.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/groups/{id}/promotion-codes/{code_id} (the `UpdatePromotionCode` operationId).
+func (c *ClientWithResponses) UpdatePromotionCodeWithBodyWithResponse(ctx context.Context, id ID, codeId int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdatePromotionCodeResponse, error) {
+	rsp, err := c.UpdatePromotionCodeWithBody(ctx, id, codeId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdatePromotionCodeResponse(rsp)
+}
+
+// UpdatePromotionCodeWithResponse Edit a promotion code's restrictions (until it has a redemption) or active
+//
+// Scope: write. Only the fields sent change; `null` removes a restriction. Once the code has a redemption only `active` may change: an edit of another field is 409 `terms_locked` naming the fields. Logged in the activity with before and after.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/groups/{id}/promotion-codes/{code_id} (the `UpdatePromotionCode` operationId).
+func (c *ClientWithResponses) UpdatePromotionCodeWithResponse(ctx context.Context, id ID, codeId int, body UpdatePromotionCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdatePromotionCodeResponse, error) {
+	rsp, err := c.UpdatePromotionCode(ctx, id, codeId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdatePromotionCodeResponse(rsp)
+}
+
+// ArchivePromotionCodeWithResponse Archive a promotion code
+//
+// Scope: write. Takes the code out of use: validate answers `voided`, macros skip it. Allowed whatever its redemptions. Doing it twice changes nothing the second time. Logged in the activity.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{id}/promotion-codes/{code_id}/archive (the `ArchivePromotionCode` operationId).
+func (c *ClientWithResponses) ArchivePromotionCodeWithResponse(ctx context.Context, id ID, codeId int, reqEditors ...RequestEditorFn) (*ArchivePromotionCodeResponse, error) {
+	rsp, err := c.ArchivePromotionCode(ctx, id, codeId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseArchivePromotionCodeResponse(rsp)
+}
+
+// UnarchivePromotionCodeWithResponse Unarchive a promotion code
+//
+// Scope: write. Puts an archived code back in use. Doing it twice changes nothing the second time. Logged in the activity.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/groups/{id}/promotion-codes/{code_id}/unarchive (the `UnarchivePromotionCode` operationId).
+func (c *ClientWithResponses) UnarchivePromotionCodeWithResponse(ctx context.Context, id ID, codeId int, reqEditors ...RequestEditorFn) (*UnarchivePromotionCodeResponse, error) {
+	rsp, err := c.UnarchivePromotionCode(ctx, id, codeId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnarchivePromotionCodeResponse(rsp)
+}
+
 // ListGroupRedemptionsWithResponse A group's redemption history
 //
 // Needs the `read` scope.
@@ -13213,6 +14409,13 @@ func ParseUploadCodesResponse(rsp *http.Response) (*UploadCodesResponse, error) 
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13583,6 +14786,425 @@ func ParsePauseGroupResponse(rsp *http.Response) (*PauseGroupResponse, error) {
 	switch {
 	case rsp.StatusCode == 401:
 		var headers PauseGroupResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListPromotionCodesResponse parses an HTTP response from a ListPromotionCodesWithResponse call
+func ParseListPromotionCodesResponse(rsp *http.Response) (*ListPromotionCodesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPromotionCodesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PromotionCodePage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListPromotionCodesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreatePromotionCodeResponse parses an HTTP response from a CreatePromotionCodeWithResponse call
+func ParseCreatePromotionCodeResponse(rsp *http.Response) (*CreatePromotionCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreatePromotionCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PromotionCode
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PromotionCode
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CreatePromotionCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdatePromotionCodeResponse parses an HTTP response from a UpdatePromotionCodeWithResponse call
+func ParseUpdatePromotionCodeResponse(rsp *http.Response) (*UpdatePromotionCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdatePromotionCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PromotionCode
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UpdatePromotionCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseArchivePromotionCodeResponse parses an HTTP response from a ArchivePromotionCodeWithResponse call
+func ParseArchivePromotionCodeResponse(rsp *http.Response) (*ArchivePromotionCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ArchivePromotionCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PromotionCode
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidID
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ArchivePromotionCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUnarchivePromotionCodeResponse parses an HTTP response from a UnarchivePromotionCodeWithResponse call
+func ParseUnarchivePromotionCodeResponse(rsp *http.Response) (*UnarchivePromotionCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnarchivePromotionCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PromotionCode
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidID
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UnarchivePromotionCodeResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

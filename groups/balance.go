@@ -24,6 +24,18 @@ const rangeSums = `sum(r.total) AS total, sum(r.taken) AS issued,
 const counterColumns = `coalesce(s.total, 0) AS total, coalesce(s.issued, 0) AS issued,
        coalesce(s.active, 0) AS active, coalesce(s.expired, 0) AS expired, s.all_expired`
 
+// promotionCounts counts a shared group's promotion codes (alias p), all and in use
+// at $1: one probe of promotion_codes_group, which finds nothing for a unique group.
+const promotionCounts = `LEFT JOIN LATERAL (
+    SELECT count(*) AS n,
+           count(*) FILTER (WHERE pc.active AND (pc.expires_at IS NULL OR pc.expires_at > $1)
+                              AND NOT EXISTS (SELECT 1 FROM code_voids v WHERE v.code_id = pc.code_id)) AS active
+    FROM promotion_codes pc WHERE pc.group_id = g.id
+) p ON true`
+
+// promotionCounterColumns are promotionCounts' counters.
+const promotionCounterColumns = `p.n AS promotion_codes, p.active AS promotion_codes_active`
+
 // Balance is a live group with its counters, as the alert check surveys it.
 type Balance struct {
 	Group
@@ -36,13 +48,14 @@ type Balance struct {
 // of its active codes in ($1, $2], in one statement.
 const selectBalances = `
 SELECT ` + groupColumns + `,
-       ` + counterColumns + `, s.soonest
+       ` + counterColumns + `, ` + promotionCounterColumns + `, s.soonest
 FROM groups g
 LEFT JOIN LATERAL (
     SELECT ` + rangeSums + `,
            min(r.expires_at) FILTER (WHERE r.expires_at > $1 AND r.expires_at <= $2 AND r.total > r.taken) AS soonest
     FROM code_ranges r WHERE r.group_id = g.id
 ) s ON true
+` + promotionCounts + `
 WHERE g.archived_at IS NULL
 ORDER BY g.id`
 

@@ -94,7 +94,7 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 	if err != nil {
 		return nil, err
 	}
-	onePer, err := s.checkLive(ctx, req.GroupID)
+	onePer, shared, err := s.checkLive(ctx, req.GroupID)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +121,13 @@ func (s *Store) claim(ctx context.Context, req ClaimRequest, depth int) (*ClaimR
 		}
 	}
 	if len(rest) == 0 {
+		return res, nil
+	}
+	if shared {
+		// A shared group: every customer gets its first active promotion code.
+		if err := s.issueShared(ctx, req, rest, res); err != nil {
+			return nil, fmt.Errorf("claiming codes for group %d: %w", req.GroupID, err)
+		}
 		return res, nil
 	}
 	rv, err := s.reserve(ctx, req.GroupID, req.Scope, len(rest))
@@ -214,30 +221,31 @@ func checkBatch(scope string, ids []string) ([]string, error) {
 // issues nothing; its mailings wait). No lock: a Delete racing a claim shrinks the
 // ranges under their row locks, and the claim then finds nothing left to take; a Pause
 // racing a claim stops the claims that start after it.
-// It also says whether the group gives one code per customer (one_per_customer).
-func (s *Store) checkLive(ctx context.Context, groupID int64) (onePer bool, err error) {
+// It also says whether the group gives one code per customer (one_per_customer) and
+// whether it is shared (its promotion codes go to every customer).
+func (s *Store) checkLive(ctx context.Context, groupID int64) (onePer, shared bool, err error) {
 	var live bool
-	var status string
+	var status, kind string
 	st, err := s.stmt(ctx, selectLive)
 	if err == nil {
-		err = st.QueryRowContext(ctx, groupID).Scan(&live, &onePer, &status)
+		err = st.QueryRowContext(ctx, groupID).Scan(&live, &onePer, &status, &kind)
 	}
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !live) {
-		return false, fmt.Errorf("group %d: %w", groupID, ErrGroupNotFound)
+		return false, false, fmt.Errorf("group %d: %w", groupID, ErrGroupNotFound)
 	}
 	if err != nil {
-		return false, fmt.Errorf("reading group %d: %w", groupID, err)
+		return false, false, fmt.Errorf("reading group %d: %w", groupID, err)
 	}
 	switch status {
 	case StatusDraft:
-		return false, fmt.Errorf("group %d: %w", groupID, ErrGroupDraft)
+		return false, false, fmt.Errorf("group %d: %w", groupID, ErrGroupDraft)
 	case StatusPaused:
-		return false, fmt.Errorf("group %d: %w", groupID, ErrGroupPaused)
+		return false, false, fmt.Errorf("group %d: %w", groupID, ErrGroupPaused)
 	}
-	return onePer, nil
+	return onePer, kind == KindShared, nil
 }
 
-const selectLive = `SELECT archived_at IS NULL, one_per_customer, status FROM groups WHERE id = $1`
+const selectLive = `SELECT archived_at IS NULL, one_per_customer, status, kind FROM groups WHERE id = $1`
 
 // repeatHeldCodes finds the customers of a one_per_customer group who hold a live code
 // of it (group_customer_codes, one row per customer by its primary key), records a

@@ -35,6 +35,8 @@ type Store struct {
 	webhooks       egress.Policy
 	reader         Reader
 	usageFn        UsageFunc
+	// codeRedemptions counts promotion codes' redemptions (Config.CodeRedemptions).
+	codeRedemptions CodeRedemptionsFunc
 }
 
 // Config configures a Store.
@@ -54,6 +56,10 @@ type Config struct {
 	// Usage reads what a group has used of its limits (package checkout provides it);
 	// nil: nothing is used, every cap may be lowered to 1.
 	Usage UsageFunc
+	// CodeRedemptions counts promotion codes' redemptions (package checkout provides it):
+	// a code with one is locked and says so; nil: every code counts 0 (the database's
+	// trigger still refuses a restriction edit of a redeemed code).
+	CodeRedemptions CodeRedemptionsFunc
 }
 
 // NewStore returns a Store on db.
@@ -65,7 +71,7 @@ func NewStore(db *sqlx.DB, cfg Config) *Store {
 		cfg.Reader = db
 	}
 	return &Store{db: db, reader: cfg.Reader, now: cfg.Now, exampleTimeout: cmp.Or(cfg.ExampleTimeout, 3*time.Second),
-		stmts: &stmtSet{m: map[string]*sql.Stmt{}}, webhooks: cfg.Webhooks, usageFn: cfg.Usage}
+		stmts: &stmtSet{m: map[string]*sql.Stmt{}}, webhooks: cfg.Webhooks, usageFn: cfg.Usage, codeRedemptions: cfg.CodeRedemptions}
 }
 
 // Balance state of a group, as the list shows it.
@@ -96,6 +102,11 @@ type Group struct {
 	Total int64 `db:"total" json:"total"`
 	// Active is the balance: codes not issued and not expired.
 	Active int64 `db:"active" json:"active"`
+	// PromotionCodes counts a shared group's promotion codes (0 for a unique group).
+	PromotionCodes int64 `db:"promotion_codes" json:"promotion_codes"`
+	// PromotionCodesActive counts the promotion codes in use: active (not archived),
+	// not voided and not expired.
+	PromotionCodesActive int64 `db:"promotion_codes_active" json:"promotion_codes_active"`
 	// Issued counts codes handed out.
 	Issued int64 `db:"issued" json:"issued"`
 	// Expired counts codes that expired before they were issued.
@@ -140,12 +151,13 @@ func (g *Group) setState() {
 // of millions of codes costs a few index lookups per group. $1 is "now" for expiry.
 const selectGroups = `
 SELECT ` + groupColumns + `,
-       ` + counterColumns + `
+       ` + counterColumns + `, ` + promotionCounterColumns + `
 FROM groups g
 LEFT JOIN LATERAL (
     SELECT ` + rangeSums + `
     FROM code_ranges r WHERE r.group_id = g.id
-) s ON true`
+) s ON true
+` + promotionCounts
 
 // List returns the live (not archived) groups ordered by name.
 func (s *Store) List(ctx context.Context) ([]Group, error) {
@@ -477,7 +489,16 @@ func (s *Store) Delete(ctx context.Context, actor string, id int64) (*DeleteResu
 	if err != nil {
 		return nil, fmt.Errorf("deleting group %d: %w", id, err)
 	}
-	res := &DeleteResult{RemovedCodes: removed, Archived: g.Issued > 0}
+	// A shared group's codes are issued without leaving a pool: its terms lock says
+	// whether any was issued (or redeemed).
+	res := &DeleteResult{RemovedCodes: removed, Archived: g.Issued > 0 || (g.Kind == KindShared && g.TermsLockedAt != nil)}
+	if !res.Archived && g.Kind == KindShared {
+		n, err := removePromotionCodes(ctx, tx, id)
+		if err != nil {
+			return nil, fmt.Errorf("deleting group %d: %w", id, err)
+		}
+		res.RemovedCodes += n
+	}
 	before := editable(g)
 	before["total"], before["issued"] = g.Total, g.Issued
 	if res.Archived {

@@ -34,7 +34,7 @@ func (s *Store) IssueDirect(ctx context.Context, groupID int64, customerID, key 
 	if err := customers.CheckCustomerID(customerID); err != nil {
 		return nil, invalid("customer_id", "%s", err)
 	}
-	if _, err := s.checkLive(ctx, groupID); err != nil {
+	if _, _, err := s.checkLive(ctx, groupID); err != nil {
 		return nil, err
 	}
 	var bound struct {

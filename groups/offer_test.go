@@ -316,17 +316,32 @@ func TestOfferLockProperty(t *testing.T) {
 		}
 		return "{" + strings.Join(parts, ",") + "}"
 	}
-	const rounds = 4
+	const rounds = 6
 	for round := 0; round < rounds; round++ {
-		g := f.group(t, fmt.Sprintf("Prop %d", round))
-		f.load(t, g.ID, groups.FormatPlain, fmt.Sprintf("P%d-1\nP%d-2\n", round, round))
+		// Odd rounds: a shared group, issued through its promotion code.
+		var g *groups.Group
+		if round%2 == 0 {
+			g = f.group(t, fmt.Sprintf("Prop %d", round))
+			f.load(t, g.ID, groups.FormatPlain, fmt.Sprintf("P%d-1\nP%d-2\n", round, round))
+		} else {
+			var err error
+			if g, err = f.store.Create(ctx, "t", input(t, fmt.Sprintf(`{"name":"Prop %d","kind":"shared"}`, round))); err != nil {
+				t.Fatal(err)
+			}
+			code := fmt.Sprintf("PROP%d", round)
+			if _, _, err := f.store.CreatePromotionCode(ctx, "t", g.ID, "", groups.PromotionCodeInput{Code: &code}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		issueAt := r.IntN(40)
 		var locked string
 		accepted, refused := 0, 0
 		for step := 0; step < 60; step++ {
 			if step == issueAt {
 				f.db.MustExec(`UPDATE groups SET status = 'active' WHERE id = $1`, g.ID)
-				f.claim(t, g.ID, "mailing:p", "c1")
+				if res := f.claim(t, g.ID, "mailing:p", "c1"); len(res.Codes) != 1 {
+					t.Fatalf("round %d: the issue gave no code: %+v", round, res)
+				}
 				locked = f.storedTerms(t, g.ID)
 			}
 			body := randEdit()

@@ -105,8 +105,10 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 	defer tx.Rollback()
 	// KEY SHARE lets renames go on during a long upload but makes Delete (FOR UPDATE)
 	// wait until it commits, so no code lands in a group being deleted.
-	if _, err := lockGroup(ctx, tx, s.now(), req.GroupID, "FOR KEY SHARE"); err != nil {
+	if g, err := lockGroup(ctx, tx, s.now(), req.GroupID, "FOR KEY SHARE"); err != nil {
 		return nil, err
+	} else if g.Kind == KindShared {
+		return nil, fmt.Errorf("uploading into group %d: %w", req.GroupID, ErrShared)
 	}
 	rep := &UploadReport{Upload: Upload{GroupID: req.GroupID, Actor: req.Actor, Source: req.Source,
 		Format: string(req.Format), Filename: req.Filename, ExpiresAt: req.ExpiresAt}}

@@ -113,7 +113,7 @@ func (s *Service) covers(ctx context.Context, m *Mailing, t *macros.Template, wa
 			}
 			return nil, false, err
 		}
-		if grp.Active < waiting {
+		if !grp.Covers(waiting) {
 			return nil, false, nil
 		}
 		gids = append(gids, gid)

@@ -132,7 +132,7 @@ func (s *Service) checkCodes(ctx context.Context, m *Mailing, t *macros.Template
 			short.Missing[g] = n // archived since the mailing was created
 			continue
 		}
-		if grp.Active < n {
+		if !grp.Covers(n) { // a shared group covers everyone while a promotion code is in use
 			short.Missing[grp.Name] = n - grp.Active
 		}
 	}

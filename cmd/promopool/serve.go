@@ -132,7 +132,7 @@ func (m *Main) webhookPolicy() egress.Policy { return egress.Policy{Allow: m.cfg
 // exports read through the read pool when web opened one.
 func (m *Main) groupStore(db *sqlx.DB) *groups.Store {
 	// Caps and the budget are never lowered below what checkout's counters say is used.
-	cfg := groups.Config{Webhooks: m.webhookPolicy(), Usage: checkout.Usage}
+	cfg := groups.Config{Webhooks: m.webhookPolicy(), Usage: checkout.Usage, CodeRedemptions: checkout.CodeRedemptions}
 	if m.reader != nil {
 		cfg.Reader = m.reader
 	}

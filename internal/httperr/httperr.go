@@ -91,6 +91,11 @@ var sentinels = []sentinel{
 	{groups.ErrGroupPaused, http.StatusConflict, "group_paused"},
 	{groups.ErrGroupDraft, http.StatusConflict, "group_draft"},
 	{groups.ErrGroupArchived, http.StatusConflict, "group_archived"},
+	// Shared promotion codes (SPEC §10).
+	{groups.ErrNotShared, http.StatusConflict, "group_not_shared"},
+	{groups.ErrShared, http.StatusConflict, "group_shared"},
+	{groups.ErrPromotionCodeNotFound, http.StatusNotFound, "promotion_code_not_found"},
+	{groups.ErrCodeTaken, http.StatusConflict, "code_taken"},
 	{customers.ErrNotFound, http.StatusNotFound, "customer_not_found"},
 	{mailings.ErrNotFound, http.StatusNotFound, "mailing_not_found"},
 	{mailings.ErrState, http.StatusConflict, "invalid_state"},

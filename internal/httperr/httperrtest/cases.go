@@ -60,6 +60,10 @@ func Cases() []Case {
 		{"groups.ErrGroupPaused", wrap(groups.ErrGroupPaused), http.StatusConflict, "group_paused"},
 		{"groups.ErrGroupDraft", wrap(groups.ErrGroupDraft), http.StatusConflict, "group_draft"},
 		{"groups.ErrGroupArchived", wrap(groups.ErrGroupArchived), http.StatusConflict, "group_archived"},
+		{"groups.ErrNotShared", wrap(groups.ErrNotShared), http.StatusConflict, "group_not_shared"},
+		{"groups.ErrShared", wrap(groups.ErrShared), http.StatusConflict, "group_shared"},
+		{"groups.ErrPromotionCodeNotFound", wrap(groups.ErrPromotionCodeNotFound), http.StatusNotFound, "promotion_code_not_found"},
+		{"groups.ErrCodeTaken", wrap(groups.ErrCodeTaken), http.StatusConflict, "code_taken"},
 
 		{"alerts.ErrAlertNotFound", wrap(alerts.ErrAlertNotFound), http.StatusNotFound, "alert_not_found"},
 

@@ -271,7 +271,7 @@ func repeatRuns(ctx context.Context, db *sqlx.DB, store *groups.Store, groupID i
 	// to re-insert and would flatter the lookup).
 	var holders []string
 	if err := db.SelectContext(ctx, &holders, `
-		SELECT i.customer_id FROM codes c JOIN issues i ON i.code_id = c.id AND i.kind = 'initial' AND i.released_at IS NULL
+		SELECT i.customer_id FROM codes c JOIN issues i ON i.code_id = c.id AND i.kind = 'initial' AND i.released_at IS NULL AND NOT i.shared
 		WHERE i.group_id = $1 GROUP BY i.customer_id ORDER BY i.customer_id`, groupID); err != nil {
 		return nil, err
 	}
