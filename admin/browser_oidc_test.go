@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -29,15 +28,8 @@ func TestBrowserOIDC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs a browser")
 	}
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("Debian's chromium is not installed (scripts/services.sh chromium installs it; scripts/test.sh asks for it): ", err)
-	}
 	db := testdb.New(t)
-	bin := filepath.Join(t.TempDir(), "promopool")
-	if out, err := exec.Command("go", "build", "-o", bin, "promopool/cmd/promopool").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testBinary(t)
 	// The callback must be registered with the provider before web starts: take a
 	// free port for web first.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -49,9 +41,8 @@ func TestBrowserOIDC(t *testing.T) {
 	prov := oidctest.Start(t, "http://"+addr+idp.CallbackPath,
 		oidctest.User{ID: "sub-ada", Username: "ada", Password: "ada-at-the-idp", Email: "ada@example.com", Name: "Ada", EmailVerified: true},
 		oidctest.User{ID: "sub-vic", Username: "vic", Password: "vic-at-the-idp", Email: "vic@example.com", Name: "Vic", EmailVerified: true})
-	base := testdb.RedisURL()
 	env := append(os.Environ(), db.Env()...)
-	env = append(env, "REDIS_URL="+base[:strings.LastIndex(base, "/")]+fmt.Sprintf("/%d", browserRedisDB), "HTTP_ADDR="+addr, "LOG_LEVEL=warn",
+	env = append(env, "REDIS_URL="+startRedis(t), "HTTP_ADDR="+addr, "LOG_LEVEL=warn",
 		"OIDC_ISSUER="+prov.Issuer, "OIDC_CLIENT_ID="+oidctest.ClientID, "OIDC_CLIENT_SECRET="+oidctest.ClientSecret,
 		"OIDC_REDIRECT_URL=http://"+addr+idp.CallbackPath)
 	cli := func(args ...string) string {
@@ -72,14 +63,9 @@ func TestBrowserOIDC(t *testing.T) {
 	shots := filepath.Join("..", "testoutput", "admin")
 	os.MkdirAll(shots, 0o755)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
 	signIn := func(username, password, wantSel string) (context.Context, context.CancelFunc) {
 		t.Helper()
-		bctx, cancelB := chromedp.NewContext(actx)
-		ctx, cancel := context.WithTimeout(bctx, 45*time.Second)
+		ctx, cancel := context.WithTimeout(newTab(t), 45*time.Second)
 		steps := []chromedp.Action[chromedp.Void]{
 			chromedp.Navigate(web + "/admin/groups"), chromedp.WaitVisible(chromedp.CSS("#signin-oidc")),
 			chromedp.Click(chromedp.CSS("#signin-oidc")),
@@ -93,7 +79,7 @@ func TestBrowserOIDC(t *testing.T) {
 			shot(t, ctx, shots, "oidc-failed-"+username)
 			t.Fatalf("sign-in of %s through the provider: %v", username, err)
 		}
-		return ctx, func() { cancel(); cancelB() }
+		return ctx, cancel
 	}
 	text := func(ctx context.Context, sel string) string {
 		t.Helper()

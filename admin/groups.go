@@ -19,6 +19,10 @@ func (h *Handler) groupRoutes() {
 	h.handle("GET /admin/groups/{id}", h.groupPage)
 	h.handle("POST /admin/groups/{id}", h.updateGroup)
 	h.handle("POST /admin/groups/{id}/delete", h.deleteGroup)
+	h.handle("POST /admin/groups/{id}/pause", h.setGroupStatus(groups.StatusPaused))
+	h.handle("POST /admin/groups/{id}/activate", h.setGroupStatus(groups.StatusActive))
+	h.handle("POST /admin/groups/{id}/promotion-codes", h.createPromotionCode)
+	h.handle("POST /admin/groups/{id}/promotion-codes/{code}/{action}", h.changePromotionCode)
 	h.handleForm("POST /admin/groups/{id}/paste", pasteLimit, h.pasteCodes)
 	h.handleStream("POST /admin/groups/{id}/upload", h.uploadFile)
 	h.handle("POST /admin/uploads/{id}/undo", h.undoUpload)
@@ -38,16 +42,23 @@ func actor(r *http.Request) string { return sessionFrom(r.Context()).Who.Label()
 
 type groupsData struct {
 	Groups []groups.Group
+	Tabs   []statusTab
+	// Status is the tab shown ("" every live group).
+	Status string
 	Form   groupForm
 }
 
 // groupForm is the create/edit form as typed, kept to show it again with an error.
 type groupForm struct {
 	Name, Description, Threshold, Percent, Emails, Webhook string
+	// Create: the form creates a group (kind and status are asked).
+	Create bool
+	offerForm
 }
 
 func formOf(g *groups.Group) groupForm {
-	f := groupForm{Name: g.Name, Description: g.Description, Emails: strings.Join(g.AlertEmails, "\n"), Webhook: g.AlertWebhook}
+	f := groupForm{Name: g.Name, Description: g.Description, Emails: strings.Join(g.AlertEmails, "\n"), Webhook: g.AlertWebhook,
+		offerForm: offerFormOf(g)}
 	if g.LowBalanceThreshold != nil {
 		f.Threshold = strconv.FormatInt(*g.LowBalanceThreshold, 10)
 	}
@@ -61,12 +72,12 @@ func readGroupForm(r *http.Request) groupForm {
 	return groupForm{Name: r.PostFormValue("name"), Description: r.PostFormValue("description"),
 		Threshold: strings.TrimSpace(r.PostFormValue("threshold")), Percent: strings.TrimSuffix(strings.TrimSpace(r.PostFormValue("percent")), "%"),
 		Emails:  r.PostFormValue("alert_emails"),
-		Webhook: strings.TrimSpace(r.PostFormValue("alert_webhook"))}
+		Webhook: strings.TrimSpace(r.PostFormValue("alert_webhook")), offerForm: readOfferForm(r)}
 }
 
 // input turns the form into the store's Input: every field is set (an edit form sends
-// them all), an empty threshold clears it.
-func (f groupForm) input() (groups.Input, error) {
+// them all), an empty threshold clears it; the offer fields as offerForm.apply says.
+func (f groupForm) input(create bool) (groups.Input, error) {
 	in := groups.Input{Name: &f.Name, Description: &f.Description, AlertWebhook: &f.Webhook, AlertEmails: []string{}}
 	in.LowBalanceThreshold.Set = true
 	if f.Threshold != "" {
@@ -89,25 +100,33 @@ func (f groupForm) input() (groups.Input, error) {
 			in.AlertEmails = append(in.AlertEmails, e)
 		}
 	}
-	return in, nil
+	return in, f.offerForm.apply(&in, create)
 }
 
 func (h *Handler) groupList(w http.ResponseWriter, r *http.Request) error {
-	return h.showGroupList(w, r, http.StatusOK, groupForm{}, "")
+	f := groupForm{Create: true}
+	f.Kind, f.Status, f.Duration = groups.KindUnique, groups.StatusActive, "once"
+	return h.showGroupList(w, r, http.StatusOK, f, "")
 }
 
 func (h *Handler) showGroupList(w http.ResponseWriter, r *http.Request, status int, f groupForm, msg string) error {
-	list, err := h.deps.Groups.List(r.Context())
+	filter := r.URL.Query().Get("status")
+	if groups.CheckStatusFilter(filter) != nil || filter == groups.StatusAll {
+		filter = ""
+	}
+	list, counts, err := h.deps.Groups.ListByStatus(r.Context(), filter)
 	if err != nil {
 		return err
 	}
-	h.render(w, r, status, "groups", page{Title: "Promo codes", Nav: "groups", Error: msg, Data: groupsData{Groups: list, Form: f}})
+	f.Create = true
+	h.render(w, r, status, "groups", page{Title: "Promo codes", Nav: "groups", Error: msg,
+		Data: groupsData{Groups: list, Tabs: statusTabs(counts, filter), Status: filter, Form: f}})
 	return nil
 }
 
 func (h *Handler) createGroup(w http.ResponseWriter, r *http.Request) error {
 	f := readGroupForm(r)
-	in, err := f.input()
+	in, err := f.input(true)
 	if err == nil {
 		var g *groups.Group
 		if g, err = h.deps.Groups.Create(r.Context(), actor(r), in); err == nil {
@@ -133,6 +152,12 @@ type groupData struct {
 	Report   *groups.UploadReport
 	Pasted   string
 	MaxBytes int64
+	// PromotionCodes are a shared group's codes (first page); Promotion the new-code
+	// form as typed, PromotionKey its idempotency key (a double submit makes one code).
+	PromotionCodes []groups.PromotionCode
+	PromotionMore  bool
+	Promotion      promotionForm
+	PromotionKey   string
 }
 
 func (h *Handler) groupPage(w http.ResponseWriter, r *http.Request) error {
@@ -146,15 +171,29 @@ func (h *Handler) groupPage(w http.ResponseWriter, r *http.Request) error {
 // showGroup draws the group page; form (if not nil) replaces the stored values in the
 // edit form, rep is an upload report to show, msg an error.
 func (h *Handler) showGroup(w http.ResponseWriter, r *http.Request, id int64, status int, form *groupForm, msg string, rep *groups.UploadReport, pasted string) error {
+	return h.showGroupWith(w, r, id, status, msg, func(d *groupData) {
+		if form != nil {
+			f := *form
+			stored := d.Form
+			f.Kind, f.Status, f.Locked = stored.Kind, stored.Status, stored.Locked
+			if !f.TermsSent {
+				f.Type, f.PercentOff, f.AmountOff, f.Currency, f.MaxDiscount = stored.Type, stored.PercentOff, stored.AmountOff, stored.Currency, stored.MaxDiscount
+				f.MinOrder, f.Products, f.Exclude, f.Duration, f.Months = stored.MinOrder, stored.Products, stored.Exclude, stored.Duration, stored.Months
+			}
+			d.Form = f
+		}
+		d.Report, d.Pasted = rep, pasted
+	})
+}
+
+// showGroupWith draws the group page after edit changes what it shows (a form as typed).
+func (h *Handler) showGroupWith(w http.ResponseWriter, r *http.Request, id int64, status int, msg string, edit func(d *groupData)) error {
 	ctx := r.Context()
 	g, err := h.deps.Groups.Get(ctx, id)
 	if err != nil {
 		return err
 	}
-	d := groupData{Group: g, Form: formOf(g), Report: rep, Pasted: pasted, MaxBytes: h.cfg.MaxUploadBytes}
-	if form != nil {
-		d.Form = *form
-	}
+	d := groupData{Group: g, Form: formOf(g), MaxBytes: h.cfg.MaxUploadBytes, PromotionKey: randomKey()}
 	if d.Uploads, err = h.deps.Groups.Uploads(ctx, id); err != nil {
 		return err
 	}
@@ -166,6 +205,16 @@ func (h *Handler) showGroup(w http.ResponseWriter, r *http.Request, id int64, st
 			return err
 		}
 	}
+	if g.Kind == groups.KindShared {
+		p, err := h.deps.Groups.PromotionCodes(ctx, id, "", 500)
+		if err != nil {
+			return err
+		}
+		d.PromotionCodes, d.PromotionMore = p.PromotionCodes, p.NextCursor != ""
+	}
+	if edit != nil {
+		edit(&d)
+	}
 	h.render(w, r, status, "group", page{Title: g.Name, Nav: "groups", Error: msg, Data: d})
 	return nil
 }
@@ -175,8 +224,13 @@ func (h *Handler) updateGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	g, err := h.deps.Groups.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
 	f := readGroupForm(r)
-	in, err := f.input()
+	f.Locked = g.Locked()
+	in, err := f.input(false)
 	if err == nil {
 		if _, err = h.deps.Groups.Update(r.Context(), actor(r), id, in); err == nil {
 			redirect(w, r, fmt.Sprintf("/admin/groups/%d", id), "Saved.")

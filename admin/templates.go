@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"promopool/offers"
 )
 
 // pageNames are the templates under templates/, each drawn inside layout.html.
@@ -38,6 +40,15 @@ var funcs = template.FuncMap{
 		return false
 	},
 	"join": strings.Join,
+	"dict": func(kv ...any) map[string]any {
+		m := make(map[string]any, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	},
+	"money":      money,
+	"currencyOf": currencyOf,
 	"dict3": func(id int64, action, csrf string) struct {
 		ID           int64
 		Action, CSRF string
@@ -179,4 +190,25 @@ func bytesText(n int64) string {
 		}
 	}
 	return num(n) + " bytes"
+}
+
+// money writes minor units of cur as the terms summary does ("15.50 EUR"); a nil
+// pointer is a dash.
+func money(v any, cur string) string {
+	var n int64
+	switch x := v.(type) {
+	case int64:
+		n = x
+	case *int64:
+		if x == nil {
+			return "—"
+		}
+		n = *x
+	default:
+		return fmt.Sprint(v)
+	}
+	if cur == "" {
+		return num(n)
+	}
+	return offers.FormatMoney(n, cur)
 }
