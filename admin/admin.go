@@ -91,7 +91,13 @@ type Deps struct {
 	Alerts AlertLister
 	// Segments answers the segment builder; nil leaves the page out.
 	Segments SegmentPager
-	Log      *slog.Logger
+	// Reports answers the group dashboard, its Distributions tab and the portfolio
+	// home; nil leaves them out.
+	Reports Reporter
+	// Redemptions pages the redemption history (the group's tab, the customer's
+	// profile); nil leaves it out.
+	Redemptions RedemptionLister
+	Log         *slog.Logger
 }
 
 // AlertLister lists a group's alerts, newest first; *alerts.Service satisfies it.
@@ -196,10 +202,15 @@ func (h *Handler) routes() {
 	}
 	h.handle("POST /admin/logout", h.logout)
 	h.handle("GET /admin/{$}", func(w http.ResponseWriter, r *http.Request) error {
-		http.Redirect(w, r, "/admin/groups", http.StatusSeeOther)
+		home := "/admin/groups"
+		if h.deps.Reports != nil {
+			home = "/admin/portfolio"
+		}
+		http.Redirect(w, r, home, http.StatusSeeOther)
 		return nil
 	})
 	h.groupRoutes()
+	h.tabRoutes()
 	h.customerRoutes()
 	h.mailingRoutes()
 	if h.deps.Users != nil {
@@ -295,6 +306,8 @@ type page struct {
 	Segment bool
 	// Users: the users page exists (shown to admins).
 	Users bool
+	// Home: the portfolio home exists.
+	Home bool
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
@@ -304,6 +317,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	p.Queues = h.cfg.Queues != nil
 	p.Segment = h.deps.Segments != nil
 	p.Users = h.deps.Users != nil
+	p.Home = h.deps.Reports != nil
 	if c, err := r.Cookie(flashCookie); err == nil && p.Flash == "" {
 		if v, err := url.QueryUnescape(c.Value); err == nil {
 			p.Flash = v

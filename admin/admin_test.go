@@ -15,10 +15,12 @@ import (
 
 	"promopool/alerts"
 	"promopool/auth"
+	"promopool/checkout"
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/internal/testdb"
 	"promopool/mailings"
+	"promopool/reports"
 	"promopool/users"
 )
 
@@ -28,6 +30,7 @@ const (
 )
 
 type fixture struct {
+	co     *checkout.Service
 	h      *Handler
 	store  *groups.Store
 	db     *testdb.DB
@@ -45,15 +48,23 @@ func newFixture(t *testing.T, opts ...func(*Config, *Deps)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := groups.NewStore(db.DB, groups.Config{})
+	store := groups.NewStore(db.DB, groups.Config{Usage: checkout.Usage, CodeRedemptions: checkout.CodeRedemptions})
 	svc := mailings.New(mailings.Config{}, mailings.Deps{DB: db.DB, Groups: store, Log: log})
 	checker, err := alerts.New(alerts.Config{}, alerts.Deps{DB: db.DB, Groups: store, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rep, err := reports.New(reports.Config{}, reports.Deps{DB: db.DB, Groups: store, Mailings: svc, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	co, err := checkout.New(checkout.Config{}, checkout.Deps{DB: db.DB, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{Password: testPassword}
 	deps := Deps{Groups: store, Mailings: svc, Customers: customers.NewStore(db.DB), Keys: keys, DB: db.DB,
-		Alerts: checker, Users: users.NewStore(db.DB), Log: log}
+		Alerts: checker, Users: users.NewStore(db.DB), Reports: rep, Redemptions: co, Log: log}
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}
@@ -61,7 +72,7 @@ func newFixture(t *testing.T, opts ...func(*Config, *Deps)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{h: h, store: store, db: db, srv: newServer(t, h), client: newClient()}
+	return &fixture{co: co, h: h, store: store, db: db, srv: newServer(t, h), client: newClient()}
 }
 
 // newServer serves h for the test.

@@ -152,6 +152,30 @@ func TestBrowser(t *testing.T) {
 	}
 	b.shot(t, "06-customer-promo-codes")
 
+	// The group's tabs: the code with its holder (found by search), the mailing's
+	// deliveries, the issues by channel.
+	var gid int64
+	if err := db.Get(&gid, `SELECT id FROM groups WHERE name = 'Spring 30%'`); err != nil {
+		t.Fatal(err)
+	}
+	gpath := fmt.Sprintf("%s/admin/groups/%d", base, gid)
+	b.do(t, "codes tab", chromedp.Navigate(gpath+"/codes"), chromedp.WaitVisible(chromedp.CSS("#codes-table")),
+		chromedp.SendKeys(chromedp.CSS("#code-q"), code))
+	b.submit(t, "find the code", "#find-code", "#codes-table")
+	if rows := b.text(t, "#codes-table tbody"); !strings.Contains(rows, code) || !strings.Contains(rows, "issued") || !strings.Contains(rows, "c1") || strings.Count(rows, "SPRING-") != 1 {
+		t.Fatalf("codes tab search for %s: %q", code, rows)
+	}
+	b.docsShot(t, "tab-codes")
+	b.do(t, "distributions tab", chromedp.Navigate(gpath+"/distributions"), chromedp.WaitVisible(chromedp.CSS("#distributions-table")))
+	if sent := b.text(t, "#distributions-table tbody tr td.sent"); sent != "2" {
+		t.Fatalf("distributions: sent %q, want 2", sent)
+	}
+	b.docsShot(t, "tab-distributions")
+	b.do(t, "publications tab", chromedp.Navigate(gpath+"/publications"), chromedp.WaitVisible(chromedp.CSS("#publications-table")))
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#publications-table tr[data-channel="mailing"]').length`)); err != nil || n != 2 {
+		t.Fatalf("publications by mailing: %d (%v), want 2", n, err)
+	}
+
 	// A segment: every customer (at least 0 codes) AND NOT issued from the group: c3 alone.
 	b.do(t, "segment", chromedp.Navigate(base+"/admin/segments"), chromedp.WaitVisible(chromedp.CSS("#count-segment")),
 		setField("#combine", "and"), setField("#cond0 select[name=k0]", "quantity"), setField("#cond0 select[name=op0]", "gte"),

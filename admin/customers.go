@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"promopool/checkout"
 	"promopool/customers"
 	"promopool/groups"
 )
@@ -31,6 +32,11 @@ type customerData struct {
 	Issues   []groups.Issue
 	// Next is the ?before= of the next page, 0 when this is the last.
 	Next int64
+	// Redemptions are the customer's newest redemptions (RedemptionsOn: the history
+	// is configured); NextRedemption the ?rbefore= of the next page.
+	Redemptions    []*checkout.Redemption
+	RedemptionsOn  bool
+	NextRedemption int64
 }
 
 const customerPageSize = 100
@@ -52,6 +58,15 @@ func (h *Handler) customerPage(w http.ResponseWriter, r *http.Request) error {
 	d := customerData{Customer: c, Issues: issues}
 	if len(issues) == customerPageSize {
 		d.Next = issues[len(issues)-1].ID
+	}
+	if d.RedemptionsOn = h.deps.Redemptions != nil; d.RedemptionsOn {
+		rbefore, _ := strconv.ParseInt(r.URL.Query().Get("rbefore"), 10, 64)
+		if d.Redemptions, err = h.deps.Redemptions.List(r.Context(), checkout.Filter{CustomerID: id, Before: rbefore, Limit: customerPageSize}); err != nil {
+			return err
+		}
+		if len(d.Redemptions) == customerPageSize {
+			d.NextRedemption = d.Redemptions[len(d.Redemptions)-1].ID
+		}
 	}
 	h.render(w, r, http.StatusOK, "customer", page{Title: "Customer " + c.ID, Nav: "customers", Data: d})
 	return nil

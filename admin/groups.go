@@ -11,6 +11,7 @@ import (
 
 	"promopool/alerts"
 	"promopool/groups"
+	"promopool/reports"
 )
 
 func (h *Handler) groupRoutes() {
@@ -158,6 +159,10 @@ type groupData struct {
 	PromotionMore  bool
 	Promotion      promotionForm
 	PromotionKey   string
+	// Redemptions and ReportsOn: those tabs exist. Metrics is the dashboard's report
+	// over the default period (nil without Reports).
+	Redemptions, ReportsOn bool
+	Metrics                *reports.Metrics
 }
 
 func (h *Handler) groupPage(w http.ResponseWriter, r *http.Request) error {
@@ -211,6 +216,16 @@ func (h *Handler) showGroupWith(w http.ResponseWriter, r *http.Request, id int64
 			return err
 		}
 		d.PromotionCodes, d.PromotionMore = p.PromotionCodes, p.NextCursor != ""
+	}
+	d.Redemptions, d.ReportsOn = h.deps.Redemptions != nil, h.deps.Reports != nil
+	if d.ReportsOn {
+		p, err := h.deps.Reports.ParsePeriod("", "")
+		if err != nil {
+			return err
+		}
+		if d.Metrics, err = h.deps.Reports.GroupMetrics(ctx, id, p); err != nil {
+			return err
+		}
 	}
 	if edit != nil {
 		edit(&d)

@@ -14,7 +14,7 @@ import (
 )
 
 // pageNames are the templates under templates/, each drawn inside layout.html.
-var pageNames = []string{"login", "error", "groups", "group", "customer", "mailings", "mailing_new", "mailing", "segments", "users"}
+var pageNames = []string{"login", "error", "groups", "group", "customer", "mailings", "mailing_new", "mailing", "segments", "users", "group_tab", "portfolio"}
 
 var funcs = template.FuncMap{
 	"num":  num,
@@ -49,6 +49,7 @@ var funcs = template.FuncMap{
 	},
 	"money":      money,
 	"currencyOf": currencyOf,
+	"percent":    func(f float64) float64 { return f * 100 },
 	"dict3": func(id int64, action, csrf string) struct {
 		ID           int64
 		Action, CSRF string

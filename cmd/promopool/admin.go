@@ -11,18 +11,20 @@ import (
 	"promopool/admin"
 	"promopool/api"
 	"promopool/auth"
+	"promopool/checkout"
 	"promopool/customers"
 	"promopool/groups"
 	"promopool/idp"
 	"promopool/internal/redisurl"
 	"promopool/mailings"
+	"promopool/reports"
 	"promopool/users"
 )
 
 // mountAdmin serves the web pages under /admin/ on the API's server, with the Asynq
 // queues (asynqmon) at /admin/queues/ behind the same sign-in.
 func (m *Main) mountAdmin(srv *api.Server, db *sqlx.DB, store *groups.Store, svc *mailings.Service, keys *auth.Keys,
-	alertList admin.AlertLister, people *signIn) error {
+	alertList admin.AlertLister, people *signIn, rep *reports.Service, co *checkout.Service) error {
 	conn, err := redisurl.Parse(m.cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
@@ -34,7 +36,7 @@ func (m *Main) mountAdmin(srv *api.Server, db *sqlx.DB, store *groups.Store, svc
 		NewUserRole: m.cfg.OIDC.DefaultRole},
 		admin.Deps{Groups: store, Mailings: svc, Customers: customers.NewStore(db), Keys: keys, Users: people.users, IdP: people.idp,
 			DB: db, Alerts: alertList,
-			Segments: m.segments(db), Log: m.log})
+			Segments: m.segments(db), Reports: rep, Redemptions: co, Log: m.log})
 	if err != nil {
 		return err
 	}

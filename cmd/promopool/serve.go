@@ -91,7 +91,7 @@ func (m *Main) web(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.mountAdmin(srv, db, store, svc, keys, alertList, people); err != nil {
+	if err := m.mountAdmin(srv, db, store, svc, keys, alertList, people, rep, co); err != nil {
 		return err
 	}
 	if err := m.serveMetrics(ctx, metricsHandler); err != nil {
