@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,8 @@ import (
 
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-	"github.com/redis/go-redis/v9"
+
+	"promopool/internal/redistest"
 )
 
 // The browser tests share one build of the binary and one Chromium (each test opens
@@ -92,47 +92,15 @@ func newTab(t *testing.T) context.Context {
 	return tab
 }
 
-// startRedis runs a redis-server of the test's own on a free port (no persistence),
-// so the browser tests' web and worker share Redis with nobody; it is stopped when the
-// test ends. It returns its URL.
+// startRedis runs a redis-server of the test's own on a free port (no persistence;
+// internal/redistest), so the browser tests' web and worker share Redis with nobody;
+// it is stopped when the test ends. It returns its URL.
 func startRedis(t *testing.T) string {
 	t.Helper()
-	server, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is not installed (scripts/services.sh installs it): ", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(server, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--loglevel", "warning")
-	cmd.Stderr = &prefixWriter{t: t, prefix: "redis: "}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stop(t, cmd)
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	opt, _ := redis.ParseURL(url)
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := rdb.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on port %d does not answer: %v", port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return "redis://" + redistest.StartServer(t, redistest.Options{}).Addr + "/0"
 }
 
-// page drives one tab; every method fails the test it is given.
+// tab drives one tab; every method fails the test it is given.
 type tab struct {
 	ctx   context.Context
 	shots string
