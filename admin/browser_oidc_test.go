@@ -25,6 +25,9 @@ import (
 // page; a viewer's sign-in cannot create a group; disabled from the command line, the
 // admin's open session is refused at its next page. Screenshots: testoutput/admin/oidc-*.
 func TestBrowserOIDC(t *testing.T) {
+	// The two browser tests wait on pages and processes more than they compute: they
+	// run side by side (own web, own redis-server, own browser context each).
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary and runs a browser")
 	}

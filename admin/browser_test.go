@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"promopool/internal/testdb"
+	"promopool/reports"
 )
 
 // TestBrowser drives the pages in Debian's headless Chromium against real `promopool
@@ -26,6 +30,9 @@ import (
 // code marked initial on the customer's tab. Screenshots go to testoutput/admin/; with
 // PROMOPOOL_DOCS_SCREENSHOT=1 the group page is also saved to docs/screenshots/group.png.
 func TestBrowser(t *testing.T) {
+	// The two browser tests wait on pages and processes more than they compute: they
+	// run side by side (own web, own redis-server, own browser context each).
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary and runs a browser")
 	}
@@ -36,7 +43,8 @@ func TestBrowser(t *testing.T) {
 	outbox := t.TempDir()
 	env := append(os.Environ(), db.Env()...)
 	env = append(env, "REDIS_URL="+redisURL, "MAILER_URL=file://"+outbox, "HTTP_ADDR=127.0.0.1:0", "ADMIN_PASSWORD="+testPassword,
-		"MAILING_BATCH_SIZE=2", "LOG_LEVEL=warn", "RECONCILE_INTERVAL=1s")
+		"MAILING_BATCH_SIZE=2", "LOG_LEVEL=warn", "RECONCILE_INTERVAL=1s",
+		"API_KEYS=charts:"+chartsKey+":read,shop:"+shopKey+":checkout")
 	base := startWeb(t, bin, env)
 	startProcess(t, bin, env, "worker")
 	if _, err := db.Exec(`INSERT INTO customers (id, email, first_name) VALUES
@@ -54,7 +62,9 @@ func TestBrowser(t *testing.T) {
 
 	// Create a group.
 	b.do(t, "create a group", chromedp.SendKeys(chromedp.CSS("#group-name"), "Spring 30%"),
-		chromedp.SetValue(chromedp.CSS("input[name=threshold]"), "3"))
+		chromedp.SetValue(chromedp.CSS("input[name=threshold]"), "3"), setField("#terms-type", "percent"),
+		chromedp.SendKeys(chromedp.CSS("#terms-percent"), "30"), chromedp.SendKeys(chromedp.CSS("#terms-currency"), "EUR"),
+		chromedp.SendKeys(chromedp.CSS("#limit-budget"), "1000"))
 	b.submit(t, "create a group", "#create-group", "#paste-upload")
 	if h1 := b.text(t, "h1"); !strings.Contains(h1, "Spring 30%") {
 		t.Fatalf("group page heading %q", h1)
@@ -176,6 +186,21 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("publications by mailing: %d (%v), want 2", n, err)
 	}
 
+	// A redemption at checkout, then the dashboard's charts: every drawn point, read
+	// back through the scale the <svg> carries, is the metrics API's figure.
+	redeem, _ := http.NewRequest("POST", base+"/v1/redemptions", strings.NewReader(
+		`{"code":"`+code+`","customer_id":"c1","order_id":"o-1","currency":"EUR","order_amount":5000}`))
+	redeem.Header.Set("Authorization", "Bearer "+shopKey)
+	redeem.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(redeem); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("redeem over the API: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	b.do(t, "dashboard", chromedp.Navigate(gpath), chromedp.WaitVisible(chromedp.CSS("#charts")))
+	checkCharts(t, b, base, gid)
+	b.docsShot(t, "dashboard")
+
 	// A segment: every customer (at least 0 codes) AND NOT issued from the group: c3 alone.
 	b.do(t, "segment", chromedp.Navigate(base+"/admin/segments"), chromedp.WaitVisible(chromedp.CSS("#count-segment")),
 		setField("#combine", "and"), setField("#cond0 select[name=k0]", "quantity"), setField("#cond0 select[name=op0]", "gte"),
@@ -263,6 +288,118 @@ func TestBrowser(t *testing.T) {
 	b.shot(t, "11-queues")
 	t.Run("offers", func(t *testing.T) { browseOffers(t, b, base) })
 	t.Logf("browser test took %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// Keys of the browser test's web: a reader (the metrics API) and a shop (checkout).
+const (
+	chartsKey = "charts-read-key-0123456789"
+	shopKey   = "shop-checkout-key-0123456789"
+)
+
+// drawnPoints reads every chart's lines back into figures: per "chart-id/series", the
+// value at each day index, through the scale each <svg> carries (data-*).
+const drawnPoints = `(() => {
+	const out = {};
+	for (const svg of document.querySelectorAll("svg.chart")) {
+		const d = svg.dataset, ymax = +d.ymax, left = +d.left, top = +d.top, h = +d.height, step = +d.step;
+		for (const pl of svg.querySelectorAll("polyline[data-series]")) {
+			const k = svg.id + "/" + pl.dataset.series;
+			out[k] = out[k] || {};
+			for (const p of pl.getAttribute("points").trim().split(/\s+/)) {
+				const [x, y] = p.split(",").map(Number);
+				out[k][String(Math.round((x - left) / step * 100) / 100)] = ymax * (top + h - y) / h;
+			}
+		}
+	}
+	return out;
+})()`
+
+// checkCharts compares the dashboard's drawn series with GET /v1/groups/{id}/metrics:
+// issues and uses per day, the balance (today's is the balance now) with the forecast
+// ending at the dry date, the budget left; and the table fallback's last row.
+func checkCharts(t *testing.T, b *tab, base string, gid int64) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/groups/%d/metrics", base, gid), nil)
+	req.Header.Set("Authorization", "Bearer "+chartsKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics API: %v %v", resp, err)
+	}
+	var m struct {
+		Daily   []reports.Day   `json:"daily"`
+		Balance reports.Balance `json:"balance"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drawn, err := chromedp.Run(b.ctx, chromedp.Evaluate[map[string]map[string]float64](drawnPoints))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(m.Daily)
+	near := func(what string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 0.01 {
+			t.Fatalf("%s: drawn %v, the metrics API says %v", what, got, want)
+		}
+	}
+	point := func(key string, i int) (float64, bool) {
+		v, ok := drawn[key][strconv.Itoa(i)]
+		return v, ok
+	}
+	var issued, uses int64
+	for i, d := range m.Daily {
+		for key, want := range map[string]int64{"chart-activity/issued": d.Issued, "chart-activity/uses": d.Uses} {
+			got, ok := point(key, i)
+			if !ok {
+				t.Fatalf("%s: no point for %s (%d days)", key, d.Date, n)
+			}
+			near(key+" "+d.Date, got, float64(want))
+		}
+		issued, uses = issued+d.Issued, uses+d.Uses
+		if i == n-1 {
+			got, _ := point("chart-balance/active", i)
+			near("today's balance", got, float64(m.Balance.Active))
+		} else if d.Active != nil {
+			got, ok := point("chart-balance/active", i)
+			if !ok {
+				t.Fatalf("balance of %s not drawn", d.Date)
+			}
+			near("balance "+d.Date, got, float64(*d.Active))
+		}
+		if d.BudgetLeft != nil {
+			got, ok := point("chart-budget/budget_left", i)
+			if !ok {
+				t.Fatalf("budget left of %s not drawn", d.Date)
+			}
+			near("budget left "+d.Date, got, float64(*d.BudgetLeft))
+		}
+	}
+	if issued != 2 || uses != 1 || m.Daily[n-1].BudgetLeft == nil || *m.Daily[n-1].BudgetLeft != 100000-1500 {
+		t.Fatalf("metrics: %d issued, %d used, budget left %v; want 2, 1, 98500 (the test's own figures)", issued, uses, m.Daily[n-1].BudgetLeft)
+	}
+	if m.Balance.DryAt == nil {
+		t.Fatal("no dry date in the metrics: codes were issued today")
+	}
+	var end float64 = -1
+	for k := range drawn["chart-balance/forecast"] {
+		if x, _ := strconv.ParseFloat(k, 64); x > end {
+			end = x
+		}
+	}
+	if want := float64(n-1) + time.Until(*m.Balance.DryAt).Hours()/24; math.Abs(end-want) > 0.05 {
+		t.Fatalf("forecast ends at day %v, want %v (dry at %s)", end, want, m.Balance.DryAt)
+	}
+	// The table sits in a closed <details>: read its text, not what is shown.
+	last, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#chart-activity-table tbody tr:last-child td"), td => td.textContent).join(" ")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := strings.Fields(last); len(f) != 3 || f[0] != m.Daily[n-1].Date || f[1] != "2" || f[2] != "1" {
+		t.Fatalf("table fallback's last row %q", last)
+	}
 }
 
 // setField sets a form field's value as a user would; "selected" selects an <option>.

@@ -163,6 +163,8 @@ type groupData struct {
 	// over the default period (nil without Reports).
 	Redemptions, ReportsOn bool
 	Metrics                *reports.Metrics
+	// Charts are the dashboard's charts of Metrics.
+	Charts []chartView
 }
 
 func (h *Handler) groupPage(w http.ResponseWriter, r *http.Request) error {
@@ -226,6 +228,7 @@ func (h *Handler) showGroupWith(w http.ResponseWriter, r *http.Request, id int64
 		if d.Metrics, err = h.deps.Reports.GroupMetrics(ctx, id, p); err != nil {
 			return err
 		}
+		d.Charts = dashboardCharts(d.Metrics, h.now())
 	}
 	if edit != nil {
 		edit(&d)
@@ -245,6 +248,10 @@ func (h *Handler) updateGroup(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := readGroupForm(r)
 	f.Locked = g.Locked()
+	if !f.TermsSent {
+		// A locked form sends no terms: the budget is read in the stored currency.
+		f.Currency = currencyOf(g)
+	}
 	in, err := f.input(false)
 	if err == nil {
 		if _, err = h.deps.Groups.Update(r.Context(), actor(r), id, in); err == nil {

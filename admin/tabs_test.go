@@ -123,6 +123,16 @@ func TestGroupTabs(t *testing.T) {
 			t.Fatalf("dashboard lacks %s", want)
 		}
 	}
+	// Charts: activity and balance, no budget chart without a budget; the table
+	// fallback's last row is today: 1 issued, 1 redeemed.
+	if !strings.Contains(body, `<svg id="chart-activity"`) || !strings.Contains(body, `<svg id="chart-balance"`) || strings.Contains(body, `id="chart-budget"`) {
+		t.Fatal("dashboard charts: want activity and balance, no budget chart")
+	}
+	i := strings.Index(body, `id="chart-activity-table"`)
+	rows := regexp.MustCompile(`<tr><td>([0-9-]+)</td><td>(\d+)</td><td>(\d+)</td></tr>`).FindAllStringSubmatch(body[i:], -1)
+	if len(rows) != 30 || rows[29][2] != "1" || rows[29][3] != "1" {
+		t.Fatalf("activity table: %d rows, last %v; want 30 days ending with 1 issued, 1 redeemed", len(rows), rows[len(rows)-1])
+	}
 	if uses := regexp.MustCompile(`(?s)id="card-uses"><div class="label">Uses</div><div class="value">(\d+)<`).FindStringSubmatch(body); uses == nil || uses[1] != "1" {
 		t.Fatalf("uses card %q", uses)
 	}
