@@ -1,8 +1,12 @@
-// Package admin serves the marketers' web pages under /admin/: groups (list, edit,
-// delete, uploads with their reports, undo, activity, exports), customers' promo-code
-// tabs, mailings (create, preview, start, pause, resume, cancel, live progress), and the
-// Asynq queues (asynqmon). Pages are server-rendered with html/template from embedded
-// files; the only JavaScript drives the upload progress bar and live mailing counts.
+// Package admin serves the marketers' web pages under /admin/: the portfolio home;
+// groups (status tabs, pause/activate, the terms form, edit, delete, uploads with their
+// reports, undo, a shared group's promotion codes, exports) with the group's tabs
+// (Dashboard with cards and SVG charts, Codes, Redemption history, Publications,
+// Distributions, Activity); customers' codes and redemptions; mailings (create, preview,
+// start, pause, resume, cancel, live progress); segments; users; and the Asynq queues
+// (asynqmon). Pages are server-rendered with html/template from embedded files, charts
+// drawn as SVG on the server (admin/chart); the only JavaScript drives the upload
+// progress bar, live mailing counts and confirmations.
 //
 // Sign-in takes the admin password (ADMIN_PASSWORD, at least MinPasswordLength
 // characters) or an API key with the admin scope, throttled per address and overall,

@@ -261,3 +261,38 @@ func TestPromotionCodesTable(t *testing.T) {
 		}
 	}
 }
+
+// TestLockedBudgetInItsCurrency: a locked group's form sends no terms, so its budget is
+// read in the stored currency's units: 5000 JPY is 5000 minor units, not 500000.
+func TestLockedBudgetInItsCurrency(t *testing.T) {
+	f := newFixture(t)
+	c := newClient()
+	csrf := f.signIn(t, c, testPassword)
+	ctx := context.Background()
+	resp, body := f.post(t, c, "/admin/groups", offerValues(csrf, map[string]string{"name": "Yen", "currency": "JPY", "max_discount": "1000",
+		"min_order": "", "budget": "3000", "starts_at": "", "ends_at": ""}))
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create: %d %q", resp.StatusCode, errorRE.FindStringSubmatch(body))
+	}
+	g, err := f.store.GetByName(ctx, "Yen")
+	if err != nil || *g.Limits.Budget != 3000 || *g.Terms.MaxDiscount != 1000 {
+		t.Fatalf("stored %+v %v: want 3000 and 1000 yen in minor units (JPY has none)", g, err)
+	}
+	if _, err := f.db.Exec(`INSERT INTO customers (id) VALUES ('c1')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Load(ctx, groups.UploadRequest{GroupID: g.ID, Format: groups.FormatPlain, Source: groups.SourceWeb, Actor: "t"},
+		strings.NewReader("Y-1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.IssueDirect(ctx, g.ID, "c1", "k1"); err != nil {
+		t.Fatal(err)
+	}
+	edit := url.Values{"csrf": {csrf}, "name": {"Yen"}, "max_redemptions": {""}, "max_per_customer": {""}, "starts_at": {""}, "ends_at": {""}, "budget": {"5000"}}
+	if resp, body := f.post(t, c, "/admin/groups/"+itoa(g.ID), edit); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("edit: %d %q", resp.StatusCode, errorRE.FindStringSubmatch(body))
+	}
+	if g, _ = f.store.Get(ctx, g.ID); *g.Limits.Budget != 5000 {
+		t.Fatalf("budget after the locked edit: %d minor units, want 5000", *g.Limits.Budget)
+	}
+}
