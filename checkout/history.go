@@ -42,7 +42,7 @@ func (f Filter) where() (string, []any) {
 		add("order_id = ?", f.OrderID)
 	}
 	if f.Code != "" {
-		add("lower(code) = lower(?)", f.Code)
+		add(`lower(code) = lower(?::text COLLATE "C")`, f.Code) // as codes compare (migration 0024)
 	}
 	if f.Before > 0 {
 		add("id < ?", f.Before)
