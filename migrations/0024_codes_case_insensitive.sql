@@ -47,3 +47,12 @@ BEGIN
         RAISE NOTICE '0024: % stored codes differ only in case from an earlier code (% strings); all are kept (codes.case_dup numbers them): see the view code_case_collisions', n, k;
     END IF;
 END $$;
+
+-- Voiding one code (POST /v1/codes/{code}/void, issue 17 item 7). A voided code that the
+-- claim's cursor has not reached yet is listed here, in the row of its range: the claim
+-- locks that row FOR UPDATE and reads the codes after next_id minus these ids, so a void
+-- that commits while a claim waits for the row is seen by it (the re-read of the locked
+-- row), and a voided code is never drawn. total leaves the voided code out, so the balance,
+-- the list and the alerts count one code less. Voids are rare and manual: the array stays
+-- small. A constant default rewrites nothing.
+ALTER TABLE code_ranges ADD COLUMN voided bigint[] NOT NULL DEFAULT '{}';
