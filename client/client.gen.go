@@ -22,6 +22,7 @@ import (
 const (
 	ActivityActionActivate               ActivityAction = "activate"
 	ActivityActionArchive                ActivityAction = "archive"
+	ActivityActionCodeVoid               ActivityAction = "code_void"
 	ActivityActionCreate                 ActivityAction = "create"
 	ActivityActionDelete                 ActivityAction = "delete"
 	ActivityActionMailingResumed         ActivityAction = "mailing_resumed"
@@ -41,6 +42,8 @@ func (e ActivityAction) Valid() bool {
 	case ActivityActionActivate:
 		return true
 	case ActivityActionArchive:
+		return true
+	case ActivityActionCodeVoid:
 		return true
 	case ActivityActionCreate:
 		return true
@@ -1094,7 +1097,7 @@ func (e ListGroupsParamsStatus) Valid() bool {
 
 // Activity defines model for Activity.
 type Activity struct {
-	// Action `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why). `pause`, `activate`: the group's status changed. `promotion_code_create`, `promotion_code_update`, `promotion_code_archive`, `promotion_code_unarchive`: a shared group's promotion code (`before`/`after` hold its id, code and the fields that changed).
+	// Action `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why). `pause`, `activate`: the group's status changed. `promotion_code_create`, `promotion_code_update`, `promotion_code_archive`, `promotion_code_unarchive`: a shared group's promotion code (`before`/`after` hold its id, code and the fields that changed). `code_void`: one code voided (POST /v1/codes/{code}/void; `after` holds code_id, code, reason, the status it had and its holder's customer_id).
 	Action *ActivityAction `json:"action,omitempty"`
 
 	// Actor Short form of who: a user's email, a key's name, `admin`, `cli:LOGIN` (see `who`).
@@ -1113,7 +1116,7 @@ type Activity struct {
 	Who *Actor `json:"who,omitempty"`
 }
 
-// ActivityAction `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why). `pause`, `activate`: the group's status changed. `promotion_code_create`, `promotion_code_update`, `promotion_code_archive`, `promotion_code_unarchive`: a shared group's promotion code (`before`/`after` hold its id, code and the fields that changed).
+// ActivityAction `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why). `pause`, `activate`: the group's status changed. `promotion_code_create`, `promotion_code_update`, `promotion_code_archive`, `promotion_code_unarchive`: a shared group's promotion code (`before`/`after` hold its id, code and the fields that changed). `code_void`: one code voided (POST /v1/codes/{code}/void; `after` holds code_id, code, reason, the status it had and its holder's customer_id).
 type ActivityAction string
 
 // Actor Who did something, as they were at the time (renaming or disabling a user later does not change it). Rows recorded before named users existed have kind `system` and the old text actor as name.
