@@ -537,7 +537,7 @@ func lockGroup(ctx context.Context, tx *sqlx.Tx, now time.Time, id int64, lock s
 // a range half-shrunk. Returns how many codes were deleted.
 func removeUntaken(ctx context.Context, tx *sqlx.Tx, where string, arg any) (int64, error) {
 	type rng struct {
-		ID     int64 `db:"id"`
+		ID     int64         `db:"id"`
 		NextID int64         `db:"next_id"`
 		LastID int64         `db:"last_id"`
 		Taken  int64         `db:"taken"`
