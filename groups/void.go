@@ -232,9 +232,17 @@ func (s *Store) voidOnce(ctx context.Context, actor, code, reason string) (*Code
 			return nil, false, fmt.Errorf("voiding code %d: %w", id, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO code_voids (code_id, group_id, actor, reason) VALUES ($1, $2, $3, $4)`,
-		id, groupID, actor, reason); err != nil {
+	// A promotion code has no range to lock: of two concurrent voids, the second finds
+	// the first's row here and answers it.
+	res, err := tx.ExecContext(ctx, `INSERT INTO code_voids (code_id, group_id, actor, reason) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (code_id) DO NOTHING`, id, groupID, actor, reason)
+	if err != nil {
 		return nil, false, fmt.Errorf("voiding code %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		tx.Rollback()
+		info, err := s.codeByID(ctx, s.db, id)
+		return info, false, err
 	}
 	after := map[string]any{"code_id": id, "code": stored, "reason": reason, "status_before": before.Status}
 	if before.Holder != nil {

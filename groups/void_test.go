@@ -213,3 +213,44 @@ func TestVoidRacesClaims(t *testing.T) {
 	}
 	t.Logf("%d codes issued, %d voided before their issue", len(issued), len(voidedUnissued))
 }
+
+// TestVoidPromotionCodeConcurrently: a shared promotion code has no range to lock; five
+// concurrent voids make one void, logged once, and all answer it.
+func TestVoidPromotionCodeConcurrently(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	g, err := f.store.Create(ctx, "tester", groups.Input{Name: ptr("News"), Kind: ptr("shared")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.store.CreatePromotionCode(ctx, "tester", g.ID, "", groups.PromotionCodeInput{Code: ptr("NEWS10")}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made, answers := 0, map[string]bool{}
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			info, voided, err := f.store.VoidCode(ctx, fmt.Sprint("v", i), "news10", "")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if voided {
+				made++
+			}
+			answers[info.Void.Actor+info.Void.VoidedAt.String()] = true
+		}()
+	}
+	wg.Wait()
+	if made != 1 || len(answers) != 1 {
+		t.Fatalf("%d voids made, %d different answers; want 1 and 1", made, len(answers))
+	}
+	if n := f.count(t, `SELECT count(*) FROM activity WHERE group_id = $1 AND action = 'code_void'`, g.ID); n != 1 {
+		t.Fatalf("%d code_void entries, want 1", n)
+	}
+}
