@@ -214,7 +214,11 @@ func TestCodeLookupAndVoidOverHTTP(t *testing.T) {
 	if status, again := c.json("POST", "/v1/codes/S03/void", `{"reason":"another"}`); status != 200 || fmt.Sprint(again["void"]) != fmt.Sprint(s03["void"]) {
 		t.Fatalf("second void: %d %v, want %v", status, again, s03["void"])
 	}
-	// The balance counts the two unissued voided codes out: 8 codes, 2 issued, 6 active.
+	// The unused codes leave them out, and the balance counts them out: 8 codes, 2
+	// issued, 6 active.
+	if status, unused := c.get(gp + "/unused.csv"); status != 200 || strings.Contains(unused, "S03") || strings.Contains(unused, "S07") || !strings.Contains(unused, "S04") {
+		t.Fatalf("unused.csv after the voids: %d %q", status, unused)
+	}
 	if status, v := c.do("GET", gp, "", nil); status != 200 || v["total"] != 8.0 || v["issued"] != 2.0 || v["active"] != 6.0 {
 		t.Fatalf("group after the voids: %d total %v issued %v active %v", status, v["total"], v["issued"], v["active"])
 	}

@@ -132,10 +132,11 @@ func (s *Store) ExportIssues(ctx context.Context, groupID int64, w io.Writer) er
 }
 
 // exportUnused streams the codes of a group that were never issued (or came back to
-// the pool), in claim order: above each range's cursor, then the returned ones.
+// the pool), in claim order: above each range's cursor but voided ones, then the
+// returned ones.
 const exportUnused = `
 (SELECT c.code, r.expires_at FROM code_ranges r
- JOIN codes c ON c.id BETWEEN r.next_id AND r.last_id
+ JOIN codes c ON c.id BETWEEN r.next_id AND r.last_id AND c.id <> ALL (r.voided)
  WHERE r.group_id = $1
  ORDER BY r.expires_at NULLS LAST, r.id, c.id)
 UNION ALL
