@@ -15,7 +15,9 @@
 -- from now on gets 0, so (lower(code), case_dup) unique means "unique case-insensitively"
 -- for everything new. Still one unique index on codes, so an upload does the same index
 -- work as before (one descent per code), and a look-up is one probe of lower(code).
--- Adding a column with a constant default rewrites nothing.
+-- Adding a column with a constant default rewrites nothing. The migration is one
+-- transaction: codes stays locked (ALTER TABLE) while the new index is built, which on a
+-- large table takes minutes (one sort of every code): run it in a quiet window.
 ALTER TABLE codes ADD COLUMN case_dup smallint NOT NULL DEFAULT 0;
 
 UPDATE codes c SET case_dup = d.n
