@@ -7,13 +7,6 @@ import (
 	"time"
 )
 
-// Code statuses on the group's Codes tab.
-const (
-	CodeActive  = "active"  // not issued, not expired
-	CodeIssued  = "issued"  // held by a customer (a live initial issue)
-	CodeExpired = "expired" // past its expiry, not issued
-)
-
 // CodeRow is one unique code of a group with its status and holder.
 type CodeRow struct {
 	ID        int64      `db:"id" json:"id"`
@@ -23,7 +16,9 @@ type CodeRow struct {
 	CustomerID *string    `db:"customer_id" json:"customer_id"`
 	IssuedAt   *time.Time `db:"issued_at" json:"issued_at"`
 	MailingID  *int64     `db:"mailing_id" json:"mailing_id"`
-	Status     string     `db:"-" json:"status"`
+	// Voided: taken out of use (POST /v1/codes/{code}/void).
+	Voided bool   `db:"voided" json:"-"`
+	Status string `db:"-" json:"status"`
 }
 
 // codePage reads a group's codes through its ranges (a handful of rows per group),
@@ -31,9 +26,10 @@ type CodeRow struct {
 // shared one: since 0020 a shared group's code is issued to many customers (marked
 // shared), and only the unique-code issues fall under issues_code_initial_v2.
 const codePage = `
-SELECT c.id, c.code, r.expires_at, i.customer_id, i.issued_at, i.mailing_id
+SELECT c.id, c.code, r.expires_at, i.customer_id, i.issued_at, i.mailing_id, v.code_id IS NOT NULL AS voided
 FROM code_ranges r
 JOIN codes c ON c.id BETWEEN r.first_id AND r.last_id
+LEFT JOIN code_voids v ON v.code_id = c.id
 LEFT JOIN LATERAL (
     SELECT i.customer_id, i.issued_at, i.mailing_id FROM issues i
     WHERE i.code_id = c.id AND i.kind = 'initial' AND i.released_at IS NULL AND NOT i.shared
@@ -42,7 +38,9 @@ WHERE r.group_id = $1 AND c.id > $2 %s
 ORDER BY c.id
 LIMIT $3`
 
-// CodePage lists a unique group's codes in upload order, limit (1–500, default 100)
+// CodePage lists a unique group's codes in upload order (statuses as GET
+// /v1/codes/{code}'s: voided, issued, expired, active; redeemed is the Redemption
+// history's), limit (1–500, default 100)
 // with ids above after; search, when not empty, finds the code with that spelling (as
 // typed or upper-cased). Errors: ErrGroupNotFound.
 func (s *Store) CodePage(ctx context.Context, groupID int64, search string, after int64, limit int) ([]CodeRow, error) {
@@ -65,6 +63,8 @@ func (s *Store) CodePage(ctx context.Context, groupID int64, search string, afte
 	now := s.now()
 	for i := range out {
 		switch r := &out[i]; {
+		case r.Voided:
+			r.Status = CodeVoided
 		case r.CustomerID != nil:
 			r.Status = CodeIssued
 		case r.ExpiresAt != nil && !r.ExpiresAt.After(now):
