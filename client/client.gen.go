@@ -1541,7 +1541,7 @@ type Mailing struct {
 	// OutboxComplete Every recipient has its outbox row. A large audience is written in chunks of about 50,000 after the start, and its first batches are sent meanwhile: until this is true, progress.recipients is still growing, and the mailing cannot finish.
 	OutboxComplete *bool `json:"outbox_complete,omitempty"`
 
-	// PauseKind Why a paused mailing is paused: `person` (the pause action: only a person resumes it), `exhausted` (a group ran out of codes: it resumes by itself, exactly once, when an upload or the reconciler finds its groups able to cover the waiting recipients), `group_deleted` (a group it draws from was deleted), `group` (a group it draws from is paused: it resumes when the group is activated). Absent unless paused.
+	// PauseKind Why a paused mailing is paused: `person` (the pause action: only a person resumes it), `exhausted` (a group ran out of codes: it resumes by itself, exactly once, when an upload or the reconciler finds its groups able to cover the waiting recipients), `group_deleted` (a group it draws from was deleted), `group` (a group it draws from is paused or a draft: `pause_reason` starts with `group_paused: ` (or `group_draft: `) and names the group; nobody is sent or failed meanwhile, and it resumes by itself, exactly once, when the group is activated or the reconciler finds its groups active). Absent unless paused.
 	PauseKind   *MailingPauseKind `json:"pause_kind,omitempty"`
 	PauseReason *string           `json:"pause_reason,omitempty"`
 	Progress    *struct {
@@ -1572,7 +1572,7 @@ type MailingEventsAction string
 // MailingOnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
 type MailingOnExhaustion string
 
-// MailingPauseKind Why a paused mailing is paused: `person` (the pause action: only a person resumes it), `exhausted` (a group ran out of codes: it resumes by itself, exactly once, when an upload or the reconciler finds its groups able to cover the waiting recipients), `group_deleted` (a group it draws from was deleted), `group` (a group it draws from is paused: it resumes when the group is activated). Absent unless paused.
+// MailingPauseKind Why a paused mailing is paused: `person` (the pause action: only a person resumes it), `exhausted` (a group ran out of codes: it resumes by itself, exactly once, when an upload or the reconciler finds its groups able to cover the waiting recipients), `group_deleted` (a group it draws from was deleted), `group` (a group it draws from is paused or a draft: `pause_reason` starts with `group_paused: ` (or `group_draft: `) and names the group; nobody is sent or failed meanwhile, and it resumes by itself, exactly once, when the group is activated or the reconciler finds its groups active). Absent unless paused.
 type MailingPauseKind string
 
 // MailingStatus defines model for Mailing.Status.
@@ -2927,7 +2927,7 @@ type ClientInterface interface {
 
 	// ActivateGroup Activate a draft or paused group
 	//
-	// Scope: write. Activating an active group changes nothing. Logged in the activity.
+	// Scope: write. Activating an active group changes nothing. Logged in the activity. The mailings waiting for it (`pause_kind` `group`) whose other groups are active too resume by themselves, exactly once whatever the number of web processes: each mailing's `events` get a `resume` by the system whose `detail` names the group and who activated it, the group's activity a `mailing_resumed`; the reconciler's sweep resumes any this missed. A mailing a person paused stays paused.
 	//
 	// Corresponds with POST /v1/groups/{id}/activate (the `ActivateGroup` operationId).
 	ActivateGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3007,7 +3007,7 @@ type ClientInterface interface {
 
 	// PauseGroup Pause a group: it issues no codes and its mailings wait until it is activated
 	//
-	// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+	// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity. A running mailing that draws new codes from it pauses at its next batch (`pause_kind` `group`, `pause_reason` `group_paused: group "Spring" is paused; …`): its recipients stay queued, nobody is sent or failed.
 	//
 	// Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
 	PauseGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3573,7 +3573,7 @@ func (c *Client) UpdateGroup(ctx context.Context, id ID, body UpdateGroupJSONReq
 
 // ActivateGroup Activate a draft or paused group
 //
-// Scope: write. Activating an active group changes nothing. Logged in the activity.
+// Scope: write. Activating an active group changes nothing. Logged in the activity. The mailings waiting for it (`pause_kind` `group`) whose other groups are active too resume by themselves, exactly once whatever the number of web processes: each mailing's `events` get a `resume` by the system whose `detail` names the group and who activated it, the group's activity a `mailing_resumed`; the reconciler's sweep resumes any this missed. A mailing a person paused stays paused.
 //
 // Corresponds with POST /v1/groups/{id}/activate (the `ActivateGroup` operationId).
 func (c *Client) ActivateGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3753,7 +3753,7 @@ func (c *Client) GetGroupMetrics(ctx context.Context, id ID, params *GetGroupMet
 
 // PauseGroup Pause a group: it issues no codes and its mailings wait until it is activated
 //
-// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity. A running mailing that draws new codes from it pauses at its next batch (`pause_kind` `group`, `pause_reason` `group_paused: group "Spring" is paused; …`): its recipients stay queued, nobody is sent or failed.
 //
 // Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
 func (c *Client) PauseGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7303,7 +7303,7 @@ type ClientWithResponsesInterface interface {
 
 	// ActivateGroupWithResponse Activate a draft or paused group
 	//
-	// Scope: write. Activating an active group changes nothing. Logged in the activity.
+	// Scope: write. Activating an active group changes nothing. Logged in the activity. The mailings waiting for it (`pause_kind` `group`) whose other groups are active too resume by themselves, exactly once whatever the number of web processes: each mailing's `events` get a `resume` by the system whose `detail` names the group and who activated it, the group's activity a `mailing_resumed`; the reconciler's sweep resumes any this missed. A mailing a person paused stays paused.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7393,7 +7393,7 @@ type ClientWithResponsesInterface interface {
 
 	// PauseGroupWithResponse Pause a group: it issues no codes and its mailings wait until it is activated
 	//
-	// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+	// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity. A running mailing that draws new codes from it pauses at its next batch (`pause_kind` `group`, `pause_reason` `group_paused: group "Spring" is paused; …`): its recipients stay queued, nobody is sent or failed.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12519,7 +12519,7 @@ func (c *ClientWithResponses) UpdateGroupWithResponse(ctx context.Context, id ID
 
 // ActivateGroupWithResponse Activate a draft or paused group
 //
-// Scope: write. Activating an active group changes nothing. Logged in the activity.
+// Scope: write. Activating an active group changes nothing. Logged in the activity. The mailings waiting for it (`pause_kind` `group`) whose other groups are active too resume by themselves, exactly once whatever the number of web processes: each mailing's `events` get a `resume` by the system whose `detail` names the group and who activated it, the group's activity a `mailing_resumed`; the reconciler's sweep resumes any this missed. A mailing a person paused stays paused.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12669,7 +12669,7 @@ func (c *ClientWithResponses) GetGroupMetricsWithResponse(ctx context.Context, i
 
 // PauseGroupWithResponse Pause a group: it issues no codes and its mailings wait until it is activated
 //
-// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity. A running mailing that draws new codes from it pauses at its next batch (`pause_kind` `group`, `pause_reason` `group_paused: group "Spring" is paused; …`): its recipients stay queued, nobody is sent or failed.
 //
 // Returns a wrapper object for the known response body format(s).
 //

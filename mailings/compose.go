@@ -3,6 +3,7 @@ package mailings
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -214,6 +215,9 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 			return nil, fmt.Errorf("group %q: %w", g, groups.ErrGroupNotFound)
 		}
 		res, err := s.groups.Claim(ctx, groups.ClaimRequest{GroupID: gid, Scope: scope, MailingID: mailingID, CustomerIDs: ids, FirstClaim: first})
+		if errors.Is(err, groups.ErrGroupPaused) || errors.Is(err, groups.ErrGroupDraft) {
+			return nil, &GroupWaitError{Group: g, GroupID: gid, Err: err}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -267,4 +271,27 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 		out.ready = append(out.ready, c)
 	}
 	return out, nil
+}
+
+// GroupWaitError says a group the template draws new codes from issues nothing for
+// now: it is paused (or was put back to draft) and its mailings wait until it is
+// activated. Err wraps groups.ErrGroupPaused or groups.ErrGroupDraft.
+type GroupWaitError struct {
+	Group   string // the group's name as the template writes it
+	GroupID int64
+	Err     error
+}
+
+func (e *GroupWaitError) Error() string { return fmt.Sprintf("group %q: %v", e.Group, e.Err) }
+
+func (e *GroupWaitError) Unwrap() error { return e.Err }
+
+// reason is the mailing's pause_reason while it waits: the stable code
+// (group_paused, or group_draft) and the group's name.
+func (e *GroupWaitError) reason() string {
+	code, state := "group_paused", "paused"
+	if errors.Is(e.Err, groups.ErrGroupDraft) {
+		code, state = "group_draft", "a draft"
+	}
+	return fmt.Sprintf("%s: group %q is %s; the mailing resumes by itself when the group is activated", code, e.Group, state)
 }
