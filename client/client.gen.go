@@ -858,6 +858,42 @@ func (e TemplateCheckValid) Valid() bool {
 	}
 }
 
+// Defines values for TemplateProblemCode.
+const (
+	TemplateProblemCodeLooksLikeMacro   TemplateProblemCode = "looks_like_macro"
+	TemplateProblemCodeSyntax           TemplateProblemCode = "syntax"
+	TemplateProblemCodeTemplateTooLarge TemplateProblemCode = "template_too_large"
+	TemplateProblemCodeUnknownGroup     TemplateProblemCode = "unknown_group"
+	TemplateProblemCodeUnknownName      TemplateProblemCode = "unknown_name"
+	TemplateProblemCodeUnsafeContext    TemplateProblemCode = "unsafe_context"
+	TemplateProblemCodeUnsafeUrl        TemplateProblemCode = "unsafe_url"
+	TemplateProblemCodeUrlNotEncoded    TemplateProblemCode = "url_not_encoded"
+)
+
+// Valid indicates whether the value is a known member of the TemplateProblemCode enum.
+func (e TemplateProblemCode) Valid() bool {
+	switch e {
+	case TemplateProblemCodeLooksLikeMacro:
+		return true
+	case TemplateProblemCodeSyntax:
+		return true
+	case TemplateProblemCodeTemplateTooLarge:
+		return true
+	case TemplateProblemCodeUnknownGroup:
+		return true
+	case TemplateProblemCodeUnknownName:
+		return true
+	case TemplateProblemCodeUnsafeContext:
+		return true
+	case TemplateProblemCodeUnsafeUrl:
+		return true
+	case TemplateProblemCodeUrlNotEncoded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TemplateProblemPart.
 const (
 	TemplateProblemPartHtml    TemplateProblemPart = "html"
@@ -1312,6 +1348,9 @@ type Error struct {
 
 		// Scope `insufficient_scope` only: the scope the operation needs.
 		Scope *ErrorErrorScope `json:"scope,omitempty"`
+
+		// Warnings `invalid_template` only: the warnings found beside the problems (as `TemplateCheck.warnings`).
+		Warnings *[]TemplateProblem `json:"warnings,omitempty"`
 	} `json:"error"`
 }
 
@@ -1531,9 +1570,11 @@ type Mailing struct {
 	} `json:"events,omitempty"`
 	FinishedAt *string                 `json:"finished_at,omitempty"`
 	GroupIds   *map[string]interface{} `json:"group_ids,omitempty"`
-	Html       *string                 `json:"html,omitempty"`
-	Id         *int                    `json:"id,omitempty"`
-	Name       string                  `json:"name"`
+
+	// Html HTML part. Macros as in docs/macros.md; `{{client.promocode('G') | url}}` percent-encodes the code for `?promo=` links, `| qr` and `| barcode('code128')` (also `code39`, `ean13`, `ean8`) insert an inline `<img src="data:image/png;base64,…" alt="CODE">` (a PNG data URI: no URL to guess, nothing to expire, shown offline; about 0.3–0.6 KB).
+	Html *string `json:"html,omitempty"`
+	Id   *int    `json:"id,omitempty"`
+	Name string  `json:"name"`
 
 	// OnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
 	OnExhaustion *MailingOnExhaustion `json:"on_exhaustion,omitempty"`
@@ -1557,13 +1598,15 @@ type Mailing struct {
 		Sent              *int     `json:"sent,omitempty"`
 		Skipped           *int     `json:"skipped,omitempty"`
 	} `json:"progress,omitempty"`
-	SendWhileCodesLast *bool             `json:"send_while_codes_last,omitempty"`
-	Sender             string            `json:"sender"`
-	StartedAt          *string           `json:"started_at,omitempty"`
-	Status             *MailingStatus    `json:"status,omitempty"`
-	Subject            string            `json:"subject"`
-	Text               *string           `json:"text,omitempty"`
-	Transport          *MailingTransport `json:"transport,omitempty"`
+	SendWhileCodesLast *bool          `json:"send_while_codes_last,omitempty"`
+	Sender             string         `json:"sender"`
+	StartedAt          *string        `json:"started_at,omitempty"`
+	Status             *MailingStatus `json:"status,omitempty"`
+	Subject            string         `json:"subject"`
+
+	// Text Text part: `| qr` and `| barcode(…)` insert the plain code here.
+	Text      *string           `json:"text,omitempty"`
+	Transport *MailingTransport `json:"transport,omitempty"`
 }
 
 // MailingEventsAction defines model for Mailing.Events.Action.
@@ -1623,16 +1666,20 @@ type MailingInput struct {
 		// Segment One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. `redeemed`: customers by their uses of codes at checkout (succeeded redemptions; a hold counts once confirmed, a refunded redemption no longer does) from `groups` (any group when omitted), optionally within a `window` (when the redemption was made), compared as in `quantity` (`op` with `value`, or between; customers who never redeemed count 0); without `op`, at least once. "Issued from G in the last 14 days and not redeemed" is `and` of `issued_from` and `not` `redeemed`, both with the window. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
 		Segment *SegmentFilter `json:"segment,omitempty"`
 	} `json:"audience"`
-	BatchSize *int    `json:"batch_size,omitempty"`
-	Html      *string `json:"html,omitempty"`
-	Name      string  `json:"name"`
+	BatchSize *int `json:"batch_size,omitempty"`
+
+	// Html HTML part. Macros as in docs/macros.md; `{{client.promocode('G') | url}}` percent-encodes the code for `?promo=` links, `| qr` and `| barcode('code128')` (also `code39`, `ean13`, `ean8`) insert an inline `<img src="data:image/png;base64,…" alt="CODE">` (a PNG data URI: no URL to guess, nothing to expire, shown offline; about 0.3–0.6 KB).
+	Html *string `json:"html,omitempty"`
+	Name string  `json:"name"`
 
 	// OnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
 	OnExhaustion *MailingInputOnExhaustion `json:"on_exhaustion,omitempty"`
 	Sender       string                    `json:"sender"`
 	Subject      string                    `json:"subject"`
-	Text         *string                   `json:"text,omitempty"`
-	Transport    *MailingInputTransport    `json:"transport,omitempty"`
+
+	// Text Text part: `| qr` and `| barcode(…)` insert the plain code here.
+	Text      *string                `json:"text,omitempty"`
+	Transport *MailingInputTransport `json:"transport,omitempty"`
 }
 
 // MailingInputOnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
@@ -2043,6 +2090,9 @@ type TemplateCheck struct {
 	// RepeatGroups Groups whose last issued code it re-inserts (`last_promocode`).
 	RepeatGroups *[]string           `json:"repeat_groups,omitempty"`
 	Valid        *TemplateCheckValid `json:"valid,omitempty"`
+
+	// Warnings What the template would send that is probably not meant (it still compiles and may be used): each with its stable `code`, part, line, column, the macro and the fix. Empty when there is none.
+	Warnings *[]TemplateProblem `json:"warnings,omitempty"`
 }
 
 // TemplateCheckValid defines model for TemplateCheck.Valid.
@@ -2050,6 +2100,9 @@ type TemplateCheckValid bool
 
 // TemplateProblem defines model for TemplateProblem.
 type TemplateProblem struct {
+	// Code Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in `<script>`, `<style>`, an `on…`/`style` attribute or inside a tag). New codes may be added.
+	Code TemplateProblemCode `json:"code"`
+
 	// Column 1-based column, in characters, of the macro's `{{`.
 	Column int `json:"column"`
 
@@ -2064,6 +2117,9 @@ type TemplateProblem struct {
 	Message string              `json:"message"`
 	Part    TemplateProblemPart `json:"part"`
 }
+
+// TemplateProblemCode Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in `<script>`, `<style>`, an `on…`/`style` attribute or inside a tag). New codes may be added.
+type TemplateProblemCode string
 
 // TemplateProblemPart defines model for TemplateProblem.Part.
 type TemplateProblemPart string
@@ -3300,12 +3356,16 @@ type ClientInterface interface {
 
 	// ValidateTemplateWithBody Validate templates: groups drawn from, re-issued from, attributes used
 	//
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/templates/validate (the `ValidateTemplate` operationId).
 	ValidateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ValidateTemplate Validate templates: groups drawn from, re-issued from, attributes used
+	//
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4456,6 +4516,8 @@ func (c *Client) PreviewTemplate(ctx context.Context, body PreviewTemplateJSONRe
 
 // ValidateTemplateWithBody Validate templates: groups drawn from, re-issued from, attributes used
 //
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/templates/validate (the `ValidateTemplate` operationId).
@@ -4472,6 +4534,8 @@ func (c *Client) ValidateTemplateWithBody(ctx context.Context, contentType strin
 }
 
 // ValidateTemplate Validate templates: groups drawn from, re-issued from, attributes used
+//
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -7724,12 +7788,16 @@ type ClientWithResponsesInterface interface {
 
 	// ValidateTemplateWithBodyWithResponse Validate templates: groups drawn from, re-issued from, attributes used
 	//
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/templates/validate (the `ValidateTemplate` operationId).
 	ValidateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ValidateTemplateResponse, error)
 
 	// ValidateTemplateWithResponse Validate templates: groups drawn from, re-issued from, attributes used
+	//
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -13246,6 +13314,8 @@ func (c *ClientWithResponses) PreviewTemplateWithResponse(ctx context.Context, b
 
 // ValidateTemplateWithBodyWithResponse Validate templates: groups drawn from, re-issued from, attributes used
 //
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/templates/validate (the `ValidateTemplate` operationId).
@@ -13258,6 +13328,8 @@ func (c *ClientWithResponses) ValidateTemplateWithBodyWithResponse(ctx context.C
 }
 
 // ValidateTemplateWithResponse Validate templates: groups drawn from, re-issued from, attributes used
+//
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -104,6 +104,35 @@ type Problem struct {
 	offset int // byte offset in the part, for ordering
 }
 
+// Code is the problem's kind as a stable lowercase code, for programs (the HTTP
+// API answers it with each problem and warning): "syntax", "unknown_name",
+// "unknown_group", "template_too_large" for problems; "looks_like_macro",
+// "url_not_encoded", "unsafe_url", "unsafe_context" for warnings; "" for a
+// Problem without a kind.
+func (p Problem) Code() string {
+	for _, k := range problemCodes {
+		if errors.Is(p.Err, k.err) {
+			return k.code
+		}
+	}
+	return ""
+}
+
+// problemCodes are the stable codes of the problem and warning kinds.
+var problemCodes = []struct {
+	err  error
+	code string
+}{
+	{ErrSyntax, "syntax"},
+	{ErrUnknownName, "unknown_name"},
+	{ErrUnknownGroup, "unknown_group"},
+	{ErrTemplateTooLarge, "template_too_large"},
+	{ErrLooksLikeMacro, "looks_like_macro"},
+	{ErrURLNotEncoded, "url_not_encoded"},
+	{ErrUnsafeURL, "unsafe_url"},
+	{ErrUnsafeContext, "unsafe_context"},
+}
+
 // String formats the problem on one line, e.g.
 //
 //	html line 3, column 7: {{client.promocode("Spring")}}: the group name is in double quotes; fix: write {{client.promocode('Spring')}}
