@@ -2100,7 +2100,7 @@ type TemplateCheckValid bool
 
 // TemplateProblem defines model for TemplateProblem.
 type TemplateProblem struct {
-	// Code Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in `<script>`, `<style>`, an `on…`/`style` attribute or inside a tag). New codes may be added.
+	// Code Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag). New codes may be added.
 	Code TemplateProblemCode `json:"code"`
 
 	// Column 1-based column, in characters, of the macro's `{{`.
@@ -2118,7 +2118,7 @@ type TemplateProblem struct {
 	Part    TemplateProblemPart `json:"part"`
 }
 
-// TemplateProblemCode Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in `<script>`, `<style>`, an `on…`/`style` attribute or inside a tag). New codes may be added.
+// TemplateProblemCode Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag). New codes may be added.
 type TemplateProblemCode string
 
 // TemplateProblemPart defines model for TemplateProblem.Part.
