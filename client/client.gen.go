@@ -863,6 +863,7 @@ const (
 	TemplateProblemCodeLooksLikeMacro   TemplateProblemCode = "looks_like_macro"
 	TemplateProblemCodeSyntax           TemplateProblemCode = "syntax"
 	TemplateProblemCodeTemplateTooLarge TemplateProblemCode = "template_too_large"
+	TemplateProblemCodeUnknownColumn    TemplateProblemCode = "unknown_column"
 	TemplateProblemCodeUnknownGroup     TemplateProblemCode = "unknown_group"
 	TemplateProblemCodeUnknownName      TemplateProblemCode = "unknown_name"
 	TemplateProblemCodeUnsafeContext    TemplateProblemCode = "unsafe_context"
@@ -878,6 +879,8 @@ func (e TemplateProblemCode) Valid() bool {
 	case TemplateProblemCodeSyntax:
 		return true
 	case TemplateProblemCodeTemplateTooLarge:
+		return true
+	case TemplateProblemCodeUnknownColumn:
 		return true
 	case TemplateProblemCodeUnknownGroup:
 		return true
@@ -1368,8 +1371,11 @@ type Group struct {
 	ArchivedAt   *time.Time         `json:"archived_at,omitempty"`
 	BalanceState *GroupBalanceState `json:"balance_state,omitempty"`
 	CodeBinding  *GroupCodeBinding  `json:"code_binding,omitempty"`
-	CreatedAt    *time.Time         `json:"created_at,omitempty"`
-	Description  *string            `json:"description,omitempty"`
+
+	// Columns The extra upload columns the group declares (e.g. `["pin", "barcode"]`: letters, digits and `_`, not starting with a digit, at most 40 characters, at most 20), or null when it declares none. Declared: an upload whose CSV header has another column is refused (400 `invalid_upload`), and a template naming another column (`promocode('G').serial`) is refused at validation (`unknown_column`). Undeclared: any column is accepted, and a code uploaded without a column a template inserts fails its recipient (its code returned).
+	Columns     *[]string  `json:"columns,omitempty"`
+	CreatedAt   *time.Time `json:"created_at,omitempty"`
+	Description *string    `json:"description,omitempty"`
 
 	// Expired Expired before being issued.
 	Expired *int       `json:"expired,omitempty"`
@@ -1383,7 +1389,10 @@ type Group struct {
 	// LowBalancePercent Threshold as a percentage of total; see GroupInput.
 	LowBalancePercent   *float32 `json:"low_balance_percent,omitempty"`
 	LowBalanceThreshold *int     `json:"low_balance_threshold,omitempty"`
-	Name                *string  `json:"name,omitempty"`
+
+	// Metadata Free-form string keys and values kept on the group (campaign ids, owners): at most 50 keys of 1–40 characters, values of at most 500 characters; over a bound, 400 `invalid_field` with `field` naming the key (`metadata.KEY`). Logged in the activity with before/after.
+	Metadata *map[string]string `json:"metadata,omitempty"`
+	Name     *string            `json:"name,omitempty"`
 
 	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
 	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
@@ -1430,7 +1439,10 @@ type GroupInput struct {
 
 	// CodeBinding Who may redeem a unique code: its holder (default) or anyone who has it.
 	CodeBinding *GroupInputCodeBinding `json:"code_binding,omitempty"`
-	Description *string                `json:"description,omitempty"`
+
+	// Columns The extra upload columns the group declares (e.g. `["pin", "barcode"]`: letters, digits and `_`, not starting with a digit, at most 40 characters, at most 20), or null when it declares none. Declared: an upload whose CSV header has another column is refused (400 `invalid_upload`), and a template naming another column (`promocode('G').serial`) is refused at validation (`unknown_column`). Undeclared: any column is accepted, and a code uploaded without a column a template inserts fails its recipient (its code returned). null on PATCH stops declaring.
+	Columns     *[]string `json:"columns,omitempty"`
+	Description *string   `json:"description,omitempty"`
 
 	// Kind Create only (default unique): `unique` codes are uploaded and issued one per customer; `shared` promotion codes (NEWS10) are redeemable by many.
 	Kind *GroupInputKind `json:"kind,omitempty"`
@@ -1441,7 +1453,10 @@ type GroupInput struct {
 	// LowBalancePercent Low-balance threshold as a percentage of the group's total codes (2 decimals). The effective threshold is the larger of this and low_balance_threshold.
 	LowBalancePercent   *float32 `json:"low_balance_percent,omitempty"`
 	LowBalanceThreshold *int     `json:"low_balance_threshold,omitempty"`
-	Name                *string  `json:"name,omitempty"`
+
+	// Metadata Free-form string keys and values kept on the group (campaign ids, owners): at most 50 keys of 1–40 characters, values of at most 500 characters; over a bound, 400 `invalid_field` with `field` naming the key (`metadata.KEY`). Logged in the activity with before/after. On PATCH it replaces the whole object (`{}` clears it).
+	Metadata *map[string]string `json:"metadata,omitempty"`
+	Name     *string            `json:"name,omitempty"`
 
 	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
 	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
@@ -2100,7 +2115,7 @@ type TemplateCheckValid bool
 
 // TemplateProblem defines model for TemplateProblem.
 type TemplateProblem struct {
-	// Code Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag). New codes may be added.
+	// Code Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `unknown_column`: a column its group does not declare, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag). New codes may be added.
 	Code TemplateProblemCode `json:"code"`
 
 	// Column 1-based column, in characters, of the macro's `{{`.
@@ -2118,7 +2133,7 @@ type TemplateProblem struct {
 	Part    TemplateProblemPart `json:"part"`
 }
 
-// TemplateProblemCode Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag). New codes may be added.
+// TemplateProblemCode Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `unknown_column`: a column its group does not declare, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag). New codes may be added.
 type TemplateProblemCode string
 
 // TemplateProblemPart defines model for TemplateProblem.Part.
@@ -3004,7 +3019,7 @@ type ClientInterface interface {
 
 	// UploadCodesWithBody Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3013,7 +3028,7 @@ type ClientInterface interface {
 
 	// UploadCodes Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3022,7 +3037,7 @@ type ClientInterface interface {
 
 	// UploadCodesWithTextBody Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes a body of the `text/plain` content type.
 	//
@@ -3047,9 +3062,9 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/groups/{id}/issue (the `IssueCode` operationId).
 	IssueCode(ctx context.Context, id ID, params *IssueCodeParams, body IssueCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ExportIssues Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at
+	// ExportIssues Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at, then the codes' extra columns
 	//
-	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 	//
 	// Corresponds with GET /v1/groups/{id}/issues.csv (the `ExportIssues` operationId).
 	ExportIssues(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3139,9 +3154,9 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/groups/{id}/redemptions.csv (the `ExportRedemptions` operationId).
 	ExportRedemptions(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ExportUnusedCodes The group's unused codes, streamed CSV: code, expires_at, expired
+	// ExportUnusedCodes The group's unused codes, streamed CSV: code, expires_at, expired, then the codes' extra columns
 	//
-	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 	//
 	// Corresponds with GET /v1/groups/{id}/unused.csv (the `ExportUnusedCodes` operationId).
 	ExportUnusedCodes(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3684,7 +3699,7 @@ func (c *Client) ListAlerts(ctx context.Context, id ID, params *ListAlertsParams
 
 // UploadCodesWithBody Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3703,7 +3718,7 @@ func (c *Client) UploadCodesWithBody(ctx context.Context, id ID, params *UploadC
 
 // UploadCodes Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3722,7 +3737,7 @@ func (c *Client) UploadCodes(ctx context.Context, id ID, params *UploadCodesPara
 
 // UploadCodesWithTextBody Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes a body of the `text/plain` content type.
 //
@@ -3777,9 +3792,9 @@ func (c *Client) IssueCode(ctx context.Context, id ID, params *IssueCodeParams, 
 	return c.Client.Do(req)
 }
 
-// ExportIssues Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at
+// ExportIssues Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at, then the codes' extra columns
 //
-// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 //
 // Corresponds with GET /v1/groups/{id}/issues.csv (the `ExportIssues` operationId).
 func (c *Client) ExportIssues(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3989,9 +4004,9 @@ func (c *Client) ExportRedemptions(ctx context.Context, id ID, reqEditors ...Req
 	return c.Client.Do(req)
 }
 
-// ExportUnusedCodes The group's unused codes, streamed CSV: code, expires_at, expired
+// ExportUnusedCodes The group's unused codes, streamed CSV: code, expires_at, expired, then the codes' extra columns
 //
-// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 //
 // Corresponds with GET /v1/groups/{id}/unused.csv (the `ExportUnusedCodes` operationId).
 func (c *Client) ExportUnusedCodes(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7394,7 +7409,7 @@ type ClientWithResponsesInterface interface {
 
 	// UploadCodesWithBodyWithResponse Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7403,7 +7418,7 @@ type ClientWithResponsesInterface interface {
 
 	// UploadCodesWithResponse Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7412,7 +7427,7 @@ type ClientWithResponsesInterface interface {
 
 	// UploadCodesWithTextBodyWithResponse Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7437,9 +7452,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/groups/{id}/issue (the `IssueCode` operationId).
 	IssueCodeWithResponse(ctx context.Context, id ID, params *IssueCodeParams, body IssueCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*IssueCodeResponse, error)
 
-	// ExportIssuesWithResponse Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at
+	// ExportIssuesWithResponse Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at, then the codes' extra columns
 	//
-	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7545,9 +7560,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/groups/{id}/redemptions.csv (the `ExportRedemptions` operationId).
 	ExportRedemptionsWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ExportRedemptionsResponse, error)
 
-	// ExportUnusedCodesWithResponse The group's unused codes, streamed CSV: code, expires_at, expired
+	// ExportUnusedCodesWithResponse The group's unused codes, streamed CSV: code, expires_at, expired, then the codes' extra columns
 	//
-	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12632,7 +12647,7 @@ func (c *ClientWithResponses) ListAlertsWithResponse(ctx context.Context, id ID,
 
 // UploadCodesWithBodyWithResponse Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12647,7 +12662,7 @@ func (c *ClientWithResponses) UploadCodesWithBodyWithResponse(ctx context.Contex
 
 // UploadCodesWithResponse Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12662,7 +12677,7 @@ func (c *ClientWithResponses) UploadCodesWithResponse(ctx context.Context, id ID
 
 // UploadCodesWithTextBodyWithResponse Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12705,9 +12720,9 @@ func (c *ClientWithResponses) IssueCodeWithResponse(ctx context.Context, id ID, 
 	return ParseIssueCodeResponse(rsp)
 }
 
-// ExportIssuesWithResponse Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at
+// ExportIssuesWithResponse Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at, then the codes' extra columns
 //
-// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12885,9 +12900,9 @@ func (c *ClientWithResponses) ExportRedemptionsWithResponse(ctx context.Context,
 	return ParseExportRedemptionsResponse(rsp)
 }
 
-// ExportUnusedCodesWithResponse The group's unused codes, streamed CSV: code, expires_at, expired
+// ExportUnusedCodesWithResponse The group's unused codes, streamed CSV: code, expires_at, expired, then the codes' extra columns
 //
-// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -24,6 +24,11 @@ var (
 	// the GroupChecker reported as not existing.
 	ErrUnknownGroup = errors.New("unknown promo-code group")
 
+	// ErrUnknownColumn marks promocode('G').NAME (or last_promocode) naming a
+	// column that G, which declares its columns, does not have (see
+	// [ColumnChecker]).
+	ErrUnknownColumn = errors.New("unknown code column")
+
 	// ErrTemplateTooLarge marks a template over its [Limits]: more macros
 	// than MaxMacros, or more bytes than a message may have.
 	ErrTemplateTooLarge = errors.New("template too large")
@@ -99,14 +104,14 @@ type Problem struct {
 	Macro   string // the macro as written (shortened to 60 characters with "…")
 	Message string // what is wrong, in plain words
 	Fix     string // how to fix it
-	Err     error  // its kind: ErrSyntax, ErrUnknownName, ErrUnknownGroup or ErrTemplateTooLarge; for a warning ErrLooksLikeMacro, ErrURLNotEncoded, ErrUnsafeURL or ErrUnsafeContext
+	Err     error  // its kind: ErrSyntax, ErrUnknownName, ErrUnknownGroup, ErrUnknownColumn or ErrTemplateTooLarge; for a warning ErrLooksLikeMacro, ErrURLNotEncoded, ErrUnsafeURL or ErrUnsafeContext
 
 	offset int // byte offset in the part, for ordering
 }
 
 // Code is the problem's kind as a stable lowercase code, for programs (the HTTP
 // API answers it with each problem and warning): "syntax", "unknown_name",
-// "unknown_group", "template_too_large" for problems; "looks_like_macro",
+// "unknown_group", "unknown_column", "template_too_large" for problems; "looks_like_macro",
 // "url_not_encoded", "unsafe_url", "unsafe_context" for warnings; "" for a
 // Problem without a kind.
 func (p Problem) Code() string {
@@ -126,6 +131,7 @@ var problemCodes = []struct {
 	{ErrSyntax, "syntax"},
 	{ErrUnknownName, "unknown_name"},
 	{ErrUnknownGroup, "unknown_group"},
+	{ErrUnknownColumn, "unknown_column"},
 	{ErrTemplateTooLarge, "template_too_large"},
 	{ErrLooksLikeMacro, "looks_like_macro"},
 	{ErrURLNotEncoded, "url_not_encoded"},

@@ -361,6 +361,13 @@ func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Templ
 			*outcomes = append(*outcomes, outcome{ready[i].r.ID, RecipientFailed, "message too large: " + err.Error() + " (codes returned to the pool)"})
 			continue
 		}
+		if errors.Is(err, macros.ErrMissingColumn) {
+			// The code's row lacks a column the template inserts (uploaded without it):
+			// no code goes out without its PIN.
+			release = append(release, ready[i].r.ID)
+			*outcomes = append(*outcomes, outcome{ready[i].r.ID, RecipientFailed, "missing code column: " + err.Error() + " (codes returned to the pool)"})
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}

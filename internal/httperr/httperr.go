@@ -107,6 +107,7 @@ var sentinels = []sentinel{
 	{macros.ErrSyntax, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrUnknownName, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrUnknownGroup, http.StatusBadRequest, "invalid_template"},
+	{macros.ErrUnknownColumn, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrTemplateTooLarge, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrLooksLikeMacro, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrURLNotEncoded, http.StatusBadRequest, "invalid_template"},

@@ -102,6 +102,7 @@ func Cases() []Case {
 		{"macros.ErrSyntax", wrap(macros.ErrSyntax), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrUnknownName", wrap(macros.ErrUnknownName), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrUnknownGroup", wrap(macros.ErrUnknownGroup), http.StatusBadRequest, "invalid_template"},
+		{"macros.ErrUnknownColumn", wrap(macros.ErrUnknownColumn), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrTemplateTooLarge", wrap(macros.ErrTemplateTooLarge), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrLooksLikeMacro", wrap(macros.ErrLooksLikeMacro), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrURLNotEncoded", wrap(macros.ErrURLNotEncoded), http.StatusBadRequest, "invalid_template"},
