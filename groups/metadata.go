@@ -253,15 +253,25 @@ func metadataOrEmpty(m Metadata) map[string]string {
 // columns the group declares, else every column its uploads carried (first appearance
 // first); none for a group whose codes have none.
 func (s *Store) exportColumns(ctx context.Context, groupID int64) ([]string, error) {
-	var out []string
-	err := s.db.QueryRowContext(ctx, `
+	// From the reader, like the rows: a replica's export is consistent with itself.
+	rows, err := s.reader.QueryContext(ctx, `
 		SELECT coalesce((SELECT code_columns FROM groups WHERE id = $1),
 		                (SELECT array_agg(c ORDER BY first) FROM (
 		                    SELECT x.c, min(u.id * 1000 + x.n) AS first
 		                    FROM uploads u, unnest(u.columns) WITH ORDINALITY AS x(c, n)
 		                    WHERE u.group_id = $1 AND u.undone_at IS NULL GROUP BY x.c) cs),
-		                '{}')`, groupID).Scan((*pq.StringArray)(&out))
+		                '{}')`, groupID)
 	if err != nil {
+		return nil, fmt.Errorf("reading the export columns of group %d: %w", groupID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		if err := rows.Scan((*pq.StringArray)(&out)); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading the export columns of group %d: %w", groupID, err)
 	}
 	return out, nil
