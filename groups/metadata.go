@@ -8,11 +8,10 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/lib/pq"
-
-	"promopool/macros"
 )
 
 // Bounds of a group's metadata (issue 21 item 8; Stripe's are the same order).
@@ -165,7 +164,7 @@ func (in *Input) applyColumns(g *Group) error {
 func (s *Store) GroupColumns(ctx context.Context, names []string) ([][]string, error) {
 	keys := make([]string, len(names))
 	for i, n := range names {
-		keys[i] = macros.GroupKey(n)
+		keys[i] = strings.ToLower(n) // as GroupsExist compares (macros.GroupKey)
 	}
 	var rows []struct {
 		Key  string         `db:"key"`
