@@ -156,20 +156,51 @@ func Current(ctx context.Context, db *sqlx.DB) (int, error) {
 	return v, nil
 }
 
-// Check returns nil when the database is exactly at this binary's latest migration,
-// and an error wrapping ErrSchemaBehind or ErrSchemaAhead otherwise. Processes call it
-// before they start serving.
+// Check returns nil when the database has every embedded migration applied and none
+// this binary does not know, and an error wrapping ErrSchemaBehind or ErrSchemaAhead
+// otherwise. It compares the sets of versions, not only the highest: migrations written
+// on parallel branches can land out of order (0024 merged after 0025), and a database
+// migrated by the binary that had 0025 but not 0024 is at the highest version yet lacks
+// 0024. Processes call it before they start serving.
 func Check(ctx context.Context, db *sqlx.DB) error {
-	cur, err := Current(ctx, db)
+	all, err := All()
 	if err != nil {
 		return err
 	}
-	latest := Latest()
+	var exists bool
+	if err := db.GetContext(ctx, &exists, `SELECT to_regclass('schema_migrations') IS NOT NULL`); err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	applied := map[int]bool{}
+	if exists {
+		var versions []int
+		if err := db.SelectContext(ctx, &versions, `SELECT version FROM schema_migrations`); err != nil {
+			return fmt.Errorf("reading schema version: %w", err)
+		}
+		for _, v := range versions {
+			applied[v] = true
+		}
+	}
+	known := map[int]bool{}
+	var missing []int
+	for _, m := range all {
+		known[m.Version] = true
+		if !applied[m.Version] {
+			missing = append(missing, m.Version)
+		}
+	}
+	var unknown []int
+	for v := range applied {
+		if !known[v] {
+			unknown = append(unknown, v)
+		}
+	}
+	sort.Ints(unknown)
 	switch {
-	case cur < latest:
-		return fmt.Errorf("schema at version %d, this binary needs %d: %w", cur, latest, ErrSchemaBehind)
-	case cur > latest:
-		return fmt.Errorf("schema at version %d, this binary knows up to %d: %w", cur, latest, ErrSchemaAhead)
+	case len(unknown) > 0:
+		return fmt.Errorf("schema has migrations %v this binary does not know (it knows up to %d): %w", unknown, Latest(), ErrSchemaAhead)
+	case len(missing) > 0:
+		return fmt.Errorf("schema lacks migrations %v this binary needs (run `promopool migrate`): %w", missing, ErrSchemaBehind)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package migrations_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -64,6 +66,28 @@ func TestCheckRefusesSchemaBehindAndAhead(t *testing.T) {
 	}
 	if err := migrations.Check(ctx, db.DB); !errors.Is(err, migrations.ErrSchemaAhead) {
 		t.Fatalf("got %v, want ErrSchemaAhead", err)
+	}
+}
+
+// TestCheckFindsAGapBelowTheLatest: a database at the highest version that lacks an
+// earlier migration (branches landed out of order) is behind, and names the migration.
+func TestCheckFindsAGapBelowTheLatest(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	all := must(migrations.All())
+	if len(all) < 2 {
+		t.Fatal("need two migrations")
+	}
+	gap := all[len(all)-2]
+	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version = $1`, gap.Version); err != nil {
+		t.Fatal(err)
+	}
+	if cur := must(migrations.Current(ctx, db.DB)); cur != migrations.Latest() {
+		t.Fatalf("current %d, want %d: the gap must be below the highest version", cur, migrations.Latest())
+	}
+	err := migrations.Check(ctx, db.DB)
+	if !errors.Is(err, migrations.ErrSchemaBehind) || !strings.Contains(err.Error(), fmt.Sprint(gap.Version)) {
+		t.Fatalf("got %v, want ErrSchemaBehind naming %d", err, gap.Version)
 	}
 }
 

@@ -2,11 +2,12 @@ package reports
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/lib/pq"
+	"github.com/jmoiron/sqlx"
+
+	"promopool/postgres"
 )
 
 // foldRedemptionsSQL consumes the queued redemption changes (migration 0023) and adds
@@ -99,43 +100,21 @@ func (s *Service) FoldRedemptions(ctx context.Context) (int, error) {
 // foldRedemptions folds the queue in one transaction; with limit > 0 it leaves a queue
 // longer than limit to the worker's folder (a report does not wait for a backlog).
 func (s *Service) foldRedemptions(ctx context.Context, limit int) (int, error) {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	var asOf time.Time
-	if err := tx.GetContext(ctx, &asOf, `SELECT as_of FROM report_redemption_fold FOR UPDATE NOWAIT`); err != nil {
-		var pe *pq.Error
-		if errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available: another fold runs
-			return 0, nil
-		}
-		return 0, fmt.Errorf("report fold, redemptions: %w", err)
-	}
-	if limit > 0 {
-		var queued int
-		if err := tx.GetContext(ctx, &queued, `SELECT count(*) FROM (SELECT 1 FROM report_redemption_changes LIMIT $1) q`, limit+1); err != nil {
-			return 0, fmt.Errorf("report fold, redemptions: %w", err)
-		}
-		if queued > limit {
-			return 0, nil
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '128MB'`); err != nil {
-		return 0, err
-	}
-	var res struct {
-		N       int       `db:"n"`
-		Started time.Time `db:"started"`
-		Rows    int       `db:"rows"`
-	}
-	if err := tx.GetContext(ctx, &res, foldRedemptionsSQL); err != nil {
-		return 0, fmt.Errorf("report fold, redemptions: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE report_redemption_fold SET as_of = $1`, res.Started); err != nil {
-		return 0, err
-	}
-	return res.N, tx.Commit()
+	return postgres.FoldQueue(ctx, s.db, "report fold, redemptions", "report_redemption_fold", "report_redemption_changes", limit,
+		func(tx *sqlx.Tx) (int, time.Time, error) {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '128MB'`); err != nil {
+				return 0, time.Time{}, err
+			}
+			var res struct {
+				N       int       `db:"n"`
+				Started time.Time `db:"started"`
+				Rows    int       `db:"rows"`
+			}
+			if err := tx.GetContext(ctx, &res, foldRedemptionsSQL); err != nil {
+				return 0, time.Time{}, fmt.Errorf("report fold, redemptions: %w", err)
+			}
+			return res.N, res.Started, nil
+		})
 }
 
 // RedemptionsAsOf returns the instant the redemption rollups are complete to: every

@@ -2,12 +2,13 @@ package segments
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"promopool/postgres"
 )
 
 // The redemption summaries (migration 0023) are folded from a queue the trigger on
@@ -133,36 +134,8 @@ func (s *Service) FoldRedemptions(ctx context.Context) (int, error) {
 // longer than limit to the worker's folder (a query does not wait for a backlog, and
 // answers as of the last fold).
 func (s *Service) foldRedemptions(ctx context.Context, limit int) (int, error) {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	var asOf time.Time
-	if err := tx.GetContext(ctx, &asOf, `SELECT as_of FROM segment_redemption_fold FOR UPDATE NOWAIT`); err != nil {
-		var pe *pq.Error
-		if errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available: another fold runs
-			return 0, nil
-		}
-		return 0, fmt.Errorf("segment fold, redemptions: %w", err)
-	}
-	if limit > 0 {
-		var queued int
-		if err := tx.GetContext(ctx, &queued, `SELECT count(*) FROM (SELECT 1 FROM segment_redemption_changes LIMIT $1) q`, limit+1); err != nil {
-			return 0, fmt.Errorf("segment fold, redemptions: %w", err)
-		}
-		if queued > limit {
-			return 0, nil
-		}
-	}
-	n, started, err := foldRedemptionChanges(ctx, tx)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE segment_redemption_fold SET as_of = $1`, started); err != nil {
-		return 0, err
-	}
-	return n, tx.Commit()
+	return postgres.FoldQueue(ctx, s.db, "segment fold, redemptions", "segment_redemption_fold", "segment_redemption_changes", limit,
+		func(tx *sqlx.Tx) (int, time.Time, error) { return foldRedemptionChanges(ctx, tx) })
 }
 
 // foldRedemptionChanges folds the queue in tx and returns how many changes it folded and

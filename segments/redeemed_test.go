@@ -321,44 +321,28 @@ func randomRedeemed(rng *rand.Rand, names []string, now time.Time, windows bool)
 }
 
 // randomRedeemedBitFilter makes a filter the bitmaps answer, with redeemed leaves
-// (without a window: over all groups with counts that exclude zero, or "at least once"
-// from some groups) beside the issue leaves of randomBitFilter.
+// (without a window: over all groups with counts within the buckets, or "at least once"
+// or "never" from some groups) beside the issue leaves of randomBitFilter, under AND, OR
+// and NOT anywhere.
 func randomRedeemedBitFilter(rng *rand.Rand, names []string, depth int) *segments.Filter {
-	if depth < 2 && rng.IntN(2) == 0 {
-		f := &segments.Filter{}
-		n := 1 + rng.IntN(3)
-		if rng.IntN(2) == 0 {
-			for range n {
-				f.Or = append(f.Or, randomRedeemedBitFilter(rng, names, depth+1))
+	return randomBitTree(rng, depth, func() *segments.Filter {
+		switch rng.IntN(3) {
+		case 0:
+			return randomBitFilter(rng, names, 2)
+		case 1:
+			r := &segments.Redeemed{Groups: pickGroups(rng, names, 2)}
+			switch rng.IntN(4) {
+			case 0:
+				zero := int64(0)
+				r.Op, r.Value = "eq", &zero
+			case 1:
+				one := int64(1)
+				r.Op, r.Value = "lt", &one
 			}
-			return f
+			return &segments.Filter{Redeemed: r}
 		}
-		f.And = append(f.And, randomRedeemedBitFilter(rng, names, depth+1))
-		for i := 1; i < n; i++ {
-			c := randomRedeemedBitFilter(rng, names, depth+1)
-			if rng.IntN(2) == 0 {
-				c = &segments.Filter{Not: c}
-			}
-			f.And = append(f.And, c)
-		}
-		return f
-	}
-	switch rng.IntN(3) {
-	case 0:
-		return randomBitFilter(rng, names, 2)
-	case 1:
-		return &segments.Filter{Redeemed: &segments.Redeemed{Groups: pickGroups(rng, names, 2)}}
-	}
-	v, w := int64(1+rng.IntN(3)), int64(1+rng.IntN(3))
-	r := &segments.Redeemed{}
-	switch rng.IntN(3) {
-	case 0:
-		lo, hi := min(v, w), max(v, w)
-		r.Op, r.Min, r.Max = "between", &lo, &hi
-	case 1:
-		r.Op, r.Value = "gte", &v
-	default:
-		r.Op, r.Value = "eq", &v
-	}
-	return &segments.Filter{Redeemed: r}
+		r := &segments.Redeemed{}
+		r.Op, r.Value, r.Min, r.Max = randomBucketCount(rng)
+		return &segments.Filter{Redeemed: r}
+	})
 }

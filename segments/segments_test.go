@@ -460,43 +460,59 @@ func pickGroups(rng *rand.Rand, names []string, oneIn int) []segments.GroupRef {
 // (initial issues), quantities without a window or groups that exclude zero, and ANDs
 // (with NOTs beside a positive part) and ORs of them.
 func randomBitFilter(rng *rand.Rand, names []string, depth int) *segments.Filter {
-	if depth < 2 && rng.IntN(2) == 0 {
-		f := &segments.Filter{}
-		n := 1 + rng.IntN(3)
+	return randomBitTree(rng, depth, func() *segments.Filter {
 		if rng.IntN(2) == 0 {
-			for i := 0; i < n; i++ {
-				f.Or = append(f.Or, randomBitFilter(rng, names, depth+1))
-			}
-			return f
+			return &segments.Filter{IssuedFrom: &segments.IssuedFrom{Groups: pickGroups(rng, names, 2), Match: []string{"any", "all"}[rng.IntN(2)]}}
 		}
-		f.And = append(f.And, randomBitFilter(rng, names, depth+1))
-		for i := 1; i < n; i++ {
-			c := randomBitFilter(rng, names, depth+1)
-			if rng.IntN(2) == 0 {
-				c = &segments.Filter{Not: c}
-			}
-			f.And = append(f.And, c)
+		q := &segments.Quantity{Kind: []string{"", "initial", "all"}[rng.IntN(3)]}
+		q.Op, q.Value, q.Min, q.Max = randomBucketCount(rng)
+		return &segments.Filter{Quantity: q}
+	})
+}
+
+// randomBitTree combines leaves with AND, OR and NOT anywhere (a NOT at the top, an AND
+// of NOTs only, an OR with a NOT in it): the bitmaps answer every such tree.
+func randomBitTree(rng *rand.Rand, depth int, leaf func() *segments.Filter) *segments.Filter {
+	maybeNot := func(f *segments.Filter) *segments.Filter {
+		if rng.IntN(3) == 0 {
+			return &segments.Filter{Not: f}
 		}
 		return f
 	}
-	if rng.IntN(2) == 0 {
-		return &segments.Filter{IssuedFrom: &segments.IssuedFrom{Groups: pickGroups(rng, names, 2), Match: []string{"any", "all"}[rng.IntN(2)]}}
+	if depth < 2 && rng.IntN(2) == 0 {
+		f := &segments.Filter{}
+		for range 1 + rng.IntN(3) {
+			f.And = append(f.And, maybeNot(randomBitTree(rng, depth+1, leaf)))
+		}
+		if rng.IntN(2) == 0 {
+			f.Or, f.And = f.And, nil
+		}
+		if depth == 0 {
+			return maybeNot(f)
+		}
+		return f
 	}
-	q := &segments.Quantity{Kind: []string{"", "initial", "all"}[rng.IntN(3)]}
-	v, w := int64(1+rng.IntN(6)), int64(1+rng.IntN(6))
-	switch rng.IntN(4) {
-	case 0:
-		lo, hi := min(v, w), max(v, w)
-		q.Op, q.Min, q.Max = "between", &lo, &hi
-	case 1:
-		q.Op, q.Value = "gte", &v
-	case 2:
-		q.Op, q.Value = "eq", &v
+	if depth == 0 {
+		return maybeNot(leaf())
+	}
+	return leaf()
+}
+
+// randomBucketCount draws a comparison whose accepted counts, or the counts it rejects
+// when it accepts zero, lie within the bitmaps' buckets — and that leaves some counts
+// out and takes some in (so the filter reads a bitmap at all).
+func randomBucketCount(rng *rand.Rand) (op string, value, lo, hi *int64) {
+	v, w := int64(rng.IntN(7)), int64(rng.IntN(7))
+	switch o := []string{"between", "eq", "ne", "lt", "lte", "gt", "gte"}[rng.IntN(7)]; o {
+	case "between":
+		a, b := min(v, w), max(v, w)
+		return o, nil, &a, &b
+	case "lt", "gte":
+		v = max(v, 1) // lt 0 takes nobody, gte 0 everybody
+		return o, &v, nil, nil
 	default:
-		v--
-		q.Op, q.Value = "gt", &v
+		return o, &v, nil, nil
 	}
-	return &segments.Filter{Quantity: q}
 }
 
 // model evaluates f over the in-memory history.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,38 +13,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"promopool/groups"
+	"promopool/internal/redistest"
 	"promopool/internal/testdb"
 	"promopool/mailings"
 )
 
 // workerTestSetup builds the binary for tests that run worker processes and returns it
-// with a flushed Redis DB for them: DB 14 on the server of TEST_REDIS_URL, not the DB the
-// in-process tests use.
+// with a Redis of their own: a redis-server on a free loopback port, stopped when the
+// test ends, so that no other test run (another package, another checkout's run on this
+// machine) shares or flushes its queues.
 func workerTestSetup(t *testing.T) (bin, redisURL string) {
 	t.Helper()
 	bin = filepath.Join(t.TempDir(), "promopool")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	u, err := url.Parse(testdb.RedisURL())
-	if err != nil {
-		t.Fatalf("TEST_REDIS_URL: %v", err)
-	}
-	u.Path = "/14"
-	redisURL = u.String()
-	ropt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatalf("TEST_REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(ropt)
-	defer rdb.Close()
-	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
-		t.Fatalf("test Redis: %v", err)
-	}
-	return bin, redisURL
+	srv := redistest.StartServer(t, redistest.Options{})
+	return bin, "redis://" + srv.Addr + "/0"
 }
 
 // testMain is a Main configured by env alone (as a process started with it would be),

@@ -241,6 +241,15 @@ func (m *Main) openDB(ctx context.Context, current bool) (*sqlx.DB, error) {
 			return nil, err
 		}
 	}
+	if m.cmd == "web" || m.cmd == "worker" || m.cmd == "scheduler" {
+		warnings, err := postgres.SettingsWarnings(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range warnings {
+			m.log.Warn(w)
+		}
+	}
 	m.db = db
 	return db, nil
 }
