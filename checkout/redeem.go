@@ -120,10 +120,12 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (r *Redemption,
 	}
 }
 
+// redeemOnce makes two round trips: the offer's read, then checkout_redeem, which looks
+// for a replay of the order or key under the group's lock. Only a request the offer's
+// checks refuse looks for a replay first (a third round trip, on the refusal path): an
+// order redeemed before the group was paused, say, answers its redemption, not a
+// refusal.
 func (s *Service) redeemOnce(ctx context.Context, req *RedeemRequest, hash []byte) (*Redemption, bool, error) {
-	if r, err := s.replay(ctx, req, hash); r != nil || err != nil {
-		return r, r != nil, err
-	}
 	now := s.now()
 	o, err := s.loadOffer(ctx, req.Code, req.CustomerID)
 	if err != nil {
@@ -131,6 +133,9 @@ func (s *Service) redeemOnce(ctx context.Context, req *RedeemRequest, hash []byt
 	}
 	reason, d := o.check(ask{customer: req.CustomerID, firstTime: req.FirstTime, order: &req.Order}, now)
 	if reason != "" {
+		if r, err := s.replay(ctx, req, hash); r != nil || err != nil {
+			return r, r != nil, err
+		}
 		return s.refuse(ctx, req, hash, o, reason, now)
 	}
 	return s.take(ctx, req, hash, o, d, now)
