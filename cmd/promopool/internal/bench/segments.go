@@ -277,6 +277,8 @@ func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg Se
 		{"(between 2 and 5) or from any of G10, G20, G30", `{"or":[{"quantity":{"op":"between","min":2,"max":5}},{"issued_from":{"groups":["G10","G20","G30"]}}]}`},
 		{">= 5 codes from any group", `{"quantity":{"op":"gte","value":5}}`},
 		{"never issued a code (= 0)", `{"quantity":{"op":"eq","value":0}}`},
+		{"not issued from G01 (a NOT at the top)", `{"not":{"issued_from":{"groups":["G01"]}}}`},
+		{"at most 2 codes, or not from G02 (zero accepted, NOT under OR)", `{"or":[{"quantity":{"op":"lte","value":2}},{"not":{"issued_from":{"groups":["G02"]}}}]}`},
 		{"from all of G03, G04 in the last 90 days", `{"issued_from":{"groups":["G03","G04"],"match":"all","window":{"last_days":90}}}`},
 		{"count >= 2 of G05 in Q1 of the history (bounded)", fmt.Sprintf(`{"quantity":{"op":"gte","value":2,"groups":["G05"],"window":{"from":%q,"to":%q}}}`,
 			time.Now().AddDate(0, 0, -365).UTC().Format(time.RFC3339), time.Now().AddDate(0, 0, -270).UTC().Format(time.RFC3339))},
