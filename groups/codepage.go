@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// CodeRow is one unique code of a group with its status and holder.
-type CodeRow struct {
+// CodeListing is one unique code of a group with its status and holder.
+type CodeListing struct {
 	ID        int64      `db:"id" json:"id"`
 	Code      string     `db:"code" json:"code"`
 	ExpiresAt *time.Time `db:"expires_at" json:"expires_at"`
@@ -43,7 +43,7 @@ LIMIT $3`
 // history's), limit (1–500, default 100)
 // with ids above after; search, when not empty, finds the code with that spelling (as
 // typed or upper-cased). Errors: ErrGroupNotFound.
-func (s *Store) CodePage(ctx context.Context, groupID int64, search string, after int64, limit int) ([]CodeRow, error) {
+func (s *Store) CodePage(ctx context.Context, groupID int64, search string, after int64, limit int) ([]CodeListing, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 100
 	}
@@ -56,7 +56,7 @@ func (s *Store) CodePage(ctx context.Context, groupID int64, search string, afte
 		where = `AND c.code IN ($4, $5)`
 		args = append(args, search, strings.ToUpper(search))
 	}
-	var out []CodeRow
+	var out []CodeListing
 	if err := s.db.SelectContext(ctx, &out, fmt.Sprintf(codePage, where), args...); err != nil {
 		return nil, fmt.Errorf("listing the codes of group %d: %w", groupID, err)
 	}
