@@ -78,6 +78,11 @@ var tableUsers = map[string][]string{
 	"report_redemption_changes": {"reports"},
 	"report_redemption_fold":    {"reports"},
 	"report_redemption_delays":  {"reports"},
+	// reports (0027): per-group day rows the reports and the portfolio read, and how
+	// many customers used a group last on each day.
+	"report_issue_group_days":      {"reports"},
+	"report_redemption_group_days": {"reports"},
+	"report_redeemer_last_days":    {"reports"},
 
 	"api_keys": {"auth"},
 	// users: the people who sign in, their roles and passwords.
