@@ -27,10 +27,11 @@ func (s *Service) Fold(ctx context.Context) (int, error) {
 }
 
 // foldIssuesSQL adds the live issues of [$1, $2) to report_issue_days, in key order,
-// and their sums over mailings to report_issue_group_days (migration 0027), which the
-// reports' daily series and the portfolio read. It reads the window through
-// issues_issued_at and fetches mailing_id from the heap: the fold runs behind the
-// claims, off their path. Its row count is report_issue_days'.
+// their sums over mailings to report_issue_group_days (migration 0027) and each
+// mailing's sums over blocks of days to report_issue_mailing_spans (0028), which the
+// reports read. It reads the window through issues_issued_at and fetches mailing_id
+// from the heap: the fold runs behind the claims, off their path. Its row count is
+// report_issue_days'.
 const foldIssuesSQL = `
 WITH src AS MATERIALIZED (
     SELECT group_id, report_day(issued_at) AS day, coalesce(mailing_id, 0) AS mailing_id,
@@ -46,6 +47,12 @@ WITH src AS MATERIALIZED (
         initial = d.initial + excluded.initial,
         repeat = d.repeat + excluded.repeat,
         direct = d.direct + excluded.direct
+), spans AS (
+    INSERT INTO report_issue_mailing_spans AS d (group_id, level, block, mailing_id, initial)
+    SELECT group_id, k, report_block(day, k), mailing_id, sum(initial)
+    FROM src CROSS JOIN generate_series(1, 10) k WHERE mailing_id <> 0
+    GROUP BY 1, 2, 3, 4 HAVING sum(initial) > 0 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (group_id, level, block, mailing_id) DO UPDATE SET initial = d.initial + excluded.initial
 )
 INSERT INTO report_issue_days AS d (group_id, day, mailing_id, initial, repeat)
 SELECT group_id, day, mailing_id, initial, repeat FROM src ORDER BY 1, 2, 3

@@ -11,14 +11,15 @@ import (
 )
 
 // foldRedemptionsSQL consumes the queued redemption changes (migration 0023) and adds
-// them to the redemption rollups (and to 0027's per-group days and customers' last
-// days), in one statement: the changes are deleted as they
-// are folded, so each is folded exactly once, and a change not yet committed is not
-// seen (the next fold takes it). It returns how many changes it folded and the start of
-// the statement: every change committed before it is folded.
+// them to the redemption rollups (and to 0027's per-group days and customers' last days
+// and 0028's spans), in one statement: the changes are deleted as they are folded, so
+// each is folded exactly once, and a change not yet committed is not seen (the next
+// fold takes it). It returns how many changes it folded and the start of the
+// statement: every change committed before it is folded.
 //
 // Each rollup is updated where its key has a row and inserted where not (an upsert
-// would check its proposed row, whose net change may be negative, against the CHECKs);
+// would check its proposed row, whose net change may be negative, against the CHECKs;
+// the spans have none, and take an upsert);
 // report_redeemer_days keeps a row while its uses are positive, so a key whose uses
 // fall to 0 is deleted. Every part acts on disjoint rows of one snapshot, and only the
 // folder (holding report_redemption_fold) writes these tables.
@@ -64,6 +65,14 @@ WITH d AS MATERIALIZED (
     INSERT INTO report_redemption_group_days (group_id, day, currency, uses, revenue, discount, refunds, refunded, failed)
     SELECT group_id, day, currency, uses, revenue, discount, refunds, refunded, failed
     FROM gagg WHERE NOT had ORDER BY 1, 2, 3
+    RETURNING 1
+), spans AS (
+    INSERT INTO report_redemption_spans AS s (group_id, level, block, mailing_id, code_id, utm_source, uses, revenue, discount)
+    SELECT group_id, k, report_block(day, k), mailing_id, code_id, utm_source, sum(uses), sum(revenue), sum(discount)
+    FROM agg CROSS JOIN generate_series(1, 10) k WHERE mailing_id <> 0 OR code_id <> 0
+    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (group_id, level, block, mailing_id, code_id, utm_source) DO UPDATE SET
+        uses = s.uses + excluded.uses, revenue = s.revenue + excluded.revenue, discount = s.discount + excluded.discount
     RETURNING 1
 ), who AS MATERIALIZED (
     SELECT w.group_id, w.day, w.customer_id, w.n, x.uses AS had
@@ -139,7 +148,7 @@ SELECT (SELECT count(*) FROM d) AS n, statement_timestamp() AS started,
      + (SELECT count(*) FROM who_up) + (SELECT count(*) FROM who_new)
      + (SELECT count(*) FROM lag_gone) + (SELECT count(*) FROM lag_up) + (SELECT count(*) FROM lag_new)
      + (SELECT count(*) FROM gdays_up) + (SELECT count(*) FROM gdays_new)
-     + (SELECT count(*) FROM last_up) + (SELECT count(*) FROM last_new) AS rows`
+     + (SELECT count(*) FROM last_up) + (SELECT count(*) FROM last_new) + (SELECT count(*) FROM spans) AS rows`
 
 // FoldRedemptions folds every redemption change committed so far into the redemption
 // rollups and returns how many it folded. Several folders may run: one folds, the

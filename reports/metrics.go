@@ -135,7 +135,8 @@ func (s *Service) GroupMetrics(ctx context.Context, groupID int64, p Period) (*M
 
 // issueDays fills the issue figures and the daily issue series from the group's day
 // rows of report_issue_group_days (one index range, a row per day), and the mailings'
-// issues from report_issue_days summed per mailing in the database.
+// issues from their spans (report_issue_mailing_spans: about a dozen blocks of days
+// cover a 90-day period) and the day rows of the edge days.
 func (s *Service) issueDays(ctx context.Context, m *Metrics, byMailing map[int64]*MailingFigures) error {
 	var rows []struct {
 		Day     time.Time `db:"day"`
@@ -162,10 +163,16 @@ func (s *Service) issueDays(ctx context.Context, m *Metrics, byMailing map[int64
 		MailingID int64 `db:"mailing_id"`
 		Issued    int64 `db:"issued"`
 	}
+	levels, blocks, edges := spans(m.Period.From, m.Period.To)
 	err = s.db.SelectContext(ctx, &mailings, `
-		SELECT mailing_id, sum(initial) AS issued FROM report_issue_days
-		WHERE group_id = $1 AND mailing_id <> 0 AND day >= $2 AND day <= $3
-		GROUP BY 1 HAVING sum(initial) > 0`, m.GroupID, m.Period.From, m.Period.To)
+		SELECT mailing_id, sum(initial) AS issued FROM (
+		    SELECT s.mailing_id, s.initial FROM unnest($2::smallint[], $3::integer[]) b(level, block)
+		    JOIN report_issue_mailing_spans s ON s.group_id = $1 AND s.level = b.level AND s.block = b.block
+		    UNION ALL
+		    SELECT mailing_id, initial FROM report_issue_days
+		    WHERE group_id = $1 AND mailing_id <> 0 AND day = ANY ($4::date[])
+		) x
+		GROUP BY 1 HAVING sum(initial) > 0`, m.GroupID, pq.Array(levels), pq.Array(blocks), pq.Array(edges))
 	if err != nil {
 		return fmt.Errorf("reading the mailings of group %d: %w", m.GroupID, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -204,6 +205,22 @@ func (f *fixture) recountRedemptions() []redemptionRecount {
 	if len(wantL) == 0 || fmt.Sprint(gotL) != fmt.Sprint(wantL) {
 		f.t.Fatalf("redeemer last days differ from the recount:\n got %v\nwant %v", gotL, wantL)
 	}
+	// 0028's spans: each block's sums of the day rows (themselves equal to the recount).
+	var wantS, gotS []string
+	if err := f.db.Select(&wantS, `
+		SELECT format('%s/%s/%s/%s/%s/%s/%s/%s/%s', group_id, k, report_block(day, k), mailing_id, code_id, utm_source,
+		       sum(uses), sum(revenue), sum(discount))
+		FROM report_redemption_days CROSS JOIN generate_series(1, 10) k WHERE mailing_id <> 0 OR code_id <> 0
+		GROUP BY group_id, k, report_block(day, k), mailing_id, code_id, utm_source ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.db.Select(&gotS, `SELECT format('%s/%s/%s/%s/%s/%s/%s/%s/%s', group_id, level, block, mailing_id, code_id, utm_source,
+		uses, revenue, discount) FROM report_redemption_spans ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if len(wantS) == 0 || fmt.Sprint(gotS) != fmt.Sprint(wantS) {
+		f.t.Fatalf("redemption spans differ from the day rows:\n got %v\nwant %v", gotS, wantS)
+	}
 	return want
 }
 
@@ -236,6 +253,69 @@ func (f *fixture) checkUniqueCustomers(ctx context.Context, rng *rand.Rand) {
 			}
 			if m.Redemptions.UniqueCustomers != want {
 				f.t.Errorf("group %d %v..%v: %d unique customers, recount %d", g, p.From, p.To, m.Redemptions.UniqueCustomers, want)
+			}
+			// The mailings' and codes' parts (read from spans of days) over the same period.
+			var wantM, wantC []string
+			if err := f.db.Select(&wantM, `
+				SELECT format('%s/%s/%s', mailing_id, count(*) FILTER (WHERE status = 'succeeded'),
+				       coalesce(sum(order_amount) FILTER (WHERE status = 'succeeded'), 0))
+				FROM redemptions WHERE group_id = $1 AND mailing_id IS NOT NULL AND status IN ('succeeded', 'refunded', 'failed')
+				  AND created_at >= $2 AND created_at < $3
+				GROUP BY mailing_id ORDER BY 1`, g, p.Start(), p.End()); err != nil {
+				f.t.Fatal(err)
+			}
+			if err := f.db.Select(&wantC, `
+				SELECT format('%s/%s/%s/%s', code_id, utm_source, count(*) FILTER (WHERE status = 'succeeded'),
+				       coalesce(sum(order_amount) FILTER (WHERE status = 'succeeded'), 0))
+				FROM redemptions WHERE group_id = $1 AND kind = 'shared' AND status IN ('succeeded', 'refunded', 'failed')
+				  AND created_at >= $2 AND created_at < $3
+				GROUP BY code_id, utm_source ORDER BY 1`, g, p.Start(), p.End()); err != nil {
+				f.t.Fatal(err)
+			}
+			// Each mailing's issues in the period (read from spans of days).
+			var issued []struct {
+				MailingID int64 `db:"mailing_id"`
+				N         int64 `db:"n"`
+			}
+			if err := f.db.Select(&issued, `SELECT mailing_id, count(*) AS n FROM issues
+				WHERE group_id = $1 AND mailing_id IS NOT NULL AND kind = 'initial' AND released_at IS NULL
+				  AND issued_at >= $2 AND issued_at < $3 AND issued_at < (SELECT folded_to FROM report_fold)
+				GROUP BY 1`, g, p.Start(), p.End()); err != nil {
+				f.t.Fatal(err)
+			}
+			for _, is := range issued {
+				i := slices.IndexFunc(m.Mailings, func(mf reports.MailingFigures) bool { return mf.MailingID == is.MailingID })
+				if i < 0 || m.Mailings[i].Issued != is.N {
+					f.t.Errorf("group %d %v..%v: mailing %d issued %d in the recount, report %+v", g, p.From, p.To, is.MailingID, is.N, m.Mailings)
+				}
+			}
+			gotM := map[int64]string{}
+			for _, mf := range m.Mailings {
+				gotM[mf.MailingID] = fmt.Sprintf("%d/%d/%d", mf.MailingID, mf.Redeemed, mf.Revenue)
+			}
+			for _, w := range wantM {
+				var id int64
+				fmt.Sscanf(w, "%d/", &id)
+				if gotM[id] != w {
+					f.t.Errorf("group %d %v..%v: mailing %q, recount %q", g, p.From, p.To, gotM[id], w)
+				}
+				delete(gotM, id)
+			}
+			for id, got := range gotM {
+				if got != fmt.Sprintf("%d/0/0", id) {
+					f.t.Errorf("group %d %v..%v: mailing %q without redemptions in the recount", g, p.From, p.To, got)
+				}
+			}
+			var gotC []string
+			for _, c := range m.Redemptions.Codes {
+				for _, src := range c.BySource {
+					gotC = append(gotC, fmt.Sprintf("%d/%s/%d/%d", c.CodeID, src.UTMSource, src.Uses, src.Revenue))
+				}
+			}
+			slices.Sort(gotC)
+			slices.Sort(wantC)
+			if fmt.Sprint(gotC) != fmt.Sprint(wantC) {
+				f.t.Errorf("group %d %v..%v: codes by source %v, recount %v", g, p.From, p.To, gotC, wantC)
 			}
 			for _, row := range pf.Groups {
 				if row.GroupID == g && row.Customers != want {

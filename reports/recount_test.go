@@ -126,6 +126,21 @@ func (f *fixture) recount() []recountRow {
 	if fmt.Sprint(gotG) != fmt.Sprint(wantG) {
 		f.t.Fatalf("issue group days differ from the recount:\n got %v\nwant %v", gotG, wantG)
 	}
+	// 0028's spans: each mailing's initial issues over each block of days.
+	var wantS, gotS []string
+	if err := f.db.Select(&wantS, `
+		SELECT format('%s/%s/%s/%s/%s', group_id, k, report_block(day, k), mailing_id, sum(initial))
+		FROM report_issue_days CROSS JOIN generate_series(1, 10) k WHERE mailing_id <> 0
+		GROUP BY group_id, k, report_block(day, k), mailing_id HAVING sum(initial) > 0 ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.db.Select(&gotS, `SELECT format('%s/%s/%s/%s/%s', group_id, level, block, mailing_id, initial)
+		FROM report_issue_mailing_spans WHERE initial > 0 ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if len(wantS) == 0 || fmt.Sprint(gotS) != fmt.Sprint(wantS) {
+		f.t.Fatalf("issue spans differ from the day rows:\n got %v\nwant %v", gotS, wantS)
+	}
 	return want
 }
 

@@ -71,9 +71,9 @@ type SourceFigures struct {
 
 // redemptionFigures fills m.Redemptions and the daily redemption series from the
 // group's day rows of report_redemption_group_days (a row per day and currency), the
-// mailings' redemptions and the codes' figures from report_redemption_days summed per
-// mailing and per code and source in the database, and the unique customers from
-// uniqueCustomersSQL.
+// mailings' redemptions and the codes' figures from their spans over blocks of days
+// (report_redemption_spans) and the day rows of the edge days, and the unique
+// customers from uniqueCustomersSQL.
 func (s *Service) redemptionFigures(ctx context.Context, m *Metrics, byMailing map[int64]*MailingFigures) error {
 	var days []struct {
 		Day      time.Time `db:"day"`
@@ -117,12 +117,19 @@ func (s *Service) redemptionFigures(ctx context.Context, m *Metrics, byMailing m
 		Revenue   int64  `db:"revenue"`
 		Discount  int64  `db:"discount"`
 	}
+	levels, blocks, edges := spans(m.Period.From, m.Period.To)
 	err = s.db.SelectContext(ctx, &parts, `
 		SELECT GROUPING(mailing_id) = 1 AS by_code, coalesce(mailing_id, 0) AS mailing_id, coalesce(code_id, 0) AS code_id,
 		       coalesce(utm_source, '') AS utm_source, sum(uses) AS uses, sum(revenue) AS revenue, sum(discount) AS discount
-		FROM report_redemption_days
-		WHERE group_id = $1 AND day >= $2 AND day <= $3 AND (mailing_id <> 0 OR code_id <> 0)
-		GROUP BY GROUPING SETS ((mailing_id), (code_id, utm_source))`, m.GroupID, m.Period.From, m.Period.To)
+		FROM (
+		    SELECT s.mailing_id, s.code_id, s.utm_source, s.uses, s.revenue, s.discount
+		    FROM unnest($2::smallint[], $3::integer[]) b(level, block)
+		    JOIN report_redemption_spans s ON s.group_id = $1 AND s.level = b.level AND s.block = b.block
+		    UNION ALL
+		    SELECT mailing_id, code_id, utm_source, uses, revenue, discount FROM report_redemption_days
+		    WHERE group_id = $1 AND day = ANY ($4::date[]) AND (mailing_id <> 0 OR code_id <> 0)
+		) x
+		GROUP BY GROUPING SETS ((mailing_id), (code_id, utm_source))`, m.GroupID, pq.Array(levels), pq.Array(blocks), pq.Array(edges))
 	if err != nil {
 		return fmt.Errorf("reading the mailings and codes of group %d: %w", m.GroupID, err)
 	}
