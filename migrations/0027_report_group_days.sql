@@ -11,8 +11,6 @@
 -- with a use in [from, to] are those whose last use is on or after from, whenever no
 -- use of the group is later than to — every period that ends today — so unique
 -- customers are a sum over the period's days, exactly.
--- report_issue_days_group_mailing: which mailings issued a group's codes in a period,
--- one probe per (group, mailing) instead of a distinct count over every day row.
 
 -- The folders hold these rows while they fold: the backfill below waits for a fold in
 -- progress and no fold starts before this migration commits.
@@ -30,9 +28,6 @@ CREATE TABLE report_issue_group_days (
 INSERT INTO report_issue_group_days (group_id, day, initial, repeat, direct)
 SELECT group_id, day, sum(initial), sum(repeat), coalesce(sum(initial) FILTER (WHERE mailing_id = 0), 0)
 FROM report_issue_days GROUP BY 1, 2 ORDER BY 1, 2;
-
-CREATE INDEX report_issue_days_group_mailing ON report_issue_days (group_id, mailing_id, day) INCLUDE (initial)
-    WHERE mailing_id <> 0;
 
 CREATE TABLE report_redemption_group_days (
     group_id  bigint NOT NULL,

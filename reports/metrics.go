@@ -337,24 +337,22 @@ func (s *Service) Portfolio(ctx context.Context, p Period, sortKey string) (*Por
 		Mailings int64 `db:"mailings"`
 	}
 	// The sums come from each group's day rows (report_issue_group_days); the mailings
-	// that issued in the period, from one probe of report_issue_days_group_mailing per
-	// (group, mailing) that ever issued, found by skipping along that index.
+	// that issued in the period are those with issues in a span (0028) or an edge day
+	// of the period (initial issues are never negative, so a positive sum over a
+	// block means a day with issues in it).
+	levels, blocks, edges := spans(p.From, p.To)
 	err = s.db.SelectContext(ctx, &rows, `
-		WITH RECURSIVE pairs (group_id, mailing_id) AS (
-		    (SELECT group_id, mailing_id FROM report_issue_days WHERE mailing_id <> 0
-		     ORDER BY group_id, mailing_id LIMIT 1)
-		    UNION ALL
-		    SELECT n.group_id, n.mailing_id FROM pairs p CROSS JOIN LATERAL (
-		        SELECT d.group_id, d.mailing_id FROM report_issue_days d
-		        WHERE d.mailing_id <> 0 AND (d.group_id, d.mailing_id) > (p.group_id, p.mailing_id)
-		        ORDER BY d.group_id, d.mailing_id LIMIT 1) n
-		), issuing AS (
-		    SELECT p.group_id, count(*) AS n FROM pairs p
-		    WHERE p.group_id = ANY ($1) AND EXISTS (
-		        SELECT 1 FROM report_issue_days d
-		        WHERE d.group_id = p.group_id AND d.mailing_id = p.mailing_id AND d.mailing_id <> 0
-		          AND d.day >= $2 AND d.day <= $3 AND d.initial > 0)
-		    GROUP BY 1
+		WITH issuing AS (
+		    SELECT group_id, count(*) AS n FROM (
+		        SELECT DISTINCT group_id, mailing_id FROM (
+		            SELECT s.group_id, s.mailing_id FROM unnest($4::smallint[], $5::integer[]) b(level, block)
+		            JOIN report_issue_mailing_spans s
+		              ON s.group_id = ANY ($1) AND s.level = b.level AND s.block = b.block AND s.initial > 0
+		            UNION ALL
+		            SELECT group_id, mailing_id FROM report_issue_days
+		            WHERE group_id = ANY ($1) AND mailing_id <> 0 AND day = ANY ($6::date[]) AND initial > 0
+		        ) x
+		    ) y GROUP BY 1
 		)
 		SELECT g.id AS group_id, coalesce(i.issued, 0) AS issued, coalesce(i.repeat, 0) AS repeat,
 		       coalesce(m.n, 0) AS mailings
@@ -363,7 +361,7 @@ func (s *Service) Portfolio(ctx context.Context, p Period, sortKey string) (*Por
 		    SELECT sum(initial) AS issued, sum(repeat) AS repeat FROM report_issue_group_days
 		    WHERE group_id = g.id AND day >= $2 AND day <= $3
 		) i ON true
-		LEFT JOIN issuing m ON m.group_id = g.id`, pq.Array(ids), p.From, p.To)
+		LEFT JOIN issuing m ON m.group_id = g.id`, pq.Array(ids), p.From, p.To, pq.Array(levels), pq.Array(blocks), pq.Array(edges))
 	if err != nil {
 		return nil, fmt.Errorf("reading the portfolio: %w", err)
 	}
