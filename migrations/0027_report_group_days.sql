@@ -14,6 +14,8 @@
 
 -- The folders hold these rows while they fold: the backfill below waits for a fold in
 -- progress and no fold starts before this migration commits.
+-- The backfills group millions of rows on a large history: sort and hash in memory.
+SET LOCAL work_mem = '256MB';
 SELECT folded_to FROM report_fold FOR UPDATE;
 SELECT as_of FROM report_redemption_fold FOR UPDATE;
 
