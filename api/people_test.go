@@ -57,6 +57,8 @@ var apiRoles = map[string]struct {
 	"POST /v1/groups/{id}/promotion-codes/{code_id}/archive":   {users.RoleMarketer, 400},
 	"POST /v1/groups/{id}/promotion-codes/{code_id}/unarchive": {users.RoleMarketer, 400},
 	"POST /v1/groups/{id}/codes":                               {users.RoleMarketer, 404},
+	"GET /v1/codes/{code}":                                     {users.RoleViewer, 404},
+	"POST /v1/codes/{code}/void":                               {users.RoleMarketer, 404},
 	"GET /v1/groups/{id}/uploads":                              {users.RoleViewer, 404},
 	"DELETE /v1/uploads/{id}":                                  {users.RoleMarketer, 404},
 	"GET /v1/groups/{id}/activity":                             {users.RoleViewer, 200},

@@ -78,6 +78,7 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/customers/{id}/promocodes", scope: auth.ScopeRead, h: s.customerPromocodes},
 	}
 	t = append(t, s.promotionCodeRoutes()...)
+	t = append(t, s.codeRoutes()...)
 	if s.cfg.Metrics != nil {
 		t = append(t, route{pattern: "GET /metrics", scope: auth.ScopeRead, h: s.metrics})
 	}

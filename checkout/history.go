@@ -19,6 +19,8 @@ type Filter struct {
 	OrderID    string
 	// Code matches the stored code case-insensitively.
 	Code string
+	// CodeID matches one code exactly (GET /v1/codes/{code}).
+	CodeID int64
 	// Before pages: redemptions with ids below it; 0 is from the newest.
 	Before int64
 	// Limit is the page size (1–1000, default 100).
@@ -42,7 +44,10 @@ func (f Filter) where() (string, []any) {
 		add("order_id = ?", f.OrderID)
 	}
 	if f.Code != "" {
-		add("lower(code) = lower(?)", f.Code)
+		add(`lower(code) = lower(?::text COLLATE "C")`, f.Code) // as codes compare (migration 0024)
+	}
+	if f.CodeID != 0 {
+		add("code_id = ?", f.CodeID)
 	}
 	if f.Before > 0 {
 		add("id < ?", f.Before)

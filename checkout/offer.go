@@ -10,9 +10,10 @@ import (
 	"promopool/offers"
 )
 
-// offerQuery reads, in one statement, everything a validation decides on: the code (in
-// the spelling typed, upper- or lower-cased: three probes of the unique index on
-// codes.code), its group's terms, limits and status, a promotion code's restrictions, a
+// offerQuery reads, in one statement, everything a validation decides on: the code
+// (compared case-insensitively: one probe of the unique index on (lower(code),
+// case_dup), migration 0024; of legacy codes that differ only in case, the spelling
+// typed, else the first stored), its group's terms, limits and status, a promotion code's restrictions, a
 // void, a unique code's range (its expiry) and live issue (its holder), and the counters
 // of the group, the code and the customer.
 //
@@ -28,8 +29,8 @@ SELECT c.id, c.code, COALESCE(g.id, 0), COALESCE(g.name, ''), COALESCE(g.kind, '
        v.code_id IS NOT NULL, i.id, i.customer_id, i.mailing_id,
        COALESCE(gc.used, 0), COALESCE(gc.discounted, 0), COALESCE(cc.used, 0), COALESCE(cu.used, 0),
        EXISTS (SELECT 1 FROM redemption_customer_counts x WHERE x.customer_id = $2 AND x.used > 0)
-  FROM (SELECT * FROM ((SELECT id, code FROM codes WHERE code IN ($1, upper($1), lower($1))
-                         ORDER BY code = $1 DESC LIMIT 1)
+  FROM (SELECT * FROM ((SELECT id, code FROM codes WHERE lower(code) = lower($1::text COLLATE "C")
+                         ORDER BY code = $1 DESC, case_dup LIMIT 1)
                        UNION ALL SELECT -1::bigint, ''::text) u LIMIT 1) c
   LEFT JOIN promotion_codes pc ON pc.code_id = c.id
   LEFT JOIN code_ranges r ON pc.code_id IS NULL AND r.upload_id = (c.id >> 32)

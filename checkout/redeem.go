@@ -70,7 +70,7 @@ func (req *RedeemRequest) hash() []byte {
 		Amount                *int64
 		Hold                  bool
 		UTM                   string
-	}{strings.ToLower(req.Code), req.CustomerID, req.OrderID, req.FirstTime, req.Order.Currency,
+	}{offers.CodeKey(req.Code), req.CustomerID, req.OrderID, req.FirstTime, req.Order.Currency,
 		req.Order.Items, req.Order.Amount, req.Hold, req.UTMSource})
 	sum := sha256.Sum256(canon)
 	return sum[:]

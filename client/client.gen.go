@@ -22,6 +22,7 @@ import (
 const (
 	ActivityActionActivate               ActivityAction = "activate"
 	ActivityActionArchive                ActivityAction = "archive"
+	ActivityActionCodeVoid               ActivityAction = "code_void"
 	ActivityActionCreate                 ActivityAction = "create"
 	ActivityActionDelete                 ActivityAction = "delete"
 	ActivityActionMailingResumed         ActivityAction = "mailing_resumed"
@@ -41,6 +42,8 @@ func (e ActivityAction) Valid() bool {
 	case ActivityActionActivate:
 		return true
 	case ActivityActionArchive:
+		return true
+	case ActivityActionCodeVoid:
 		return true
 	case ActivityActionCreate:
 		return true
@@ -273,6 +276,51 @@ func (e CheckoutTermsType) Valid() bool {
 	case CheckoutTermsTypeFixed:
 		return true
 	case CheckoutTermsTypePercent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CodeInfoGroupKind.
+const (
+	CodeInfoGroupKindShared CodeInfoGroupKind = "shared"
+	CodeInfoGroupKindUnique CodeInfoGroupKind = "unique"
+)
+
+// Valid indicates whether the value is a known member of the CodeInfoGroupKind enum.
+func (e CodeInfoGroupKind) Valid() bool {
+	switch e {
+	case CodeInfoGroupKindShared:
+		return true
+	case CodeInfoGroupKindUnique:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CodeInfoStatus.
+const (
+	CodeInfoStatusActive   CodeInfoStatus = "active"
+	CodeInfoStatusExpired  CodeInfoStatus = "expired"
+	CodeInfoStatusIssued   CodeInfoStatus = "issued"
+	CodeInfoStatusRedeemed CodeInfoStatus = "redeemed"
+	CodeInfoStatusVoided   CodeInfoStatus = "voided"
+)
+
+// Valid indicates whether the value is a known member of the CodeInfoStatus enum.
+func (e CodeInfoStatus) Valid() bool {
+	switch e {
+	case CodeInfoStatusActive:
+		return true
+	case CodeInfoStatusExpired:
+		return true
+	case CodeInfoStatusIssued:
+		return true
+	case CodeInfoStatusRedeemed:
+		return true
+	case CodeInfoStatusVoided:
 		return true
 	default:
 		return false
@@ -1049,7 +1097,7 @@ func (e ListGroupsParamsStatus) Valid() bool {
 
 // Activity defines model for Activity.
 type Activity struct {
-	// Action `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why). `pause`, `activate`: the group's status changed. `promotion_code_create`, `promotion_code_update`, `promotion_code_archive`, `promotion_code_unarchive`: a shared group's promotion code (`before`/`after` hold its id, code and the fields that changed).
+	// Action `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why). `pause`, `activate`: the group's status changed. `promotion_code_create`, `promotion_code_update`, `promotion_code_archive`, `promotion_code_unarchive`: a shared group's promotion code (`before`/`after` hold its id, code and the fields that changed). `code_void`: one code voided (POST /v1/codes/{code}/void; `after` holds code_id, code, reason, the status it had and its holder's customer_id).
 	Action *ActivityAction `json:"action,omitempty"`
 
 	// Actor Short form of who: a user's email, a key's name, `admin`, `cli:LOGIN` (see `who`).
@@ -1068,7 +1116,7 @@ type Activity struct {
 	Who *Actor `json:"who,omitempty"`
 }
 
-// ActivityAction `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why). `pause`, `activate`: the group's status changed. `promotion_code_create`, `promotion_code_update`, `promotion_code_archive`, `promotion_code_unarchive`: a shared group's promotion code (`before`/`after` hold its id, code and the fields that changed).
+// ActivityAction `mailing_resumed`: a mailing paused because this group ran out of codes resumed by itself (promopool is the actor; `after` holds mailing_id, waiting recipients and why). `pause`, `activate`: the group's status changed. `promotion_code_create`, `promotion_code_update`, `promotion_code_archive`, `promotion_code_unarchive`: a shared group's promotion code (`before`/`after` hold its id, code and the fields that changed). `code_void`: one code voided (POST /v1/codes/{code}/void; `after` holds code_id, code, reason, the status it had and its holder's customer_id).
 type ActivityAction string
 
 // Actor Who did something, as they were at the time (renaming or disabling a user later does not change it). Rows recorded before named users existed have kind `system` and the old text actor as name.
@@ -1221,6 +1269,51 @@ type CodeFigures struct {
 	Revenue  int    `json:"revenue"`
 	Uses     int    `json:"uses"`
 }
+
+// CodeInfo One code of any group (unique or shared), found by its string compared case-insensitively: its group, status, holder, void and redemptions.
+type CodeInfo struct {
+	// Code The code as stored (the uploaded spelling).
+	Code   string `json:"code"`
+	CodeId int    `json:"code_id"`
+
+	// ExpiresAt The code's own expiry (its upload's, or the promotion code's).
+	ExpiresAt *time.Time `json:"expires_at"`
+	Group     struct {
+		Id   int               `json:"id"`
+		Kind CodeInfoGroupKind `json:"kind"`
+		Name string            `json:"name"`
+	} `json:"group"`
+
+	// Holder Who holds a unique code (its live issue); null when nobody does, and for a shared promotion code.
+	Holder *struct {
+		CustomerId string `json:"customer_id"`
+		IssueId    int    `json:"issue_id"`
+
+		// IssuedAt Since when the customer holds it.
+		IssuedAt time.Time `json:"issued_at"`
+
+		// MailingId The mailing that issued it, if any.
+		MailingId *int `json:"mailing_id"`
+	} `json:"holder"`
+
+	// Redemptions The code's redemptions, newest first (at most 100; every attempt, failed ones included).
+	Redemptions []Redemption `json:"redemptions"`
+
+	// Status The first that applies: `voided` (voided, or a promotion code archived), `redeemed` (a unique code with a held, succeeded or refunded redemption), `expired` (its own expiry, its group's `ends_at`, or its group archived), `issued` (a unique code someone holds), `active`.
+	Status CodeInfoStatus `json:"status"`
+	Void   *struct {
+		// Actor Who voided it (API key or person).
+		Actor    string    `json:"actor"`
+		Reason   string    `json:"reason"`
+		VoidedAt time.Time `json:"voided_at"`
+	} `json:"void"`
+}
+
+// CodeInfoGroupKind defines model for CodeInfo.Group.Kind.
+type CodeInfoGroupKind string
+
+// CodeInfoStatus The first that applies: `voided` (voided, or a promotion code archived), `redeemed` (a unique code with a held, succeeded or refunded redemption), `expired` (its own expiry, its group's `ends_at`, or its group archived), `issued` (a unique code someone holds), `active`.
+type CodeInfoStatus string
 
 // CustomerReport defines model for CustomerReport.
 type CustomerReport struct {
@@ -1456,6 +1549,9 @@ type Issue struct {
 	MailingId     *int       `json:"mailing_id,omitempty"`
 	ReleasedAt    *string    `json:"released_at,omitempty"`
 	Scope         *string    `json:"scope,omitempty"`
+
+	// VoidedAt When the code was voided (POST /v1/codes/{code}/void): it stays on the profile, and checkout refuses it with `voided`.
+	VoidedAt *time.Time `json:"voided_at,omitempty"`
 }
 
 // IssueKind defines model for Issue.Kind.
@@ -2272,6 +2368,12 @@ type Unavailable = Error
 // CheckHealth200JSONResponseBodyStatus defines parameters for CheckHealth.
 type CheckHealth200JSONResponseBodyStatus string
 
+// VoidCodeJSONBody defines parameters for VoidCode.
+type VoidCodeJSONBody struct {
+	// Reason Why, for the activity log and the look-up.
+	Reason *string `json:"reason,omitempty"`
+}
+
 // ListCustomerPromocodesParams defines parameters for ListCustomerPromocodes.
 type ListCustomerPromocodesParams struct {
 	// Before Page: entries with ids below this (pass the last id of the previous page); absent: from the newest.
@@ -2522,6 +2624,9 @@ type CheckCodeParams struct {
 	// OrderAmount Minor units; with currency, the answer includes the discount on an order of that amount.
 	OrderAmount *int `form:"order_amount,omitempty" json:"order_amount,omitempty"`
 }
+
+// VoidCodeJSONRequestBody defines body for VoidCode for application/json ContentType.
+type VoidCodeJSONRequestBody VoidCodeJSONBody
 
 // CreateGroupJSONRequestBody defines body for CreateGroup for application/json ContentType.
 type CreateGroupJSONRequestBody = GroupInput
@@ -2860,6 +2965,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
 	AcknowledgeAlert(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCode Look up one code
+	//
+	// Scope: read. Any code of any group, by its string compared case-insensitively: its group, status (`active`, `issued`, `redeemed`, `expired`, `voided`), who holds it since when (customer, issue time, mailing), its void and its redemptions.
+	//
+	// Corresponds with GET /v1/codes/{code} (the `GetCode` operationId).
+	GetCode(ctx context.Context, code string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VoidCodeWithBody Void one code
+	//
+	// Scope: write. Takes the code out of use: validate and redeem answer `voided`; a unique code not issued yet is never issued (it leaves the pool in the same transaction, and the group's balance counts one code less); an issued one stays on its holder's profile, marked voided. Logged in the group's activity (`code_void`, with who and why). Idempotent: voiding a voided code changes nothing and answers the same (the first void's time, actor and reason).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/codes/{code}/void (the `VoidCode` operationId).
+	VoidCodeWithBody(ctx context.Context, code string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VoidCode Void one code
+	//
+	// Scope: write. Takes the code out of use: validate and redeem answer `voided`; a unique code not issued yet is never issued (it leaves the pool in the same transaction, and the group's balance counts one code less); an issued one stays on its holder's profile, marked voided. Logged in the group's activity (`code_void`, with who and why). Idempotent: voiding a voided code changes nothing and answers the same (the first void's time, actor and reason).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/codes/{code}/void (the `VoidCode` operationId).
+	VoidCode(ctx context.Context, code string, body VoidCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UpsertCustomersWithBody Bulk upsert of customers, streamed; absent fields keep their value, attributes merge
 	//
@@ -3397,6 +3527,61 @@ func (c *Client) CheckReadiness(ctx context.Context, reqEditors ...RequestEditor
 // Corresponds with POST /v1/alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
 func (c *Client) AcknowledgeAlert(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAcknowledgeAlertRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCode Look up one code
+//
+// Scope: read. Any code of any group, by its string compared case-insensitively: its group, status (`active`, `issued`, `redeemed`, `expired`, `voided`), who holds it since when (customer, issue time, mailing), its void and its redemptions.
+//
+// Corresponds with GET /v1/codes/{code} (the `GetCode` operationId).
+func (c *Client) GetCode(ctx context.Context, code string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCodeRequest(c.Server, code)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VoidCodeWithBody Void one code
+//
+// Scope: write. Takes the code out of use: validate and redeem answer `voided`; a unique code not issued yet is never issued (it leaves the pool in the same transaction, and the group's balance counts one code less); an issued one stays on its holder's profile, marked voided. Logged in the group's activity (`code_void`, with who and why). Idempotent: voiding a voided code changes nothing and answers the same (the first void's time, actor and reason).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/codes/{code}/void (the `VoidCode` operationId).
+func (c *Client) VoidCodeWithBody(ctx context.Context, code string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVoidCodeRequestWithBody(c.Server, code, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VoidCode Void one code
+//
+// Scope: write. Takes the code out of use: validate and redeem answer `voided`; a unique code not issued yet is never issued (it leaves the pool in the same transaction, and the group's balance counts one code less); an issued one stays on its holder's profile, marked voided. Logged in the group's activity (`code_void`, with who and why). Idempotent: voiding a voided code changes nothing and answers the same (the first void's time, actor and reason).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/codes/{code}/void (the `VoidCode` operationId).
+func (c *Client) VoidCode(ctx context.Context, code string, body VoidCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVoidCodeRequest(c.Server, code, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4669,6 +4854,87 @@ func NewAcknowledgeAlertRequest(server string, id ID) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewGetCodeRequest constructs an http.Request for the GetCode method
+func NewGetCodeRequest(server string, code string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "code", code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/codes/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewVoidCodeRequest calls the generic VoidCode builder with application/json body
+func NewVoidCodeRequest(server string, code string, body VoidCodeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVoidCodeRequestWithBody(server, code, "application/json", bodyReader)
+}
+
+// NewVoidCodeRequestWithBody constructs an http.Request for the VoidCode method, with any body, and a specified content type
+func NewVoidCodeRequestWithBody(server string, code string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "code", code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/codes/%s/void", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -7227,6 +7493,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
 	AcknowledgeAlertWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*AcknowledgeAlertResponse, error)
 
+	// GetCodeWithResponse Look up one code
+	//
+	// Scope: read. Any code of any group, by its string compared case-insensitively: its group, status (`active`, `issued`, `redeemed`, `expired`, `voided`), who holds it since when (customer, issue time, mailing), its void and its redemptions.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/codes/{code} (the `GetCode` operationId).
+	GetCodeWithResponse(ctx context.Context, code string, reqEditors ...RequestEditorFn) (*GetCodeResponse, error)
+
+	// VoidCodeWithBodyWithResponse Void one code
+	//
+	// Scope: write. Takes the code out of use: validate and redeem answer `voided`; a unique code not issued yet is never issued (it leaves the pool in the same transaction, and the group's balance counts one code less); an issued one stays on its holder's profile, marked voided. Logged in the group's activity (`code_void`, with who and why). Idempotent: voiding a voided code changes nothing and answers the same (the first void's time, actor and reason).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/codes/{code}/void (the `VoidCode` operationId).
+	VoidCodeWithBodyWithResponse(ctx context.Context, code string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VoidCodeResponse, error)
+
+	// VoidCodeWithResponse Void one code
+	//
+	// Scope: write. Takes the code out of use: validate and redeem answer `voided`; a unique code not issued yet is never issued (it leaves the pool in the same transaction, and the group's balance counts one code less); an issued one stays on its holder's profile, marked voided. Logged in the group's activity (`code_void`, with who and why). Idempotent: voiding a voided code changes nothing and answers the same (the first void's time, actor and reason).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/codes/{code}/void (the `VoidCode` operationId).
+	VoidCodeWithResponse(ctx context.Context, code string, body VoidCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*VoidCodeResponse, error)
+
 	// UpsertCustomersWithBodyWithResponse Bulk upsert of customers, streamed; absent fields keep their value, attributes merge
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -8003,6 +8296,172 @@ func (r AcknowledgeAlertResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AcknowledgeAlertResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCodeResponse401Headers the declared response headers of an HTTP 401 response for GetCode
+type GetCodeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CodeInfo
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetCodeResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCodeResponse) GetJSON200() *CodeInfo {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetCodeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetCodeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetCodeResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetCodeResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VoidCodeResponse401Headers the declared response headers of an HTTP 401 response for VoidCode
+type VoidCodeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type VoidCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CodeInfo
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *VoidCodeResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VoidCodeResponse) GetJSON200() *CodeInfo {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VoidCodeResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r VoidCodeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VoidCodeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r VoidCodeResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r VoidCodeResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r VoidCodeResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r VoidCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VoidCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VoidCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VoidCodeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12383,6 +12842,51 @@ func (c *ClientWithResponses) AcknowledgeAlertWithResponse(ctx context.Context, 
 	return ParseAcknowledgeAlertResponse(rsp)
 }
 
+// GetCodeWithResponse Look up one code
+//
+// Scope: read. Any code of any group, by its string compared case-insensitively: its group, status (`active`, `issued`, `redeemed`, `expired`, `voided`), who holds it since when (customer, issue time, mailing), its void and its redemptions.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/codes/{code} (the `GetCode` operationId).
+func (c *ClientWithResponses) GetCodeWithResponse(ctx context.Context, code string, reqEditors ...RequestEditorFn) (*GetCodeResponse, error) {
+	rsp, err := c.GetCode(ctx, code, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCodeResponse(rsp)
+}
+
+// VoidCodeWithBodyWithResponse Void one code
+//
+// Scope: write. Takes the code out of use: validate and redeem answer `voided`; a unique code not issued yet is never issued (it leaves the pool in the same transaction, and the group's balance counts one code less); an issued one stays on its holder's profile, marked voided. Logged in the group's activity (`code_void`, with who and why). Idempotent: voiding a voided code changes nothing and answers the same (the first void's time, actor and reason).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/codes/{code}/void (the `VoidCode` operationId).
+func (c *ClientWithResponses) VoidCodeWithBodyWithResponse(ctx context.Context, code string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VoidCodeResponse, error) {
+	rsp, err := c.VoidCodeWithBody(ctx, code, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVoidCodeResponse(rsp)
+}
+
+// VoidCodeWithResponse Void one code
+//
+// Scope: write. Takes the code out of use: validate and redeem answer `voided`; a unique code not issued yet is never issued (it leaves the pool in the same transaction, and the group's balance counts one code less); an issued one stays on its holder's profile, marked voided. Logged in the group's activity (`code_void`, with who and why). Idempotent: voiding a voided code changes nothing and answers the same (the first void's time, actor and reason).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/codes/{code}/void (the `VoidCode` operationId).
+func (c *ClientWithResponses) VoidCodeWithResponse(ctx context.Context, code string, body VoidCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*VoidCodeResponse, error) {
+	rsp, err := c.VoidCode(ctx, code, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVoidCodeResponse(rsp)
+}
+
 // UpsertCustomersWithBodyWithResponse Bulk upsert of customers, streamed; absent fields keep their value, attributes merge
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -13503,6 +14007,154 @@ func ParseAcknowledgeAlertResponse(rsp *http.Response) (*AcknowledgeAlertRespons
 	switch {
 	case rsp.StatusCode == 401:
 		var headers AcknowledgeAlertResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCodeResponse parses an HTTP response from a GetCodeWithResponse call
+func ParseGetCodeResponse(rsp *http.Response) (*GetCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CodeInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetCodeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVoidCodeResponse parses an HTTP response from a VoidCodeWithResponse call
+func ParseVoidCodeResponse(rsp *http.Response) (*VoidCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VoidCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CodeInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers VoidCodeResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

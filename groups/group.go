@@ -537,13 +537,14 @@ func lockGroup(ctx context.Context, tx *sqlx.Tx, now time.Time, id int64, lock s
 // a range half-shrunk. Returns how many codes were deleted.
 func removeUntaken(ctx context.Context, tx *sqlx.Tx, where string, arg any) (int64, error) {
 	type rng struct {
-		ID     int64 `db:"id"`
-		NextID int64 `db:"next_id"`
-		LastID int64 `db:"last_id"`
-		Taken  int64 `db:"taken"`
+		ID     int64         `db:"id"`
+		NextID int64         `db:"next_id"`
+		LastID int64         `db:"last_id"`
+		Taken  int64         `db:"taken"`
+		Voided pq.Int64Array `db:"voided"`
 	}
 	var ranges []rng
-	if err := tx.SelectContext(ctx, &ranges, `SELECT id, next_id, last_id, taken FROM code_ranges WHERE `+where+` ORDER BY id FOR UPDATE`, arg); err != nil {
+	if err := tx.SelectContext(ctx, &ranges, `SELECT id, next_id, last_id, taken, voided FROM code_ranges WHERE `+where+` ORDER BY id FOR UPDATE`, arg); err != nil {
 		return 0, err
 	}
 	var removed int64
@@ -553,6 +554,16 @@ func removeUntaken(ctx context.Context, tx *sqlx.Tx, where string, arg any) (int
 			return 0, err
 		}
 		removed += n
+		if len(r.Voided) > 0 {
+			// Codes voided before they were issued go too, with their voids (they were
+			// already out of total, so not counted as removed).
+			if _, err := tx.ExecContext(ctx, `DELETE FROM code_voids WHERE code_id = ANY($1)`, r.Voided); err != nil {
+				return 0, err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM codes WHERE id = ANY($1)`, r.Voided); err != nil {
+				return 0, err
+			}
+		}
 		if r.NextID <= r.LastID {
 			res, err := tx.ExecContext(ctx, `DELETE FROM codes WHERE id BETWEEN $1 AND $2`, r.NextID, r.LastID)
 			if err != nil {

@@ -33,6 +33,9 @@ type Issue struct {
 	MailingID     *int64     `db:"mailing_id" json:"mailing_id"`
 	IssuedAt      time.Time  `db:"issued_at" json:"issued_at"`
 	ReleasedAt    *time.Time `db:"released_at" json:"released_at,omitempty"`
+	// VoidedAt is when the code was voided (POST /v1/codes/{code}/void): it stays on
+	// the profile, and checkout refuses it.
+	VoidedAt *time.Time `db:"voided_at" json:"voided_at,omitempty"`
 }
 
 // customerIssues lists a customer's issues newest first. The three branches match the
@@ -41,7 +44,7 @@ type Issue struct {
 const customerIssues = `
 SELECT i.id, i.customer_id, i.group_id, coalesce(g.name, '') AS group_name,
        (g.archived_at IS NOT NULL) AS group_archived, coalesce(c.code, '') AS code,
-       i.kind, i.scope, i.mailing_id, i.issued_at, i.released_at
+       i.kind, i.scope, i.mailing_id, i.issued_at, i.released_at, v.voided_at
 FROM (
     (SELECT * FROM issues WHERE customer_id = $1 AND id < $2 AND kind = 'initial' AND released_at IS NULL)
     UNION ALL
@@ -51,6 +54,7 @@ FROM (
 ) i
 LEFT JOIN groups g ON g.id = i.group_id
 LEFT JOIN codes c ON c.id = i.code_id
+LEFT JOIN code_voids v ON v.code_id = i.code_id
 ORDER BY i.id DESC
 LIMIT $3`
 
@@ -128,10 +132,11 @@ func (s *Store) ExportIssues(ctx context.Context, groupID int64, w io.Writer) er
 }
 
 // exportUnused streams the codes of a group that were never issued (or came back to
-// the pool), in claim order: above each range's cursor, then the returned ones.
+// the pool), in claim order: above each range's cursor but voided ones, then the
+// returned ones.
 const exportUnused = `
 (SELECT c.code, r.expires_at FROM code_ranges r
- JOIN codes c ON c.id BETWEEN r.next_id AND r.last_id
+ JOIN codes c ON c.id BETWEEN r.next_id AND r.last_id AND c.id <> ALL (r.voided)
  WHERE r.group_id = $1
  ORDER BY r.expires_at NULLS LAST, r.id, c.id)
 UNION ALL

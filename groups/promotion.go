@@ -282,7 +282,7 @@ func (s *Store) CreatePromotionCode(ctx context.Context, actor string, groupID i
 	if key != "" {
 		prior, err = s.queryPromotionCodes(ctx, tx, ` WHERE pc.group_id = $1 AND pc.idempotency_key = $2`, groupID, key)
 	} else if code != "" {
-		prior, err = s.queryPromotionCodes(ctx, tx, ` WHERE pc.group_id = $1 AND c.code = $2`, groupID, code)
+		prior, err = s.queryPromotionCodes(ctx, tx, ` WHERE pc.group_id = $1 AND lower(c.code) = lower($2::text COLLATE "C")`, groupID, code)
 	}
 	if err != nil {
 		return nil, false, err
@@ -333,11 +333,12 @@ func sameRestrictions(a, b *PromotionCode) bool {
 
 // insertPromotionCode stores a promotion code's string as a row of codes (id 2^62 +
 // promotion_code_ids, migration 0020), generating one when code is empty. A string
-// already stored is ErrCodeTaken; a generated one that is taken is drawn again.
+// already stored, in any case (codes compare case-insensitively, migration 0024), is
+// ErrCodeTaken; a generated one that is taken is drawn again.
 func insertPromotionCodeString(ctx context.Context, tx *sqlx.Tx, code string) (int64, string, error) {
 	const insert = `
 		INSERT INTO codes (id, code) VALUES ((1::bigint << 62) + nextval('promotion_code_ids'), $1)
-		ON CONFLICT (code) DO NOTHING RETURNING id`
+		ON CONFLICT (lower(code), case_dup) DO NOTHING RETURNING id`
 	for attempt := 0; attempt < 10; attempt++ {
 		c := code
 		if c == "" {

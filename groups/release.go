@@ -19,12 +19,16 @@ FOR UPDATE`
 
 // insertReturned puts codes on the free list and takes them off their ranges' taken
 // count, so issued (sum of taken) and active (sum of total - taken) stay exact. A code
-// whose range is gone (its group was removed) is not returned.
+// whose range is gone (its group was removed) is not returned, nor is a voided code (a
+// voided code whose issue is released stays out of the pool, counted as taken). The
+// caller locked the ranges first (lockRangesOf), as VoidCode does: this statement sees
+// every void committed before.
 const insertReturned = `
 WITH r AS (
     SELECT c AS code_id, cr.id AS range_id, cr.expires_at
     FROM unnest($2::bigint[]) c
-    JOIN code_ranges cr ON cr.group_id = $1 AND c BETWEEN cr.first_id AND cr.last_id),
+    JOIN code_ranges cr ON cr.group_id = $1 AND c BETWEEN cr.first_id AND cr.last_id
+    WHERE NOT EXISTS (SELECT 1 FROM code_voids v WHERE v.code_id = c)),
 ins AS (
     INSERT INTO returned_codes (code_id, group_id, range_id, expires_at)
     SELECT code_id, $1, range_id, expires_at FROM r

@@ -40,7 +40,7 @@ type reservation struct {
 // (one transaction), so those codes are simply unissued again — nothing to repair.
 const reserveFast = `
 WITH r AS (
-    SELECT id, next_id, last_id FROM code_ranges
+    SELECT id, next_id, last_id, voided FROM code_ranges
     WHERE group_id = $1 AND next_id <= last_id AND (expires_at IS NULL OR expires_at > $2)
       AND NOT EXISTS (SELECT 1 FROM returned_codes rc
                       WHERE rc.group_id = $1 AND (rc.expires_at IS NULL OR rc.expires_at > $2))
@@ -49,7 +49,7 @@ WITH r AS (
     FOR UPDATE),
 c AS (
     SELECT c.id, c.code FROM r, LATERAL (
-        SELECT id, code FROM codes WHERE id >= r.next_id AND id <= r.last_id ORDER BY id LIMIT $3) c),
+        SELECT id, code FROM codes WHERE id >= r.next_id AND id <= r.last_id AND id <> ALL (r.voided) ORDER BY id LIMIT $3) c),
 n AS (SELECT count(*) AS n, max(id) AS hi FROM c),
 upd AS (
     UPDATE code_ranges cr
@@ -94,17 +94,19 @@ WHERE cr.id = x.id`
 // the codes' primary key; the codes rows are never written. A range that cannot fill
 // the request is used up, so its cursor moves past its last id (skipping trailing gaps
 // left by duplicate lines). A waiting claim re-reads the locked row (EvalPlanQual) and
-// skips it if it was used up meanwhile.
+// skips it if it was used up meanwhile. Codes voided ahead of the cursor (the range's
+// voided ids, written under the same row lock by VoidCode) are skipped: a void that
+// committed while this claim waited for the row is in the row it re-reads.
 const advanceCursor = `
 WITH r AS (
-    SELECT id, next_id, last_id FROM code_ranges
+    SELECT id, next_id, last_id, voided FROM code_ranges
     WHERE group_id = $1 AND next_id <= last_id AND (expires_at IS NULL OR expires_at > $2)
     ORDER BY expires_at NULLS LAST, id
     LIMIT 1
     FOR UPDATE),
 ids AS (
     SELECT c.id, c.code FROM r, LATERAL (
-        SELECT id, code FROM codes WHERE id >= r.next_id AND id <= r.last_id ORDER BY id LIMIT $3) c),
+        SELECT id, code FROM codes WHERE id >= r.next_id AND id <= r.last_id AND id <> ALL (r.voided) ORDER BY id LIMIT $3) c),
 n AS (SELECT count(*) AS n, max(id) AS hi FROM ids),
 upd AS (
     UPDATE code_ranges cr

@@ -226,7 +226,8 @@ const insertLockKey = 0x7570_6c6f_6164
 
 // createStage makes the session's staging table. Unlogged and dropped at commit or
 // rollback: a crash mid-upload leaves nothing, and the load writes no WAL twice.
-const createStage = `CREATE TEMP TABLE upload_stage (ord bigint, line bigint, code text, expires_at timestamptz) ON COMMIT DROP`
+// code is COLLATE "C", like codes.code, so lower(code) folds as the unique index does.
+const createStage = `CREATE TEMP TABLE upload_stage (ord bigint, line bigint, code text COLLATE "C", expires_at timestamptz) ON COMMIT DROP`
 
 // stage COPYs the reader's valid rows into upload_stage. ctx must not be cancellable
 // (see Load); the reader carries cancellation. ord is the line number, so an
@@ -307,14 +308,16 @@ func (s *Store) insertStaged(ctx context.Context, tx *sqlx.Tx, rep *UploadReport
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, insertLockKey); err != nil {
 		return fmt.Errorf("waiting for other uploads: %w", err)
 	}
-	// Rows go in sorted by code: the unique index then takes them in key order, touching
-	// each leaf page once, instead of at random all over an index larger than memory
-	// (1.16x on 3M rows, more as the index grows). Within the upload, the first line of a
-	// repeated code wins. The sort gets its own memory; PostgreSQL spills beyond it.
+	// Rows go in sorted by the index's key (lower(code) under "C", migration 0024): the
+	// unique index then takes them in key order, touching each leaf page once, instead of
+	// at random all over an index larger than memory (1.16x on 3M rows, more as the index
+	// grows). Codes compare case-insensitively: within the upload the first line of a
+	// code wins, in whatever case it was typed; against the stored codes, the stored one
+	// (case_dup 0) wins. The sort gets its own memory; PostgreSQL spills beyond it.
 	if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '256MB'`); err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO codes (id, code) SELECT $1 + ord, code FROM `+table+` ORDER BY code COLLATE "C", ord ON CONFLICT (code) DO NOTHING`, base)
+	res, err := tx.ExecContext(ctx, `INSERT INTO codes (id, code) SELECT $1 + ord, code FROM `+table+` ORDER BY lower(code), ord ON CONFLICT (lower(code), case_dup) DO NOTHING`, base)
 	if err != nil {
 		return fmt.Errorf("storing codes: %w", err)
 	}
@@ -366,22 +369,23 @@ func (s *Store) duplicateExamples(ctx context.Context, tx *sqlx.Tx, rep *UploadR
 		table = "upload_sorted"
 	}
 	var ex []struct {
-		Line  int64  `db:"line"`
-		Code  string `db:"code"`
-		Other int64  `db:"other"`
-		Group string `db:"grp"`
-		GID   int64  `db:"gid"`
+		Line   int64  `db:"line"`
+		Code   string `db:"code"`
+		Other  int64  `db:"other"`
+		Stored string `db:"stored"`
+		Group  string `db:"grp"`
+		GID    int64  `db:"gid"`
 	}
 	_, _ = tx.ExecContext(ctx, `SAVEPOINT examples`)
 	timeout := fmt.Sprint(max(1, s.exampleTimeout.Milliseconds())) // in ms
 	_, _ = tx.ExecContext(ctx, `SELECT set_config('statement_timeout', $1, true)`, timeout)
 	err := tx.SelectContext(ctx, &ex, `
-		SELECT s.line, s.code, c.id AS other, g.name AS grp, g.id AS gid
-		FROM (SELECT s.line, s.code, c.id FROM `+table+` s JOIN codes c ON c.code = s.code
+		SELECT s.line, s.code, c.id AS other, c.code AS stored, g.name AS grp, g.id AS gid
+		FROM (SELECT s.line, s.code, c.id FROM `+table+` s JOIN codes c ON lower(c.code) = lower(s.code) AND c.case_dup = 0
 		      WHERE c.id <> $1 + s.ord LIMIT $2) AS s(line, code, id)
 		JOIN codes c ON c.id = s.id
-		JOIN uploads u ON u.id = c.id >> 32
-		JOIN groups g ON g.id = u.group_id
+		LEFT JOIN promotion_codes pc ON pc.code_id = c.id
+		JOIN groups g ON g.id = COALESCE(pc.group_id, (SELECT u.group_id FROM uploads u WHERE u.id = c.id >> 32))
 		ORDER BY s.line`, base, maxExamples)
 	if err != nil {
 		_, _ = tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT examples`)
@@ -399,6 +403,10 @@ func (s *Store) duplicateExamples(ctx context.Context, tx *sqlx.Tx, rep *UploadR
 			reason = "repeats an earlier line of this upload"
 		case e.GID == rep.GroupID:
 			reason = "already stored in this group"
+		}
+		if e.Stored != e.Code {
+			// Codes compare case-insensitively: say which spelling it collides with.
+			reason += fmt.Sprintf(" as %q (codes compare case-insensitively)", e.Stored)
 		}
 		rep.DuplicateExamples = append(rep.DuplicateExamples, LineProblem{Line: e.Line, Code: e.Code, Reason: reason})
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,6 +88,12 @@ const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // it applied. It holds a session advisory lock for the duration, so concurrent callers
 // wait for each other and the second finds nothing left to do.
 func Migrate(ctx context.Context, db *sqlx.DB) ([]int, error) {
+	return MigrateTo(ctx, db, math.MaxInt)
+}
+
+// MigrateTo is Migrate up to version (included): tests use it to seed data a later
+// migration must carry over.
+func MigrateTo(ctx context.Context, db *sqlx.DB, version int) ([]int, error) {
 	all, err := All()
 	if err != nil {
 		return nil, err
@@ -106,6 +113,9 @@ func Migrate(ctx context.Context, db *sqlx.DB) ([]int, error) {
 	}
 	var applied []int
 	for _, m := range all {
+		if m.Version > version {
+			break
+		}
 		done, err := applyOne(ctx, conn, m)
 		if err != nil {
 			return applied, err
@@ -203,4 +213,15 @@ func Check(ctx context.Context, db *sqlx.DB) error {
 		return fmt.Errorf("schema lacks migrations %v this binary needs (run `promopool migrate`): %w", missing, ErrSchemaBehind)
 	}
 	return nil
+}
+
+// CaseCollisions counts the stored codes that differ only in case from an earlier code
+// (codes.case_dup > 0): data from before codes compared case-insensitively, kept by
+// migration 0024 and listed by the view code_case_collisions for a person to resolve.
+func CaseCollisions(ctx context.Context, db *sqlx.DB) (int64, error) {
+	var n int64
+	if err := db.GetContext(ctx, &n, `SELECT count(*) FROM code_case_collisions WHERE case_dup > 0`); err != nil {
+		return 0, fmt.Errorf("counting codes that differ only in case: %w", err)
+	}
+	return n, nil
 }

@@ -146,3 +146,14 @@ func TestFormatMoney(t *testing.T) {
 		}
 	}
 }
+
+func TestCodeKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"NEW-00001": "new-00001", "new-00001": "new-00001", "MaRiA15": "maria15",
+		"ÉTÉ-10": "ÉtÉ-10", "": "", "ß9Z": "ß9z",
+	} {
+		if got := CodeKey(in); got != want {
+			t.Errorf("CodeKey(%q) = %q, want %q (only A-Z fold, as lower() under COLLATE \"C\")", in, got, want)
+		}
+	}
+}

@@ -266,6 +266,11 @@ func (m *Main) migrate(ctx context.Context) error {
 		return nil
 	}
 	fmt.Fprintf(m.Stdout, "applied migrations %v; schema at version %d\n", applied, migrations.Latest())
+	if n, err := migrations.CaseCollisions(ctx, db); err != nil {
+		return err
+	} else if n > 0 {
+		fmt.Fprintf(m.Stdout, "%d stored codes differ only in case from an earlier code; all are kept: see the view code_case_collisions\n", n)
+	}
 	return nil
 }
 

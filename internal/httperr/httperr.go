@@ -96,6 +96,7 @@ var sentinels = []sentinel{
 	{groups.ErrShared, http.StatusConflict, "group_shared"},
 	{groups.ErrPromotionCodeNotFound, http.StatusNotFound, "promotion_code_not_found"},
 	{groups.ErrCodeTaken, http.StatusConflict, "code_taken"},
+	{groups.ErrCodeNotFound, http.StatusNotFound, "code_not_found"},
 	{customers.ErrNotFound, http.StatusNotFound, "customer_not_found"},
 	{mailings.ErrNotFound, http.StatusNotFound, "mailing_not_found"},
 	{mailings.ErrState, http.StatusConflict, "invalid_state"},

@@ -64,6 +64,7 @@ func Cases() []Case {
 		{"groups.ErrShared", wrap(groups.ErrShared), http.StatusConflict, "group_shared"},
 		{"groups.ErrPromotionCodeNotFound", wrap(groups.ErrPromotionCodeNotFound), http.StatusNotFound, "promotion_code_not_found"},
 		{"groups.ErrCodeTaken", wrap(groups.ErrCodeTaken), http.StatusConflict, "code_taken"},
+		{"groups.ErrCodeNotFound", wrap(groups.ErrCodeNotFound), http.StatusNotFound, "code_not_found"},
 
 		{"alerts.ErrAlertNotFound", wrap(alerts.ErrAlertNotFound), http.StatusNotFound, "alert_not_found"},
 

@@ -121,7 +121,8 @@ func Checkout(ctx context.Context, cfg CheckoutConfig) (*CheckoutResult, error) 
 	if res.HTTPValidate, res.HTTPValidateP99, err = loadHTTP(ctx, srv, cfg, "/v1/validate", body); err != nil {
 		return nil, err
 	}
-	rawStmt, err := db.PrepareContext(ctx, `SELECT id FROM codes WHERE code = $1`)
+	// One probe of the codes index, as validate does (case-insensitive, migration 0024).
+	rawStmt, err := db.PrepareContext(ctx, `SELECT id FROM codes WHERE lower(code) = lower($1::text COLLATE "C") LIMIT 1`)
 	if err != nil {
 		return nil, err
 	}
