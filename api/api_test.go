@@ -44,7 +44,7 @@ func newClient(t *testing.T, cfg api.Config, wire ...func(d *api.Deps, db *testd
 	logs := &bytes.Buffer{}
 	deps := api.Deps{Groups: groups.NewStore(db.DB, groups.Config{Usage: checkout.Usage, CodeRedemptions: checkout.CodeRedemptions}), Customers: customers.NewStore(db.DB), Keys: keys,
 		Log: slog.New(slog.NewTextHandler(logs, nil)), Ready: map[string]api.Pinger{"postgres": api.PingFunc(db.PingContext)}}
-	svc, err := checkout.New(checkout.Config{}, checkout.Deps{DB: db.DB, Log: deps.Log})
+	svc, err := checkout.New(checkout.Config{}, checkout.Deps{DB: db.DB, Log: deps.Log, CustomerByEmail: customers.NewStore(db.DB).IDByEmail})
 	if err != nil {
 		t.Fatal(err)
 	}

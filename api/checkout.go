@@ -21,13 +21,14 @@ import (
 )
 
 // checkoutRoutes are the checkout's routes (SPEC §11): validate and redeem need the
-// checkout scope and take the per-key VALIDATE_RATE_LIMIT; reading redemptions needs
-// read.
+// checkout scope; validations take the per-key VALIDATE_RATE_LIMIT, redemptions do not
+// (a paid order's redemption is never refused because the shop's storefront validated
+// a lot); reading redemptions needs read.
 func (s *Server) checkoutRoutes() []route {
 	return []route{
 		{pattern: "POST /v1/validate", scope: auth.ScopeCheckout, body: jsonBody, limit: s.validateLimit, h: s.validate},
 		{pattern: "GET /v1/validate", scope: auth.ScopeCheckout, limit: s.validateLimit, h: s.validateCode},
-		{pattern: "POST /v1/redemptions", scope: auth.ScopeCheckout, body: jsonBody, limit: s.validateLimit, h: s.redeem},
+		{pattern: "POST /v1/redemptions", scope: auth.ScopeCheckout, body: jsonBody, h: s.redeem},
 		{pattern: "GET /v1/redemptions/{id}", scope: auth.ScopeRead, h: s.getRedemption},
 		{pattern: "POST /v1/redemptions/{id}/confirm", scope: auth.ScopeCheckout, h: s.redemptionAction(s.checkout.Confirm)},
 		{pattern: "POST /v1/redemptions/{id}/cancel", scope: auth.ScopeCheckout, h: s.redemptionAction(s.checkout.Cancel)},
@@ -93,7 +94,12 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	in.IdempotencyKey = r.Header.Get("Idempotency-Key")
-	who := missKeys(r, in.CustomerID, "")
+	// Redemptions have their own miss buckets: a buyer's typos at validation (or a
+	// storefront's misses) never make the redemption of a paid order 429.
+	who := missKeys(r, in.CustomerID, in.Email)
+	for i := range who {
+		who[i] = "redeem:" + who[i]
+	}
 	if err := s.missLimit.check(w, who); err != nil {
 		return err
 	}
@@ -160,9 +166,9 @@ func NewMissLimiter(key, customer Rate) *MissLimiter {
 	return &MissLimiter{key: key, customer: customer, buckets: map[string]*rate.Limiter{}}
 }
 
-// rateOf is the rate of a bucket ("key:…" or a customer's).
+// rateOf is the rate of a bucket ("key:…" or a customer's, each also under "redeem:").
 func (l *MissLimiter) rateOf(bucket string) Rate {
-	if strings.HasPrefix(bucket, "key:") {
+	if strings.HasPrefix(strings.TrimPrefix(bucket, "redeem:"), "key:") {
 		return l.key
 	}
 	return l.customer
@@ -203,7 +209,7 @@ func (l *MissLimiter) check(w http.ResponseWriter, keys []string) error {
 		r.CancelAt(now)
 		secs := max(1, int(math.Ceil(wait.Seconds())))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		who, _, _ := strings.Cut(k, ":")
+		who, _, _ := strings.Cut(strings.TrimPrefix(k, "redeem:"), ":")
 		return httperr.New(http.StatusTooManyRequests, "too_many_misses",
 			fmt.Sprintf("too many codes not found for this %s (limit %s): retry in %d s", who, l.rateOf(k), secs))
 	}

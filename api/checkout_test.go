@@ -201,3 +201,102 @@ func TestValidateMissLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestRedeemNotThrottledByValidate: VALIDATE_RATE_LIMIT and the validations' misses
+// (per key and per customer) never make a redemption 429: a buyer who mistyped codes at
+// validation, or a storefront that validated a lot, still gets the paid order's
+// redemption. Redemptions' own misses have buckets of their own.
+func TestRedeemNotThrottledByValidate(t *testing.T) {
+	c := newClient(t, api.Config{ValidateRate: api.Rate{N: 2, Per: time.Hour},
+		ValidateMissRate: api.Rate{N: 2, Per: time.Hour}, CustomerMissRate: api.Rate{N: 2, Per: time.Hour}})
+	c.sharedCode("PAID10", 100)
+	cart := `"currency":"EUR","items":[{"product_id":"shoe","quantity":1,"unit_amount":3000}]`
+	for i := 0; i < 2; i++ {
+		if status, v := c.json("POST", "/v1/validate", `{"code":"TYPO`+strconv.Itoa(i)+`","customer_id":"ann",`+cart+`}`); status != 200 || v["reason"] != "not_found" {
+			t.Fatalf("validate %d: %d %v", i, status, v)
+		}
+	}
+	// Both the rate and the misses are spent: validations are 429 now.
+	if status, v := c.json("POST", "/v1/validate", `{"code":"PAID10","customer_id":"ann",`+cart+`}`); status != 429 {
+		t.Fatalf("validation past the limits: %d %v", status, v)
+	}
+	for i := 0; i < 5; i++ {
+		body := `{"code":"PAID10","customer_id":"ann","order_id":"o-` + strconv.Itoa(i) + `",` + cart + `}`
+		if status, r := c.send(mustReq(c, body, "")); status != 201 || r["status"] != "succeeded" {
+			t.Fatalf("redemption %d after validate's limits: %d %v", i, status, r)
+		}
+	}
+	// Redemptions' misses are limited on their own: two misses, then 429 for ann.
+	for i := 0; i < 2; i++ {
+		body := `{"code":"GUESS` + strconv.Itoa(i) + `","customer_id":"ann","order_id":"m-` + strconv.Itoa(i) + `",` + cart + `}`
+		if status, e := c.send(mustReq(c, body, "")); status != 422 {
+			t.Fatalf("redeem miss %d: %d %v", i, status, e)
+		}
+	}
+	if status, e := c.send(mustReq(c, `{"code":"PAID10","customer_id":"ann","order_id":"o-9",`+cart+`}`, "")); status != 429 || errCode(e) != "too_many_misses" {
+		t.Fatalf("redemption past its own misses: %d %v", status, e)
+	}
+}
+
+// TestIdenticalRedeemsOverHTTP: 16 identical POST /v1/redemptions at once (same
+// order, same body) on a code with a cap of 1: one 201, every other answer a 200
+// replay of the same redemption, one row.
+func TestIdenticalRedeemsOverHTTP(t *testing.T) {
+	c := newClient(t, api.Config{})
+	c.sharedCode("ONCE", 1)
+	body := `{"code":"ONCE","customer_id":"ann","order_id":"o-1","currency":"EUR","items":[{"product_id":"shoe","quantity":1,"unit_amount":3000}]}`
+	type answer struct {
+		status int
+		id     any
+	}
+	answers := make(chan answer, 16)
+	start := make(chan struct{})
+	for range 16 {
+		go func() {
+			<-start
+			status, r := c.send(mustReq(c, body, ""))
+			answers <- answer{status, r["id"]}
+		}()
+	}
+	close(start)
+	created := 0
+	var first any
+	for range 16 {
+		a := <-answers
+		if a.status == 201 {
+			created++
+		} else if a.status != 200 {
+			t.Errorf("answer %d", a.status)
+		}
+		if first == nil {
+			first = a.id
+		}
+		if a.id != first || a.id == nil {
+			t.Errorf("redemption %v, another answer had %v", a.id, first)
+		}
+	}
+	var rows int
+	c.db.Get(&rows, `SELECT count(*) FROM redemptions WHERE order_id = 'o-1'`)
+	if created != 1 || rows != 1 {
+		t.Fatalf("%d created, %d rows (failed ones included)", created, rows)
+	}
+}
+
+// TestRedeemByEmailOverHTTP: validate and redeem name the customer by email alone.
+func TestRedeemByEmailOverHTTP(t *testing.T) {
+	c := newClient(t, api.Config{})
+	c.sharedCode("MAIL10", 100)
+	c.db.MustExec(`INSERT INTO customers (id, email) VALUES ('ann', 'Ann@Example.com')`)
+	cart := `"currency":"EUR","items":[{"product_id":"shoe","quantity":1,"unit_amount":3000}]`
+	if status, v := c.json("POST", "/v1/validate", `{"code":"MAIL10","email":"ann@example.COM",`+cart+`}`); status != 200 || v["valid"] != true {
+		t.Fatalf("validate by email: %d %v", status, v)
+	}
+	status, r := c.send(mustReq(c, `{"code":"MAIL10","email":"ANN@example.com","order_id":"o-1",`+cart+`}`, ""))
+	if status != 201 || r["customer_id"] != "ann" {
+		t.Fatalf("redeem by email: %d %v", status, r)
+	}
+	status, e := c.send(mustReq(c, `{"code":"MAIL10","email":"nobody@example.com","order_id":"o-2",`+cart+`}`, ""))
+	if status != 400 || !strings.Contains(e["error"].(map[string]any)["message"].(string), "email") {
+		t.Fatalf("redeem by an unknown email: %d %v", status, e)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,10 @@ type Config struct {
 	// Webhooks makes every redemption event write a webhook to the outbox
 	// (REDEMPTION_WEBHOOK_URL is set); false writes none.
 	Webhooks bool
+	// FailedWebhooks also writes a redemption.failed webhook for every refused
+	// redemption of a code that exists (REDEMPTION_WEBHOOK_EVENTS names
+	// redemption.failed); it needs Webhooks.
+	FailedWebhooks bool
 	// Now is the clock (default time.Now); tests set it to move holds past their TTL.
 	Now func() time.Time
 }
@@ -40,16 +45,21 @@ type Deps struct {
 	Notifier Notifier
 	// Log takes what goes wrong outside a request's answer (required).
 	Log *slog.Logger
+	// CustomerByEmail finds the customer of an email, case-insensitively ("" for none):
+	// validate and redeem use it when a request names an email and no customer id
+	// (customers.Store.IDByEmail). Nil: an email alone names no customer.
+	CustomerByEmail func(ctx context.Context, email string) (string, error)
 }
 
 // Service validates, redeems, confirms, cancels and refunds.
 type Service struct {
-	cfg   Config
-	db    *sqlx.DB
-	note  Notifier
-	log   *slog.Logger
-	mu    sync.Mutex
-	stmts map[string]*sql.Stmt
+	cfg     Config
+	db      *sqlx.DB
+	note    Notifier
+	log     *slog.Logger
+	byEmail func(ctx context.Context, email string) (string, error)
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt
 }
 
 // New returns the checkout service. Errors: a required dependency is missing, or a
@@ -64,10 +74,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, errors.New("checkout: Deps.DB is required")
 	case deps.Log == nil:
 		return nil, errors.New("checkout: Deps.Log is required")
+	case cfg.FailedWebhooks && !cfg.Webhooks:
+		return nil, errors.New("checkout: FailedWebhooks needs Webhooks")
 	case cfg.HoldTTL < time.Second || cfg.HoldTTL > 7*24*time.Hour:
 		return nil, fmt.Errorf("checkout: HoldTTL %s is outside 1s–168h", cfg.HoldTTL)
 	}
-	return &Service{cfg: cfg, db: deps.DB, note: deps.Notifier, log: deps.Log, stmts: map[string]*sql.Stmt{}}, nil
+	return &Service{cfg: cfg, db: deps.DB, note: deps.Notifier, log: deps.Log, byEmail: deps.CustomerByEmail, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 // HoldTTL is how long a hold lasts.
@@ -91,4 +103,25 @@ func (s *Service) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	}
 	s.stmts[query] = st
 	return st, nil
+}
+
+// customerOf resolves the customer of a request: its customer id, else the customer
+// whose email it names ("" when none has it or no email was sent).
+func (s *Service) customerOf(ctx context.Context, customer *string, email *string) error {
+	*email = strings.TrimSpace(*email)
+	if *customer != "" || *email == "" {
+		return nil
+	}
+	if len(*email) > 320 || !strings.Contains(*email, "@") {
+		return invalid("email", "is not an email address (at most 320 characters)")
+	}
+	if s.byEmail == nil {
+		return nil
+	}
+	id, err := s.byEmail(ctx, *email)
+	if err != nil {
+		return err
+	}
+	*customer = id
+	return nil
 }

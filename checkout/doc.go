@@ -10,7 +10,10 @@
 // rows are each a conditional upsert that locks the row and increments only below the
 // cap, in a fixed order, and CHECK constraints on the counters make an increment past a
 // cap impossible rather than unlikely. A unique index refuses a second live redemption
-// of an order or of a unique code.
+// of an order or of a unique code. The group's counter row is the group's lock
+// (migration 0026): a redemption reads its caps and checks for a replay once it holds it,
+// and refunds, confirms, cancels, the hold sweep and edits of the caps take it before
+// anything else of the group's, so none of them deadlocks with a redemption.
 //
 // Retries are safe: a redemption is keyed by its order id (and its Idempotency-Key when
 // one is sent); the same request again gets the first answer, another request under the

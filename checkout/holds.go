@@ -6,14 +6,27 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
-// lockRedemption reads the redemption under a row lock (the one order every change of a
-// redemption takes: its row, then the counters in checkout_redeem's order).
+// lockQuery takes the checkout lock of a redemption's group (its redemption_counts
+// row, migration 0026) before the redemption's own row: the order a redemption takes
+// its locks in (checkout_redeem holds the counter while it inserts its row), so a
+// refund, confirm, cancel or expiry never waits for a counter while holding a
+// redemption a redemption could wait for. A redemption without a group (a refusal of a
+// code not found) locks no counter.
+const lockQuery = `SELECT 1 FROM redemption_counts WHERE group_id = (SELECT group_id FROM redemptions WHERE id = $1) FOR UPDATE`
+
+// lockRedemption takes the group's checkout lock, then reads the redemption under a
+// row lock.
 func (s *Service) lockRedemption(ctx context.Context, tx *sqlx.Tx, id int64) (*Redemption, error) {
+	if _, err := tx.ExecContext(ctx, lockQuery, id); err != nil {
+		return nil, fmt.Errorf("locking the counters of redemption %d: %w", id, err)
+	}
 	r, err := scanRedemption(tx.QueryRowContext(ctx, `SELECT `+redemptionCols+` FROM redemptions WHERE id = $1 FOR UPDATE`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("redemption %d: %w", id, ErrNotFound)
@@ -137,19 +150,45 @@ type ExpireResult struct {
 }
 
 // ExpireHolds ends every hold past its TTL (status expired, slots freed), in batches of
-// 500 locked with SKIP LOCKED so several schedulers, and a Confirm racing the sweep,
-// never wait on each other. Safe to run at any time, twice included.
+// 500: a batch's groups' checkout locks are taken in group id order, then its holds
+// with SKIP LOCKED, so several schedulers, a Confirm racing the sweep and redemptions
+// never deadlock with it. Safe to run at any time, twice included.
 func (s *Service) ExpireHolds(ctx context.Context) (ExpireResult, error) {
 	var res ExpireResult
 	for {
-		n := 0
+		n, more := 0, false
 		_, err := s.inTx(ctx, func(tx *sqlx.Tx) (*Redemption, error) {
 			now := s.now()
-			rows, err := tx.QueryContext(ctx, `SELECT `+redemptionCols+` FROM redemptions
-				WHERE status = 'pending' AND hold_expires_at <= $1
-				ORDER BY hold_expires_at LIMIT 500 FOR UPDATE SKIP LOCKED`, now)
+			var ids, groups []int64
+			rows, err := tx.QueryContext(ctx, `SELECT id, group_id FROM redemptions
+				WHERE status = 'pending' AND hold_expires_at <= $1 ORDER BY hold_expires_at LIMIT 500`, now)
 			if err != nil {
 				return nil, fmt.Errorf("finding expired holds: %w", err)
+			}
+			for rows.Next() {
+				var id, g int64
+				if err := rows.Scan(&id, &g); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				ids = append(ids, id)
+				if !slices.Contains(groups, g) {
+					groups = append(groups, g)
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+			if len(ids) == 0 {
+				return nil, nil
+			}
+			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM redemption_counts WHERE group_id = ANY($1) ORDER BY group_id FOR UPDATE`, pq.Array(groups)); err != nil {
+				return nil, fmt.Errorf("locking the counters of expired holds: %w", err)
+			}
+			rows, err = tx.QueryContext(ctx, `SELECT `+redemptionCols+` FROM redemptions
+				WHERE id = ANY($1) AND status = 'pending' AND hold_expires_at <= $2 FOR UPDATE SKIP LOCKED`, pq.Array(ids), now)
+			if err != nil {
+				return nil, fmt.Errorf("locking expired holds: %w", err)
 			}
 			var due []*Redemption
 			for rows.Next() {
@@ -169,13 +208,16 @@ func (s *Service) ExpireHolds(ctx context.Context) (ExpireResult, error) {
 				}
 			}
 			n = len(due)
+			// A full batch may have more behind it; one whose holds were all locked by
+			// someone else (ending them) is left to the next sweep.
+			more = len(ids) == 500 && n > 0
 			return nil, nil
 		})
 		if err != nil {
 			return res, err
 		}
 		res.Expired += n
-		if n < 500 {
+		if !more {
 			return res, nil
 		}
 	}

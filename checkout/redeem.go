@@ -19,8 +19,12 @@ import (
 type RedeemRequest struct {
 	// Code is the code as the buyer typed it (compared case-insensitively).
 	Code string `json:"code"`
-	// CustomerID is the platform's customer id (required).
+	// CustomerID is the platform's customer id (required, unless Email names a
+	// customer).
 	CustomerID string `json:"customer_id"`
+	// Email names the customer when CustomerID is empty: the customer with this email,
+	// compared case-insensitively (a redemption needs a known customer).
+	Email string `json:"email,omitempty"`
 	// OrderID is the shop's order id (required): the redemption's key. The same order
 	// again gets the first answer; the same order with another request is a conflict.
 	OrderID string `json:"order_id"`
@@ -37,12 +41,19 @@ type RedeemRequest struct {
 	IdempotencyKey string `json:"-"`
 }
 
-func (req *RedeemRequest) normalize() error {
+func (req *RedeemRequest) normalize(ctx context.Context, s *Service) error {
 	if err := normalizeAsk(&req.Code, &req.CustomerID, &req.Order, false); err != nil {
 		return err
 	}
-	if req.CustomerID == "" {
-		return invalid("customer_id", "is required to redeem (1–200 characters)")
+	hadEmail := req.CustomerID == "" && strings.TrimSpace(req.Email) != ""
+	if err := s.customerOf(ctx, &req.CustomerID, &req.Email); err != nil {
+		return err
+	}
+	switch {
+	case req.CustomerID == "" && hadEmail:
+		return invalid("email", "no customer has this email: send customer_id, or import the customer first")
+	case req.CustomerID == "":
+		return invalid("customer_id", "is required to redeem (1–200 characters), or an email of a known customer")
 	}
 	req.OrderID = strings.TrimSpace(req.OrderID)
 	if req.OrderID == "" || len(req.OrderID) > 200 {
@@ -94,7 +105,7 @@ LIMIT 1`
 // ErrKeyConflict (another request made the order's redemption or used the key); a
 // database failure.
 func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (r *Redemption, replayed bool, err error) {
-	if err := req.normalize(); err != nil {
+	if err := req.normalize(ctx, s); err != nil {
 		return nil, false, err
 	}
 	defer func() { observeRedeem(err) }()
@@ -109,10 +120,12 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (r *Redemption,
 	}
 }
 
+// redeemOnce makes two round trips: the offer's read, then checkout_redeem, which looks
+// for a replay of the order or key under the group's lock. Only a request the offer's
+// checks refuse looks for a replay first (a third round trip, on the refusal path): an
+// order redeemed before the group was paused, say, answers its redemption, not a
+// refusal.
 func (s *Service) redeemOnce(ctx context.Context, req *RedeemRequest, hash []byte) (*Redemption, bool, error) {
-	if r, err := s.replay(ctx, req, hash); r != nil || err != nil {
-		return r, r != nil, err
-	}
 	now := s.now()
 	o, err := s.loadOffer(ctx, req.Code, req.CustomerID)
 	if err != nil {
@@ -120,6 +133,9 @@ func (s *Service) redeemOnce(ctx context.Context, req *RedeemRequest, hash []byt
 	}
 	reason, d := o.check(ask{customer: req.CustomerID, firstTime: req.FirstTime, order: &req.Order}, now)
 	if reason != "" {
+		if r, err := s.replay(ctx, req, hash); r != nil || err != nil {
+			return r, r != nil, err
+		}
 		return s.refuse(ctx, req, hash, o, reason, now)
 	}
 	return s.take(ctx, req, hash, o, d, now)
@@ -158,13 +174,19 @@ func checkReplay(r *Redemption, req *RedeemRequest, hash []byte) (*Redemption, e
 	return nil, fmt.Errorf("order %q (redemption %d): %w", req.OrderID, r.ID, ErrOrderConflict)
 }
 
-// refuseQuery records a refused attempt.
+// refuseQuery records a refused attempt and, when $17, its redemption.failed webhook
+// (one statement: the row and its webhook commit together).
 const refuseQuery = `
+WITH r AS (
 INSERT INTO redemptions (group_id, code_id, code, kind, customer_id, order_id, idempotency_key, request_hash,
                          status, reason, issue_id, mailing_id, currency, order_amount, discount_amount,
                          utm_source, snapshot, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'failed', $9, $10, $11, $12, $13, 0, $14, $15, $16, $16)
-RETURNING ` + redemptionCols
+RETURNING *),
+w AS (
+INSERT INTO redemption_webhooks (redemption_id, event, payload, next_attempt_at, created_at)
+SELECT r.id, 'redemption.failed', checkout_failed_payload($18, r.id, r.reason), $16, $16 FROM r WHERE $17)
+SELECT ` + redemptionCols + ` FROM r`
 
 // refuse records a refused attempt and returns it in a *RefusedError.
 func (s *Service) refuse(ctx context.Context, req *RedeemRequest, hash []byte, o *offer, reason offers.Reason, now time.Time) (*Redemption, bool, error) {
@@ -182,10 +204,20 @@ func (s *Service) refuse(ctx context.Context, req *RedeemRequest, hash []byte, o
 	if err != nil {
 		return nil, false, err
 	}
+	// A code not found has no group and no failed webhook (a guess at a code is not an
+	// event of any offer).
+	failed := s.cfg.FailedWebhooks && o.found()
+	var body []byte
+	if failed {
+		body, _ = json.Marshal(webhookPayload(req, o, d))
+	}
 	r, err := scanRedemption(st.QueryRowContext(ctx, group, code, stored, kind, req.CustomerID, req.OrderID, key, hash,
-		string(reason), o.issueID, o.mailingID, req.Order.Currency, d.OrderAmount, req.UTMSource, snap, now))
+		string(reason), o.issueID, o.mailingID, req.Order.Currency, d.OrderAmount, req.UTMSource, snap, now, failed, body))
 	if err != nil {
 		return nil, false, fmt.Errorf("recording a refused redemption of order %q: %w", req.OrderID, err)
+	}
+	if failed {
+		s.notify(ctx, r.ID)
 	}
 	return nil, false, &RefusedError{Reason: reason, Redemption: r}
 }
@@ -193,7 +225,7 @@ func (s *Service) refuse(ctx context.Context, req *RedeemRequest, hash []byte, o
 // takeQuery calls checkout_redeem (migration 0017), which returns the row it names.
 var takeQuery = `
 SELECT t.outcome, ` + qualified("(t.r).") + `
-  FROM checkout_redeem($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) t`
+  FROM checkout_redeem($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) t`
 
 // take records the redemption through checkout_redeem, which takes the slots of every
 // cap under their row locks or refuses with the cap that is full.
@@ -214,7 +246,7 @@ func (s *Service) take(ctx context.Context, req *RedeemRequest, hash []byte, o *
 	row := st.QueryRowContext(ctx, o.groupID, o.codeID, o.code, o.kind, o.codeCap(),
 		req.CustomerID, req.OrderID, key, hash,
 		d.Currency, d.OrderAmount, d.Amount, snap,
-		o.issueID, o.mailingID, req.UTMSource, hold, now, s.cfg.Webhooks, payload)
+		o.issueID, o.mailingID, req.UTMSource, hold, now, s.cfg.Webhooks, payload, s.cfg.FailedWebhooks)
 	r, err := scanRedemption(outcomeScanner{row, &outcome})
 	if err != nil {
 		return nil, false, fmt.Errorf("redeeming for order %q: %w", req.OrderID, err)
@@ -228,6 +260,9 @@ func (s *Service) take(ctx context.Context, req *RedeemRequest, hash []byte, o *
 	case "replay", "conflict":
 		r, err := checkReplay(r, req, hash)
 		return r, r != nil, err
+	}
+	if s.cfg.FailedWebhooks {
+		s.notify(ctx, r.ID)
 	}
 	return nil, false, &RefusedError{Reason: offers.Reason(outcome), Redemption: r}
 }

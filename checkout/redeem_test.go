@@ -208,3 +208,34 @@ func reasonIs(err error, reason offers.Reason) bool {
 	var re *checkout.RefusedError
 	return errors.As(err, &re) && re.Reason == reason
 }
+
+// TestReplayAfterTheOfferChanged: an order redeemed before its group was paused (or its
+// code voided) answers its redemption on a replay, not a refusal; another request for
+// it is still a conflict.
+func TestReplayAfterTheOfferChanged(t *testing.T) {
+	e := newEnv(t, checkout.Config{})
+	ctx := context.Background()
+	g := e.group(groupOpts{kind: "shared", terms: euro20})
+	code := e.promoCode(g, "LATER10", promoOpts{})
+	req := checkout.RedeemRequest{Code: "LATER10", CustomerID: "ann", OrderID: "o-1", Order: cart}
+	first, _, err := e.svc.Redeem(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE groups SET status = 'paused' WHERE id = $1`, g)
+	e.void(g, code)
+	again, replayed, err := e.svc.Redeem(ctx, req)
+	if err != nil || !replayed || again.ID != first.ID {
+		t.Fatalf("replay after pause and void: %+v %v %v", again, replayed, err)
+	}
+	other := req
+	other.CustomerID = "bob"
+	if _, _, err := e.svc.Redeem(ctx, other); !errors.Is(err, checkout.ErrOrderConflict) {
+		t.Fatalf("another request for the order: %v", err)
+	}
+	var failed int
+	e.db.Get(&failed, `SELECT count(*) FROM redemptions WHERE status = 'failed'`)
+	if failed != 0 {
+		t.Fatalf("%d refusals recorded for replays", failed)
+	}
+}

@@ -2,8 +2,6 @@ package checkout
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
@@ -13,14 +11,21 @@ import (
 )
 
 // usageQuery reads what a group has used of its limits from the redemption counters.
-// It locks the group's counter row (FOR UPDATE) in the caller's transaction, so a
-// redemption that has not yet taken its slot waits for the edit of the caps to commit
-// instead of slipping in between the check and the new cap. The largest per-customer
-// count reads the group's range of redemption_customer_counts' primary key.
+// It locks the group's counter row (creating it when the group has none yet) in the
+// caller's transaction: the counter row is the group's checkout lock (migration 0026),
+// so a redemption that has not yet taken its slot waits for the edit of the caps to
+// commit and then reads the new caps, instead of slipping in between the check and the
+// new cap. The largest per-customer count reads the group's range of
+// redemption_customer_counts' primary key.
 const usageQuery = `
-SELECT COALESCE((SELECT used FROM redemption_counts WHERE group_id = $1 FOR UPDATE), 0),
-       COALESCE((SELECT discounted FROM redemption_counts WHERE group_id = $1), 0),
-       COALESCE((SELECT max(used) FROM redemption_customer_counts WHERE group_id = $1), 0)`
+INSERT INTO redemption_counts AS c (group_id) VALUES ($1)
+ON CONFLICT (group_id) DO UPDATE SET used = c.used
+RETURNING used, discounted`
+
+// usageCustomerQuery is the most live redemptions of one customer, read in a statement
+// of its own after usageQuery holds the lock (a statement's snapshot is taken when it
+// starts: one that waited for the lock would not see the redemption it waited for).
+const usageCustomerQuery = `SELECT COALESCE(max(used), 0) FROM redemption_customer_counts WHERE group_id = $1`
 
 // Usage is what group has used of its limits — slots taken by held, succeeded and
 // refunded redemptions, the most live redemptions of one customer, and the discount held
@@ -28,9 +33,9 @@ SELECT COALESCE((SELECT used FROM redemption_counts WHERE group_id = $1 FOR UPDA
 // or the budget is never lowered below it.
 func Usage(ctx context.Context, q sqlx.QueryerContext, group int64) (offers.Usage, error) {
 	var u offers.Usage
-	err := q.QueryRowxContext(ctx, usageQuery, group).Scan(&u.Redemptions, &u.Discounted, &u.MaxPerCustomer)
-	if errors.Is(err, sql.ErrNoRows) {
-		return offers.Usage{}, nil
+	err := q.QueryRowxContext(ctx, usageQuery, group).Scan(&u.Redemptions, &u.Discounted)
+	if err == nil {
+		err = q.QueryRowxContext(ctx, usageCustomerQuery, group).Scan(&u.MaxPerCustomer)
 	}
 	if err != nil {
 		return offers.Usage{}, fmt.Errorf("reading the redemption counters of group %d: %w", group, err)

@@ -15,8 +15,9 @@ type ValidateRequest struct {
 	// CustomerID is the platform's customer id, when the buyer is known: per-customer
 	// caps, a code bound to its holder and customer restrictions need it.
 	CustomerID string `json:"customer_id,omitempty"`
-	// Email is the buyer's email, when that is all the shop knows; it keys the miss
-	// limit.
+	// Email is the buyer's email, when that is all the shop knows: without CustomerID,
+	// the customer with this email (case-insensitively) is the customer asked about;
+	// no such customer validates as a guest. It also keys the miss limit.
 	Email string `json:"email,omitempty"`
 	// FirstTime is the shop's word on whether this is the buyer's first order; false
 	// refuses a first-time-only code.
@@ -83,6 +84,9 @@ func normalizeAsk(code *string, customer *string, order *offers.Order, noOrder b
 func (s *Service) Validate(ctx context.Context, req ValidateRequest) (ans *Answer, err error) {
 	defer observeValidate(time.Now(), &ans, &err)
 	if err := normalizeAsk(&req.Code, &req.CustomerID, &req.Order, req.NoOrder); err != nil {
+		return nil, err
+	}
+	if err := s.customerOf(ctx, &req.CustomerID, &req.Email); err != nil {
 		return nil, err
 	}
 	o, err := s.loadOffer(ctx, req.Code, req.CustomerID)

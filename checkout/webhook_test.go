@@ -3,6 +3,7 @@ package checkout_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -112,5 +113,89 @@ func TestWebhooks(t *testing.T) {
 	}
 	if refund["event"] != "redemption.refunded" || refund["refunded_amount"] != 1400.0 {
 		t.Errorf("refunded payload: %s", bodies[2])
+	}
+}
+
+// TestFailedWebhooks: with FailedWebhooks (REDEMPTION_WEBHOOK_EVENTS names
+// redemption.failed) every refused redemption of an existing code writes a
+// redemption.failed webhook in the refusal's transaction, refused by the checks
+// (paused) or by a cap under the lock (exhausted); it is delivered to a real HTTP
+// receiver, signed, with the reason and nothing discounted. A code not found writes
+// none, and without the setting no refusal does.
+func TestFailedWebhooks(t *testing.T) {
+	n := &notes{}
+	e := newEnv(t, checkout.Config{Webhooks: true, FailedWebhooks: true}, func(d *checkout.Deps) { d.Notifier = n })
+	ctx := context.Background()
+	var mu sync.Mutex
+	var bodies [][]byte
+	var sigs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		bodies, sigs = append(bodies, b), append(sigs, r.Header.Get("Promopool-Signature"))
+	}))
+	defer srv.Close()
+	secret := []byte("0123456789abcdef-secret")
+	policy := egress.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	d, err := checkout.NewDeliverer(ctx, checkout.DeliverConfig{URL: srv.URL, Secret: secret, Policy: policy, Now: e.clock.now}, e.db.DB, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := e.group(groupOpts{kind: "shared", terms: euro20, maxTotal: ptr[int64](1)})
+	e.promoCode(g, "ONE20", promoOpts{})
+	paused := e.group(groupOpts{kind: "shared", terms: euro20, status: "paused"})
+	e.promoCode(paused, "PAUSED20", promoOpts{})
+	if _, _, err := e.svc.Redeem(ctx, checkout.RedeemRequest{Code: "ONE20", CustomerID: "ann", OrderID: "o1", Order: cart}); err != nil {
+		t.Fatal(err)
+	}
+	var re *checkout.RefusedError
+	for _, req := range []checkout.RedeemRequest{
+		{Code: "ONE20", CustomerID: "bob", OrderID: "o2", Order: cart},
+		{Code: "PAUSED20", CustomerID: "bob", OrderID: "o3", Order: cart},
+		{Code: "NOSUCH", CustomerID: "bob", OrderID: "o4", Order: cart},
+	} {
+		if _, _, err := e.svc.Redeem(ctx, req); !errors.As(err, &re) {
+			t.Fatalf("%s: %v", req.Code, err)
+		}
+	}
+	if res, err := d.DeliverDue(ctx); err != nil || res.Delivered != 3 {
+		t.Fatalf("delivery: %+v %v", res, err)
+	}
+	byOrder := map[string]map[string]any{}
+	for i, b := range bodies {
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		byOrder[m["order_id"].(string)] = m
+		ts, _, _ := strings.Cut(strings.TrimPrefix(sigs[i], "t="), ",")
+		unix, _ := strconv.ParseInt(ts, 10, 64)
+		if want := checkout.Sign(secret, b, time.Unix(unix, 0)); sigs[i] != want {
+			t.Errorf("signature %q, want %q", sigs[i], want)
+		}
+	}
+	for order, reason := range map[string]string{"o2": "exhausted", "o3": "paused"} {
+		m := byOrder[order]
+		items, _ := m["items"].([]any)
+		if m["event"] != "redemption.failed" || m["reason"] != reason || m["discount_amount"] != 0.0 || m["redemption_id"] == nil ||
+			len(items) != 2 || items[0].(map[string]any)["discount_amount"] != 0.0 || items[0].(map[string]any)["original_amount"] != 6000.0 {
+			t.Errorf("%s: %v", order, m)
+		}
+	}
+	if byOrder["o1"]["event"] != "redemption.succeeded" || byOrder["o4"] != nil {
+		t.Errorf("other webhooks: %v", byOrder)
+	}
+	if len(n.ids) != 3 {
+		t.Errorf("notifier told %v, want the success and the two refusals", n.ids)
+	}
+
+	// Without the setting a refusal writes no webhook.
+	e2 := newEnv(t, checkout.Config{Webhooks: true})
+	g2 := e2.group(groupOpts{kind: "shared", terms: euro20, status: "paused"})
+	e2.promoCode(g2, "PAUSED21", promoOpts{})
+	e2.svc.Redeem(ctx, checkout.RedeemRequest{Code: "PAUSED21", CustomerID: "bob", OrderID: "o5", Order: cart})
+	var hooks int
+	e2.db.Get(&hooks, `SELECT count(*) FROM redemption_webhooks`)
+	if hooks != 0 {
+		t.Errorf("%d webhooks without redemption.failed", hooks)
 	}
 }

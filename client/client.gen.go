@@ -1884,9 +1884,14 @@ type RedeemRequest struct {
 	Code string `json:"code"`
 
 	// Currency ISO 4217 code of every amount of the order.
-	Currency   string `json:"currency"`
-	CustomerId string `json:"customer_id"`
-	FirstTime  *bool  `json:"first_time,omitempty"`
+	Currency string `json:"currency"`
+
+	// CustomerId The buyer (required unless `email` names a known customer).
+	CustomerId *string `json:"customer_id,omitempty"`
+
+	// Email Names the buyer when `customer_id` is absent: the customer with this email, compared case-insensitively. An email no customer has is 400 `invalid_field` (a redemption needs a known customer).
+	Email     *string `json:"email,omitempty"`
+	FirstTime *bool   `json:"first_time,omitempty"`
 
 	// Hold Make a pending redemption that counts against every cap until confirmed, cancelled or REDEMPTION_HOLD_TTL (default 30 min) passes.
 	Hold  *bool        `json:"hold,omitempty"`
@@ -2300,7 +2305,7 @@ type ValidateRequest struct {
 	// CustomerId The buyer, when known: per-customer caps, codes bound to their holder and customer restrictions need it.
 	CustomerId *string `json:"customer_id,omitempty"`
 
-	// Email The buyer's email, when that is all the shop knows: it keys the miss limit.
+	// Email The buyer's email, when that is all the shop knows. Without `customer_id`, the customer with this email (compared case-insensitively) is the customer asked about; an email no customer has validates as a guest. It also keys the miss limit.
 	Email *string `json:"email,omitempty"`
 
 	// FirstTime The shop's word on whether this is the buyer's first order; false refuses a first-time-only code.
@@ -3313,7 +3318,7 @@ type ClientInterface interface {
 
 	// RedeemCodeWithBody Redeem a code for an order (or hold it during payment)
 	//
-	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+	// Needs the `checkout` scope; not held to VALIDATE_RATE_LIMIT (a paid order's redemption is never refused because the storefront validated a lot); codes not found at redeem are limited per key and per customer (VALIDATE_MISS_LIMIT, VALIDATE_CUSTOMER_MISS_LIMIT) in buckets of their own, apart from validation's misses. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement, with the caps read after the group's lock is held (a cap lowered meanwhile is obeyed). Identical requests racing each other get the same answer: the first one's. The body is at most 1 MiB.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3322,7 +3327,7 @@ type ClientInterface interface {
 
 	// RedeemCode Redeem a code for an order (or hold it during payment)
 	//
-	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+	// Needs the `checkout` scope; not held to VALIDATE_RATE_LIMIT (a paid order's redemption is never refused because the storefront validated a lot); codes not found at redeem are limited per key and per customer (VALIDATE_MISS_LIMIT, VALIDATE_CUSTOMER_MISS_LIMIT) in buckets of their own, apart from validation's misses. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement, with the caps read after the group's lock is held (a cap lowered meanwhile is obeyed). Identical requests racing each other get the same answer: the first one's. The body is at most 1 MiB.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4374,7 +4379,7 @@ func (c *Client) ListRedemptions(ctx context.Context, params *ListRedemptionsPar
 
 // RedeemCodeWithBody Redeem a code for an order (or hold it during payment)
 //
-// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+// Needs the `checkout` scope; not held to VALIDATE_RATE_LIMIT (a paid order's redemption is never refused because the storefront validated a lot); codes not found at redeem are limited per key and per customer (VALIDATE_MISS_LIMIT, VALIDATE_CUSTOMER_MISS_LIMIT) in buckets of their own, apart from validation's misses. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement, with the caps read after the group's lock is held (a cap lowered meanwhile is obeyed). Identical requests racing each other get the same answer: the first one's. The body is at most 1 MiB.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4393,7 +4398,7 @@ func (c *Client) RedeemCodeWithBody(ctx context.Context, params *RedeemCodeParam
 
 // RedeemCode Redeem a code for an order (or hold it during payment)
 //
-// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+// Needs the `checkout` scope; not held to VALIDATE_RATE_LIMIT (a paid order's redemption is never refused because the storefront validated a lot); codes not found at redeem are limited per key and per customer (VALIDATE_MISS_LIMIT, VALIDATE_CUSTOMER_MISS_LIMIT) in buckets of their own, apart from validation's misses. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement, with the caps read after the group's lock is held (a cap lowered meanwhile is obeyed). Identical requests racing each other get the same answer: the first one's. The body is at most 1 MiB.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -7894,7 +7899,7 @@ type ClientWithResponsesInterface interface {
 
 	// RedeemCodeWithBodyWithResponse Redeem a code for an order (or hold it during payment)
 	//
-	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+	// Needs the `checkout` scope; not held to VALIDATE_RATE_LIMIT (a paid order's redemption is never refused because the storefront validated a lot); codes not found at redeem are limited per key and per customer (VALIDATE_MISS_LIMIT, VALIDATE_CUSTOMER_MISS_LIMIT) in buckets of their own, apart from validation's misses. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement, with the caps read after the group's lock is held (a cap lowered meanwhile is obeyed). Identical requests racing each other get the same answer: the first one's. The body is at most 1 MiB.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7903,7 +7908,7 @@ type ClientWithResponsesInterface interface {
 
 	// RedeemCodeWithResponse Redeem a code for an order (or hold it during payment)
 	//
-	// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+	// Needs the `checkout` scope; not held to VALIDATE_RATE_LIMIT (a paid order's redemption is never refused because the storefront validated a lot); codes not found at redeem are limited per key and per customer (VALIDATE_MISS_LIMIT, VALIDATE_CUSTOMER_MISS_LIMIT) in buckets of their own, apart from validation's misses. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement, with the caps read after the group's lock is held (a cap lowered meanwhile is obeyed). Identical requests racing each other get the same answer: the first one's. The body is at most 1 MiB.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -13537,7 +13542,7 @@ func (c *ClientWithResponses) ListRedemptionsWithResponse(ctx context.Context, p
 
 // RedeemCodeWithBodyWithResponse Redeem a code for an order (or hold it during payment)
 //
-// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+// Needs the `checkout` scope; not held to VALIDATE_RATE_LIMIT (a paid order's redemption is never refused because the storefront validated a lot); codes not found at redeem are limited per key and per customer (VALIDATE_MISS_LIMIT, VALIDATE_CUSTOMER_MISS_LIMIT) in buckets of their own, apart from validation's misses. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement, with the caps read after the group's lock is held (a cap lowered meanwhile is obeyed). Identical requests racing each other get the same answer: the first one's. The body is at most 1 MiB.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13552,7 +13557,7 @@ func (c *ClientWithResponses) RedeemCodeWithBodyWithResponse(ctx context.Context
 
 // RedeemCodeWithResponse Redeem a code for an order (or hold it during payment)
 //
-// Needs the `checkout` scope; limited per key to VALIDATE_RATE_LIMIT and VALIDATE_MISS_LIMIT as validation is. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement. The body is at most 1 MiB.
+// Needs the `checkout` scope; not held to VALIDATE_RATE_LIMIT (a paid order's redemption is never refused because the storefront validated a lot); codes not found at redeem are limited per key and per customer (VALIDATE_MISS_LIMIT, VALIDATE_CUSTOMER_MISS_LIMIT) in buckets of their own, apart from validation's misses. Keyed by `order_id`: a replay gets the first answer (200, `Idempotent-Replayed: true`); the same order with another code, customer or amount is 409. Caps are exact: the total, per-customer, per-code caps and the budget are taken under row locks in one statement, with the caps read after the group's lock is held (a cap lowered meanwhile is obeyed). Identical requests racing each other get the same answer: the first one's. The body is at most 1 MiB.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

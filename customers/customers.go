@@ -369,6 +369,25 @@ func (s *Store) Get(ctx context.Context, id string) (*Customer, error) {
 	return &c, nil
 }
 
+// IDByEmail returns the id of the customer with the email, compared case-insensitively
+// (one probe of the index on lower(email), migration 0026); "" when no customer has it.
+// Several customers with one email: the smallest id, so the answer is always the same.
+func (s *Store) IDByEmail(ctx context.Context, email string) (string, error) {
+	email = strings.TrimSpace(email)
+	if email == "" {
+		return "", nil
+	}
+	var id string
+	err := s.db.GetContext(ctx, &id, `SELECT id FROM customers WHERE lower(email) = lower($1) AND email <> '' ORDER BY id LIMIT 1`, email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("finding the customer of an email: %w", err)
+	}
+	return id, nil
+}
+
 // Require returns nil if a customer has id, else ErrNotFound. With create, a customer
 // with that id and no other field is stored first when none has it (a direct issue
 // that asks for it, "create_customer": true). Errors: ErrNotFound, a bad id.

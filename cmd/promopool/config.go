@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -60,6 +61,13 @@ type Config struct {
 	// RedemptionHoldTTL is how long a hold counts against the caps unless confirmed
 	// (REDEMPTION_HOLD_TTL, default 30m).
 	RedemptionHoldTTL time.Duration
+	// RedemptionSweepInterval is how often the scheduler expires holds past their TTL
+	// (REDEMPTION_SWEEP_INTERVAL, default 1m; 1s to 1h).
+	RedemptionSweepInterval time.Duration
+	// RedemptionWebhookFailed adds redemption.failed to the webhooks written
+	// (REDEMPTION_WEBHOOK_EVENTS, default "redemption.succeeded,redemption.refunded";
+	// those two are always sent).
+	RedemptionWebhookFailed bool
 	// RedemptionWebhookURL receives the redemption webhooks (REDEMPTION_WEBHOOK_URL;
 	// empty: none are written); RedemptionWebhookSecret signs them
 	// (REDEMPTION_WEBHOOK_SECRET, required with the URL).
@@ -173,7 +181,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		{"HTTP_READ_TIMEOUT", &c.HTTPReadTimeout, time.Minute}, {"HTTP_WRITE_TIMEOUT", &c.HTTPWriteTimeout, 2 * time.Minute},
 		{"HTTP_STREAM_IDLE", &c.HTTPStreamIdle, time.Minute}, {"ADMIN_SESSION_TTL", &c.AdminSessionTTL, 12 * time.Hour},
 		{"DATABASE_REPLICA_MAX_LAG", &c.DatabaseReplicaMaxLag, 30 * time.Second},
-		{"REDEMPTION_HOLD_TTL", &c.RedemptionHoldTTL, 30 * time.Minute}} {
+		{"REDEMPTION_HOLD_TTL", &c.RedemptionHoldTTL, 30 * time.Minute},
+		{"REDEMPTION_SWEEP_INTERVAL", &c.RedemptionSweepInterval, time.Minute}} {
 		if *d.dst, err = durationVar(getenv, d.name, d.def); err != nil {
 			return c, err
 		}
@@ -198,8 +207,26 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	return c, c.validate()
 }
 
+// parseWebhookEvents reads REDEMPTION_WEBHOOK_EVENTS: a comma-separated list of
+// redemption.succeeded, redemption.refunded (always sent) and redemption.failed; it
+// reports whether redemption.failed is in it.
+func parseWebhookEvents(v string) (failed bool, err error) {
+	for _, e := range strings.Split(v, ",") {
+		switch e = strings.TrimSpace(e); e {
+		case "", "redemption.succeeded", "redemption.refunded":
+		case "redemption.failed":
+			failed = true
+		default:
+			return false, fmt.Errorf("REDEMPTION_WEBHOOK_EVENTS: unknown event %q (redemption.succeeded, redemption.refunded, redemption.failed)", e)
+		}
+	}
+	return failed, nil
+}
+
 func (c Config) validate() error {
 	switch {
+	case c.RedemptionSweepInterval < time.Second || c.RedemptionSweepInterval > time.Hour:
+		return fmt.Errorf("REDEMPTION_SWEEP_INTERVAL: want 1s to 1h, got %s", c.RedemptionSweepInterval)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("LOG_FORMAT: want text or json, got %q", c.LogFormat)
 	case c.MaxUploadBytes <= 0:
@@ -228,6 +255,12 @@ func (c *Config) loadSecurity(getenv func(string) string) error {
 	c.RedemptionWebhookURL, c.RedemptionWebhookSecret = getenv("REDEMPTION_WEBHOOK_URL"), getenv("REDEMPTION_WEBHOOK_SECRET")
 	if c.RedemptionWebhookURL != "" && len(c.RedemptionWebhookSecret) < 16 {
 		return errors.New("REDEMPTION_WEBHOOK_SECRET: at least 16 bytes, to sign the webhooks REDEMPTION_WEBHOOK_URL receives")
+	}
+	if c.RedemptionWebhookFailed, err = parseWebhookEvents(getenv("REDEMPTION_WEBHOOK_EVENTS")); err != nil {
+		return err
+	}
+	if c.RedemptionWebhookFailed && c.RedemptionWebhookURL == "" {
+		return errors.New("REDEMPTION_WEBHOOK_EVENTS: set REDEMPTION_WEBHOOK_URL too (where the webhooks go)")
 	}
 	if c.WebhookAllow, err = egress.ParseAllow(getenv("WEBHOOK_ALLOW_PRIVATE")); err != nil {
 		return err

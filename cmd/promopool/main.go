@@ -80,6 +80,8 @@ Environment (defaults and details: docs/operations.md):
                            HTTP_WRITE_TIMEOUT HTTP_STREAM_IDLE VALIDATE_MISS_LIMIT
                            VALIDATE_CUSTOMER_MISS_LIMIT REDEMPTION_HOLD_TTL
   web, worker, scheduler   REDEMPTION_WEBHOOK_URL REDEMPTION_WEBHOOK_SECRET
+                           REDEMPTION_WEBHOOK_EVENTS
+  scheduler                REDEMPTION_SWEEP_INTERVAL
   web, worker              REDIS_URL
   worker                   WORKER_CONCURRENCY MAILER_URL MAILING_LEASE
                            RECONCILE_INTERVAL REENQUEUE_AFTER RESERVATION_TIMEOUT

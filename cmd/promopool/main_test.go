@@ -132,6 +132,10 @@ func TestConfigValidation(t *testing.T) {
 		{"VALIDATE_RATE_LIMIT", "10/day", "VALIDATE_RATE_LIMIT"},
 		{"WEBHOOK_ALLOW_PRIVATE", "localhost", "WEBHOOK_ALLOW_PRIVATE"},
 		{"HTTP_READ_TIMEOUT", "0", "HTTP_READ_TIMEOUT"},
+		{"REDEMPTION_SWEEP_INTERVAL", "500ms", "REDEMPTION_SWEEP_INTERVAL"},
+		{"REDEMPTION_SWEEP_INTERVAL", "2h", "REDEMPTION_SWEEP_INTERVAL"},
+		{"REDEMPTION_WEBHOOK_EVENTS", "redemption.lost", "unknown event"},
+		{"REDEMPTION_WEBHOOK_EVENTS", "redemption.failed", "set REDEMPTION_WEBHOOK_URL"},
 	} {
 		_, err := loadConfig(func(k string) string {
 			if k == tc.name {
@@ -144,7 +148,15 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 	c, err := loadConfig(func(string) string { return "" })
-	if err != nil || c.HTTPAddr != "127.0.0.1:8080" || c.MaxUploadBytes != 1<<30 || c.WorkerShutdownTimeout != 30*time.Second || c.MetricsAddr != "" {
+	if err != nil || c.HTTPAddr != "127.0.0.1:8080" || c.MaxUploadBytes != 1<<30 || c.WorkerShutdownTimeout != 30*time.Second || c.MetricsAddr != "" ||
+		c.RedemptionSweepInterval != time.Minute || c.RedemptionWebhookFailed {
 		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	c, err = loadConfig(func(k string) string {
+		return map[string]string{"REDEMPTION_SWEEP_INTERVAL": "5s", "REDEMPTION_WEBHOOK_URL": "https://shop.example/hooks",
+			"REDEMPTION_WEBHOOK_SECRET": "0123456789abcdef", "REDEMPTION_WEBHOOK_EVENTS": "redemption.succeeded, redemption.failed"}[k]
+	})
+	if err != nil || c.RedemptionSweepInterval != 5*time.Second || !c.RedemptionWebhookFailed {
+		t.Fatalf("sweep interval and failed webhooks: %+v %v", c, err)
 	}
 }

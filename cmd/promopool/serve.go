@@ -296,7 +296,7 @@ func (m *Main) tuneGC() {
 // checkout builds the checkout service (SPEC §11). With REDEMPTION_WEBHOOK_URL set,
 // events write webhooks to the outbox and enqueue their delivery.
 func (m *Main) checkout(db *sqlx.DB) (*checkout.Service, error) {
-	deps := checkout.Deps{DB: db, Log: m.log}
+	deps := checkout.Deps{DB: db, Log: m.log, CustomerByEmail: customers.NewStore(db).IDByEmail}
 	webhooks := m.cfg.RedemptionWebhookURL != ""
 	if webhooks {
 		client, err := m.asynqClient()
@@ -305,7 +305,8 @@ func (m *Main) checkout(db *sqlx.DB) (*checkout.Service, error) {
 		}
 		deps.Notifier = worker.WebhookEnqueuer{Client: client}
 	}
-	return checkout.New(checkout.Config{HoldTTL: m.cfg.RedemptionHoldTTL, Webhooks: webhooks}, deps)
+	return checkout.New(checkout.Config{HoldTTL: m.cfg.RedemptionHoldTTL, Webhooks: webhooks,
+		FailedWebhooks: webhooks && m.cfg.RedemptionWebhookFailed}, deps)
 }
 
 // webhookDeliverer posts the redemption webhooks; nil without REDEMPTION_WEBHOOK_URL.
@@ -317,7 +318,7 @@ func (m *Main) webhookDeliverer(ctx context.Context, db *sqlx.DB) (*checkout.Del
 		Secret: []byte(m.cfg.RedemptionWebhookSecret), Policy: m.webhookPolicy()}, db, m.log)
 }
 
-// addCheckoutJobs runs, every minute, the sweep of expired holds and (with webhooks)
+// addCheckoutJobs runs, every REDEMPTION_SWEEP_INTERVAL (1 min), the sweep of expired holds and (with webhooks)
 // a delivery run that picks up every webhook due for a retry or missed by its enqueue.
 func (m *Main) addCheckoutJobs(ctx context.Context, cr *cron.Cron, db *sqlx.DB) error {
 	co, err := m.checkout(db)
@@ -332,8 +333,9 @@ func (m *Main) addCheckoutJobs(ctx context.Context, cr *cron.Cron, db *sqlx.DB) 
 		}
 		sweep = worker.WebhookEnqueuer{Client: client}
 	}
-	_, err = cr.AddFunc("@every 1m", func() {
-		runCtx, cancel := context.WithTimeout(ctx, 50*time.Second)
+	every := m.cfg.RedemptionSweepInterval
+	_, err = cr.AddFunc("@every "+every.String(), func() {
+		runCtx, cancel := context.WithTimeout(ctx, max(every*5/6, 50*time.Second))
 		defer cancel()
 		res, err := co.ExpireHolds(runCtx)
 		if err != nil {
