@@ -89,8 +89,22 @@ func (s *Server) setGroupStatus(w http.ResponseWriter, r *http.Request, set func
 	if err != nil {
 		return err
 	}
+	s.resumeGroupWait(r, g)
 	writeJSON(w, http.StatusOK, g)
 	return nil
+}
+
+// resumeGroupWait resumes, once g is active, the mailings that paused because it was
+// paused (mailings.Service.ResumeGroupWait; exactly once whichever web processes see
+// the activation). A failure is only logged: the reconciler's sweep resumes them.
+func (s *Server) resumeGroupWait(r *http.Request, g *groups.Group) {
+	if s.mailings == nil || g.StoredStatus != groups.StatusActive {
+		return
+	}
+	why := fmt.Sprintf("group %q was activated by %s", g.Name, actor(r))
+	if _, err := s.mailings.ResumeGroupWait(context.WithoutCancel(r.Context()), g.ID, why); err != nil {
+		s.log.Warn("resuming mailings after a group's activation failed; the reconciler will", "group_id", g.ID, "err", err)
+	}
 }
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
@@ -118,6 +132,9 @@ func (s *Server) updateGroup(w http.ResponseWriter, r *http.Request) error {
 	g, err := s.groups.Update(r.Context(), actor(r), id, in)
 	if err != nil {
 		return err
+	}
+	if in.Status != nil {
+		s.resumeGroupWait(r, g)
 	}
 	writeJSON(w, http.StatusOK, g)
 	return nil

@@ -139,7 +139,7 @@ func (s *Server) validateTemplate(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"valid": true, "new_code_groups": t.NewCodeGroups(),
-		"repeat_groups": t.RepeatGroups(), "attributes": t.Attributes()})
+		"repeat_groups": t.RepeatGroups(), "attributes": t.Attributes(), "warnings": httperr.TemplateProblems(t.Warnings())})
 	return nil
 }
 

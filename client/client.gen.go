@@ -906,6 +906,45 @@ func (e TemplateCheckValid) Valid() bool {
 	}
 }
 
+// Defines values for TemplateProblemCode.
+const (
+	TemplateProblemCodeLooksLikeMacro   TemplateProblemCode = "looks_like_macro"
+	TemplateProblemCodeSyntax           TemplateProblemCode = "syntax"
+	TemplateProblemCodeTemplateTooLarge TemplateProblemCode = "template_too_large"
+	TemplateProblemCodeUnknownColumn    TemplateProblemCode = "unknown_column"
+	TemplateProblemCodeUnknownGroup     TemplateProblemCode = "unknown_group"
+	TemplateProblemCodeUnknownName      TemplateProblemCode = "unknown_name"
+	TemplateProblemCodeUnsafeContext    TemplateProblemCode = "unsafe_context"
+	TemplateProblemCodeUnsafeUrl        TemplateProblemCode = "unsafe_url"
+	TemplateProblemCodeUrlNotEncoded    TemplateProblemCode = "url_not_encoded"
+)
+
+// Valid indicates whether the value is a known member of the TemplateProblemCode enum.
+func (e TemplateProblemCode) Valid() bool {
+	switch e {
+	case TemplateProblemCodeLooksLikeMacro:
+		return true
+	case TemplateProblemCodeSyntax:
+		return true
+	case TemplateProblemCodeTemplateTooLarge:
+		return true
+	case TemplateProblemCodeUnknownColumn:
+		return true
+	case TemplateProblemCodeUnknownGroup:
+		return true
+	case TemplateProblemCodeUnknownName:
+		return true
+	case TemplateProblemCodeUnsafeContext:
+		return true
+	case TemplateProblemCodeUnsafeUrl:
+		return true
+	case TemplateProblemCodeUrlNotEncoded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TemplateProblemPart.
 const (
 	TemplateProblemPartHtml    TemplateProblemPart = "html"
@@ -1405,6 +1444,9 @@ type Error struct {
 
 		// Scope `insufficient_scope` only: the scope the operation needs.
 		Scope *ErrorErrorScope `json:"scope,omitempty"`
+
+		// Warnings `invalid_template` only: the warnings found beside the problems (as `TemplateCheck.warnings`).
+		Warnings *[]TemplateProblem `json:"warnings,omitempty"`
 	} `json:"error"`
 }
 
@@ -1422,8 +1464,11 @@ type Group struct {
 	ArchivedAt   *time.Time         `json:"archived_at,omitempty"`
 	BalanceState *GroupBalanceState `json:"balance_state,omitempty"`
 	CodeBinding  *GroupCodeBinding  `json:"code_binding,omitempty"`
-	CreatedAt    *time.Time         `json:"created_at,omitempty"`
-	Description  *string            `json:"description,omitempty"`
+
+	// Columns The extra upload columns the group declares (e.g. `["pin", "barcode"]`: letters, digits and `_`, not starting with a digit, at most 40 characters, at most 20), or null when it declares none. Declared: an upload whose CSV header has another column is refused (400 `invalid_upload`), and a template naming another column (`promocode('G').serial`) is refused at validation (`unknown_column`). Undeclared: any column is accepted, and a code uploaded without a column a template inserts fails its recipient (its code returned).
+	Columns     *[]string  `json:"columns,omitempty"`
+	CreatedAt   *time.Time `json:"created_at,omitempty"`
+	Description *string    `json:"description,omitempty"`
 
 	// Expired Expired before being issued.
 	Expired *int       `json:"expired,omitempty"`
@@ -1437,7 +1482,10 @@ type Group struct {
 	// LowBalancePercent Threshold as a percentage of total; see GroupInput.
 	LowBalancePercent   *float32 `json:"low_balance_percent,omitempty"`
 	LowBalanceThreshold *int     `json:"low_balance_threshold,omitempty"`
-	Name                *string  `json:"name,omitempty"`
+
+	// Metadata Free-form string keys and values kept on the group (campaign ids, owners): at most 50 keys of 1–40 characters, values of at most 500 characters; over a bound, 400 `invalid_field` with `field` naming the key (`metadata.KEY`). Logged in the activity with before/after.
+	Metadata *map[string]string `json:"metadata,omitempty"`
+	Name     *string            `json:"name,omitempty"`
 
 	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
 	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
@@ -1484,7 +1532,10 @@ type GroupInput struct {
 
 	// CodeBinding Who may redeem a unique code: its holder (default) or anyone who has it.
 	CodeBinding *GroupInputCodeBinding `json:"code_binding,omitempty"`
-	Description *string                `json:"description,omitempty"`
+
+	// Columns The extra upload columns the group declares (e.g. `["pin", "barcode"]`: letters, digits and `_`, not starting with a digit, at most 40 characters, at most 20), or null when it declares none. Declared: an upload whose CSV header has another column is refused (400 `invalid_upload`), and a template naming another column (`promocode('G').serial`) is refused at validation (`unknown_column`). Undeclared: any column is accepted, and a code uploaded without a column a template inserts fails its recipient (its code returned). null on PATCH stops declaring.
+	Columns     *[]string `json:"columns,omitempty"`
+	Description *string   `json:"description,omitempty"`
 
 	// Kind Create only (default unique): `unique` codes are uploaded and issued one per customer; `shared` promotion codes (NEWS10) are redeemable by many.
 	Kind *GroupInputKind `json:"kind,omitempty"`
@@ -1495,7 +1546,10 @@ type GroupInput struct {
 	// LowBalancePercent Low-balance threshold as a percentage of the group's total codes (2 decimals). The effective threshold is the larger of this and low_balance_threshold.
 	LowBalancePercent   *float32 `json:"low_balance_percent,omitempty"`
 	LowBalanceThreshold *int     `json:"low_balance_threshold,omitempty"`
-	Name                *string  `json:"name,omitempty"`
+
+	// Metadata Free-form string keys and values kept on the group (campaign ids, owners): at most 50 keys of 1–40 characters, values of at most 500 characters; over a bound, 400 `invalid_field` with `field` naming the key (`metadata.KEY`). Logged in the activity with before/after. On PATCH it replaces the whole object (`{}` clears it).
+	Metadata *map[string]string `json:"metadata,omitempty"`
+	Name     *string            `json:"name,omitempty"`
 
 	// OnePerCustomer One code per customer (issue 21): a customer who holds a live code of this group gets that same code again — recorded as a repeat issue — in any mailing, render call or direct issue, never a second one (a database constraint, table group_customer_codes). Switched on, each customer's latest live code becomes the one they keep; a code returned to the pool frees its customer.
 	OnePerCustomer *bool `json:"one_per_customer,omitempty"`
@@ -1627,9 +1681,11 @@ type Mailing struct {
 	} `json:"events,omitempty"`
 	FinishedAt *string                 `json:"finished_at,omitempty"`
 	GroupIds   *map[string]interface{} `json:"group_ids,omitempty"`
-	Html       *string                 `json:"html,omitempty"`
-	Id         *int                    `json:"id,omitempty"`
-	Name       string                  `json:"name"`
+
+	// Html HTML part. Macros as in docs/macros.md; `{{client.promocode('G') | url}}` percent-encodes the code for `?promo=` links, `| qr` and `| barcode('code128')` (also `code39`, `ean13`, `ean8`) insert an inline `<img src="data:image/png;base64,…" alt="CODE">` (a PNG data URI: no URL to guess, nothing to expire, shown offline; about 0.3–0.6 KB).
+	Html *string `json:"html,omitempty"`
+	Id   *int    `json:"id,omitempty"`
+	Name string  `json:"name"`
 
 	// OnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
 	OnExhaustion *MailingOnExhaustion `json:"on_exhaustion,omitempty"`
@@ -1637,7 +1693,7 @@ type Mailing struct {
 	// OutboxComplete Every recipient has its outbox row. A large audience is written in chunks of about 50,000 after the start, and its first batches are sent meanwhile: until this is true, progress.recipients is still growing, and the mailing cannot finish.
 	OutboxComplete *bool `json:"outbox_complete,omitempty"`
 
-	// PauseKind Why a paused mailing is paused: `person` (the pause action: only a person resumes it), `exhausted` (a group ran out of codes: it resumes by itself, exactly once, when an upload or the reconciler finds its groups able to cover the waiting recipients), `group_deleted` (a group it draws from was deleted), `group` (a group it draws from is paused: it resumes when the group is activated). Absent unless paused.
+	// PauseKind Why a paused mailing is paused: `person` (the pause action: only a person resumes it), `exhausted` (a group ran out of codes: it resumes by itself, exactly once, when an upload or the reconciler finds its groups able to cover the waiting recipients), `group_deleted` (a group it draws from was deleted), `group` (a group it draws from is paused or a draft: `pause_reason` starts with `group_paused: ` (or `group_draft: `) and names the group; nobody is sent or failed meanwhile, and it resumes by itself, exactly once, when the group is activated or the reconciler finds its groups active). Absent unless paused.
 	PauseKind   *MailingPauseKind `json:"pause_kind,omitempty"`
 	PauseReason *string           `json:"pause_reason,omitempty"`
 	Progress    *struct {
@@ -1653,13 +1709,15 @@ type Mailing struct {
 		Sent              *int     `json:"sent,omitempty"`
 		Skipped           *int     `json:"skipped,omitempty"`
 	} `json:"progress,omitempty"`
-	SendWhileCodesLast *bool             `json:"send_while_codes_last,omitempty"`
-	Sender             string            `json:"sender"`
-	StartedAt          *string           `json:"started_at,omitempty"`
-	Status             *MailingStatus    `json:"status,omitempty"`
-	Subject            string            `json:"subject"`
-	Text               *string           `json:"text,omitempty"`
-	Transport          *MailingTransport `json:"transport,omitempty"`
+	SendWhileCodesLast *bool          `json:"send_while_codes_last,omitempty"`
+	Sender             string         `json:"sender"`
+	StartedAt          *string        `json:"started_at,omitempty"`
+	Status             *MailingStatus `json:"status,omitempty"`
+	Subject            string         `json:"subject"`
+
+	// Text Text part: `| qr` and `| barcode(…)` insert the plain code here.
+	Text      *string           `json:"text,omitempty"`
+	Transport *MailingTransport `json:"transport,omitempty"`
 }
 
 // MailingEventsAction defines model for Mailing.Events.Action.
@@ -1668,7 +1726,7 @@ type MailingEventsAction string
 // MailingOnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
 type MailingOnExhaustion string
 
-// MailingPauseKind Why a paused mailing is paused: `person` (the pause action: only a person resumes it), `exhausted` (a group ran out of codes: it resumes by itself, exactly once, when an upload or the reconciler finds its groups able to cover the waiting recipients), `group_deleted` (a group it draws from was deleted), `group` (a group it draws from is paused: it resumes when the group is activated). Absent unless paused.
+// MailingPauseKind Why a paused mailing is paused: `person` (the pause action: only a person resumes it), `exhausted` (a group ran out of codes: it resumes by itself, exactly once, when an upload or the reconciler finds its groups able to cover the waiting recipients), `group_deleted` (a group it draws from was deleted), `group` (a group it draws from is paused or a draft: `pause_reason` starts with `group_paused: ` (or `group_draft: `) and names the group; nobody is sent or failed meanwhile, and it resumes by itself, exactly once, when the group is activated or the reconciler finds its groups active). Absent unless paused.
 type MailingPauseKind string
 
 // MailingStatus defines model for Mailing.Status.
@@ -1719,16 +1777,20 @@ type MailingInput struct {
 		// Segment One node with exactly one key. `and`/`or` combine nodes, `not` negates one (to any depth: at most 32 levels, 256 nodes). `quantity`: customers whose number of issued codes compares to a value (`op` eq, ne, lt, lte, gt, gte with `value`, or between with inclusive `min` and `max`; customers never issued anything count 0, so eq 0 and lt 1 include them), optionally only from `groups`, within a `window`, and counting `kind` initial issues (default) or all (with `last_promocode` repeats). `issued_from`: customers issued a code from `any` (default) or `all` of `groups`, optionally within a `window`. `redeemed`: customers by their uses of codes at checkout (succeeded redemptions; a hold counts once confirmed, a refunded redemption no longer does) from `groups` (any group when omitted), optionally within a `window` (when the redemption was made), compared as in `quantity` (`op` with `value`, or between; customers who never redeemed count 0); without `op`, at least once. "Issued from G in the last 14 days and not redeemed" is `and` of `issued_from` and `not` `redeemed`, both with the window. An invalid node is a 400 `invalid_filter` whose `path` names it, e.g. `$.and[1].quantity.op`.
 		Segment *SegmentFilter `json:"segment,omitempty"`
 	} `json:"audience"`
-	BatchSize *int    `json:"batch_size,omitempty"`
-	Html      *string `json:"html,omitempty"`
-	Name      string  `json:"name"`
+	BatchSize *int `json:"batch_size,omitempty"`
+
+	// Html HTML part. Macros as in docs/macros.md; `{{client.promocode('G') | url}}` percent-encodes the code for `?promo=` links, `| qr` and `| barcode('code128')` (also `code39`, `ean13`, `ean8`) insert an inline `<img src="data:image/png;base64,…" alt="CODE">` (a PNG data URI: no URL to guess, nothing to expire, shown offline; about 0.3–0.6 KB).
+	Html *string `json:"html,omitempty"`
+	Name string  `json:"name"`
 
 	// OnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
 	OnExhaustion *MailingInputOnExhaustion `json:"on_exhaustion,omitempty"`
 	Sender       string                    `json:"sender"`
 	Subject      string                    `json:"subject"`
-	Text         *string                   `json:"text,omitempty"`
-	Transport    *MailingInputTransport    `json:"transport,omitempty"`
+
+	// Text Text part: `| qr` and `| barcode(…)` insert the plain code here.
+	Text      *string                `json:"text,omitempty"`
+	Transport *MailingInputTransport `json:"transport,omitempty"`
 }
 
 // MailingInputOnExhaustion What the mailing does for a recipient a group has no code left for: `pause` (the mailing pauses, alerts, and resumes by itself once codes are uploaded and its groups cover the waiting recipients), `skip` (the recipient is skipped and any codes it got from other groups go back; what `send_while_codes_last` does), `fallback` (the recipient gets the message with the macro's `fallback='…'` text, no code is recorded for that group, and progress.fallback counts them; every promocode macro must then carry a fallback). A mailing set to skip or fallback starts whatever the balance.
@@ -2144,6 +2206,9 @@ type TemplateCheck struct {
 	// RepeatGroups Groups whose last issued code it re-inserts (`last_promocode`).
 	RepeatGroups *[]string           `json:"repeat_groups,omitempty"`
 	Valid        *TemplateCheckValid `json:"valid,omitempty"`
+
+	// Warnings What the template would send that is probably not meant (it still compiles and may be used): each with its stable `code`, part, line, column, the macro and the fix. Empty when there is none.
+	Warnings *[]TemplateProblem `json:"warnings,omitempty"`
 }
 
 // TemplateCheckValid defines model for TemplateCheck.Valid.
@@ -2151,6 +2216,9 @@ type TemplateCheckValid bool
 
 // TemplateProblem defines model for TemplateProblem.
 type TemplateProblem struct {
+	// Code Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `unknown_column`: a column its group does not declare, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag). New codes may be added.
+	Code TemplateProblemCode `json:"code"`
+
 	// Column 1-based column, in characters, of the macro's `{{`.
 	Column int `json:"column"`
 
@@ -2165,6 +2233,9 @@ type TemplateProblem struct {
 	Message string              `json:"message"`
 	Part    TemplateProblemPart `json:"part"`
 }
+
+// TemplateProblemCode Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `unknown_column`: a column its group does not declare, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag). New codes may be added.
+type TemplateProblemCode string
 
 // TemplateProblemPart defines model for TemplateProblem.Part.
 type TemplateProblemPart string
@@ -3062,7 +3133,7 @@ type ClientInterface interface {
 
 	// ActivateGroup Activate a draft or paused group
 	//
-	// Scope: write. Activating an active group changes nothing. Logged in the activity.
+	// Scope: write. Activating an active group changes nothing. Logged in the activity. The mailings waiting for it (`pause_kind` `group`) whose other groups are active too resume by themselves, exactly once whatever the number of web processes: each mailing's `events` get a `resume` by the system whose `detail` names the group and who activated it, the group's activity a `mailing_resumed`; the reconciler's sweep resumes any this missed. A mailing a person paused stays paused.
 	//
 	// Corresponds with POST /v1/groups/{id}/activate (the `ActivateGroup` operationId).
 	ActivateGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3083,7 +3154,7 @@ type ClientInterface interface {
 
 	// UploadCodesWithBody Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3092,7 +3163,7 @@ type ClientInterface interface {
 
 	// UploadCodes Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3101,7 +3172,7 @@ type ClientInterface interface {
 
 	// UploadCodesWithTextBody Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes a body of the `text/plain` content type.
 	//
@@ -3126,9 +3197,9 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/groups/{id}/issue (the `IssueCode` operationId).
 	IssueCode(ctx context.Context, id ID, params *IssueCodeParams, body IssueCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ExportIssues Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at
+	// ExportIssues Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at, then the codes' extra columns
 	//
-	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 	//
 	// Corresponds with GET /v1/groups/{id}/issues.csv (the `ExportIssues` operationId).
 	ExportIssues(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3142,7 +3213,7 @@ type ClientInterface interface {
 
 	// PauseGroup Pause a group: it issues no codes and its mailings wait until it is activated
 	//
-	// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+	// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity. A running mailing that draws new codes from it pauses at its next batch (`pause_kind` `group`, `pause_reason` `group_paused: group "Spring" is paused; …`): its recipients stay queued, nobody is sent or failed.
 	//
 	// Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
 	PauseGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3218,9 +3289,9 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/groups/{id}/redemptions.csv (the `ExportRedemptions` operationId).
 	ExportRedemptions(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ExportUnusedCodes The group's unused codes, streamed CSV: code, expires_at, expired
+	// ExportUnusedCodes The group's unused codes, streamed CSV: code, expires_at, expired, then the codes' extra columns
 	//
-	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 	//
 	// Corresponds with GET /v1/groups/{id}/unused.csv (the `ExportUnusedCodes` operationId).
 	ExportUnusedCodes(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3435,12 +3506,16 @@ type ClientInterface interface {
 
 	// ValidateTemplateWithBody Validate templates: groups drawn from, re-issued from, attributes used
 	//
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/templates/validate (the `ValidateTemplate` operationId).
 	ValidateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ValidateTemplate Validate templates: groups drawn from, re-issued from, attributes used
+	//
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3763,7 +3838,7 @@ func (c *Client) UpdateGroup(ctx context.Context, id ID, body UpdateGroupJSONReq
 
 // ActivateGroup Activate a draft or paused group
 //
-// Scope: write. Activating an active group changes nothing. Logged in the activity.
+// Scope: write. Activating an active group changes nothing. Logged in the activity. The mailings waiting for it (`pause_kind` `group`) whose other groups are active too resume by themselves, exactly once whatever the number of web processes: each mailing's `events` get a `resume` by the system whose `detail` names the group and who activated it, the group's activity a `mailing_resumed`; the reconciler's sweep resumes any this missed. A mailing a person paused stays paused.
 //
 // Corresponds with POST /v1/groups/{id}/activate (the `ActivateGroup` operationId).
 func (c *Client) ActivateGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3814,7 +3889,7 @@ func (c *Client) ListAlerts(ctx context.Context, id ID, params *ListAlertsParams
 
 // UploadCodesWithBody Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3833,7 +3908,7 @@ func (c *Client) UploadCodesWithBody(ctx context.Context, id ID, params *UploadC
 
 // UploadCodes Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3852,7 +3927,7 @@ func (c *Client) UploadCodes(ctx context.Context, id ID, params *UploadCodesPara
 
 // UploadCodesWithTextBody Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes a body of the `text/plain` content type.
 //
@@ -3907,9 +3982,9 @@ func (c *Client) IssueCode(ctx context.Context, id ID, params *IssueCodeParams, 
 	return c.Client.Do(req)
 }
 
-// ExportIssues Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at
+// ExportIssues Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at, then the codes' extra columns
 //
-// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 //
 // Corresponds with GET /v1/groups/{id}/issues.csv (the `ExportIssues` operationId).
 func (c *Client) ExportIssues(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3943,7 +4018,7 @@ func (c *Client) GetGroupMetrics(ctx context.Context, id ID, params *GetGroupMet
 
 // PauseGroup Pause a group: it issues no codes and its mailings wait until it is activated
 //
-// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity. A running mailing that draws new codes from it pauses at its next batch (`pause_kind` `group`, `pause_reason` `group_paused: group "Spring" is paused; …`): its recipients stay queued, nobody is sent or failed.
 //
 // Corresponds with POST /v1/groups/{id}/pause (the `PauseGroup` operationId).
 func (c *Client) PauseGroup(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4119,9 +4194,9 @@ func (c *Client) ExportRedemptions(ctx context.Context, id ID, reqEditors ...Req
 	return c.Client.Do(req)
 }
 
-// ExportUnusedCodes The group's unused codes, streamed CSV: code, expires_at, expired
+// ExportUnusedCodes The group's unused codes, streamed CSV: code, expires_at, expired, then the codes' extra columns
 //
-// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 //
 // Corresponds with GET /v1/groups/{id}/unused.csv (the `ExportUnusedCodes` operationId).
 func (c *Client) ExportUnusedCodes(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4646,6 +4721,8 @@ func (c *Client) PreviewTemplate(ctx context.Context, body PreviewTemplateJSONRe
 
 // ValidateTemplateWithBody Validate templates: groups drawn from, re-issued from, attributes used
 //
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/templates/validate (the `ValidateTemplate` operationId).
@@ -4662,6 +4739,8 @@ func (c *Client) ValidateTemplateWithBody(ctx context.Context, contentType strin
 }
 
 // ValidateTemplate Validate templates: groups drawn from, re-issued from, attributes used
+//
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -7601,7 +7680,7 @@ type ClientWithResponsesInterface interface {
 
 	// ActivateGroupWithResponse Activate a draft or paused group
 	//
-	// Scope: write. Activating an active group changes nothing. Logged in the activity.
+	// Scope: write. Activating an active group changes nothing. Logged in the activity. The mailings waiting for it (`pause_kind` `group`) whose other groups are active too resume by themselves, exactly once whatever the number of web processes: each mailing's `events` get a `resume` by the system whose `detail` names the group and who activated it, the group's activity a `mailing_resumed`; the reconciler's sweep resumes any this missed. A mailing a person paused stays paused.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7628,7 +7707,7 @@ type ClientWithResponsesInterface interface {
 
 	// UploadCodesWithBodyWithResponse Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7637,7 +7716,7 @@ type ClientWithResponsesInterface interface {
 
 	// UploadCodesWithResponse Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7646,7 +7725,7 @@ type ClientWithResponsesInterface interface {
 
 	// UploadCodesWithTextBodyWithResponse Upload codes (streamed; all or nothing)
 	//
-	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+	// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 	//
 	// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7671,9 +7750,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/groups/{id}/issue (the `IssueCode` operationId).
 	IssueCodeWithResponse(ctx context.Context, id ID, params *IssueCodeParams, body IssueCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*IssueCodeResponse, error)
 
-	// ExportIssuesWithResponse Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at
+	// ExportIssuesWithResponse Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at, then the codes' extra columns
 	//
-	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7691,7 +7770,7 @@ type ClientWithResponsesInterface interface {
 
 	// PauseGroupWithResponse Pause a group: it issues no codes and its mailings wait until it is activated
 	//
-	// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+	// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity. A running mailing that draws new codes from it pauses at its next batch (`pause_kind` `group`, `pause_reason` `group_paused: group "Spring" is paused; …`): its recipients stay queued, nobody is sent or failed.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7779,9 +7858,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/groups/{id}/redemptions.csv (the `ExportRedemptions` operationId).
 	ExportRedemptionsWithResponse(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*ExportRedemptionsResponse, error)
 
-	// ExportUnusedCodesWithResponse The group's unused codes, streamed CSV: code, expires_at, expired
+	// ExportUnusedCodesWithResponse The group's unused codes, streamed CSV: code, expires_at, expired, then the codes' extra columns
 	//
-	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+	// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8022,12 +8101,16 @@ type ClientWithResponsesInterface interface {
 
 	// ValidateTemplateWithBodyWithResponse Validate templates: groups drawn from, re-issued from, attributes used
 	//
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/templates/validate (the `ValidateTemplate` operationId).
 	ValidateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ValidateTemplateResponse, error)
 
 	// ValidateTemplateWithResponse Validate templates: groups drawn from, re-issued from, attributes used
+	//
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -13028,7 +13111,7 @@ func (c *ClientWithResponses) UpdateGroupWithResponse(ctx context.Context, id ID
 
 // ActivateGroupWithResponse Activate a draft or paused group
 //
-// Scope: write. Activating an active group changes nothing. Logged in the activity.
+// Scope: write. Activating an active group changes nothing. Logged in the activity. The mailings waiting for it (`pause_kind` `group`) whose other groups are active too resume by themselves, exactly once whatever the number of web processes: each mailing's `events` get a `resume` by the system whose `detail` names the group and who activated it, the group's activity a `mailing_resumed`; the reconciler's sweep resumes any this missed. A mailing a person paused stays paused.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13073,7 +13156,7 @@ func (c *ClientWithResponses) ListAlertsWithResponse(ctx context.Context, id ID,
 
 // UploadCodesWithBodyWithResponse Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13088,7 +13171,7 @@ func (c *ClientWithResponses) UploadCodesWithBodyWithResponse(ctx context.Contex
 
 // UploadCodesWithResponse Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13103,7 +13186,7 @@ func (c *ClientWithResponses) UploadCodesWithResponse(ctx context.Context, id ID
 
 // UploadCodesWithTextBodyWithResponse Upload codes (streamed; all or nothing)
 //
-// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing.
+// Each line is trimmed; blank lines are skipped. A code is 1–200 printable characters of valid UTF-8 with no control characters. Invalid lines and duplicates (within the upload or against any stored code of any group) are skipped, counted and exampled with their line numbers (item numbers for JSON); every valid new code is stored in one transaction, so a failure midway stores nothing. A CSV's columns other than `code` and `expires_at` are **extra columns** stored with each code (`code,pin,barcode`: header names of letters, digits and `_`, at most 20, cells of at most 500 characters; an empty cell is stored empty, a cell the line lacks is absent), inserted by `{{client.promocode('G').pin}}` and `{{client.last_promocode('G').pin}}` from the same row as the code, and exported with it. A group that declares its `columns` refuses any other.
 //
 // Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13146,9 +13229,9 @@ func (c *ClientWithResponses) IssueCodeWithResponse(ctx context.Context, id ID, 
 	return ParseIssueCodeResponse(rsp)
 }
 
-// ExportIssuesWithResponse Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at
+// ExportIssuesWithResponse Who got which code, streamed CSV: customer_id, email, code, group, mailing_id, scope, issued_at, kind, released_at, then the codes' extra columns
 //
-// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13178,7 +13261,7 @@ func (c *ClientWithResponses) GetGroupMetricsWithResponse(ctx context.Context, i
 
 // PauseGroupWithResponse Pause a group: it issues no codes and its mailings wait until it is activated
 //
-// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity.
+// Scope: write. A paused group's codes are refused at validation ("This code is paused."), claims and direct issues answer 409 `group_paused`; last_promocode still renders a customer's code. Pausing a paused group changes nothing. Logged in the activity. A running mailing that draws new codes from it pauses at its next batch (`pause_kind` `group`, `pause_reason` `group_paused: group "Spring" is paused; …`): its recipients stay queued, nobody is sent or failed.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13326,9 +13409,9 @@ func (c *ClientWithResponses) ExportRedemptionsWithResponse(ctx context.Context,
 	return ParseExportRedemptionsResponse(rsp)
 }
 
-// ExportUnusedCodesWithResponse The group's unused codes, streamed CSV: code, expires_at, expired
+// ExportUnusedCodesWithResponse The group's unused codes, streamed CSV: code, expires_at, expired, then the codes' extra columns
 //
-// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE.
+// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is written behind an apostrophe, so no spreadsheet runs it as a formula; the stream is exempt from the server's write timeout and is cut only when it stalls for HTTP_STREAM_IDLE. After its own columns come the codes' extra columns (the group's declared `columns`, else every column its uploads carried, in first-upload order), empty where a code has none.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13755,6 +13838,8 @@ func (c *ClientWithResponses) PreviewTemplateWithResponse(ctx context.Context, b
 
 // ValidateTemplateWithBodyWithResponse Validate templates: groups drawn from, re-issued from, attributes used
 //
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/templates/validate (the `ValidateTemplate` operationId).
@@ -13767,6 +13852,8 @@ func (c *ClientWithResponses) ValidateTemplateWithBodyWithResponse(ctx context.C
 }
 
 // ValidateTemplateWithResponse Validate templates: groups drawn from, re-issued from, attributes used
+//
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

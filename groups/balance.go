@@ -10,7 +10,7 @@ import (
 
 // groupColumns are a group's own columns (alias g).
 const groupColumns = `g.id, g.name, g.description, g.low_balance_threshold, g.low_balance_percent, g.alert_emails, g.alert_webhook,
-       g.created_at, g.updated_at, g.archived_at, g.one_per_customer, ` + offerColumns
+       g.created_at, g.updated_at, g.archived_at, g.one_per_customer, g.metadata, g.code_columns, ` + offerColumns
 
 // rangeSums sums a group's code_ranges (alias r) into its counters at $1 (now). It is
 // the one place the balance is written: a range's codes below its cursor are issued

@@ -113,6 +113,12 @@ type Group struct {
 	Expired int64 `db:"expired" json:"expired"`
 	// State is StateOK, StateLow or StateEmpty.
 	State string `db:"-" json:"balance_state"`
+	// Metadata is free-form string keys and values (at most MaxMetadataKeys keys of
+	// MaxMetadataKeyLen characters, values of MaxMetadataValueLen).
+	Metadata Metadata `db:"metadata" json:"metadata"`
+	// Columns are the extra upload columns the group declares (nil: none declared, any
+	// accepted): an upload with another column, and a template naming another, are refused.
+	Columns pq.StringArray `db:"code_columns" json:"columns"`
 	// The offer: kind, status, terms, limits (SPEC §10).
 	offerFields
 }
@@ -220,6 +226,10 @@ type Input struct {
 	Limits *LimitsInput `json:"limits"`
 	// OnePerCustomer sets Group.OnePerCustomer.
 	OnePerCustomer *bool `json:"one_per_customer"`
+	// Metadata replaces the group's metadata as a whole ({} clears it).
+	Metadata *map[string]string `json:"metadata"`
+	// Columns declares the extra upload columns (null: none declared).
+	Columns NullStrings `json:"columns"`
 }
 
 // NullInt is a JSON field that can be absent (Set false), null (Set, Value nil) or a number.
@@ -293,6 +303,9 @@ func (in *Input) apply(g *Group) error {
 	}
 	if in.OnePerCustomer != nil {
 		g.OnePerCustomer = *in.OnePerCustomer
+	}
+	if err := in.applyColumns(g); err != nil {
+		return err
 	}
 	if in.AlertEmails != nil {
 		emails := make([]string, 0, len(in.AlertEmails))
@@ -381,10 +394,12 @@ func (s *Store) Create(ctx context.Context, actor string, in Input) (*Group, err
 	defer tx.Rollback()
 	err = tx.GetContext(ctx, &g.ID, `
 		INSERT INTO groups (name, description, low_balance_threshold, alert_emails, alert_webhook, low_balance_percent,
-		                    kind, status, code_binding, terms, max_redemptions, max_per_customer, starts_at, ends_at, budget, one_per_customer)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`,
+		                    kind, status, code_binding, terms, max_redemptions, max_per_customer, starts_at, ends_at, budget, one_per_customer,
+		                    metadata, code_columns)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id`,
 		g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook, g.LowBalancePercent,
-		g.Kind, g.StoredStatus, g.CodeBinding, g.TermsCol, g.MaxRedemptions, g.MaxPerCustomer, g.StartsAt, g.EndsAt, g.Budget, g.OnePerCustomer)
+		g.Kind, g.StoredStatus, g.CodeBinding, g.TermsCol, g.MaxRedemptions, g.MaxPerCustomer, g.StartsAt, g.EndsAt, g.Budget, g.OnePerCustomer,
+		g.Metadata, g.Columns)
 	if isUniqueViolation(err, "groups_live_name") {
 		return nil, fmt.Errorf("creating group %q: %w", g.Name, ErrNameTaken)
 	}
@@ -438,10 +453,11 @@ func (s *Store) Update(ctx context.Context, actor string, id int64, in Input) (*
 		UPDATE groups SET name = $2, description = $3, low_balance_threshold = $4,
 		       alert_emails = $5, alert_webhook = $6, low_balance_percent = $7,
 		       status = $8, code_binding = $9, terms = $10, max_redemptions = $11, max_per_customer = $12,
-		       starts_at = $13, ends_at = $14, budget = $15, one_per_customer = $16, updated_at = now()
+		       starts_at = $13, ends_at = $14, budget = $15, one_per_customer = $16, metadata = $17, code_columns = $18, updated_at = now()
 		WHERE id = $1`,
 		id, g.Name, g.Description, g.LowBalanceThreshold, g.AlertEmails, g.AlertWebhook, g.LowBalancePercent,
-		g.StoredStatus, g.CodeBinding, g.TermsCol, g.MaxRedemptions, g.MaxPerCustomer, g.StartsAt, g.EndsAt, g.Budget, g.OnePerCustomer)
+		g.StoredStatus, g.CodeBinding, g.TermsCol, g.MaxRedemptions, g.MaxPerCustomer, g.StartsAt, g.EndsAt, g.Budget, g.OnePerCustomer,
+		g.Metadata, g.Columns)
 	if isUniqueViolation(err, "groups_live_name") {
 		return nil, fmt.Errorf("renaming group %d to %q: %w", id, g.Name, ErrNameTaken)
 	}
@@ -605,6 +621,8 @@ func editable(g *Group) map[string]any {
 		"terms":                 g.Terms,
 		"limits":                g.Limits,
 		"one_per_customer":      g.OnePerCustomer,
+		"metadata":              metadataOrEmpty(g.Metadata),
+		"columns":               []string(g.Columns),
 	}
 }
 

@@ -78,7 +78,7 @@ func (s *Store) CustomerIssues(ctx context.Context, customerID string, before in
 // group-keyed index: exports are rare and an index would tax every claim).
 const exportIssues = `
 SELECT i.customer_id, coalesce(cu.email, ''), coalesce(c.code, ''), g.name,
-       coalesce(i.mailing_id::text, ''), i.scope, i.issued_at, i.kind, i.released_at
+       coalesce(i.mailing_id::text, ''), i.scope, i.issued_at, i.kind, i.released_at, c.columns
 FROM issues i
 JOIN groups g ON g.id = i.group_id
 LEFT JOIN customers cu ON cu.id = i.customer_id
@@ -87,11 +87,16 @@ WHERE i.group_id = $1
 ORDER BY i.id`
 
 // ExportIssues writes a group's issue history as CSV (header: customer_id, email, code,
-// group, mailing_id, scope, issued_at, kind, released_at), streamed: memory stays flat.
+// group, mailing_id, scope, issued_at, kind, released_at, then the code's extra columns
+// (exportColumns) if the group has any), streamed: memory stays flat.
 // A cell a spreadsheet would run as a formula is written behind an apostrophe (csvsafe).
 // Archived groups export too. Errors: ErrGroupNotFound; w's error.
 func (s *Store) ExportIssues(ctx context.Context, groupID int64, w io.Writer) error {
 	if err := s.Exists(ctx, groupID); err != nil {
+		return err
+	}
+	extra, err := s.exportColumns(ctx, groupID)
+	if err != nil {
 		return err
 	}
 	rows, err := s.reader.QueryContext(ctx, exportIssues, groupID)
@@ -100,12 +105,16 @@ func (s *Store) ExportIssues(ctx context.Context, groupID int64, w io.Writer) er
 	}
 	defer rows.Close()
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"customer_id", "email", "code", "group", "mailing_id", "scope", "issued_at", "kind", "released_at"})
-	rec := make([]string, 9)
+	cw.Write(append([]string{"customer_id", "email", "code", "group", "mailing_id", "scope", "issued_at", "kind", "released_at"}, extra...))
+	rec := make([]string, 9+len(extra))
 	for n := 1; rows.Next(); n++ {
 		var issued time.Time
 		var released sql.NullTime
-		if err := rows.Scan(&rec[0], &rec[1], &rec[2], &rec[3], &rec[4], &rec[5], &issued, &rec[7], &released); err != nil {
+		var cols []byte
+		if err := rows.Scan(&rec[0], &rec[1], &rec[2], &rec[3], &rec[4], &rec[5], &issued, &rec[7], &released, &cols); err != nil {
+			return err
+		}
+		if err := columnCells(rec[9:], extra, cols); err != nil {
 			return err
 		}
 		rec[6] = issued.UTC().Format(time.RFC3339Nano)
@@ -135,35 +144,43 @@ func (s *Store) ExportIssues(ctx context.Context, groupID int64, w io.Writer) er
 // the pool), in claim order: above each range's cursor but voided ones, then the
 // returned ones.
 const exportUnused = `
-(SELECT c.code, r.expires_at FROM code_ranges r
+(SELECT c.code, r.expires_at, c.columns FROM code_ranges r
  JOIN codes c ON c.id BETWEEN r.next_id AND r.last_id AND c.id <> ALL (r.voided)
  WHERE r.group_id = $1
  ORDER BY r.expires_at NULLS LAST, r.id, c.id)
 UNION ALL
-(SELECT c.code, rc.expires_at FROM returned_codes rc
+(SELECT c.code, rc.expires_at, c.columns FROM returned_codes rc
  JOIN codes c ON c.id = rc.code_id
  WHERE rc.group_id = $1
  ORDER BY rc.expires_at NULLS LAST, rc.code_id)`
 
 // ExportUnused writes a group's unissued codes as CSV (header: code, expires_at,
-// expired), streamed. Expired codes are listed, flagged; a code a spreadsheet would run
+// expired, then the codes' extra columns (exportColumns) if the group has any), streamed. Expired codes are listed, flagged; a code a spreadsheet would run
 // as a formula is written behind an apostrophe (csvsafe). Errors: ErrGroupNotFound; w's error.
 func (s *Store) ExportUnused(ctx context.Context, groupID int64, w io.Writer) error {
 	if err := s.Exists(ctx, groupID); err != nil {
 		return err
 	}
 	now := s.now()
+	extra, err := s.exportColumns(ctx, groupID)
+	if err != nil {
+		return err
+	}
 	rows, err := s.reader.QueryContext(ctx, exportUnused, groupID)
 	if err != nil {
 		return fmt.Errorf("exporting unused codes of group %d: %w", groupID, err)
 	}
 	defer rows.Close()
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"code", "expires_at", "expired"})
-	rec := make([]string, 3)
+	cw.Write(append([]string{"code", "expires_at", "expired"}, extra...))
+	rec := make([]string, 3+len(extra))
 	for n := 1; rows.Next(); n++ {
 		var exp sql.NullTime
-		if err := rows.Scan(&rec[0], &exp); err != nil {
+		var cols []byte
+		if err := rows.Scan(&rec[0], &exp, &cols); err != nil {
+			return err
+		}
+		if err := columnCells(rec[3:], extra, cols); err != nil {
 			return err
 		}
 		rec[1], rec[2] = "", "false"

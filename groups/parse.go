@@ -3,9 +3,11 @@ package groups
 import (
 	"bufio"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -20,7 +22,7 @@ type Format string
 // Upload formats.
 const (
 	FormatPlain Format = "plain" // one code per line
-	FormatCSV   Format = "csv"   // a header with a code column and an optional expires_at column
+	FormatCSV   Format = "csv"   // a header with a code column, an optional expires_at column and extra columns
 	FormatJSON  Format = "json"  // ["A","B"] or {"expires_at":…, "codes":["A", {"code":"B","expires_at":…}]}
 )
 
@@ -36,6 +38,9 @@ type row struct {
 	line    int64
 	code    string
 	expires *time.Time
+	// cols is the JSON object of the code's extra columns (CSV), nil when the upload
+	// has none.
+	cols []byte
 }
 
 // codeReader yields an upload's valid codes and reports its invalid lines to a tally.
@@ -177,8 +182,8 @@ func (p *plainReader) next() (row, error) {
 	}
 }
 
-// csvReader reads a CSV with a header naming a code column and optionally expires_at;
-// other columns are ignored.
+// csvReader reads a CSV with a header naming a code column, optionally expires_at, and
+// extra columns (pin, barcode, …) stored with each code (row.cols).
 type csvReader struct {
 	cr      *csv.Reader
 	guard   *lineGuard
@@ -186,6 +191,11 @@ type csvReader struct {
 	codeCol int
 	expCol  int
 	header  bool
+	// extra are the extra columns' names and positions, in header order.
+	extra    []string
+	extraCol []int
+	// declared, when not nil, are the only extra columns the group accepts.
+	declared []string
 }
 
 func newCSVReader(r io.Reader, t *tally) *csvReader {
@@ -209,18 +219,69 @@ func (c *csvReader) readHeader() error {
 		return c.fatal(err)
 	}
 	for i, name := range rec {
-		switch strings.ToLower(cleanField(name, i == 0)) {
+		name = cleanField(name, i == 0)
+		switch strings.ToLower(name) {
 		case "code":
 			c.codeCol = i
 		case "expires_at":
 			c.expCol = i
+		case "":
+			// an unnamed column (a trailing comma): ignored
+		default:
+			c.extra = append(c.extra, name)
+			c.extraCol = append(c.extraCol, i)
 		}
 	}
 	if c.codeCol < 0 {
 		return &UploadError{Line: 1, Reason: "the CSV header has no code column (want e.g. \"code,expires_at\")"}
 	}
+	if err := checkColumnNames("columns", c.extra); err != nil {
+		return &UploadError{Line: 1, Reason: "the CSV header's extra columns: " + err.(*InvalidError).Reason}
+	}
+	if c.declared != nil {
+		for _, name := range c.extra {
+			if !slices.Contains(c.declared, name) {
+				return &UploadError{Line: 1, Reason: fmt.Sprintf("the group declares its columns (%s) and %q is not one of them: remove it, or add it to the group's columns",
+					strings.Join(c.declared, ", "), name)}
+			}
+		}
+	}
 	c.header = true
 	return nil
+}
+
+// start reads the header now, the group's declared columns (nil: any) in hand, and
+// reports whether the CSV has extra columns.
+func (c *csvReader) start(declared []string) (bool, error) {
+	c.declared = declared
+	if err := c.readHeader(); err != nil {
+		return false, err
+	}
+	return len(c.extra) > 0, nil
+}
+
+// columns encodes the extra cells of rec as a JSON object: a cell the line lacks is
+// absent, an empty one "". It returns the reason a line is invalid instead, if so.
+func (c *csvReader) columns(rec []string) ([]byte, string) {
+	cells := make(map[string]string, len(c.extra))
+	for i, col := range c.extraCol {
+		if col >= len(rec) {
+			continue
+		}
+		v := strings.TrimSpace(rec[col])
+		if !utf8.ValidString(v) {
+			return nil, fmt.Sprintf("column %s is not valid UTF-8", c.extra[i])
+		}
+		if n := utf8.RuneCountInString(v); n > MaxColumnValueLen {
+			return nil, fmt.Sprintf("column %s is longer than %d characters (%d)", c.extra[i], MaxColumnValueLen, n)
+		}
+		cells[c.extra[i]] = v
+	}
+	b, err := json.Marshal(cells)
+	if err != nil {
+		return nil, err.Error()
+	}
+	return b, ""
 }
 
 // fatal turns a reader error into the error that ends the upload.
@@ -273,6 +334,14 @@ func (c *csvReader) next() (row, error) {
 			continue
 		}
 		r := row{line: int64(line), code: s}
+		if len(c.extra) > 0 {
+			cols, reason := c.columns(rec)
+			if reason != "" {
+				c.t.bad(int64(line), s, reason)
+				continue
+			}
+			r.cols = cols
+		}
 		if c.expCol >= 0 && c.expCol < len(rec) {
 			if e := strings.TrimSpace(rec[c.expCol]); e != "" {
 				t, err := ParseTime(e)

@@ -105,7 +105,8 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 	defer tx.Rollback()
 	// KEY SHARE lets renames go on during a long upload but makes Delete (FOR UPDATE)
 	// wait until it commits, so no code lands in a group being deleted.
-	if g, err := lockGroup(ctx, tx, s.now(), req.GroupID, "FOR KEY SHARE"); err != nil {
+	g, err := lockGroup(ctx, tx, s.now(), req.GroupID, "FOR KEY SHARE")
+	if err != nil {
 		return nil, err
 	} else if g.Kind == KindShared {
 		return nil, fmt.Errorf("uploading into group %d: %w", req.GroupID, ErrShared)
@@ -113,6 +114,16 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 	rep := &UploadReport{Upload: Upload{GroupID: req.GroupID, Actor: req.Actor, Source: req.Source,
 		Format: string(req.Format), Filename: req.Filename, ExpiresAt: req.ExpiresAt}}
 	rep.Who = auth.ActorFrom(ctx, req.Actor)
+	withCols := false
+	var columns pq.StringArray // the upload's extra columns (nil: none)
+	if cr, ok := src.(*csvReader); ok {
+		if withCols, err = cr.start(g.Columns); err != nil {
+			return nil, err
+		}
+		if withCols {
+			columns = cr.extra
+		}
+	}
 	err = tx.GetContext(ctx, &rep.ID, `
 		INSERT INTO uploads (group_id, actor, source, format, filename, expires_at, lines, accepted, duplicates, invalid,
 			actor_kind, actor_user_id, actor_name, actor_email)
@@ -122,7 +133,7 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 		return nil, fmt.Errorf("recording upload: %w", err)
 	}
 
-	st, err := stage(context.WithoutCancel(ctx), tx, src)
+	st, err := stage(context.WithoutCancel(ctx), tx, src, withCols)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +157,11 @@ func (s *Store) Load(ctx context.Context, req UploadRequest, body io.Reader) (*U
 	rep.Duplicates = st.rows - rep.Accepted
 	if rep.Duplicates > 0 {
 		s.duplicateExamples(ctx, tx, rep, st.sorted)
+	}
+	if columns != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE uploads SET columns = $2 WHERE id = $1`, rep.ID, columns); err != nil {
+			return nil, fmt.Errorf("recording upload %d's columns: %w", rep.ID, err)
+		}
 	}
 	if err := recordUpload(ctx, tx, rep); err != nil {
 		return nil, err
@@ -219,6 +235,7 @@ type staged struct {
 	expiry        *time.Time // the one expiry of the codes that carry one, when not mixed
 	withoutExpiry int64      // codes without an expiry of their own
 	sorted        bool       // insertStaged renumbered the rows by expiry (upload_sorted)
+	columns       bool       // the rows carry extra columns (upload_stage.columns)
 }
 
 // insertLockKey is the advisory lock that serialises the insert phase of uploads.
@@ -229,19 +246,29 @@ const insertLockKey = 0x7570_6c6f_6164
 // code is COLLATE "C", like codes.code, so lower(code) folds as the unique index does.
 const createStage = `CREATE TEMP TABLE upload_stage (ord bigint, line bigint, code text COLLATE "C", expires_at timestamptz) ON COMMIT DROP`
 
-// stage COPYs the reader's valid rows into upload_stage. ctx must not be cancellable
-// (see Load); the reader carries cancellation. ord is the line number, so an
-// id (upload << 32 | ord) keeps upload order and names the line it came from.
-func stage(ctx context.Context, tx *sqlx.Tx, src codeReader) (*staged, error) {
-	if _, err := tx.ExecContext(ctx, createStage); err != nil {
+// createStageColumns is createStage for an upload with extra columns: only such an
+// upload stages, copies and inserts them, so a plain upload runs the same statements as
+// before they existed.
+const createStageColumns = `CREATE TEMP TABLE upload_stage (ord bigint, line bigint, code text COLLATE "C", expires_at timestamptz, columns jsonb) ON COMMIT DROP`
+
+// stage COPYs the reader's valid rows into upload_stage (with their extra columns when
+// withCols). ctx must not be cancellable (see Load); the reader carries cancellation.
+// ord is the line number, so an id (upload << 32 | ord) keeps upload order and names
+// the line it came from.
+func stage(ctx context.Context, tx *sqlx.Tx, src codeReader, withCols bool) (*staged, error) {
+	create, copyIn := createStage, pq.CopyIn("upload_stage", "ord", "line", "code", "expires_at")
+	if withCols {
+		create, copyIn = createStageColumns, pq.CopyIn("upload_stage", "ord", "line", "code", "expires_at", "columns")
+	}
+	if _, err := tx.ExecContext(ctx, create); err != nil {
 		return nil, fmt.Errorf("creating staging table: %w", err)
 	}
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("upload_stage", "ord", "line", "code", "expires_at"))
+	stmt, err := tx.PrepareContext(ctx, copyIn)
 	if err != nil {
 		return nil, fmt.Errorf("starting COPY: %w", err)
 	}
 	defer stmt.Close()
-	st := &staged{}
+	st := &staged{columns: withCols}
 	for {
 		r, err := src.next()
 		if err == io.EOF {
@@ -270,7 +297,12 @@ func stage(ctx context.Context, tx *sqlx.Tx, src codeReader) (*staged, error) {
 		}
 		st.lastOrd = r.line
 		st.rows++
-		if _, err := stmt.ExecContext(ctx, r.line, r.line, r.code, exp); err != nil {
+		if withCols {
+			_, err = stmt.ExecContext(ctx, r.line, r.line, r.code, exp, string(r.cols))
+		} else {
+			_, err = stmt.ExecContext(ctx, r.line, r.line, r.code, exp)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("COPY at line %d: %w", r.line, err)
 		}
 	}
@@ -295,7 +327,7 @@ func (s *Store) insertStaged(ctx context.Context, tx *sqlx.Tx, rep *UploadReport
 		_, err := tx.ExecContext(ctx, `
 			CREATE TEMP TABLE upload_sorted ON COMMIT DROP AS
 			SELECT row_number() OVER (ORDER BY coalesce(expires_at, $1) NULLS LAST, line) AS ord,
-			       line, code, coalesce(expires_at, $1) AS expires_at
+			       line, code, coalesce(expires_at, $1) AS expires_at`+stagedColumns(st)+`
 			FROM upload_stage`, rep.ExpiresAt)
 		if err != nil {
 			return fmt.Errorf("ordering codes by expiry: %w", err)
@@ -317,7 +349,7 @@ func (s *Store) insertStaged(ctx context.Context, tx *sqlx.Tx, rep *UploadReport
 	if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '256MB'`); err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO codes (id, code) SELECT $1 + ord, code FROM `+table+` ORDER BY lower(code), ord ON CONFLICT (lower(code), case_dup) DO NOTHING`, base)
+	res, err := tx.ExecContext(ctx, `INSERT INTO codes (id, code`+stagedColumns(st)+`) SELECT $1 + ord, code`+stagedColumns(st)+` FROM `+table+` ORDER BY lower(code), ord ON CONFLICT (lower(code), case_dup) DO NOTHING`, base)
 	if err != nil {
 		return fmt.Errorf("storing codes: %w", err)
 	}
@@ -356,6 +388,14 @@ func (s *Store) insertStaged(ctx context.Context, tx *sqlx.Tx, rep *UploadReport
 	}
 	_, err = tx.ExecContext(ctx, `DELETE FROM code_ranges WHERE upload_id = $1 AND total = 0`, rep.ID)
 	return err
+}
+
+// stagedColumns is ", columns" when the staged rows carry extra columns, else "".
+func stagedColumns(st *staged) string {
+	if st.columns {
+		return ", columns"
+	}
+	return ""
 }
 
 // duplicateExamples lists a few duplicates: staged rows whose code is stored under

@@ -150,16 +150,21 @@ func (sc *scanner) column(start int, m *macro, name string, p int) (int, bool) {
 		col = s[p:skipIdent(s, p)]
 	}
 	switch {
-	case m.fn != fnPromocode:
-		return sc.fail(start, p, "client."+name+" has no columns; only client.promocode('GROUP') has",
+	case m.fn != fnPromocode && m.fn != fnLastPromocode:
+		return sc.fail(start, p, "client."+name+" has no columns; only client.promocode('GROUP') and client.last_promocode('GROUP') have",
 			"write "+sc.d.open+"client.promocode('GROUP').NAME"+sc.d.close+" for a column of the code drawn in this message", ErrSyntax), false
 	case col == "":
-		return sc.unexpected(start, p, "a column name after the dot", "write "+sc.d.open+"client.promocode('"+escapeArg(m.arg)+"').pin"+sc.d.close+" (a column of the upload)"), false
+		return sc.unexpected(start, p, "a column name after the dot", "write "+sc.d.open+"client."+name+"('"+escapeArg(m.arg)+"').pin"+sc.d.close+" (a column of the upload)"), false
 	case col == "code":
-		return sc.fail(start, p, "promocode('GROUP') already inserts the code; code is not an extra column",
-			"write "+sc.example(fnPromocode, name, m.arg), ErrSyntax), false
+		return sc.fail(start, p, name+"('GROUP') already inserts the code; code is not an extra column",
+			"write "+sc.example(m.fn, name, m.arg), ErrSyntax), false
 	}
-	m.fn, m.column = fnColumn, col
+	m.column = col
+	if m.fn == fnLastPromocode {
+		m.fn = fnLastColumn
+	} else {
+		m.fn = fnColumn
+	}
 	return p + len(col), true
 }
 

@@ -92,7 +92,17 @@
 // Values.Columns[i] carries them. A column absent from the row is an error
 // at [Template.Render] (ErrMissingColumn), so that nobody gets a code
 // without, say, the PIN it needs in store; a column present but empty
-// renders empty. last_promocode has no columns.
+// renders empty.
+//
+// last_promocode('G').NAME inserts the column NAME of the code
+// last_promocode('G') inserts: [Template.LastColumns](i) and
+// Values.LastColumns[i], as for new codes, except that a missing code or
+// column renders empty, as last_promocode itself does. In a message that
+// draws a new code from G it is that code's column, needed as above.
+//
+// With a [ColumnChecker] (the groups package is one), [Compile] refuses a
+// column that its group does not declare, when the group declares its
+// columns (ErrUnknownColumn); a group that declares none accepts any name.
 //
 // # Links
 //

@@ -24,6 +24,11 @@ var (
 	// the GroupChecker reported as not existing.
 	ErrUnknownGroup = errors.New("unknown promo-code group")
 
+	// ErrUnknownColumn marks promocode('G').NAME (or last_promocode) naming a
+	// column that G, which declares its columns, does not have (see
+	// [ColumnChecker]).
+	ErrUnknownColumn = errors.New("unknown code column")
+
 	// ErrTemplateTooLarge marks a template over its [Limits]: more macros
 	// than MaxMacros, or more bytes than a message may have.
 	ErrTemplateTooLarge = errors.New("template too large")
@@ -99,9 +104,39 @@ type Problem struct {
 	Macro   string // the macro as written (shortened to 60 characters with "…")
 	Message string // what is wrong, in plain words
 	Fix     string // how to fix it
-	Err     error  // its kind: ErrSyntax, ErrUnknownName, ErrUnknownGroup or ErrTemplateTooLarge; for a warning ErrLooksLikeMacro, ErrURLNotEncoded, ErrUnsafeURL or ErrUnsafeContext
+	Err     error  // its kind: ErrSyntax, ErrUnknownName, ErrUnknownGroup, ErrUnknownColumn or ErrTemplateTooLarge; for a warning ErrLooksLikeMacro, ErrURLNotEncoded, ErrUnsafeURL or ErrUnsafeContext
 
 	offset int // byte offset in the part, for ordering
+}
+
+// Code is the problem's kind as a stable lowercase code, for programs (the HTTP
+// API answers it with each problem and warning): "syntax", "unknown_name",
+// "unknown_group", "unknown_column", "template_too_large" for problems; "looks_like_macro",
+// "url_not_encoded", "unsafe_url", "unsafe_context" for warnings; "" for a
+// Problem without a kind.
+func (p Problem) Code() string {
+	for _, k := range problemCodes {
+		if errors.Is(p.Err, k.err) {
+			return k.code
+		}
+	}
+	return ""
+}
+
+// problemCodes are the stable codes of the problem and warning kinds.
+var problemCodes = []struct {
+	err  error
+	code string
+}{
+	{ErrSyntax, "syntax"},
+	{ErrUnknownName, "unknown_name"},
+	{ErrUnknownGroup, "unknown_group"},
+	{ErrUnknownColumn, "unknown_column"},
+	{ErrTemplateTooLarge, "template_too_large"},
+	{ErrLooksLikeMacro, "looks_like_macro"},
+	{ErrURLNotEncoded, "url_not_encoded"},
+	{ErrUnsafeURL, "unsafe_url"},
+	{ErrUnsafeContext, "unsafe_context"},
 }
 
 // String formats the problem on one line, e.g.

@@ -133,7 +133,7 @@ func TestColumns(t *testing.T) {
 		t.Errorf("preview = %q", got)
 	}
 	for _, bad := range []struct{ in, msg string }{
-		{"{{client.last_promocode('G').pin}}", "has no columns"},
+		{"{{client.last_promocode('G').code}}", "not an extra column"},
 		{"{{client.email.pin}}", "has no columns"},
 		{"{{client.promocode('G').}}", "expected a column name"},
 		{"{{client.promocode('G').9}}", "expected a column name"},
@@ -143,5 +143,38 @@ func TestColumns(t *testing.T) {
 		if _, err := Parse(Source{Text: bad.in}); err == nil || !strings.Contains(err.Error(), bad.msg) {
 			t.Errorf("Parse(%q) = %v, want %q", bad.in, err, bad.msg)
 		}
+	}
+}
+
+// last_promocode('G').NAME inserts a column of the customer's last code of G (empty
+// when none, or when the row lacks it); with promocode('G') in the same message it is
+// a column of the new code, needed like promocode('G').NAME.
+func TestLastPromocodeColumns(t *testing.T) {
+	tpl := mustParse(t, Source{Text: "{{client.last_promocode('Store')}} PIN {{client.last_promocode('store').pin}} {{client.last_promocode('Store').pin | url}}"})
+	if !slices.Equal(tpl.RepeatGroups(), []string{"Store"}) || !slices.Equal(tpl.LastColumns(0), []string{"pin"}) || tpl.LastColumns(1) != nil || len(tpl.NewCodeGroups()) != 0 {
+		t.Fatalf("RepeatGroups %q LastColumns %q", tpl.RepeatGroups(), tpl.LastColumns(0))
+	}
+	v := &Values{LastCodes: []string{"ST-1"}, LastColumns: []map[string]string{{"pin": "00 42"}}}
+	if m, _, err := tpl.Render(nil, v); err != nil || m.Text != "ST-1 PIN 00 42 00%2042" {
+		t.Fatalf("rendered %q, %v", m.Text, err)
+	}
+	for _, v := range []*Values{{LastCodes: []string{""}}, {LastCodes: []string{"ST-1"}}} {
+		if m, _, err := tpl.Render(nil, v); err != nil || strings.Contains(m.Text, "42") {
+			t.Fatalf("no last code or no column: %q, %v", m.Text, err)
+		}
+	}
+	if got := tpl.AppendText(nil, tpl.PreviewValues(nil)); string(got) != "PREVIEW-LAST-Store PIN PREVIEW-LAST-Store.pin PREVIEW-LAST-Store.pin" {
+		t.Errorf("preview = %q", got)
+	}
+	// Beside promocode('G'), it is the new code's column, and required.
+	both := mustParse(t, Source{Text: "{{client.promocode('G')}} {{client.last_promocode('G').pin}}"})
+	if len(both.RepeatGroups()) != 0 || !slices.Equal(both.Columns(0), []string{"pin"}) {
+		t.Fatalf("RepeatGroups %q Columns %q", both.RepeatGroups(), both.Columns(0))
+	}
+	if m, _, err := both.Render(nil, &Values{NewCodes: []string{"G-1"}, Columns: []map[string]string{{"pin": "7"}}}); err != nil || m.Text != "G-1 7" {
+		t.Fatalf("rendered %q, %v", m.Text, err)
+	}
+	if _, _, err := both.Render(nil, &Values{NewCodes: []string{"G-1"}}); !errors.Is(err, ErrMissingColumn) {
+		t.Fatalf("missing column of the new code: %v", err)
 	}
 }

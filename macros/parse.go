@@ -20,7 +20,8 @@ const (
 	fnEmail
 	fnFirstName
 	fnLastName
-	fnColumn // promocode('G').NAME: an extra column of the code's row
+	fnColumn     // promocode('G').NAME: an extra column of the code's row
+	fnLastColumn // last_promocode('G').NAME: an extra column of the last code's row
 )
 
 // lookup returns the function of a client.* name.
@@ -47,7 +48,9 @@ func lookup(name string) (fn, bool) {
 func (f fn) takesArg() bool { return f == fnPromocode || f == fnLastPromocode || f == fnAttr }
 
 // isCode reports whether f inserts a promo code or a column of one.
-func (f fn) isCode() bool { return f == fnPromocode || f == fnLastPromocode || f == fnColumn }
+func (f fn) isCode() bool {
+	return f == fnPromocode || f == fnLastPromocode || f == fnColumn || f == fnLastColumn
+}
 
 const (
 	knownFields    = "client.id, client.email, client.first_name, client.last_name or client.attr('NAME')"
@@ -76,7 +79,7 @@ type macro struct {
 	start, end  int    // byte span of the macro, delimiters included
 	fn          fn     // what it inserts
 	arg         string // decoded group or attribute name
-	column      string // column name, for fnColumn
+	column      string // column name, for fnColumn and fnLastColumn
 	fallback    string // fallback text, if hasFallback
 	hasFallback bool
 	filter      filter
@@ -281,8 +284,11 @@ func (sc *scanner) suffixes(start int, m *macro, name string, p int) (int, bool)
 func (sc *scanner) close(start int, m *macro, name string, paren bool, p int) int {
 	s := sc.s
 	f := m.fn
-	if f == fnColumn {
+	switch f {
+	case fnColumn:
 		f = fnPromocode
+	case fnLastColumn:
+		f = fnLastPromocode
 	}
 	if !strings.HasPrefix(s[p:], sc.d.close) {
 		if strings.HasPrefix(s[p:], sc.d.other().close) {

@@ -38,6 +38,12 @@ type Values struct {
 	// it); a name present with an empty value renders empty.
 	Columns []map[string]string
 
+	// LastColumns[i] holds the extra columns of the code row of LastCodes[i],
+	// by column name, for the macros last_promocode('G').NAME
+	// (Template.LastColumns(i) lists them). Like last_promocode itself, a
+	// column absent (or a customer never issued a code) renders empty.
+	LastColumns []map[string]string
+
 	// UseFallback[i] says that the group Template.NewCodeGroups()[i] had
 	// no code for this recipient and none was recorded: every macro of the
 	// group renders its fallback text instead of a code or column.
@@ -175,8 +181,13 @@ func (t *Template) PreviewValues(c *Customer) *Values {
 			v.Columns[i][col] = PreviewCodePrefix + g + "." + col
 		}
 	}
+	v.LastColumns = make([]map[string]string, len(t.repeatGroups))
 	for i, g := range t.repeatGroups {
 		v.LastCodes[i] = PreviewLastCodePrefix + g
+		v.LastColumns[i] = make(map[string]string, len(t.lastColumns[i]))
+		for _, col := range t.lastColumns[i] {
+			v.LastColumns[i][col] = PreviewLastCodePrefix + g + "." + col
+		}
 	}
 	if c != nil {
 		v.Customer = *c
@@ -255,7 +266,7 @@ func (o *op) resolve(v *Values) (string, bool) {
 			if o.idx < len(v.UseFallback) && v.UseFallback[o.idx] {
 				return o.fallback, true
 			}
-		case fnLastPromocode:
+		case fnLastPromocode, fnLastColumn:
 			if val := o.value(v); val == "" {
 				return o.fallback, true
 			}
@@ -288,6 +299,10 @@ func (o *op) value(v *Values) string {
 	case fnColumn:
 		if o.idx < len(v.Columns) {
 			return v.Columns[o.idx][o.name]
+		}
+	case fnLastColumn:
+		if o.idx < len(v.LastColumns) {
+			return v.LastColumns[o.idx][o.name]
 		}
 	}
 	return ""

@@ -98,6 +98,7 @@ type Template struct {
 	repeatGroups        []string   // first spelling of each group re-issued from, by index
 	attrs               []string   // attribute names, first-appearance order
 	columns             [][]string // columns inserted per new group, first-appearance order
+	lastColumns         [][]string // columns inserted per repeat group, first-appearance order
 	fallback            []bool     // per new group: its macros have fallbacks
 	warnings            []Problem
 	maxBytes            int // Limits.MaxMessageBytes; negative: none
@@ -192,11 +193,11 @@ func CompileLimits(ctx context.Context, src Source, groups GroupChecker, lim Lim
 		}
 		for _, m := range macros {
 			k := GroupKey(m.arg)
-			if (m.fn != fnPromocode && m.fn != fnLastPromocode && m.fn != fnColumn) || !missing[k] {
+			if !m.fn.isCode() || !missing[k] {
 				continue
 			}
 			switch {
-			case archived[k] && m.fn == fnLastPromocode && !drawn[k]:
+			case archived[k] && (m.fn == fnLastPromocode || m.fn == fnLastColumn) && !drawn[k]:
 				// last_promocode of an archived group inserts the customer's code from
 				// it, or nothing (SPEC §3).
 			case archived[k]:
@@ -205,6 +206,11 @@ func CompileLimits(ctx context.Context, src Source, groups GroupChecker, lim Lim
 				probs = append(probs, unknownGroup(m))
 			}
 		}
+		cp, err := undeclaredColumns(ctx, groups, names, missing, macros)
+		if err != nil {
+			return nil, err
+		}
+		probs = append(probs, cp...)
 	}
 	if len(probs) > 0 {
 		sortProblems(probs)
@@ -245,6 +251,17 @@ func (t *Template) Columns(i int) []string {
 		return nil
 	}
 	return t.columns[i]
+}
+
+// LastColumns returns the extra columns of the code row of RepeatGroups()[i]
+// that the template inserts with last_promocode('G').NAME, as [Template.Columns]
+// does for new codes: the repeat should fetch them with the code and put them in
+// Values.LastColumns[i]. The caller must not modify the result.
+func (t *Template) LastColumns(i int) []string {
+	if i < 0 || i >= len(t.lastColumns) {
+		return nil
+	}
+	return t.lastColumns[i]
 }
 
 // HasFallback reports whether the macros of NewCodeGroups()[i] carry a
@@ -340,14 +357,23 @@ func (t *Template) index(macros []macro) (newIdx, repeatIdx map[string]int) {
 	for i := range macros {
 		m := &macros[i]
 		switch k := GroupKey(m.arg); {
-		case m.fn == fnLastPromocode:
-			if _, ok := newIdx[k]; ok {
-				m.fold = true
+		case m.fn == fnLastPromocode || m.fn == fnLastColumn:
+			if g, ok := newIdx[k]; ok {
+				m.fold = true // the message's new code, and its row's columns
+				if m.fn == fnLastColumn && !slices.Contains(t.columns[g], m.column) {
+					t.columns[g] = append(t.columns[g], m.column)
+				}
 				break
 			}
-			if _, ok := repeatIdx[k]; !ok {
-				repeatIdx[k] = len(t.repeatGroups)
+			r, ok := repeatIdx[k]
+			if !ok {
+				r = len(t.repeatGroups)
+				repeatIdx[k] = r
 				t.repeatGroups = append(t.repeatGroups, m.arg)
+				t.lastColumns = append(t.lastColumns, nil)
+			}
+			if m.fn == fnLastColumn && !slices.Contains(t.lastColumns[r], m.column) {
+				t.lastColumns[r] = append(t.lastColumns[r], m.column)
 			}
 		case m.fn == fnAttr && !slices.Contains(t.attrs, m.arg):
 			t.attrs = append(t.attrs, m.arg)
@@ -398,21 +424,21 @@ func (m *macro) canonical(fallback string, f filter) string {
 	switch m.fn {
 	case fnColumn, fnPromocode:
 		b.WriteString("promocode")
-	case fnLastPromocode:
+	case fnLastPromocode, fnLastColumn:
 		b.WriteString("last_promocode")
 	case fnAttr:
 		b.WriteString("attr")
 	default:
 		b.WriteString(map[fn]string{fnID: "id", fnEmail: "email", fnFirstName: "first_name", fnLastName: "last_name"}[m.fn])
 	}
-	if m.fn.takesArg() || m.fn == fnColumn {
+	if m.fn.takesArg() || m.fn == fnColumn || m.fn == fnLastColumn {
 		b.WriteString("('" + escapeArg(m.arg) + "'")
 		if fallback != "" {
 			b.WriteString(", fallback='" + escapeArg(fallback) + "'")
 		}
 		b.WriteString(")")
 	}
-	if m.fn == fnColumn {
+	if m.fn == fnColumn || m.fn == fnLastColumn {
 		b.WriteString("." + m.column)
 	}
 	switch f {
@@ -454,6 +480,12 @@ func (t *Template) build(pt Part, s string, macros []macro, newIdx, repeatIdx ma
 			} else {
 				o.idx = repeatIdx[k]
 			}
+		case fnLastColumn:
+			if m.fold {
+				o.fn, o.idx, o.name = fnColumn, newIdx[k], m.column // a column of this message's new code
+			} else {
+				o.idx, o.name = repeatIdx[k], m.column
+			}
 		case fnAttr:
 			o.name = m.arg
 		}
@@ -477,6 +509,62 @@ type ArchiveChecker interface {
 	// GroupsArchived reports, for each name, whether an archived group of that
 	// name exists (compared as GroupsExist compares), in the same order.
 	GroupsArchived(ctx context.Context, names []string) ([]bool, error)
+}
+
+// ColumnChecker is a GroupChecker that also knows which extra columns a group
+// declares (the groups package satisfies it). With it, [Compile] refuses
+// promocode('G').NAME and last_promocode('G').NAME when G declares its columns
+// and NAME is not one of them (ErrUnknownColumn); a group that declares none
+// accepts any name (a code uploaded without it fails its message instead).
+type ColumnChecker interface {
+	GroupChecker
+	// GroupColumns returns, for each name, the columns the group declares,
+	// or nil when it declares none, in the same order.
+	GroupColumns(ctx context.Context, names []string) ([][]string, error)
+}
+
+// undeclaredColumns reports the column macros of existing groups (not in missing)
+// naming a column their group does not declare, when c is a ColumnChecker.
+func undeclaredColumns(ctx context.Context, c GroupChecker, names []string, missing map[string]bool, ms []macro) ([]Problem, error) {
+	cc, ok := c.(ColumnChecker)
+	if !ok {
+		return nil, nil
+	}
+	uses := false
+	for _, m := range ms {
+		uses = uses || m.fn == fnColumn || m.fn == fnLastColumn
+	}
+	if !uses {
+		return nil, nil
+	}
+	cols, err := cc.GroupColumns(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("macros: checking the template's columns: %w", err)
+	}
+	if len(cols) != len(names) {
+		return nil, fmt.Errorf("macros: checking the template's columns: %d answers for %d names", len(cols), len(names))
+	}
+	declared := make(map[string][]string, len(names))
+	for i, n := range names {
+		if cols[i] != nil {
+			declared[GroupKey(n)] = cols[i]
+		}
+	}
+	var probs []Problem
+	for i := range ms {
+		m := &ms[i]
+		k := GroupKey(m.arg)
+		d, ok := declared[k]
+		if (m.fn != fnColumn && m.fn != fnLastColumn) || missing[k] || !ok || slices.Contains(d, m.column) {
+			continue
+		}
+		fix := "the group declares no columns; remove the macro"
+		if len(d) > 0 {
+			fix = "use one of " + strings.Join(d, ", ") + ", or declare " + m.column + " in the group's columns"
+		}
+		probs = append(probs, *m.problem(m.loc.s, fmt.Sprintf("group %q has no column %q", m.arg, m.column), fix, ErrUnknownColumn))
+	}
+	return probs, nil
 }
 
 // archivedGroups asks c, if it is an ArchiveChecker, which of names are archived

@@ -85,6 +85,10 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 		s.pause(ctx, m.ID, PauseGroupDeleted, "a group this mailing draws from was deleted: "+err.Error())
 		return s.record(ctx, m, batch, outcomes, counts{recount: true})
 	}
+	var wait *GroupWaitError
+	if errors.As(err, &wait) {
+		return s.waitForGroup(ctx, m, batch, outcomes, wait)
+	}
 	if err != nil {
 		return err
 	}
@@ -103,6 +107,25 @@ func (s *Service) ProcessBatch(ctx context.Context, mailingID int64, batch int) 
 	if transient > 0 || held > 0 {
 		return fmt.Errorf("batch %d of mailing %d: %d messages, %d waiting for codes held by unfinished claims: %w",
 			batch, m.ID, transient, held, ErrTransient)
+	}
+	return nil
+}
+
+// waitForGroup pauses the mailing because a group it draws from is paused (pause kind
+// "group", reason group_paused naming the group): nobody is sent a message or failed
+// for it, its recipients stay queued, and it resumes by itself when the group is
+// activated (ResumeGroupWait). What the batch decided without codes (unknown
+// customers) is recorded. If the group was activated between the claim and the pause,
+// its activation found the mailing running and resumed nothing: the check after the
+// pause resumes it at once (the reconciler's sweep would, later).
+func (s *Service) waitForGroup(ctx context.Context, m *Mailing, batch int, outcomes []outcome, wait *GroupWaitError) error {
+	s.pause(ctx, m.ID, PauseGroup, wait.reason())
+	s.log.Info("group is paused: mailing waits for it", "mailing_id", m.ID, "group_id", wait.GroupID, "err", wait.Err)
+	if err := s.record(ctx, m, batch, outcomes, counts{recount: true}); err != nil {
+		return err
+	}
+	if _, err := s.ResumeGroupWait(ctx, wait.GroupID, fmt.Sprintf("group %q was active again", wait.Group)); err != nil {
+		s.log.Warn("checking a paused group again failed; the reconciler will", "mailing_id", m.ID, "group_id", wait.GroupID, "err", err)
 	}
 	return nil
 }
@@ -336,6 +359,13 @@ func (s *Service) send(ctx, sendCtx context.Context, m *Mailing, t *macros.Templ
 		if errors.Is(err, macros.ErrMessageTooLarge) {
 			release = append(release, ready[i].r.ID)
 			*outcomes = append(*outcomes, outcome{ready[i].r.ID, RecipientFailed, "message too large: " + err.Error() + " (codes returned to the pool)"})
+			continue
+		}
+		if errors.Is(err, macros.ErrMissingColumn) {
+			// The code's row lacks a column the template inserts (uploaded without it):
+			// no code goes out without its PIN.
+			release = append(release, ready[i].r.ID)
+			*outcomes = append(*outcomes, outcome{ready[i].r.ID, RecipientFailed, "missing code column: " + err.Error() + " (codes returned to the pool)"})
 			continue
 		}
 		if err != nil {

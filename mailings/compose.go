@@ -3,6 +3,7 @@ package mailings
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -116,6 +117,10 @@ type composed struct {
 	// fallback[i]: group NewCodeGroups()[i] had no code for the recipient (nil: none
 	// lacking); sent only with on_exhaustion "fallback", with the macro's fallback text.
 	fallback []bool
+	// columns[i] and lastColumns[i] are the extra columns of the rows of newCodes[i] and
+	// lastCodes[i], read only for the groups whose columns the template inserts (nil
+	// otherwise).
+	columns, lastColumns []map[string]string
 }
 
 // note is the detail recorded with the recipient's outcome when sent: which groups
@@ -168,6 +173,7 @@ func (rn *renderer) render(c *composed) (Rendered, error) {
 	rn.v.Customer = c.r.customer()
 	copy(rn.v.NewCodes, c.newCodes)
 	copy(rn.v.LastCodes, c.lastCodes)
+	rn.v.Columns, rn.v.LastColumns = c.columns, c.lastColumns
 	rn.v.UseFallback = c.fallback
 	msg, buf, err := rn.t.Render(rn.buf, &rn.v)
 	rn.buf = buf
@@ -214,6 +220,9 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 			return nil, fmt.Errorf("group %q: %w", g, groups.ErrGroupNotFound)
 		}
 		res, err := s.groups.Claim(ctx, groups.ClaimRequest{GroupID: gid, Scope: scope, MailingID: mailingID, CustomerIDs: ids, FirstClaim: first})
+		if errors.Is(err, groups.ErrGroupPaused) || errors.Is(err, groups.ErrGroupDraft) {
+			return nil, &GroupWaitError{Group: g, GroupID: gid, Err: err}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -248,6 +257,10 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 		}
 		lastCodes[i] = m
 	}
+	newCols, lastCols, err := s.codeColumns(ctx, t, groupIDs, scope, ids)
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range recips {
 		c := composed{r: r, newCodes: make([]string, len(newGroups)), lastCodes: make([]string, len(repeatGroups))}
 		for i := range newGroups {
@@ -256,6 +269,8 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 		for i := range repeatGroups {
 			c.lastCodes[i] = lastCodes[i][r.ID]
 		}
+		c.columns = rowColumns(newCols, c.newCodes, r.ID)
+		c.lastColumns = rowColumns(lastCols, c.lastCodes, r.ID)
 		if _, un := out.uncovered[r.ID]; un {
 			c.fallback = make([]bool, len(newGroups))
 			for i := range newGroups {
@@ -267,4 +282,78 @@ func (s *Service) compose(ctx context.Context, t *macros.Template, groupIDs map[
 		out.ready = append(out.ready, c)
 	}
 	return out, nil
+}
+
+// codeColumns reads, for the groups whose extra columns t inserts (promocode('G').pin,
+// last_promocode('G').pin), the row of the code each customer now holds under scope
+// (claimed or repeated just before): newCols[i] for NewCodeGroups()[i], lastCols[i] for
+// RepeatGroups()[i], nil for a group whose columns t does not insert (no query).
+func (s *Service) codeColumns(ctx context.Context, t *macros.Template, groupIDs map[string]int64, scope string, ids []string) (newCols, lastCols []map[string]groups.CodeRow, err error) {
+	read := func(names []string, cols func(int) []string) ([]map[string]groups.CodeRow, error) {
+		var out []map[string]groups.CodeRow
+		for i, g := range names {
+			if len(cols(i)) == 0 {
+				continue
+			}
+			gid, ok := groupIDs[macros.GroupKey(g)]
+			if !ok {
+				continue
+			}
+			rows, err := s.groups.CodeColumns(ctx, gid, scope, ids)
+			if err != nil {
+				return nil, err
+			}
+			if out == nil {
+				out = make([]map[string]groups.CodeRow, len(names))
+			}
+			out[i] = rows
+		}
+		return out, nil
+	}
+	if newCols, err = read(t.NewCodeGroups(), t.Columns); err != nil {
+		return nil, nil, err
+	}
+	lastCols, err = read(t.RepeatGroups(), t.LastColumns)
+	return newCols, lastCols, err
+}
+
+// rowColumns picks a customer's columns for each group out of rows (nil: no group's
+// columns are inserted): those of the row whose code the message carries (codes[i]),
+// so a PIN always goes with its own code. A group without such a row gets nil columns:
+// rendering then fails with macros.ErrMissingColumn for a new code, and inserts
+// nothing for a last code.
+func rowColumns(rows []map[string]groups.CodeRow, codes []string, customer string) []map[string]string {
+	if rows == nil {
+		return nil
+	}
+	out := make([]map[string]string, len(codes))
+	for i, byCustomer := range rows {
+		if row, ok := byCustomer[customer]; ok && codes[i] != "" && row.Code == codes[i] {
+			out[i] = row.Columns
+		}
+	}
+	return out
+}
+
+// GroupWaitError says a group the template draws new codes from issues nothing for
+// now: it is paused (or was put back to draft) and its mailings wait until it is
+// activated. Err wraps groups.ErrGroupPaused or groups.ErrGroupDraft.
+type GroupWaitError struct {
+	Group   string // the group's name as the template writes it
+	GroupID int64
+	Err     error
+}
+
+func (e *GroupWaitError) Error() string { return fmt.Sprintf("group %q: %v", e.Group, e.Err) }
+
+func (e *GroupWaitError) Unwrap() error { return e.Err }
+
+// reason is the mailing's pause_reason while it waits: the stable code
+// (group_paused, or group_draft) and the group's name.
+func (e *GroupWaitError) reason() string {
+	code, state := "group_paused", "paused"
+	if errors.Is(e.Err, groups.ErrGroupDraft) {
+		code, state = "group_draft", "a draft"
+	}
+	return fmt.Sprintf("%s: group %q is %s; the mailing resumes by itself when the group is activated", code, e.Group, state)
 }

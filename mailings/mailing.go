@@ -355,9 +355,6 @@ func (s *Service) Create(ctx context.Context, actor string, in Input) (*Mailing,
 	if err != nil {
 		return nil, err
 	}
-	if err := noCodeColumns(t); err != nil {
-		return nil, err
-	}
 	if in.OnExhaustion == OnExhaustionFallback {
 		for i, g := range t.NewCodeGroups() {
 			if !t.HasFallback(i) {
@@ -418,19 +415,6 @@ func getMailing(ctx context.Context, q sqlx.QueryerContext, id int64, lock strin
 		return nil, err
 	}
 	return &m, nil
-}
-
-// noCodeColumns refuses a template that inserts extra columns of a code's row
-// (promocode('G').pin): uploads do not store such columns yet, so every message would
-// fail. Errors: *groups.InvalidError.
-func noCodeColumns(t *macros.Template) error {
-	for i, g := range t.NewCodeGroups() {
-		if cols := t.Columns(i); len(cols) > 0 {
-			return &groups.InvalidError{Field: "template", Reason: fmt.Sprintf(
-				"promocode('%s').%s: uploads carry no extra columns per code yet; insert the code itself", g, cols[0])}
-		}
-	}
-	return nil
 }
 
 // templateGroups resolves a template's groups to ids, by GroupKey: the live group of

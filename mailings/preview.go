@@ -68,6 +68,9 @@ func (s *Service) preview(ctx context.Context, t *macros.Template, customerID st
 				}
 				v.LastCodes[i] = last[c.ID]
 			}
+			if v.LastCodes[i] == "" {
+				v.LastColumns[i] = nil // no code: its columns render empty too
+			}
 		}
 	}
 	r := &Rendered{Subject: string(t.AppendSubject(nil, v)), HTML: string(t.AppendHTML(nil, v)), Text: string(t.AppendText(nil, v)), Codes: map[string]string{}}
@@ -121,9 +124,6 @@ func (s *Service) Render(ctx context.Context, req RenderRequest) (*RenderResult,
 	} else {
 		var err error
 		if t, err = macros.CompileLimits(ctx, req.Template, s.groups, s.cfg.Limits); err != nil {
-			return nil, err
-		}
-		if err := noCodeColumns(t); err != nil {
 			return nil, err
 		}
 		if ids, err = s.templateGroups(ctx, t); err != nil {

@@ -30,6 +30,11 @@ func (s *Service) Reconcile(ctx context.Context) (int, error) {
 	if _, err := s.ResumeExhausted(ctx, 0, "the reconciler found codes for its waiting recipients"); err != nil {
 		return 0, err
 	}
+	// Mailings waiting for a paused group that is active again, whose activation did not
+	// resume them (the process died first, or the pause came just after it), resume here.
+	if _, err := s.ResumeGroupWait(ctx, 0, "the reconciler found its groups active again"); err != nil {
+		return 0, err
+	}
 	var cands []BatchRef
 	err := s.db.SelectContext(ctx, &cands, `
 		SELECT b.mailing_id, b.batch, b.attempt FROM mailing_batches b JOIN mailings m ON m.id = b.mailing_id

@@ -121,6 +121,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		fs.SetOutput(m.Stderr)
 		n := fs.Int("n", 10_000_000, "lines to upload")
 		dup := fs.Int("dup-every", 20, "every K-th line repeats an earlier code (20 = 5% duplicates)")
+		cols := fs.Int("columns", 0, "upload a CSV with this many extra columns per code (0: plain text, no columns)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -128,7 +129,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		res, err := bench.Upload(ctx, bench.UploadConfig{URL: benchURL, Exe: exe, N: *n, DupEvery: *dup})
+		res, err := bench.Upload(ctx, bench.UploadConfig{URL: benchURL, Exe: exe, N: *n, DupEvery: *dup, Columns: *cols})
 		if err != nil {
 			return err
 		}

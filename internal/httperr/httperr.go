@@ -108,6 +108,7 @@ var sentinels = []sentinel{
 	{macros.ErrSyntax, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrUnknownName, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrUnknownGroup, http.StatusBadRequest, "invalid_template"},
+	{macros.ErrUnknownColumn, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrTemplateTooLarge, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrLooksLikeMacro, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrURLNotEncoded, http.StatusBadRequest, "invalid_template"},
@@ -180,11 +181,8 @@ func classifyTyped(err error) (Problem, bool) {
 	case errors.As(err, &se):
 		return Problem{http.StatusForbidden, "insufficient_scope", se.Error(), map[string]any{"scope": string(se.Need)}}, true
 	case errors.As(err, &ve):
-		problems := make([]map[string]any, len(ve.Problems))
-		for i, p := range ve.Problems {
-			problems[i] = map[string]any{"part": p.Part, "line": p.Line, "column": p.Column, "macro": p.Macro, "message": p.Message, "fix": p.Fix}
-		}
-		return Problem{http.StatusBadRequest, "invalid_template", ve.Error(), map[string]any{"problems": problems}}, true
+		return Problem{http.StatusBadRequest, "invalid_template", ve.Error(),
+			map[string]any{"problems": TemplateProblems(ve.Problems), "warnings": TemplateProblems(ve.Warnings)}}, true
 	case errors.As(err, &fe):
 		return Problem{http.StatusBadRequest, "invalid_filter", fe.Error(), map[string]any{"path": fe.Path, "reason": fe.Reason}}, true
 	case errors.As(err, &ic):
@@ -223,4 +221,15 @@ func humanBytes(n int64) string {
 		return strconv.FormatInt(n>>20, 10) + " MiB"
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// TemplateProblems is how the API answers a template's problems or warnings: each with
+// its stable code (macros.Problem.Code: "syntax", "url_not_encoded", …), part, 1-based
+// line and column, the macro, what is wrong and the fix; never nil.
+func TemplateProblems(ps []macros.Problem) []map[string]any {
+	out := make([]map[string]any, len(ps))
+	for i, p := range ps {
+		out[i] = map[string]any{"code": p.Code(), "part": p.Part, "line": p.Line, "column": p.Column, "macro": p.Macro, "message": p.Message, "fix": p.Fix}
+	}
+	return out
 }

@@ -87,6 +87,8 @@ func Cases() []Case {
 
 		{"mailings.ErrNotFound", wrap(mailings.ErrNotFound), http.StatusNotFound, "mailing_not_found"},
 		{"mailings.ErrState", wrap(mailings.ErrState), http.StatusConflict, "invalid_state"},
+		// The render API (POST /v1/render) meets it as a batch does: a paused group.
+		{"mailings.GroupWaitError", wrap(&mailings.GroupWaitError{Group: "Spring", GroupID: 1, Err: groups.ErrGroupPaused}), http.StatusConflict, "group_paused"},
 		{"mailings.ErrEmptyAudience", wrap(mailings.ErrEmptyAudience), http.StatusConflict, "empty_audience"},
 		{"mailings.ErrUnknownCustomer", wrap(mailings.ErrUnknownCustomer), http.StatusNotFound, "customer_not_found"},
 		{"mailings.InsufficientCodesError", wrap(&mailings.InsufficientCodesError{Audience: 10, Missing: map[string]int64{"Spring": 4}}),
@@ -101,6 +103,7 @@ func Cases() []Case {
 		{"macros.ErrSyntax", wrap(macros.ErrSyntax), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrUnknownName", wrap(macros.ErrUnknownName), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrUnknownGroup", wrap(macros.ErrUnknownGroup), http.StatusBadRequest, "invalid_template"},
+		{"macros.ErrUnknownColumn", wrap(macros.ErrUnknownColumn), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrTemplateTooLarge", wrap(macros.ErrTemplateTooLarge), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrLooksLikeMacro", wrap(macros.ErrLooksLikeMacro), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrURLNotEncoded", wrap(macros.ErrURLNotEncoded), http.StatusBadRequest, "invalid_template"},

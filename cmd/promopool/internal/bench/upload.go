@@ -22,11 +22,16 @@ type UploadConfig struct {
 	N int
 	// DupEvery makes every DupEvery-th line repeat an earlier code (default 20: 5%).
 	DupEvery int
+	// Columns, when more than 0, uploads a CSV whose lines carry that many extra
+	// columns (pin1…pinN, 6 digits each) beside the code, stored with each code; the raw
+	// ceiling stays the plain load, so the ratio shows what the columns cost.
+	Columns int
 }
 
 // UploadResult holds the figures.
 type UploadResult struct {
 	N, Accepted, Duplicates int64
+	Columns                 int
 	API, Raw                time.Duration
 	PeakRSS                 int64
 	Settings                string
@@ -41,7 +46,7 @@ func (r *UploadResult) RawRate() float64 { return float64(r.N) / r.Raw.Seconds()
 // Print writes the report.
 func (r *UploadResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "postgres: %s\n", r.Settings)
-	fmt.Fprintf(w, "lines %d: accepted %d, duplicates %d\n", r.N, r.Accepted, r.Duplicates)
+	fmt.Fprintf(w, "lines %d: accepted %d, duplicates %d, extra columns %d\n", r.N, r.Accepted, r.Duplicates, r.Columns)
 	fmt.Fprintf(w, "api upload:  %8.2f s  %10.0f codes/s\n", r.API.Seconds(), r.APIRate())
 	fmt.Fprintf(w, "raw COPY+INSERT ON CONFLICT: %8.2f s  %10.0f codes/s\n", r.Raw.Seconds(), r.RawRate())
 	fmt.Fprintf(w, "api / raw: %.0f%%\n", 100*r.APIRate()/r.RawRate())
@@ -88,7 +93,7 @@ func Upload(ctx context.Context, cfg UploadConfig) (*UploadResult, error) {
 		return nil, err
 	}
 	defer env.Close()
-	res := &UploadResult{N: int64(cfg.N)}
+	res := &UploadResult{N: int64(cfg.N), Columns: cfg.Columns}
 	if res.Settings, err = Settings(ctx, env.DB); err != nil {
 		return nil, err
 	}
@@ -115,8 +120,20 @@ func Upload(ctx context.Context, cfg UploadConfig) (*UploadResult, error) {
 	pr, pw := io.Pipe()
 	go func() {
 		bw := make([]byte, 0, 1<<16)
-		err := genCodes(cfg.N, cfg.DupEvery, func(_ int, c []byte) error {
-			bw = append(append(bw, c...), '\n')
+		if cfg.Columns > 0 {
+			bw = append(bw, "code"...)
+			for i := 1; i <= cfg.Columns; i++ {
+				bw = append(append(bw, ",pin"...), strconv.Itoa(i)...)
+			}
+			bw = append(bw, '\n')
+		}
+		err := genCodes(cfg.N, cfg.DupEvery, func(line int, c []byte) error {
+			bw = append(bw, c...)
+			for i := 1; i <= cfg.Columns; i++ {
+				bw = append(bw, ',')
+				bw = strconv.AppendInt(bw, int64(100000+(line*7919+i)%900000), 10)
+			}
+			bw = append(bw, '\n')
 			if len(bw) > 60000 {
 				_, err := pw.Write(bw)
 				bw = bw[:0]
@@ -130,7 +147,11 @@ func Upload(ctx context.Context, cfg UploadConfig) (*UploadResult, error) {
 		pw.CloseWithError(err)
 	}()
 	start := time.Now()
-	up, err := client.Check(api.UploadCodesWithBodyWithResponse(ctx, *group.JSON201.Id, nil, "text/plain", pr))
+	ctype := "text/plain"
+	if cfg.Columns > 0 {
+		ctype = "text/csv"
+	}
+	up, err := client.Check(api.UploadCodesWithBodyWithResponse(ctx, *group.JSON201.Id, nil, ctype, pr))
 	if err != nil {
 		return nil, fmt.Errorf("uploading: %w", err)
 	}
