@@ -78,6 +78,13 @@ var tableUsers = map[string][]string{
 	"report_redemption_changes": {"reports"},
 	"report_redemption_fold":    {"reports"},
 	"report_redemption_delays":  {"reports"},
+	// reports (0027): per-group day rows the reports and the portfolio read, how many
+	// customers used a group last on each day, and per-mailing (per-code) spans of days.
+	"report_issue_group_days":      {"reports"},
+	"report_redemption_group_days": {"reports"},
+	"report_redeemer_last_days":    {"reports"},
+	"report_issue_mailing_spans":   {"reports"},
+	"report_redemption_spans":      {"reports"},
 
 	"api_keys": {"auth"},
 	// users: the people who sign in, their roles and passwords.

@@ -26,16 +26,36 @@ func (s *Service) Fold(ctx context.Context) (int, error) {
 	}
 }
 
-// foldIssuesSQL adds the live issues of [$1, $2) to report_issue_days, in key order.
-// It reads the window through issues_issued_at and fetches mailing_id from the heap:
-// the fold runs behind the claims, off their path.
+// foldIssuesSQL adds the live issues of [$1, $2) to report_issue_days, in key order,
+// their sums over mailings to report_issue_group_days (migration 0027) and each
+// mailing's sums over blocks of days to report_issue_mailing_spans (0028), which the
+// reports read. It reads the window through issues_issued_at and fetches mailing_id
+// from the heap: the fold runs behind the claims, off their path. Its row count is
+// report_issue_days'.
 const foldIssuesSQL = `
+WITH src AS MATERIALIZED (
+    SELECT group_id, report_day(issued_at) AS day, coalesce(mailing_id, 0) AS mailing_id,
+           count(*) FILTER (WHERE kind = 'initial') AS initial, count(*) FILTER (WHERE kind = 'repeat') AS repeat
+    FROM issues
+    WHERE issued_at >= $1 AND issued_at < $2 AND released_at IS NULL
+    GROUP BY 1, 2, 3
+), by_group AS (
+    INSERT INTO report_issue_group_days AS d (group_id, day, initial, repeat, direct)
+    SELECT group_id, day, sum(initial), sum(repeat), coalesce(sum(initial) FILTER (WHERE mailing_id = 0), 0)
+    FROM src GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (group_id, day) DO UPDATE SET
+        initial = d.initial + excluded.initial,
+        repeat = d.repeat + excluded.repeat,
+        direct = d.direct + excluded.direct
+), spans AS (
+    INSERT INTO report_issue_mailing_spans AS d (group_id, level, block, mailing_id, initial)
+    SELECT group_id, k, report_block(day, k), mailing_id, sum(initial)
+    FROM src CROSS JOIN generate_series(1, 10) k WHERE mailing_id <> 0
+    GROUP BY 1, 2, 3, 4 HAVING sum(initial) > 0 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (group_id, level, block, mailing_id) DO UPDATE SET initial = d.initial + excluded.initial
+)
 INSERT INTO report_issue_days AS d (group_id, day, mailing_id, initial, repeat)
-SELECT group_id, report_day(issued_at), coalesce(mailing_id, 0),
-       count(*) FILTER (WHERE kind = 'initial'), count(*) FILTER (WHERE kind = 'repeat')
-FROM issues
-WHERE issued_at >= $1 AND issued_at < $2 AND released_at IS NULL
-GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+SELECT group_id, day, mailing_id, initial, repeat FROM src ORDER BY 1, 2, 3
 ON CONFLICT (group_id, day, mailing_id) DO UPDATE SET
     initial = d.initial + excluded.initial,
     repeat = d.repeat + excluded.repeat`

@@ -11,13 +11,15 @@ import (
 )
 
 // foldRedemptionsSQL consumes the queued redemption changes (migration 0023) and adds
-// them to the redemption rollups, in one statement: the changes are deleted as they
-// are folded, so each is folded exactly once, and a change not yet committed is not
-// seen (the next fold takes it). It returns how many changes it folded and the start of
-// the statement: every change committed before it is folded.
+// them to the redemption rollups (and to 0027's per-group days and customers' last days
+// and 0028's spans), in one statement: the changes are deleted as they are folded, so
+// each is folded exactly once, and a change not yet committed is not seen (the next
+// fold takes it). It returns how many changes it folded and the start of the
+// statement: every change committed before it is folded.
 //
 // Each rollup is updated where its key has a row and inserted where not (an upsert
-// would check its proposed row, whose net change may be negative, against the CHECKs);
+// would check its proposed row, whose net change may be negative, against the CHECKs;
+// the spans have none, and take an upsert);
 // report_redeemer_days keeps a row while its uses are positive, so a key whose uses
 // fall to 0 is deleted. Every part acts on disjoint rows of one snapshot, and only the
 // folder (holding report_redemption_fold) writes these tables.
@@ -46,6 +48,32 @@ WITH d AS MATERIALIZED (
     SELECT group_id, day, mailing_id, code_id, utm_source, currency, uses, revenue, discount, refunds, refunded, failed
     FROM agg WHERE NOT had ORDER BY 1, 2, 3, 4, 5, 6
     RETURNING 1
+), gagg AS MATERIALIZED (
+    SELECT a.*, EXISTS (SELECT 1 FROM report_redemption_group_days r
+                        WHERE r.group_id = a.group_id AND r.day = a.day AND r.currency = a.currency) AS had
+    FROM (SELECT group_id, day, currency, sum(uses) AS uses, sum(revenue) AS revenue, sum(discount) AS discount,
+                 sum(refunds) AS refunds, sum(refunded) AS refunded, sum(failed) AS failed
+          FROM agg GROUP BY 1, 2, 3) a
+), gdays_up AS (
+    UPDATE report_redemption_group_days r SET uses = r.uses + a.uses, revenue = r.revenue + a.revenue,
+           discount = r.discount + a.discount, refunds = r.refunds + a.refunds,
+           refunded = r.refunded + a.refunded, failed = r.failed + a.failed
+    FROM gagg a
+    WHERE a.had AND r.group_id = a.group_id AND r.day = a.day AND r.currency = a.currency
+    RETURNING 1
+), gdays_new AS (
+    INSERT INTO report_redemption_group_days (group_id, day, currency, uses, revenue, discount, refunds, refunded, failed)
+    SELECT group_id, day, currency, uses, revenue, discount, refunds, refunded, failed
+    FROM gagg WHERE NOT had ORDER BY 1, 2, 3
+    RETURNING 1
+), spans AS (
+    INSERT INTO report_redemption_spans AS s (group_id, level, block, mailing_id, code_id, utm_source, uses, revenue, discount)
+    SELECT group_id, k, report_block(day, k), mailing_id, code_id, utm_source, sum(uses), sum(revenue), sum(discount)
+    FROM agg CROSS JOIN generate_series(1, 10) k WHERE mailing_id <> 0 OR code_id <> 0
+    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (group_id, level, block, mailing_id, code_id, utm_source) DO UPDATE SET
+        uses = s.uses + excluded.uses, revenue = s.revenue + excluded.revenue, discount = s.discount + excluded.discount
+    RETURNING 1
 ), who AS MATERIALIZED (
     SELECT w.group_id, w.day, w.customer_id, w.n, x.uses AS had
     FROM (SELECT group_id, day, customer_id, sum(uses) AS n FROM d WHERE uses <> 0
@@ -62,6 +90,36 @@ WITH d AS MATERIALIZED (
 ), who_new AS (
     INSERT INTO report_redeemer_days (group_id, day, customer_id, uses)
     SELECT group_id, day, customer_id, n FROM who WHERE had IS NULL ORDER BY 1, 2, 3
+    RETURNING 1
+), lastc AS MATERIALIZED (
+    -- Each touched customer's last day of use before this fold, and after it: the
+    -- latest touched day left with uses, or else the latest day it did not touch.
+    SELECT t.group_id,
+           (SELECT max(x.day) FROM report_redeemer_days x
+            WHERE x.customer_id = t.customer_id AND x.group_id = t.group_id) AS old_last,
+           greatest(t.touched_last,
+                    (SELECT x.day FROM report_redeemer_days x
+                     WHERE x.customer_id = t.customer_id AND x.group_id = t.group_id AND x.day <> ALL (t.days)
+                     ORDER BY x.day DESC LIMIT 1)) AS new_last
+    FROM (SELECT group_id, customer_id, max(day) FILTER (WHERE coalesce(had, 0) + n > 0) AS touched_last,
+                 array_agg(day) AS days
+          FROM who GROUP BY 1, 2) t
+), lastd AS MATERIALIZED (
+    SELECT e.group_id, e.day, sum(e.n) AS n,
+           EXISTS (SELECT 1 FROM report_redeemer_last_days l WHERE l.group_id = e.group_id AND l.day = e.day) AS had
+    FROM (SELECT group_id, old_last AS day, -1 AS n FROM lastc
+          WHERE old_last IS NOT NULL AND old_last IS DISTINCT FROM new_last
+          UNION ALL
+          SELECT group_id, new_last, 1 FROM lastc
+          WHERE new_last IS NOT NULL AND old_last IS DISTINCT FROM new_last) e
+    GROUP BY 1, 2 HAVING sum(e.n) <> 0
+), last_up AS (
+    UPDATE report_redeemer_last_days l SET customers = l.customers + d.n FROM lastd d
+    WHERE d.had AND l.group_id = d.group_id AND l.day = d.day
+    RETURNING 1
+), last_new AS (
+    INSERT INTO report_redeemer_last_days (group_id, day, customers)
+    SELECT group_id, day, n FROM lastd WHERE NOT had ORDER BY 1, 2
     RETURNING 1
 ), lag AS MATERIALIZED (
     SELECT w.group_id, w.day, w.mailing_id, w.micros, w.n, x.uses AS had
@@ -88,7 +146,9 @@ WITH d AS MATERIALIZED (
 SELECT (SELECT count(*) FROM d) AS n, statement_timestamp() AS started,
        (SELECT count(*) FROM days_up) + (SELECT count(*) FROM days_new) + (SELECT count(*) FROM who_gone)
      + (SELECT count(*) FROM who_up) + (SELECT count(*) FROM who_new)
-     + (SELECT count(*) FROM lag_gone) + (SELECT count(*) FROM lag_up) + (SELECT count(*) FROM lag_new) AS rows`
+     + (SELECT count(*) FROM lag_gone) + (SELECT count(*) FROM lag_up) + (SELECT count(*) FROM lag_new)
+     + (SELECT count(*) FROM gdays_up) + (SELECT count(*) FROM gdays_new)
+     + (SELECT count(*) FROM last_up) + (SELECT count(*) FROM last_new) + (SELECT count(*) FROM spans) AS rows`
 
 // FoldRedemptions folds every redemption change committed so far into the redemption
 // rollups and returns how many it folded. Several folders may run: one folds, the

@@ -133,17 +133,19 @@ func (s *Service) GroupMetrics(ctx context.Context, groupID int64, p Period) (*M
 	return m, nil
 }
 
-// issueDays fills the issue figures, the daily issue series and the mailings' issues
-// from the group's rollup rows of the period (one index range).
+// issueDays fills the issue figures and the daily issue series from the group's day
+// rows of report_issue_group_days (one index range, a row per day), and the mailings'
+// issues from their spans (report_issue_mailing_spans: about a dozen blocks of days
+// cover a 90-day period) and the day rows of the edge days.
 func (s *Service) issueDays(ctx context.Context, m *Metrics, byMailing map[int64]*MailingFigures) error {
 	var rows []struct {
-		Day       time.Time `db:"day"`
-		MailingID int64     `db:"mailing_id"`
-		Initial   int64     `db:"initial"`
-		Repeat    int64     `db:"repeat"`
+		Day     time.Time `db:"day"`
+		Initial int64     `db:"initial"`
+		Repeat  int64     `db:"repeat"`
+		Direct  int64     `db:"direct"`
 	}
 	err := s.db.SelectContext(ctx, &rows, `
-		SELECT day, mailing_id, initial, repeat FROM report_issue_days
+		SELECT day, initial, repeat, direct FROM report_issue_group_days
 		WHERE group_id = $1 AND day >= $2 AND day <= $3`, m.GroupID, m.Period.From, m.Period.To)
 	if err != nil {
 		return fmt.Errorf("reading the issues of group %d: %w", m.GroupID, err)
@@ -154,20 +156,28 @@ func (s *Service) issueDays(ctx context.Context, m *Metrics, byMailing map[int64
 		d.Repeat += r.Repeat
 		m.Issues.Initial += r.Initial
 		m.Issues.Repeat += r.Repeat
-		if r.MailingID == 0 {
-			m.Issues.Direct += r.Initial
-			continue
-		}
-		m.Issues.ByMailing += r.Initial
-		if r.Initial == 0 {
-			continue
-		}
-		mf := byMailing[r.MailingID]
-		if mf == nil {
-			mf = &MailingFigures{MailingID: r.MailingID}
-			byMailing[r.MailingID] = mf
-		}
-		mf.Issued += r.Initial
+		m.Issues.Direct += r.Direct
+		m.Issues.ByMailing += r.Initial - r.Direct
+	}
+	var mailings []struct {
+		MailingID int64 `db:"mailing_id"`
+		Issued    int64 `db:"issued"`
+	}
+	levels, blocks, edges := spans(m.Period.From, m.Period.To)
+	err = s.db.SelectContext(ctx, &mailings, `
+		SELECT mailing_id, sum(initial) AS issued FROM (
+		    SELECT s.mailing_id, s.initial FROM unnest($2::smallint[], $3::integer[]) b(level, block)
+		    JOIN report_issue_mailing_spans s ON s.group_id = $1 AND s.level = b.level AND s.block = b.block
+		    UNION ALL
+		    SELECT mailing_id, initial FROM report_issue_days
+		    WHERE group_id = $1 AND mailing_id <> 0 AND day = ANY ($4::date[])
+		) x
+		GROUP BY 1 HAVING sum(initial) > 0`, m.GroupID, pq.Array(levels), pq.Array(blocks), pq.Array(edges))
+	if err != nil {
+		return fmt.Errorf("reading the mailings of group %d: %w", m.GroupID, err)
+	}
+	for _, r := range mailings {
+		byMailing[r.MailingID] = &MailingFigures{MailingID: r.MailingID, Issued: r.Issued}
 	}
 	return nil
 }
@@ -248,7 +258,7 @@ func (s *Service) forecast(ctx context.Context, m *Metrics) error {
 	since := day(now).AddDate(0, 0, 1-s.cfg.ForecastDays)
 	var issued int64
 	if err := s.db.GetContext(ctx, &issued, `
-		SELECT coalesce(sum(initial), 0) FROM report_issue_days WHERE group_id = $1 AND day >= $2`,
+		SELECT coalesce(sum(initial), 0) FROM report_issue_group_days WHERE group_id = $1 AND day >= $2`,
 		m.GroupID, since); err != nil {
 		return fmt.Errorf("reading the issue rate of group %d: %w", m.GroupID, err)
 	}
@@ -326,12 +336,32 @@ func (s *Service) Portfolio(ctx context.Context, p Period, sortKey string) (*Por
 		Repeat   int64 `db:"repeat"`
 		Mailings int64 `db:"mailings"`
 	}
+	// The sums come from each group's day rows (report_issue_group_days); the mailings
+	// that issued in the period are those with issues in a span (0028) or an edge day
+	// of the period (initial issues are never negative, so a positive sum over a
+	// block means a day with issues in it).
+	levels, blocks, edges := spans(p.From, p.To)
 	err = s.db.SelectContext(ctx, &rows, `
-		SELECT group_id, sum(initial) AS issued, sum(repeat) AS repeat,
-		       count(DISTINCT mailing_id) FILTER (WHERE mailing_id <> 0 AND initial > 0) AS mailings
-		FROM report_issue_days
-		WHERE group_id = ANY ($1) AND day >= $2 AND day <= $3
-		GROUP BY group_id`, pq.Array(ids), p.From, p.To)
+		WITH issuing AS (
+		    SELECT group_id, count(*) AS n FROM (
+		        SELECT DISTINCT group_id, mailing_id FROM (
+		            SELECT s.group_id, s.mailing_id FROM unnest($4::smallint[], $5::integer[]) b(level, block)
+		            JOIN report_issue_mailing_spans s
+		              ON s.group_id = ANY ($1) AND s.level = b.level AND s.block = b.block AND s.initial > 0
+		            UNION ALL
+		            SELECT group_id, mailing_id FROM report_issue_days
+		            WHERE group_id = ANY ($1) AND mailing_id <> 0 AND day = ANY ($6::date[]) AND initial > 0
+		        ) x
+		    ) y GROUP BY 1
+		)
+		SELECT g.id AS group_id, coalesce(i.issued, 0) AS issued, coalesce(i.repeat, 0) AS repeat,
+		       coalesce(m.n, 0) AS mailings
+		FROM unnest($1::bigint[]) g(id)
+		LEFT JOIN LATERAL (
+		    SELECT sum(initial) AS issued, sum(repeat) AS repeat FROM report_issue_group_days
+		    WHERE group_id = g.id AND day >= $2 AND day <= $3
+		) i ON true
+		LEFT JOIN issuing m ON m.group_id = g.id`, pq.Array(ids), p.From, p.To, pq.Array(levels), pq.Array(blocks), pq.Array(edges))
 	if err != nil {
 		return nil, fmt.Errorf("reading the portfolio: %w", err)
 	}
@@ -394,8 +424,9 @@ func portfolioOrder(key string) (func(a, b *PortfolioRow) bool, error) {
 	return func(a, b *PortfolioRow) bool { return field(a) < field(b) }, nil
 }
 
-// portfolioRedemptions adds each group's redemption figures over p: sums of the
-// rollups, and the distinct customers of the redeemer days (one index range per group).
+// portfolioRedemptions adds each group's redemption figures over p: sums of each
+// group's day rows (report_redemption_group_days), and its unique customers
+// (uniqueCustomersSQL).
 func (s *Service) portfolioRedemptions(ctx context.Context, out *Portfolio, ids []int64, p Period) error {
 	var rows []struct {
 		GroupID   int64  `db:"group_id"`
@@ -407,16 +438,12 @@ func (s *Service) portfolioRedemptions(ctx context.Context, out *Portfolio, ids 
 	}
 	err := s.db.SelectContext(ctx, &rows, `
 		SELECT g.id AS group_id, coalesce(r.uses, 0) AS uses, coalesce(r.discount, 0) AS discount,
-		       coalesce(r.revenue, 0) AS revenue, coalesce(r.currency, '') AS currency, coalesce(c.n, 0) AS customers
+		       coalesce(r.revenue, 0) AS revenue, coalesce(r.currency, '') AS currency, `+uniqueCustomersSQL("g.id", "$2", "$3")+` AS customers
 		FROM unnest($1::bigint[]) g(id)
 		LEFT JOIN LATERAL (
 		    SELECT sum(uses) AS uses, sum(discount) AS discount, sum(revenue) AS revenue, min(currency) AS currency
-		    FROM report_redemption_days WHERE group_id = g.id AND day >= $2 AND day <= $3
-		) r ON true
-		LEFT JOIN LATERAL (
-		    SELECT count(DISTINCT customer_id) AS n FROM report_redeemer_days
-		    WHERE group_id = g.id AND day >= $2 AND day <= $3
-		) c ON true`, pq.Array(ids), p.From, p.To)
+		    FROM report_redemption_group_days WHERE group_id = g.id AND day >= $2 AND day <= $3
+		) r ON true`, pq.Array(ids), p.From, p.To)
 	if err != nil {
 		return fmt.Errorf("reading the portfolio's redemptions: %w", err)
 	}
@@ -439,4 +466,20 @@ func (s *Service) portfolioRedemptions(ctx context.Context, out *Portfolio, ids 
 		}
 	}
 	return nil
+}
+
+// uniqueCustomersSQL is the number of distinct customers with a use of group's codes on
+// the days [from, to] (SQL expressions). A customer has a use in the period exactly when
+// their last use is on or after from, provided no use of the group is later than to:
+// then it is a sum over report_redeemer_last_days (a row per day, migration 0027). When
+// a use is later (a period in the past) it is a distinct count over the period's
+// report_redeemer_days (a row per customer and day). Both are exact; the first answers
+// every period that ends today.
+func uniqueCustomersSQL(group, from, to string) string {
+	return fmt.Sprintf(`(CASE WHEN EXISTS (SELECT 1 FROM report_redeemer_last_days
+	                                       WHERE group_id = %[1]s AND day > %[3]s AND customers > 0)
+	     THEN (SELECT count(DISTINCT customer_id) FROM report_redeemer_days
+	           WHERE group_id = %[1]s AND day >= %[2]s AND day <= %[3]s)
+	     ELSE (SELECT coalesce(sum(customers), 0) FROM report_redeemer_last_days
+	           WHERE group_id = %[1]s AND day >= %[2]s) END)`, group, from, to)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -166,7 +167,163 @@ func (f *fixture) recountRedemptions() []redemptionRecount {
 	if len(wantD) == 0 || fmt.Sprint(gotD) != fmt.Sprint(wantD) {
 		f.t.Fatalf("redemption delays differ from the recount:\n got %v\nwant %v", gotD, wantD)
 	}
+	// 0027's per-group days: the same sums over every mailing, code and source.
+	var wantG, gotG []string
+	if err := f.db.Select(&wantG, `
+		SELECT format('%s/%s/%s/%s/%s/%s/%s/%s/%s', group_id, (created_at AT TIME ZONE 'UTC')::date, currency,
+		       count(*) FILTER (WHERE status = 'succeeded'),
+		       coalesce(sum(order_amount) FILTER (WHERE status = 'succeeded'), 0),
+		       coalesce(sum(discount_amount - refunded_amount) FILTER (WHERE status IN ('succeeded', 'refunded')), 0),
+		       count(*) FILTER (WHERE status = 'refunded'),
+		       coalesce(sum(refunded_amount) FILTER (WHERE status IN ('succeeded', 'refunded')), 0),
+		       count(*) FILTER (WHERE status = 'failed'))
+		FROM redemptions WHERE group_id IS NOT NULL
+		GROUP BY group_id, (created_at AT TIME ZONE 'UTC')::date, currency
+		HAVING count(*) FILTER (WHERE status IN ('succeeded', 'refunded', 'failed')) > 0 ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.db.Select(&gotG, `SELECT format('%s/%s/%s/%s/%s/%s/%s/%s/%s', group_id, day, currency, uses, revenue, discount, refunds, refunded, failed)
+		FROM report_redemption_group_days WHERE uses + refunds + failed > 0 ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if fmt.Sprint(gotG) != fmt.Sprint(wantG) {
+		f.t.Fatalf("redemption group days differ from the recount:\n got %v\nwant %v", gotG, wantG)
+	}
+	// 0027's last days: how many customers used each group last on each day.
+	var wantL, gotL []string
+	if err := f.db.Select(&wantL, `
+		SELECT format('%s/%s/%s', group_id, last, count(*)) FROM (
+		    SELECT group_id, customer_id, max((created_at AT TIME ZONE 'UTC')::date) AS last
+		    FROM redemptions WHERE status = 'succeeded' AND group_id IS NOT NULL GROUP BY 1, 2) c
+		GROUP BY group_id, last ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.db.Select(&gotL, `SELECT format('%s/%s/%s', group_id, day, customers) FROM report_redeemer_last_days
+		WHERE customers > 0 ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if len(wantL) == 0 || fmt.Sprint(gotL) != fmt.Sprint(wantL) {
+		f.t.Fatalf("redeemer last days differ from the recount:\n got %v\nwant %v", gotL, wantL)
+	}
+	// 0028's spans: each block's sums of the day rows (themselves equal to the recount).
+	var wantS, gotS []string
+	if err := f.db.Select(&wantS, `
+		SELECT format('%s/%s/%s/%s/%s/%s/%s/%s/%s', group_id, k, report_block(day, k), mailing_id, code_id, utm_source,
+		       sum(uses), sum(revenue), sum(discount))
+		FROM report_redemption_days CROSS JOIN generate_series(1, 10) k WHERE mailing_id <> 0 OR code_id <> 0
+		GROUP BY group_id, k, report_block(day, k), mailing_id, code_id, utm_source ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.db.Select(&gotS, `SELECT format('%s/%s/%s/%s/%s/%s/%s/%s/%s', group_id, level, block, mailing_id, code_id, utm_source,
+		uses, revenue, discount) FROM report_redemption_spans ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if len(wantS) == 0 || fmt.Sprint(gotS) != fmt.Sprint(wantS) {
+		f.t.Fatalf("redemption spans differ from the day rows:\n got %v\nwant %v", gotS, wantS)
+	}
 	return want
+}
+
+// checkUniqueCustomers compares each group's unique customers, in its report and in the
+// portfolio, with a distinct count of the raw rows over periods that end today (read
+// from the customers' last days) and periods with uses after them (a distinct count of
+// the redeemer days).
+func (f *fixture) checkUniqueCustomers(ctx context.Context, rng *rand.Rand) {
+	f.t.Helper()
+	today := f.now.Truncate(24 * time.Hour)
+	periods := []reports.Period{{From: today, To: today}, {From: today.AddDate(0, 0, -20), To: today}}
+	for range 6 {
+		from := today.AddDate(0, 0, -rng.IntN(16))
+		periods = append(periods, reports.Period{From: from, To: from.AddDate(0, 0, rng.IntN(int(today.Sub(from).Hours()/24)+1))})
+	}
+	for _, p := range periods {
+		pf, err := f.svc.Portfolio(ctx, p, "name")
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for _, g := range f.groups {
+			var want int64
+			if err := f.db.Get(&want, `SELECT count(DISTINCT customer_id) FROM redemptions
+				WHERE group_id = $1 AND status = 'succeeded' AND created_at >= $2 AND created_at < $3`, g, p.Start(), p.End()); err != nil {
+				f.t.Fatal(err)
+			}
+			m, err := f.svc.GroupMetrics(ctx, g, p)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			if m.Redemptions.UniqueCustomers != want {
+				f.t.Errorf("group %d %v..%v: %d unique customers, recount %d", g, p.From, p.To, m.Redemptions.UniqueCustomers, want)
+			}
+			// The mailings' and codes' parts (read from spans of days) over the same period.
+			var wantM, wantC []string
+			if err := f.db.Select(&wantM, `
+				SELECT format('%s/%s/%s', mailing_id, count(*) FILTER (WHERE status = 'succeeded'),
+				       coalesce(sum(order_amount) FILTER (WHERE status = 'succeeded'), 0))
+				FROM redemptions WHERE group_id = $1 AND mailing_id IS NOT NULL AND status IN ('succeeded', 'refunded', 'failed')
+				  AND created_at >= $2 AND created_at < $3
+				GROUP BY mailing_id ORDER BY 1`, g, p.Start(), p.End()); err != nil {
+				f.t.Fatal(err)
+			}
+			if err := f.db.Select(&wantC, `
+				SELECT format('%s/%s/%s/%s', code_id, utm_source, count(*) FILTER (WHERE status = 'succeeded'),
+				       coalesce(sum(order_amount) FILTER (WHERE status = 'succeeded'), 0))
+				FROM redemptions WHERE group_id = $1 AND kind = 'shared' AND status IN ('succeeded', 'refunded', 'failed')
+				  AND created_at >= $2 AND created_at < $3
+				GROUP BY code_id, utm_source ORDER BY 1`, g, p.Start(), p.End()); err != nil {
+				f.t.Fatal(err)
+			}
+			// Each mailing's issues in the period (read from spans of days).
+			var issued []struct {
+				MailingID int64 `db:"mailing_id"`
+				N         int64 `db:"n"`
+			}
+			if err := f.db.Select(&issued, `SELECT mailing_id, count(*) AS n FROM issues
+				WHERE group_id = $1 AND mailing_id IS NOT NULL AND kind = 'initial' AND released_at IS NULL
+				  AND issued_at >= $2 AND issued_at < $3 AND issued_at < (SELECT folded_to FROM report_fold)
+				GROUP BY 1`, g, p.Start(), p.End()); err != nil {
+				f.t.Fatal(err)
+			}
+			for _, is := range issued {
+				i := slices.IndexFunc(m.Mailings, func(mf reports.MailingFigures) bool { return mf.MailingID == is.MailingID })
+				if i < 0 || m.Mailings[i].Issued != is.N {
+					f.t.Errorf("group %d %v..%v: mailing %d issued %d in the recount, report %+v", g, p.From, p.To, is.MailingID, is.N, m.Mailings)
+				}
+			}
+			gotM := map[int64]string{}
+			for _, mf := range m.Mailings {
+				gotM[mf.MailingID] = fmt.Sprintf("%d/%d/%d", mf.MailingID, mf.Redeemed, mf.Revenue)
+			}
+			for _, w := range wantM {
+				var id int64
+				fmt.Sscanf(w, "%d/", &id)
+				if gotM[id] != w {
+					f.t.Errorf("group %d %v..%v: mailing %q, recount %q", g, p.From, p.To, gotM[id], w)
+				}
+				delete(gotM, id)
+			}
+			for id, got := range gotM {
+				if got != fmt.Sprintf("%d/0/0", id) {
+					f.t.Errorf("group %d %v..%v: mailing %q without redemptions in the recount", g, p.From, p.To, got)
+				}
+			}
+			var gotC []string
+			for _, c := range m.Redemptions.Codes {
+				for _, src := range c.BySource {
+					gotC = append(gotC, fmt.Sprintf("%d/%s/%d/%d", c.CodeID, src.UTMSource, src.Uses, src.Revenue))
+				}
+			}
+			slices.Sort(gotC)
+			slices.Sort(wantC)
+			if fmt.Sprint(gotC) != fmt.Sprint(wantC) {
+				f.t.Errorf("group %d %v..%v: codes by source %v, recount %v", g, p.From, p.To, gotC, wantC)
+			}
+			for _, row := range pf.Groups {
+				if row.GroupID == g && row.Customers != want {
+					f.t.Errorf("portfolio group %d %v..%v: %d customers, recount %d", g, p.From, p.To, row.Customers, want)
+				}
+			}
+		}
+	}
 }
 
 // checkRedemptionReports compares each group's redemption figures with sums over the

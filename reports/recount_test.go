@@ -109,6 +109,38 @@ func (f *fixture) recount() []recountRow {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		f.t.Fatalf("rollups differ from the recount:\n got %v\nwant %v", got, want)
 	}
+	// 0027's per-group days: the same issues summed over mailings, and the direct ones.
+	var wantG, gotG []string
+	if err := f.db.Select(&wantG, `
+		SELECT format('%s/%s/%s/%s/%s', group_id, (issued_at AT TIME ZONE 'UTC')::date,
+		       count(*) FILTER (WHERE kind = 'initial'), count(*) FILTER (WHERE kind = 'repeat'),
+		       count(*) FILTER (WHERE kind = 'initial' AND mailing_id IS NULL))
+		FROM issues WHERE released_at IS NULL AND issued_at < (SELECT folded_to FROM report_fold)
+		GROUP BY group_id, (issued_at AT TIME ZONE 'UTC')::date ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.db.Select(&gotG, `SELECT format('%s/%s/%s/%s/%s', group_id, day, initial, repeat, direct)
+		FROM report_issue_group_days WHERE initial > 0 OR repeat > 0 ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if fmt.Sprint(gotG) != fmt.Sprint(wantG) {
+		f.t.Fatalf("issue group days differ from the recount:\n got %v\nwant %v", gotG, wantG)
+	}
+	// 0028's spans: each mailing's initial issues over each block of days.
+	var wantS, gotS []string
+	if err := f.db.Select(&wantS, `
+		SELECT format('%s/%s/%s/%s/%s', group_id, k, report_block(day, k), mailing_id, sum(initial))
+		FROM report_issue_days CROSS JOIN generate_series(1, 10) k WHERE mailing_id <> 0
+		GROUP BY group_id, k, report_block(day, k), mailing_id HAVING sum(initial) > 0 ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.db.Select(&gotS, `SELECT format('%s/%s/%s/%s/%s', group_id, level, block, mailing_id, initial)
+		FROM report_issue_mailing_spans WHERE initial > 0 ORDER BY 1`); err != nil {
+		f.t.Fatal(err)
+	}
+	if len(wantS) == 0 || fmt.Sprint(gotS) != fmt.Sprint(wantS) {
+		f.t.Fatalf("issue spans differ from the day rows:\n got %v\nwant %v", gotS, wantS)
+	}
 	return want
 }
 
@@ -213,6 +245,7 @@ func TestMetricsEqualRecount(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.checkRedemptionReports(ctx, f.recountRedemptions())
+	f.checkUniqueCustomers(ctx, rng)
 }
 
 // activity makes random claims, repeats and releases on one worker's customers.
@@ -287,6 +320,7 @@ func (f *fixture) checkReports(ctx context.Context, rows []recountRow) {
 			d := daily[r.Day.Format("2006-01-02")]
 			daily[r.Day.Format("2006-01-02")] = [2]int64{d[0] + r.Initial, d[1] + r.Repeat}
 		}
+		nMailings := int64(len(byMailing))
 		if m.Issues != want {
 			f.t.Errorf("group %d: issues %+v, recount %+v", g, m.Issues, want)
 		}
@@ -308,8 +342,8 @@ func (f *fixture) checkReports(ctx context.Context, rows []recountRow) {
 			}
 		}
 		for _, row := range portfolio.Groups {
-			if row.GroupID == g && (row.Issued != want.Initial || row.Repeat != want.Repeat) {
-				f.t.Errorf("portfolio group %d: %+v, recount %+v", g, row, want)
+			if row.GroupID == g && (row.Issued != want.Initial || row.Repeat != want.Repeat || row.Mailings != nMailings) {
+				f.t.Errorf("portfolio group %d: %+v, recount %+v and %d mailings", g, row, want, nMailings)
 			}
 		}
 	}

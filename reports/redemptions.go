@@ -69,35 +69,31 @@ type SourceFigures struct {
 	Revenue   int64  `json:"revenue"`
 }
 
-// redemptionRow is a rollup row of report_redemption_days.
-type redemptionRow struct {
-	Day       time.Time `db:"day"`
-	MailingID int64     `db:"mailing_id"`
-	CodeID    int64     `db:"code_id"`
-	UTMSource string    `db:"utm_source"`
-	Currency  string    `db:"currency"`
-	Uses      int64     `db:"uses"`
-	Revenue   int64     `db:"revenue"`
-	Discount  int64     `db:"discount"`
-	Refunds   int64     `db:"refunds"`
-	Refunded  int64     `db:"refunded"`
-	Failed    int64     `db:"failed"`
-}
-
-// redemptionFigures fills m.Redemptions, the daily redemption series, the mailings'
-// redemptions and the codes' figures from the group's rollup rows of the period.
+// redemptionFigures fills m.Redemptions and the daily redemption series from the
+// group's day rows of report_redemption_group_days (a row per day and currency), the
+// mailings' redemptions and the codes' figures from their spans over blocks of days
+// (report_redemption_spans) and the day rows of the edge days, and the unique
+// customers from uniqueCustomersSQL.
 func (s *Service) redemptionFigures(ctx context.Context, m *Metrics, byMailing map[int64]*MailingFigures) error {
-	var rows []redemptionRow
-	err := s.db.SelectContext(ctx, &rows, `
-		SELECT day, mailing_id, code_id, utm_source, currency, uses, revenue, discount, refunds, refunded, failed
-		FROM report_redemption_days WHERE group_id = $1 AND day >= $2 AND day <= $3`, m.GroupID, m.Period.From, m.Period.To)
+	var days []struct {
+		Day      time.Time `db:"day"`
+		Currency string    `db:"currency"`
+		Uses     int64     `db:"uses"`
+		Revenue  int64     `db:"revenue"`
+		Discount int64     `db:"discount"`
+		Refunds  int64     `db:"refunds"`
+		Refunded int64     `db:"refunded"`
+		Failed   int64     `db:"failed"`
+	}
+	err := s.db.SelectContext(ctx, &days, `
+		SELECT day, currency, uses, revenue, discount, refunds, refunded, failed
+		FROM report_redemption_group_days WHERE group_id = $1 AND day >= $2 AND day <= $3
+		ORDER BY day, currency`, m.GroupID, m.Period.From, m.Period.To)
 	if err != nil {
 		return fmt.Errorf("reading the redemptions of group %d: %w", m.GroupID, err)
 	}
 	r := &Redemptions{Codes: []CodeFigures{}}
-	codes := map[int64]*CodeFigures{}
-	sources := map[int64]map[string]*SourceFigures{}
-	for _, x := range rows {
+	for _, x := range days {
 		if r.Currency == "" {
 			r.Currency = x.Currency
 		}
@@ -111,15 +107,45 @@ func (s *Service) redemptionFigures(ctx context.Context, m *Metrics, byMailing m
 		d.Uses += x.Uses
 		d.Discount += x.Discount
 		d.Revenue += x.Revenue
-		if mf := byMailing[x.MailingID]; x.MailingID != 0 {
+	}
+	var parts []struct {
+		ByCode    bool   `db:"by_code"`
+		MailingID int64  `db:"mailing_id"`
+		CodeID    int64  `db:"code_id"`
+		UTMSource string `db:"utm_source"`
+		Uses      int64  `db:"uses"`
+		Revenue   int64  `db:"revenue"`
+		Discount  int64  `db:"discount"`
+	}
+	levels, blocks, edges := spans(m.Period.From, m.Period.To)
+	err = s.db.SelectContext(ctx, &parts, `
+		SELECT GROUPING(mailing_id) = 1 AS by_code, coalesce(mailing_id, 0) AS mailing_id, coalesce(code_id, 0) AS code_id,
+		       coalesce(utm_source, '') AS utm_source, sum(uses) AS uses, sum(revenue) AS revenue, sum(discount) AS discount
+		FROM (
+		    SELECT s.mailing_id, s.code_id, s.utm_source, s.uses, s.revenue, s.discount
+		    FROM unnest($2::smallint[], $3::integer[]) b(level, block)
+		    JOIN report_redemption_spans s ON s.group_id = $1 AND s.level = b.level AND s.block = b.block
+		    UNION ALL
+		    SELECT mailing_id, code_id, utm_source, uses, revenue, discount FROM report_redemption_days
+		    WHERE group_id = $1 AND day = ANY ($4::date[]) AND (mailing_id <> 0 OR code_id <> 0)
+		) x
+		GROUP BY GROUPING SETS ((mailing_id), (code_id, utm_source))`, m.GroupID, pq.Array(levels), pq.Array(blocks), pq.Array(edges))
+	if err != nil {
+		return fmt.Errorf("reading the mailings and codes of group %d: %w", m.GroupID, err)
+	}
+	codes := map[int64]*CodeFigures{}
+	sources := map[int64]map[string]*SourceFigures{}
+	for _, x := range parts {
+		switch {
+		case !x.ByCode && x.MailingID != 0:
+			mf := byMailing[x.MailingID]
 			if mf == nil {
 				mf = &MailingFigures{MailingID: x.MailingID}
 				byMailing[x.MailingID] = mf
 			}
 			mf.Redeemed += x.Uses
 			mf.Revenue += x.Revenue
-		}
-		if x.CodeID != 0 {
+		case x.ByCode && x.CodeID != 0:
 			c := codes[x.CodeID]
 			if c == nil {
 				c = &CodeFigures{CodeID: x.CodeID}
@@ -129,17 +155,10 @@ func (s *Service) redemptionFigures(ctx context.Context, m *Metrics, byMailing m
 			c.Uses += x.Uses
 			c.Revenue += x.Revenue
 			c.Discount += x.Discount
-			src := sources[x.CodeID][x.UTMSource]
-			if src == nil {
-				src = &SourceFigures{UTMSource: x.UTMSource}
-				sources[x.CodeID][x.UTMSource] = src
-			}
-			src.Uses += x.Uses
-			src.Revenue += x.Revenue
+			sources[x.CodeID][x.UTMSource] = &SourceFigures{UTMSource: x.UTMSource, Uses: x.Uses, Revenue: x.Revenue}
 		}
 	}
-	if err := s.db.GetContext(ctx, &r.UniqueCustomers, `
-		SELECT count(DISTINCT customer_id) FROM report_redeemer_days WHERE group_id = $1 AND day >= $2 AND day <= $3`,
+	if err := s.db.GetContext(ctx, &r.UniqueCustomers, `SELECT `+uniqueCustomersSQL("$1::bigint", "$2::date", "$3::date"),
 		m.GroupID, m.Period.From, m.Period.To); err != nil {
 		return fmt.Errorf("counting the customers of group %d: %w", m.GroupID, err)
 	}
@@ -211,7 +230,7 @@ func (s *Service) budgetFigures(ctx context.Context, m *Metrics, r *Redemptions)
 	}
 	var before int64
 	if err := s.db.GetContext(ctx, &before, `
-		SELECT coalesce(sum(discount), 0) FROM report_redemption_days WHERE group_id = $1 AND day < $2`,
+		SELECT coalesce(sum(discount), 0) FROM report_redemption_group_days WHERE group_id = $1 AND day < $2`,
 		m.GroupID, m.Period.From); err != nil {
 		return fmt.Errorf("reading the budget of group %d: %w", m.GroupID, err)
 	}

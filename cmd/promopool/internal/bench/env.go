@@ -56,11 +56,23 @@ func NewEnv(ctx context.Context, url string) (*Env, error) {
 	return &Env{DB: db, URL: url, Schema: schema}, nil
 }
 
-// OpenEnv connects to an existing benchmark schema (kept by an earlier run).
+// OpenEnv connects to an existing benchmark schema (kept by an earlier run) and applies
+// the migrations it lacks, as a deploy would: a kept load is timed with this binary's
+// schema (a migration's backfill over it is part of what a deploy pays). A schema
+// ahead of this binary is an error.
 func OpenEnv(ctx context.Context, url, schema string) (*Env, error) {
 	db, err := postgres.Open(ctx, postgres.Config{URL: url, SearchPath: schema, MaxConns: 10})
 	if err != nil {
 		return nil, err
+	}
+	var exists bool
+	if err := db.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema); err != nil || !exists {
+		db.Close()
+		return nil, fmt.Errorf("schema %s: not found (%v)", schema, err)
+	}
+	if _, err := migrations.Migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("schema %s: %w", schema, err)
 	}
 	if err := migrations.Check(ctx, db); err != nil {
 		db.Close()
