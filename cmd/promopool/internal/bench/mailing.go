@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 
 	"promopool/groups"
@@ -69,6 +71,57 @@ type MailingResult struct {
 	MeanActive  float64
 	// Profiles are the workers' CPU profiles (with MailingConfig.Profile).
 	Profiles []string
+	// Tables are the sizes and row writes of the tables a mailing writes, and of each of
+	// their indexes, after the run (before the raw baseline).
+	Tables []TableStats
+}
+
+// TableStats is a table's size and writes, with its indexes' sizes.
+type TableStats struct {
+	Name                          string
+	Bytes                         int64
+	Inserted, Updated, HOTUpdated int64
+	Indexes                       []IndexSize
+}
+
+// mailingTables are the tables a mailing and the segment fold write.
+var mailingTables = []string{"issues", "mailing_recipients", "mailing_batches", "segment_customers", "segment_groups", "segment_bits", "segment_hours", "customers"}
+
+// tableStats reads the size, the row writes (pg_stat_user_tables) and the index sizes of
+// the tables of the schema of db that exist among names.
+func tableStats(ctx context.Context, db *sqlx.DB, names []string) ([]TableStats, error) {
+	// The statistics collector reports a backend's counts when its transaction ends
+	// (at most every PGSTAT_MIN_INTERVAL, 1 s): wait for the last ones.
+	time.Sleep(1100 * time.Millisecond)
+	var rows []struct {
+		Table  string `db:"tbl"`
+		Bytes  int64  `db:"bytes"`
+		Ins    int64  `db:"ins"`
+		Upd    int64  `db:"upd"`
+		HOT    int64  `db:"hot"`
+		Index  string `db:"idx"`
+		IBytes int64  `db:"ibytes"`
+	}
+	err := db.SelectContext(ctx, &rows, `
+		SELECT t.relname AS tbl, pg_table_size(t.relid) AS bytes, t.n_tup_ins AS ins, t.n_tup_upd AS upd, t.n_tup_hot_upd AS hot,
+		       coalesce(i.indexrelname, '') AS idx, coalesce(pg_relation_size(i.indexrelid), 0) AS ibytes
+		FROM pg_stat_user_tables t LEFT JOIN pg_stat_user_indexes i ON i.relid = t.relid
+		WHERE t.schemaname = current_schema() AND t.relname = ANY ($1)
+		ORDER BY array_position($1, t.relname::text), pg_relation_size(i.indexrelid) DESC`, pq.Array(names))
+	if err != nil {
+		return nil, err
+	}
+	var out []TableStats
+	for _, r := range rows {
+		if len(out) == 0 || out[len(out)-1].Name != r.Table {
+			out = append(out, TableStats{Name: r.Table, Bytes: r.Bytes, Inserted: r.Ins, Updated: r.Upd, HOTUpdated: r.HOT})
+		}
+		if r.Index != "" {
+			t := &out[len(out)-1]
+			t.Indexes = append(t.Indexes, IndexSize{Name: r.Index, Bytes: r.IBytes})
+		}
+	}
+	return out, nil
 }
 
 // Print writes the report.
@@ -98,6 +151,13 @@ func (r *MailingResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "worker backends' statements (share of the same samples: where PostgreSQL's time goes):\n")
 	for _, st := range r.Statements {
 		fmt.Fprintf(w, "  %5.1f%%  %s\n", 100*st.Share, st.Event)
+	}
+	fmt.Fprintf(w, "tables after the mailing (rows inserted / updated / of which HOT, since the schema was made; sizes):\n")
+	for _, t := range r.Tables {
+		fmt.Fprintf(w, "  %-20s %9d ins %9d upd %9d HOT  %7.1f MB\n", t.Name, t.Inserted, t.Updated, t.HOTUpdated, float64(t.Bytes)/1e6)
+		for _, ix := range t.Indexes {
+			fmt.Fprintf(w, "    %-38s %7.1f MB\n", ix.Name, float64(ix.Bytes)/1e6)
+		}
 	}
 	for _, p := range r.Profiles {
 		fmt.Fprintf(w, "worker CPU profile: %s (go tool pprof -top %s)\n", p, p)
@@ -271,6 +331,9 @@ func Mailing(ctx context.Context, cfg MailingConfig) (*MailingResult, error) {
 		}
 		res.WorkerRSS = append(res.WorkerRSS, rss)
 		p.Stop()
+	}
+	if res.Tables, err = tableStats(ctx, env.DB, mailingTables); err != nil {
+		return nil, err
 	}
 	if res.RawRate, err = rawClaimRender(ctx, store, spring.ID, autumn.ID, min(cfg.N, 200_000)); err != nil {
 		return nil, err
