@@ -404,7 +404,7 @@ func (h *harness) mailingStatus(id int64) string {
 // sent is how many recipients of the mailing are recorded sent.
 func (h *harness) sent(id int64) int {
 	var n int
-	h.db.Get(&n, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'sent'`, id)
+	h.db.Get(&n, `SELECT count(*) FROM mailing_recipient_status WHERE mailing_id = $1 AND status = 'sent'`, id)
 	return n
 }
 

@@ -74,12 +74,12 @@ func (h *harness) checkMailing(c *checks, id int64, n int) {
 	c.t.Helper()
 	var recips, queued, sent int
 	h.db.Get(&recips, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1`, id)
-	h.db.Get(&queued, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'queued'`, id)
-	h.db.Get(&sent, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'sent'`, id)
+	h.db.Get(&queued, `SELECT count(*) FROM mailing_recipient_status WHERE mailing_id = $1 AND status = 'queued'`, id)
+	h.db.Get(&sent, `SELECT count(*) FROM mailing_recipient_status WHERE mailing_id = $1 AND status = 'sent'`, id)
 	unknown := map[string]bool{}
 	if c.unknownOK {
 		var ids []string
-		h.db.Select(&ids, `SELECT customer_id FROM mailing_recipients WHERE mailing_id = $1 AND status = 'failed' AND detail LIKE 'delivery unknown%'`, id)
+		h.db.Select(&ids, `SELECT customer_id FROM mailing_recipient_status WHERE mailing_id = $1 AND status = 'failed' AND detail LIKE 'delivery unknown%'`, id)
 		for _, cust := range ids {
 			unknown[cust] = true
 		}

@@ -125,7 +125,7 @@ func (s scenario) run(t *testing.T) {
 		if time.Now().After(deadline) {
 			var open []string
 			h.db.Select(&open, `SELECT format('batch %s: lease %s, enqueued %s, attempt %s, queued %s', b.batch, b.lease_until, b.enqueued_at, b.attempt,
-				(SELECT count(*) FROM mailing_recipients r WHERE r.mailing_id = b.mailing_id AND r.batch = b.batch AND r.status = 'queued'))
+				(SELECT count(*) FROM mailing_recipient_status r WHERE r.mailing_id = b.mailing_id AND r.batch = b.batch AND r.status = 'queued'))
 				FROM mailing_batches b WHERE b.mailing_id = $1 AND b.done_at IS NULL ORDER BY b.batch LIMIT 20`, id)
 			c.check("mailing finishes", false, "mailing %d (%s) not finished within %s; open batches:\n%s", id, h.mailingStatus(id), limit, strings.Join(open, "\n"))
 			c.lost += n - h.sent(id)

@@ -38,8 +38,8 @@ func (h *harness) messageChecks() {
 	h.waitFor(60*time.Second, "the big-message mailing to finish", func() bool { return h.mailingStatus(m.ID) == "finished" })
 	peak, err := peakRSS(w.cmd.Process.Pid)
 	var failed, sent, live int
-	h.db.Get(&failed, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'failed' AND detail LIKE 'message too large%'`, m.ID)
-	h.db.Get(&sent, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'sent'`, m.ID)
+	h.db.Get(&failed, `SELECT count(*) FROM mailing_recipient_status WHERE mailing_id = $1 AND status = 'failed' AND detail LIKE 'message too large%'`, m.ID)
+	h.db.Get(&sent, `SELECT count(*) FROM mailing_recipient_status WHERE mailing_id = $1 AND status = 'sent'`, m.ID)
 	h.db.Get(&live, `SELECT count(*) FROM issues WHERE mailing_id = $1 AND kind = 'initial' AND released_at IS NULL`, m.ID)
 	c.check("each big message fails its recipient with the reason", failed == big, "%d of %d failed as too large", failed, big)
 	c.check("the small one is sent", sent == 1, "%d sent", sent)

@@ -57,7 +57,7 @@ func TestOnExhaustionFallbackAndSkip(t *testing.T) {
 	if fallbacks != 2 {
 		t.Fatalf("%d messages with the fallback text", fallbacks)
 	}
-	if n := e.count(t, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'sent' AND detail LIKE 'fallback: group "Spring"%'`, m.ID); n != 2 {
+	if n := e.count(t, `SELECT count(*) FROM mailing_recipient_status WHERE mailing_id = $1 AND status = 'sent' AND detail LIKE 'fallback: group "Spring"%'`, m.ID); n != 2 {
 		t.Fatalf("%d recipients recorded as sent with a fallback", n)
 	}
 	if g, _ := e.store.Get(ctx, spring.ID); g.Issued != 4 || g.Active != 0 {

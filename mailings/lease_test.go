@@ -116,7 +116,7 @@ func TestLeaseLostStopsSending(t *testing.T) {
 	}
 	// A message in flight when sending stopped was delivered, and is recorded as an
 	// ambiguous failure (its code kept) rather than sent.
-	if n := e.count(t, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status <> 'queued'`, m.ID); n != sent {
+	if n := e.count(t, `SELECT count(*) FROM mailing_recipient_status WHERE mailing_id = $1 AND status <> 'queued'`, m.ID); n != sent {
 		t.Fatalf("%d recipients recorded, %d messages delivered", n, sent)
 	}
 	if n := e.count(t, `SELECT count(*) FROM mailing_batches WHERE mailing_id = $1 AND lease_token = -1 AND lease_until > now()`, m.ID); n != 1 {

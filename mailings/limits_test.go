@@ -74,7 +74,7 @@ func TestMessageOverLimitFailsRecipientAndBatchMemoryIsBounded(t *testing.T) {
 		t.Fatalf("status %s, progress %+v", got.Status, got.Progress)
 	}
 	var detail string
-	e.db.Get(&detail, `SELECT status || ': ' || detail FROM mailing_recipients WHERE mailing_id = $1 AND customer_id = 'c7'`, m.ID)
+	e.db.Get(&detail, `SELECT status || ': ' || detail FROM mailing_recipient_status WHERE mailing_id = $1 AND customer_id = 'c7'`, m.ID)
 	if !strings.HasPrefix(detail, "failed: message too large") || !strings.Contains(detail, "40000 bytes") {
 		t.Fatalf("c7: %q", detail)
 	}

@@ -296,7 +296,7 @@ func TestDefinitiveRejectionReleasesCodes(t *testing.T) {
 		t.Fatalf("progress %s %+v", got.Status, got.Progress)
 	}
 	var detail string
-	e.db.Get(&detail, `SELECT detail FROM mailing_recipients WHERE customer_id = 'c2'`)
+	e.db.Get(&detail, `SELECT detail FROM mailing_recipient_status WHERE customer_id = 'c2'`)
 	if !strings.Contains(detail, "rejected") {
 		t.Fatalf("c2 detail %q", detail)
 	}

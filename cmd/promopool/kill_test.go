@@ -153,7 +153,7 @@ func TestWorkerKilledMidMailing(t *testing.T) {
 		}
 		return c
 	}
-	if c := count(`SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'sent'`); c != n {
+	if c := count(`SELECT count(*) FROM mailing_recipient_status WHERE mailing_id = $1 AND status = 'sent'`); c != n {
 		t.Fatalf("%d of %d recipients sent", c, n)
 	}
 	if c := count(`SELECT count(*) FROM (SELECT code_id FROM issues WHERE kind = 'initial' AND released_at IS NULL AND mailing_id = $1 GROUP BY code_id HAVING count(*) > 1) x`); c != 0 {

@@ -114,7 +114,7 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 		t.Fatalf("no clean stop in the log:\n%s", logs.String())
 	}
 	var sent, leased int
-	db.Get(&sent, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'sent'`, ml.ID)
+	db.Get(&sent, `SELECT count(*) FROM mailing_recipient_status WHERE mailing_id = $1 AND status = 'sent'`, ml.ID)
 	db.Get(&leased, `SELECT count(*) FROM mailing_batches WHERE mailing_id = $1 AND lease_until > now()`, ml.ID)
 	if sent != distinct || total != distinct {
 		t.Fatalf("after the graceful stop: %d recipients recorded sent, %d messages delivered (%d deliveries): in-flight work was cut", sent, distinct, total)
@@ -136,7 +136,7 @@ func TestWorkerGracefulShutdown(t *testing.T) {
 	if distinct != n || total != n {
 		t.Fatalf("%d customers got %d messages, want %d each once", distinct, total, n)
 	}
-	db.Get(&sent, `SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1 AND status = 'sent'`, ml.ID)
+	db.Get(&sent, `SELECT count(*) FROM mailing_recipient_status WHERE mailing_id = $1 AND status = 'sent'`, ml.ID)
 	if sent != n {
 		t.Fatalf("%d of %d recorded sent", sent, n)
 	}
