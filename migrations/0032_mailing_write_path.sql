@@ -21,3 +21,18 @@ SELECT r.mailing_id, r.customer_id, r.batch,
        CASE WHEN r.status = 'queued' THEN b.done_at ELSE r.updated_at END AS updated_at
 FROM mailing_recipients r
 JOIN mailing_batches b ON b.mailing_id = r.mailing_id AND b.batch = r.batch;
+
+-- 2. segment_groups keeps one index, not two.
+--
+-- The fold writes a segment_groups row per (group, customer) it touches, and each row
+-- had two index entries: the primary key (covering the counts and last_at) and the
+-- partial index segment_groups_initial (group_id, cust) INCLUDE (last_initial_at) WHERE
+-- n_initial > 0 — the same key again. The primary key now covers last_initial_at too,
+-- and the queries that read the partial index ("issued from G", with or without a
+-- since-window) read it instead, index-only, with n_initial > 0 and the window as
+-- filters on its included columns. An update by the fold was never HOT anyway (the
+-- counts it changes were already in the primary key).
+SET LOCAL maintenance_work_mem = '256MB';
+ALTER TABLE segment_groups DROP CONSTRAINT segment_groups_pkey,
+    ADD CONSTRAINT segment_groups_pkey PRIMARY KEY (group_id, cust) INCLUDE (n_initial, n_repeat, last_at, last_initial_at);
+DROP INDEX segment_groups_initial;
