@@ -184,19 +184,10 @@ func partition(recips []Recipient) (outcomes []outcome, sendable []Recipient) {
 }
 
 // claimCodes claims every sendable recipient's codes and renders their messages
-// (compose); first says the batch is on its first delivery. At most
-// Config.ClaimConcurrency batches of the process claim at once.
+// (compose); first says the batch is on its first delivery.
 func (s *Service) claimCodes(ctx context.Context, m *Mailing, t *macros.Template, sendable []Recipient, first bool) (*composition, error) {
 	if len(sendable) == 0 {
 		return &composition{uncovered: map[string]string{}, issued: map[int64]int{}, recount: !first}, nil
-	}
-	if s.claims != nil {
-		select {
-		case s.claims <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		defer func() { <-s.claims }()
 	}
 	comp, err := s.compose(ctx, t, m.GroupIDs, Scope(m.ID), &m.ID, sendable, first, m.OnExhaustion == OnExhaustionFallback)
 	if comp != nil {

@@ -215,14 +215,6 @@ type Config struct {
 	// the transport in chunks of this size, so its memory stays bounded whatever the
 	// templates and customer fields (one message may exceed it alone, up to Limits).
 	BatchBytes int
-	// ClaimConcurrency is how many batches of this process claim and record their codes
-	// at once (MAILING_CLAIM_CONCURRENCY, default 2; negative: as many as run). The
-	// claims are PostgreSQL's work — one INSERT of a batch's issue rows — while the rest
-	// of a batch (rendering, the transport) is the worker's: batches beyond this wait for
-	// their turn to claim and go on sending meanwhile. Sixteen batches inserting into
-	// issues at once spent most of their time queueing for the extension lock of the
-	// table and of its rightmost index pages (Lock:extend, LWLock:BufferContent).
-	ClaimConcurrency int
 }
 
 // Deps are what a Service works with. DB and Groups are required; the others may be
@@ -256,7 +248,6 @@ type Service struct {
 	segments *segments.Service
 	log      *slog.Logger
 	tmpl     *templateCache
-	claims   chan struct{} // ClaimConcurrency slots; nil: no limit
 }
 
 // New returns a Service with cfg's defaults filled in.
@@ -268,18 +259,11 @@ func New(cfg Config, deps Deps) *Service {
 	cfg.OutboxChunk = cmp.Or(cfg.OutboxChunk, 50_000)
 	cfg.OutboxStale = cmp.Or(cfg.OutboxStale, 30*time.Second)
 	cfg.BatchBytes = cmp.Or(cfg.BatchBytes, 32<<20)
-	if cfg.ClaimConcurrency == 0 {
-		cfg.ClaimConcurrency = 2
-	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	var claims chan struct{}
-	if cfg.ClaimConcurrency > 0 {
-		claims = make(chan struct{}, cfg.ClaimConcurrency)
-	}
 	return &Service{cfg: cfg, db: deps.DB, groups: deps.Groups, enqueuer: deps.Enqueuer, sender: deps.Sender,
-		alerter: deps.Alerter, segments: deps.Segments, log: deps.Log, tmpl: newTemplateCache(cfg.Limits), claims: claims}
+		alerter: deps.Alerter, segments: deps.Segments, log: deps.Log, tmpl: newTemplateCache(cfg.Limits)}
 }
 
 // Input is a new mailing.

@@ -91,9 +91,6 @@ type Config struct {
 	// MailingBatchBytes is about the most bytes of rendered messages one batch holds at
 	// once (MAILING_BATCH_BYTES, default 32 MiB): it sends in chunks of this size.
 	MailingBatchBytes int
-	// MailingClaimConcurrency is how many batches of one worker claim their codes at once
-	// (MAILING_CLAIM_CONCURRENCY, default 2; WORKER_CONCURRENCY or more: no limit).
-	MailingClaimConcurrency int
 	// MailingLease is how long a batch's lease lasts unless renewed; a running batch
 	// renews it every third of this (MAILING_LEASE, default 2m).
 	MailingLease time.Duration
@@ -171,9 +168,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.MailingBatchBytes, err = intVar(getenv, "MAILING_BATCH_BYTES", 32<<20); err != nil {
-		return c, err
-	}
-	if c.MailingClaimConcurrency, err = intVar(getenv, "MAILING_CLAIM_CONCURRENCY", 2); err != nil {
 		return c, err
 	}
 	for _, d := range []struct {

@@ -189,8 +189,7 @@ func (m *Main) mailingService(db *sqlx.DB, store *groups.Store, sender mailings.
 	}
 	return mailings.New(mailings.Config{BatchSize: m.cfg.MailingBatchSize, Lease: m.cfg.MailingLease,
 		ReenqueueAfter: m.cfg.ReenqueueAfter, ReservationTimeout: m.cfg.ReservationTimeout,
-		Limits: macros.Limits{MaxMessageBytes: m.cfg.MaxMessageBytes}, BatchBytes: m.cfg.MailingBatchBytes,
-		ClaimConcurrency: m.cfg.MailingClaimConcurrency},
+		Limits: macros.Limits{MaxMessageBytes: m.cfg.MaxMessageBytes}, BatchBytes: m.cfg.MailingBatchBytes},
 		mailings.Deps{DB: db, Groups: store, Enqueuer: worker.Enqueuer{Client: client, Inspector: m.asynqInspector()},
 			Sender: sender, Alerter: alerter, Segments: m.segments(db), Log: m.log}), nil
 }
