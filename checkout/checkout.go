@@ -64,6 +64,9 @@ type Service struct {
 	// qmu guards queues: each busy group's redemptions waiting for a batch (combine.go).
 	qmu    sync.Mutex
 	queues map[int64]*groupQueue
+	// codeGroups is the group each code was last found in (lower-cased code → group id;
+	// a routing hint, bounded by maxKnownCodes).
+	codeGroups map[string]int64
 	// batches and batched count the batches committed and the items they held.
 	batches, batched atomic.Int64
 }
@@ -86,7 +89,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("checkout: HoldTTL %s is outside 1s–168h", cfg.HoldTTL)
 	}
 	return &Service{cfg: cfg, db: deps.DB, note: deps.Notifier, log: deps.Log, byEmail: deps.CustomerByEmail, stmts: map[string]*sql.Stmt{},
-		queues: map[int64]*groupQueue{}}, nil
+		queues: map[int64]*groupQueue{}, codeGroups: map[string]int64{}}, nil
 }
 
 // HoldTTL is how long a hold lasts.

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/lib/pq"
 
 	"promopool/metrics"
 	"promopool/offers"
@@ -48,9 +51,12 @@ const (
 
 // batchItem is one redemption waiting for its group's batch.
 type batchItem struct {
-	req   *RedeemRequest
-	hash  []byte
-	body  []byte           // the item as checkout_redeem_batch reads it
+	req  *RedeemRequest
+	hash []byte
+	now  time.Time
+	// body is the item as checkout_redeem_batch reads it; nil until its offer is read
+	// and passes the checks (by the request, or by the batch for a known code).
+	body  []byte
 	done  chan batchResult // buffered: the batch never waits for its reader
 	state int
 	// followers are identical requests for the same order in the same batch: they get
@@ -64,6 +70,11 @@ type batchResult struct {
 	outcome string
 	r       *Redemption
 	err     error
+	// refused: the offer the batch read refuses the request before the caps (the
+	// request records the refusal itself); reroute: the code is not the group's.
+	refused offers.Reason
+	offer   *offer
+	reroute bool
 }
 
 // groupQueue is a group's redemptions waiting for a batch; running while a goroutine
@@ -97,13 +108,20 @@ type batchJSON struct {
 
 // newBatchItem prepares the redemption of an offer that passed its checks.
 func (s *Service) newBatchItem(req *RedeemRequest, hash []byte, o *offer, d offers.Discount, now time.Time) (*batchItem, error) {
+	it := &batchItem{req: req, hash: hash, now: now, done: make(chan batchResult, 1)}
+	return it, s.prepare(it, o, d)
+}
+
+// prepare writes the item's body from its offer and discount.
+func (s *Service) prepare(it *batchItem, o *offer, d offers.Discount) error {
+	req := it.req
 	snap, err := json.Marshal(snapshot{GroupName: o.groupName, Terms: o.terms, TermsSummary: o.terms.Summary(), PerItem: d.PerItem, Free: d.Free})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	j := batchJSON{CodeID: o.codeID, Code: o.code, Kind: o.kind, Customer: req.CustomerID, Order: req.OrderID,
-		Hash: hex.EncodeToString(hash), Currency: d.Currency, OrderAmount: d.OrderAmount, Discount: d.Amount,
-		Snapshot: snap, IssueID: nullInt(o.issueID), MailingID: nullInt(o.mailingID), UTM: req.UTMSource, Now: now}
+		Hash: hex.EncodeToString(it.hash), Currency: d.Currency, OrderAmount: d.OrderAmount, Discount: d.Amount,
+		Snapshot: snap, IssueID: nullInt(o.issueID), MailingID: nullInt(o.mailingID), UTM: req.UTMSource, Now: it.now}
 	if c := o.codeCap(); c.Valid {
 		j.CodeCap = &c.Int64
 	}
@@ -111,19 +129,110 @@ func (s *Service) newBatchItem(req *RedeemRequest, hash []byte, o *offer, d offe
 		j.Key = &req.IdempotencyKey
 	}
 	if req.Hold {
-		t := now.Add(s.cfg.HoldTTL)
+		t := it.now.Add(s.cfg.HoldTTL)
 		j.HoldUntil = &t
 	}
 	if s.cfg.Webhooks {
 		if j.Payload, err = json.Marshal(webhookPayload(req, o, d)); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	body, err := json.Marshal(j)
-	if err != nil {
-		return nil, err
+	it.body, err = json.Marshal(j)
+	return err
+}
+
+// maxKnownCodes bounds the codes whose group the process remembers (a routing hint:
+// the batch reads each offer again, and a code found in another group goes back to its
+// request).
+const maxKnownCodes = 100_000
+
+// knownGroup is the group the code was last found in.
+func (s *Service) knownGroup(code string) (int64, bool) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	g, ok := s.codeGroups[offers.CodeKey(code)]
+	return g, ok
+}
+
+func (s *Service) learnGroup(code string, group int64) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if len(s.codeGroups) >= maxKnownCodes {
+		clear(s.codeGroups)
 	}
-	return &batchItem{req: req, hash: hash, body: body, done: make(chan batchResult, 1)}, nil
+	s.codeGroups[offers.CodeKey(code)] = group
+}
+
+func (s *Service) forgetGroup(code string) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	delete(s.codeGroups, offers.CodeKey(code))
+}
+
+// bulkOfferQuery is offerQuery for many (code, customer) pairs in one statement: one row
+// per pair, numbered from 1.
+var bulkOfferQuery = `SELECT k.n, o.* FROM unnest($1::text[], $2::text[]) WITH ORDINALITY k(code, customer, n)
+ CROSS JOIN LATERAL (` + strings.NewReplacer("$1", "k.code", "$2", "k.customer").Replace(offerQuery) + `) o`
+
+// readOffers reads, in one statement, the offers of the batch's items that came without
+// one, and runs the offer's checks on each: an item that passes gets its body; one the
+// checks refuse, or whose code is not the group's, gets its result in results.
+func (s *Service) readOffers(ctx context.Context, group int64, batch []*batchItem, results []batchResult) error {
+	var need []int
+	var codes, customers []string
+	for i, it := range batch {
+		if it.body == nil {
+			need = append(need, i)
+			codes = append(codes, it.req.Code)
+			customers = append(customers, it.req.CustomerID)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	st, err := s.stmt(ctx, bulkOfferQuery)
+	if err != nil {
+		return err
+	}
+	rows, err := st.QueryContext(ctx, pq.Array(codes), pq.Array(customers))
+	if err != nil {
+		return fmt.Errorf("reading the offers of a batch of group %d: %w", group, err)
+	}
+	defer rows.Close()
+	got := 0
+	for rows.Next() {
+		var n int
+		o, err := scanOffer(rows, &n)
+		if err != nil {
+			return err
+		}
+		if n < 1 || n > len(need) {
+			return fmt.Errorf("the offers of a batch of group %d answered pair %d of %d", group, n, len(need))
+		}
+		got++
+		i := need[n-1]
+		it := batch[i]
+		if !o.found() || o.groupID != group {
+			s.forgetGroup(it.req.Code)
+			results[i] = batchResult{reroute: true}
+			continue
+		}
+		reason, d := o.check(ask{customer: it.req.CustomerID, firstTime: it.req.FirstTime, order: &it.req.Order}, it.now)
+		if reason != "" {
+			results[i] = batchResult{refused: reason, offer: o}
+			continue
+		}
+		if err := s.prepare(it, o, d); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading the offers of a batch of group %d: %w", group, err)
+	}
+	if got != len(need) {
+		return fmt.Errorf("the offers of a batch of group %d: %d of %d", group, got, len(need))
+	}
+	return nil
 }
 
 // submit queues the item for its group's next batch and waits for its answer or for
@@ -217,9 +326,10 @@ func takeBatch(q *groupQueue) []*batchItem {
 var batchQuery = `SELECT t.o_idx, t.o_outcome, ` + qualified("(t.o_r).") + `
   FROM checkout_redeem_batch($1, $2, $3, $4) t`
 
-// runBatch records a batch and answers each of its items (and their followers). A
-// unique violation (a live order, a key or a unique code taken meanwhile by another
-// group's redemption) runs the batch again: its replay check then sees the other row.
+// runBatch reads the offers its items lack, records the batch and answers each of its
+// items (and their followers). A unique violation (a live order, a key or a unique code
+// taken meanwhile by another group's redemption) runs the batch again: its replay check
+// then sees the other row.
 func (s *Service) runBatch(group int64, batch []*batchItem) {
 	results := make([]batchResult, len(batch))
 	func() {
@@ -232,24 +342,45 @@ func (s *Service) runBatch(group int64, batch []*batchItem) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 		defer cancel()
-		var err error
-		for attempt := 0; ; attempt++ {
-			err = s.execBatch(ctx, group, batch, results)
-			if !isUniqueViolation(err) || attempt == 3 {
-				break
-			}
-		}
-		if err != nil {
+		if err := s.readOffers(ctx, group, batch, results); err != nil {
 			for i := range results {
 				results[i] = batchResult{err: err}
 			}
 			return
 		}
+		var ready []*batchItem
+		var at []int
+		for i, it := range batch {
+			if it.body != nil && results[i] == (batchResult{}) {
+				ready = append(ready, it)
+				at = append(at, i)
+			}
+		}
+		if len(ready) == 0 {
+			return
+		}
+		got := make([]batchResult, len(ready))
+		var err error
+		for attempt := 0; ; attempt++ {
+			err = s.execBatch(ctx, group, ready, got)
+			if !isUniqueViolation(err) || attempt == 3 {
+				break
+			}
+		}
+		for j, i := range at {
+			results[i] = got[j]
+			if err != nil {
+				results[i] = batchResult{err: err}
+			}
+		}
+		if err != nil {
+			return
+		}
 		s.batches.Add(1)
-		s.batched.Add(int64(len(batch)))
-		metrics.RedeemBatchSize.Observe(float64(len(batch)))
+		s.batched.Add(int64(len(ready)))
+		metrics.RedeemBatchSize.Observe(float64(len(ready)))
 		var ids []int64
-		for _, res := range results {
+		for _, res := range got {
 			switch {
 			case res.outcome == "created" && res.r.Status == StatusSucceeded && s.cfg.Webhooks,
 				res.outcome != "created" && res.outcome != "replay" && s.cfg.FailedWebhooks:

@@ -346,3 +346,46 @@ func TestHotCodeTwoServices(t *testing.T) {
 	}
 	t.Logf("%d attempts in %d batches (%d and %d)", attempts, b1+b2, b1, b2)
 }
+
+// TestCodeMovedGroups: the process remembers each code's group to queue its redemptions
+// before reading the offer (the batch reads the offers of all its items at once). A code
+// found in another group than remembered goes back to its request, which reads its offer
+// and redeems it in the right group; a code that no longer exists is refused not_found.
+func TestCodeMovedGroups(t *testing.T) {
+	e := newEnv(t, checkout.Config{})
+	ctx := context.Background()
+	g1 := e.group(groupOpts{kind: "shared", terms: euro20, status: "paused"})
+	g2 := e.group(groupOpts{kind: "shared", terms: euro20, maxTotal: ptr[int64](10)})
+	code := e.promoCode(g1, "MOVING", promoOpts{})
+	req := func(order string) checkout.RedeemRequest {
+		return checkout.RedeemRequest{Code: "moving", CustomerID: "c-" + order, OrderID: order, Order: cart}
+	}
+	// Refused (paused), and the process now knows the code as g1's.
+	if _, _, err := e.svc.Redeem(ctx, req("m1")); !reasonIs(err, offers.ReasonPaused) {
+		t.Fatalf("first: %v", err)
+	}
+	// Refused again, by the batch's read of the offer this time.
+	if _, _, err := e.svc.Redeem(ctx, req("m1b")); !reasonIs(err, offers.ReasonPaused) {
+		t.Fatalf("second: %v", err)
+	}
+	// A promotion code without a redemption may move to another group.
+	e.db.MustExec(`UPDATE promotion_codes SET group_id = $2 WHERE code_id = $1`, code, g2)
+	if r, _, err := e.svc.Redeem(ctx, req("m2")); err != nil || *r.GroupID != g2 {
+		t.Fatalf("after the move: %+v %v", r, err)
+	}
+	if r, _, err := e.svc.Redeem(ctx, req("m3")); err != nil || *r.GroupID != g2 {
+		t.Fatalf("again: %+v %v", r, err)
+	}
+	e.db.MustExec(`UPDATE redemption_code_counts SET used = 0 WHERE code_id = $1`, code)
+	e.db.MustExec(`DELETE FROM promotion_codes WHERE code_id = $1`, code)
+	e.db.MustExec(`DELETE FROM codes WHERE id = $1`, code)
+	if _, _, err := e.svc.Redeem(ctx, req("m4")); !reasonIs(err, offers.ReasonNotFound) {
+		t.Fatalf("a removed code: %v", err)
+	}
+	var inG1, inG2 int
+	e.db.Get(&inG1, `SELECT count(*) FROM redemptions WHERE group_id = $1`, g1)
+	e.db.Get(&inG2, `SELECT count(*) FROM redemptions WHERE group_id = $1 AND status = 'succeeded'`, g2)
+	if inG1 != 2 || inG2 != 2 {
+		t.Fatalf("%d rows in g1 (want the 2 refusals), %d succeeded in g2 (want 2)", inG1, inG2)
+	}
+}

@@ -120,25 +120,48 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (r *Redemption,
 	}
 }
 
-// redeemOnce makes two round trips: the offer's read, then checkout_redeem, which looks
-// for a replay of the order or key under the group's lock. Only a request the offer's
-// checks refuse looks for a replay first (a third round trip, on the refusal path): an
-// order redeemed before the group was paused, say, answers its redemption, not a
+// redeemOnce records the redemption in its group's next batch (combine.go). A code
+// whose group the process knows goes to the group's queue at once, and the batch reads
+// the offers of all its items in one statement; otherwise the request reads its offer
+// first (and the process learns the code's group). The offer's checks refuse before the
+// batch's caps: such a request looks for a replay first (an order redeemed before the
+// group was paused, say, answers its redemption, not a refusal), then records the
 // refusal.
 func (s *Service) redeemOnce(ctx context.Context, req *RedeemRequest, hash []byte) (*Redemption, bool, error) {
 	now := s.now()
+	if group, ok := s.knownGroup(req.Code); ok {
+		res, err := s.submit(ctx, group, &batchItem{req: req, hash: hash, now: now, done: make(chan batchResult, 1)})
+		switch {
+		case err != nil:
+			return nil, false, err
+		case res.refused != "":
+			return s.refuseChecked(ctx, req, hash, res.offer, res.refused, now)
+		case !res.reroute:
+			return res.answer(req, hash)
+		}
+		// The code is not in that group (any more): read its offer here.
+	}
 	o, err := s.loadOffer(ctx, req.Code, req.CustomerID)
 	if err != nil {
 		return nil, false, err
 	}
+	if o.found() {
+		s.learnGroup(req.Code, o.groupID)
+	}
 	reason, d := o.check(ask{customer: req.CustomerID, firstTime: req.FirstTime, order: &req.Order}, now)
 	if reason != "" {
-		if r, err := s.replay(ctx, req, hash); r != nil || err != nil {
-			return r, r != nil, err
-		}
-		return s.refuse(ctx, req, hash, o, reason, now)
+		return s.refuseChecked(ctx, req, hash, o, reason, now)
 	}
 	return s.take(ctx, req, hash, o, d, now)
+}
+
+// refuseChecked answers a request the offer's checks refuse: its earlier redemption when
+// it is a replay, else the refusal, recorded.
+func (s *Service) refuseChecked(ctx context.Context, req *RedeemRequest, hash []byte, o *offer, reason offers.Reason, now time.Time) (*Redemption, bool, error) {
+	if r, err := s.replay(ctx, req, hash); r != nil || err != nil {
+		return r, r != nil, err
+	}
+	return s.refuse(ctx, req, hash, o, reason, now)
 }
 
 // replay returns the redemption an identical earlier request made, nil when there is
