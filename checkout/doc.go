@@ -5,8 +5,9 @@
 // and may refund it whole or by items (Refund). Every answer and every webhook payload
 // carries the discount's allocation per line item, computed by package offers.
 //
-// Caps are exact. The redemptions of a group that pass the offer's checks queue in the
-// process and are recorded in batches (combine.go): one call of checkout_redeem_batch
+// Caps are exact. The redemptions of a group queue in the process and are recorded in
+// batches (combine.go): one statement reads the offers of the batch's items, the offer's
+// checks run on each, then one call of checkout_redeem_batch
 // (migration 0029) per batch of up to 128, one statement and one transaction, which
 // holds the group's counter row (the group's lock, migration 0026), reads the caps and
 // the replays under it, and judges each item in turn against the counters as the items
