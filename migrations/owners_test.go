@@ -60,6 +60,7 @@ var tableUsers = map[string][]string{
 	"segment_customers": {"segments"},
 	"segment_fold":      {"segments"},
 	"segment_groups":    {"segments"},
+	"segment_hours":     {"segments"},
 	// segments (0023): the summaries behind the redeemed filter and their change queue
 	// (filled by the trigger on redemptions).
 	"segment_redeemers":          {"segments"},

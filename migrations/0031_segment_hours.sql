@@ -1,0 +1,82 @@
+-- 0031: windowed segment counts from hourly summaries (issue 22, target 3).
+--
+-- A window the per-customer summaries cannot answer (a bounded window, a count per group
+-- within a window, kind "all" within a window, more than five issues in a window) read
+-- the window's history: an index-only scan of issues_issued_at over every group's issues
+-- of the window (2.6M entries for a quarter at 10M issues a year), filtered to the
+-- groups asked for, then a hash join over every customer to number them (0.4-0.5 s of
+-- its own). "At least 2 of G05 in a bounded quarter" took 0.5-2.4 s.
+--
+-- segment_hours holds, per (group, hour, customer), the folded live issues of that hour:
+-- a window's whole hours are one index range per group, already numbered by customer, and
+-- only the partial hours at its ends (at most two, a few thousand issues) are read from
+-- the history. The folder adds the rows in the statement that updates the other
+-- summaries (so they are exact as of segment_fold.folded_to, the answers' as_of), and a
+-- release recounts the released issues' hours in the same transaction.
+--
+-- Why not an index on issues (group_id, issued_at): it is one more entry on every issue
+-- the claim inserts, on the hottest path, and still leaves the join that numbers the
+-- customers; the fold adds these rows in batches sorted by key, off the claim.
+
+-- The folder holds this row while it folds: the backfill below waits for a fold in
+-- progress and no fold (or release of a folded issue) runs before this commits.
+SET LOCAL work_mem = '256MB';
+SELECT folded_to FROM segment_fold FOR UPDATE;
+
+-- The hour of an instant: hours since 1970-01-01 00:00 UTC (independent of TimeZone).
+CREATE FUNCTION segment_hour(t timestamptz) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT floor(extract(epoch FROM t) / 3600)::integer $$;
+
+CREATE TABLE segment_hours (
+    group_id   bigint  NOT NULL,
+    hour       integer NOT NULL,
+    cust       bigint  NOT NULL,
+    n_initial  integer NOT NULL CHECK (n_initial >= 0),
+    n_repeat   integer NOT NULL CHECK (n_repeat >= 0),
+    CHECK (n_initial + n_repeat > 0)
+);
+
+-- The issues folded so far (all of them on an existing install: 0006's first fold).
+INSERT INTO segment_hours (group_id, hour, cust, n_initial, n_repeat)
+SELECT i.group_id, segment_hour(i.issued_at), c.num,
+       count(*) FILTER (WHERE i.kind = 'initial'), count(*) FILTER (WHERE i.kind = 'repeat')
+FROM issues i JOIN customers c ON c.id = i.customer_id
+WHERE i.issued_at < (SELECT folded_to FROM segment_fold) AND i.released_at IS NULL
+GROUP BY 1, 2, 3;
+
+-- Covering: a window's rows of a group are one index-only range, in hour order.
+ALTER TABLE segment_hours ADD PRIMARY KEY (group_id, hour, cust) INCLUDE (n_initial, n_repeat);
+ALTER TABLE segment_hours SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01);
+
+-- A release of folded issues (0006's trigger function, extended): the customers'
+-- summaries and bits are rebuilt as before, and the (group, hour, customer) rows of the
+-- released issues are recounted from the live issues below the watermark. A recount, not
+-- a decrement: an update of an already released row changes nothing.
+CREATE OR REPLACE FUNCTION issues_segment_release() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    upto timestamptz;
+    custs bigint[];
+BEGIN
+    SELECT folded_to INTO upto FROM segment_fold FOR SHARE;
+    SELECT array_agg(DISTINCT c.num) INTO custs
+    FROM released r JOIN customers c ON c.id = r.customer_id
+    WHERE r.issued_at < upto AND r.released_at IS NOT NULL;
+    IF custs IS NOT NULL THEN
+        PERFORM segment_rebuild(custs, upto);
+        DELETE FROM segment_hours s
+        USING released r JOIN customers c ON c.id = r.customer_id
+        WHERE r.issued_at < upto AND r.released_at IS NOT NULL
+          AND s.group_id = r.group_id AND s.hour = segment_hour(r.issued_at) AND s.cust = c.num;
+        INSERT INTO segment_hours (group_id, hour, cust, n_initial, n_repeat)
+        SELECT k.group_id, k.hour, k.cust,
+               count(*) FILTER (WHERE i.kind = 'initial'), count(*) FILTER (WHERE i.kind = 'repeat')
+        FROM (SELECT DISTINCT r.group_id, segment_hour(r.issued_at) AS hour, r.customer_id, c.num AS cust
+              FROM released r JOIN customers c ON c.id = r.customer_id
+              WHERE r.issued_at < upto AND r.released_at IS NOT NULL) k
+        JOIN issues i ON i.customer_id = k.customer_id AND i.group_id = k.group_id
+        WHERE i.issued_at >= to_timestamp(k.hour::float8 * 3600) AND i.issued_at < to_timestamp((k.hour + 1)::float8 * 3600)
+          AND i.issued_at < upto AND i.released_at IS NULL
+        GROUP BY 1, 2, 3;
+    END IF;
+    RETURN NULL;
+END $$;
