@@ -22,6 +22,9 @@ const writerLock = 1660060006
 // of at most FoldBatch issues, and returns how many it added. Several folders may run:
 // one folds, the others return at once.
 func (s *Service) Fold(ctx context.Context) (int, error) {
+	if err := s.compactCustomerCounts(ctx); err != nil {
+		return 0, err
+	}
 	total := 0
 	for {
 		n, more, err := s.foldOnce(ctx, s.cfg.FoldBatch, true)
@@ -30,6 +33,21 @@ func (s *Service) Fold(ctx context.Context) (int, error) {
 			return total, err
 		}
 	}
+}
+
+// compactCustomerCounts replaces the rows of segment_customer_counts (one per statement
+// that inserted customers, migration 0031) by their sum, so that a count that is a
+// complement sums a few rows. The rows deleted are those this statement sees; a
+// concurrent compaction deletes none of them twice (it waits, then skips them), and
+// rows still uncommitted are left for the next one.
+func (s *Service) compactCustomerCounts(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `
+		WITH d AS (DELETE FROM segment_customer_counts RETURNING n)
+		INSERT INTO segment_customer_counts (n) SELECT sum(n) FROM d HAVING count(*) > 0`)
+	if err != nil {
+		return fmt.Errorf("segment fold, customer counts: %w", err)
+	}
+	return nil
 }
 
 // horizonSQL is the instant below which no issue can still appear: now, or the start of

@@ -184,8 +184,12 @@ func (s set) count() string {
 	if !s.not {
 		return "SELECT count(*) FROM (" + s.sql + ") s"
 	}
-	return "SELECT (SELECT count(*) FROM customers) - (SELECT count(*) FROM (" + s.sql + ") s)"
+	return "SELECT " + customerCount + " - (SELECT count(*) FROM (" + s.sql + ") s)"
 }
+
+// customerCount is the number of customers (migration 0031: the counts each insert
+// appended, summed now and then by the folder), in the statement's snapshot.
+const customerCount = "(SELECT coalesce(sum(n), 0) FROM segment_customer_counts)"
 
 // interval is a closed range of counts; hi == math.MaxInt64 is open.
 type interval struct{ lo, hi int64 }
