@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -105,5 +107,114 @@ func TestCapsNeverBelowUsedOverHTTP(t *testing.T) {
 	// Removing a cap is always allowed.
 	if status, v := c.json("PATCH", path, `{"limits":{"max_redemptions":null,"budget":null}}`); status != 200 {
 		t.Fatalf("removing the caps: %d %v", status, v)
+	}
+}
+
+// TestGroupStatusAndLockOverHTTP (issue 17 items 3 and 4 over HTTP): GET /v1/groups
+// filters by status with counts per status (archived only under all/archived); a
+// paused group's shared code answers "This code is paused." at validate; a PATCH of
+// the terms of a group with an issued code is 409 terms_locked naming the fields and
+// stores nothing, while its name and limits stay editable; and validations leave no
+// row in the redemption history (issue 18 item 7).
+func TestGroupStatusAndLockOverHTTP(t *testing.T) {
+	c := newClient(t, api.Config{})
+	create := func(body string) string {
+		t.Helper()
+		status, v := c.json("POST", "/v1/groups", body)
+		if status != 201 {
+			t.Fatalf("create %s: %d %v", body, status, v)
+		}
+		return "/v1/groups/" + jsonNum(v["id"])
+	}
+	spring := create(`{"name":"Spring","terms":{"type":"percent","percent_off":20,"currency":"EUR","max_discount":10000}}`)
+	create(`{"name":"Draft","status":"draft"}`)
+	create(`{"name":"Ended","limits":{"ends_at":"2020-01-01T00:00:00Z"}}`)
+	news := c.createShared(`{"name":"Newsletter","kind":"shared","terms":{"type":"fixed","amount_off":1000,"currency":"EUR"}}`)
+	if status, v := c.promo(news, "", `{"code":"NEWS10"}`); status != 201 {
+		t.Fatalf("NEWS10: %d %v", status, v)
+	}
+	old := create(`{"name":"Old"}`)
+	c.upload(old, "OLD-1\n")
+	c.upload(spring, "SPRING-1\nSPRING-2\n")
+	for _, g := range []string{old, spring} {
+		req, _ := http.NewRequest("POST", c.srv.URL+g+"/issue", strings.NewReader(`{"customer_id":"ann","create_customer":true}`))
+		req.Header.Set("Authorization", "Bearer "+c.key)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "k"+g)
+		if status, v := c.send(req); status != 201 {
+			t.Fatalf("issue from %s: %d %v", g, status, v)
+		}
+	}
+	if status, v := c.json("DELETE", old, ""); status != 200 || v["archived"] != true {
+		t.Fatalf("delete a group with an issued code: %d %v", status, v)
+	}
+	cart := `"currency":"EUR","items":[{"product_id":"shoe","quantity":1,"unit_amount":3000}]`
+	if status, v := c.json("POST", "/v1/validate", `{"code":"news10","customer_id":"ann",`+cart+`}`); status != 200 || v["valid"] != true {
+		t.Fatalf("validate before the pause: %d %v", status, v)
+	}
+	if status, v := c.json("POST", news+"/pause", ""); status != 200 || v["status"] != "paused" {
+		t.Fatalf("pause: %d %v", status, v)
+	}
+	if status, v := c.json("POST", "/v1/validate", `{"code":"NEWS10","customer_id":"ann",`+cart+`}`); status != 200 || v["valid"] != false ||
+		v["reason"] != "paused" || v["message"] != "This code is paused." {
+		t.Fatalf("validate a paused group's code: %d %v", status, v)
+	}
+	// Validations, good or refused, are not redemptions.
+	if status, v := c.do("GET", news+"/redemptions", "", nil); status != 200 || len(v["redemptions"].([]any)) != 0 {
+		t.Fatalf("validations in the redemption history: %d %v", status, v)
+	}
+
+	list := func(query string) (string, map[string]any) {
+		t.Helper()
+		status, v := c.do("GET", "/v1/groups"+query, "", nil)
+		if status != 200 {
+			t.Fatalf("GET /v1/groups%s: %d %v", query, status, v)
+		}
+		var names []string
+		for _, g := range v["groups"].([]any) {
+			names = append(names, g.(map[string]any)["name"].(string))
+		}
+		return strings.Join(names, ","), v["counts"].(map[string]any)
+	}
+	wantCounts := map[string]float64{"all": 5, "active": 1, "draft": 1, "paused": 1, "expired": 1, "archived": 1}
+	for query, want := range map[string]string{
+		"":                 "Draft,Ended,Newsletter,Spring",
+		"?status=all":      "Draft,Ended,Newsletter,Old,Spring",
+		"?status=active":   "Spring",
+		"?status=draft":    "Draft",
+		"?status=paused":   "Newsletter",
+		"?status=expired":  "Ended",
+		"?status=archived": "Old",
+	} {
+		names, counts := list(query)
+		if names != want {
+			t.Errorf("GET /v1/groups%s: %s, want %s", query, names, want)
+		}
+		for k, n := range wantCounts {
+			if counts[k] != n {
+				t.Errorf("GET /v1/groups%s: counts %v, want %v", query, counts, wantCounts)
+				break
+			}
+		}
+	}
+	if status, v := c.do("GET", "/v1/groups?status=live", "", nil); status != 400 || errCode(v) != "invalid_field" {
+		t.Fatalf("an unknown status filter: %d %v", status, v)
+	}
+	if status, v := c.json("POST", old+"/activate", ""); status != 409 || errCode(v) != "group_archived" {
+		t.Fatalf("activate an archived group: %d %v", status, v)
+	}
+
+	// Spring issued a code: its terms are locked, its name and limits are not.
+	status, v := c.json("PATCH", spring, `{"name":"Spring 25%","terms":{"type":"percent","percent_off":25,"currency":"EUR","max_discount":10000}}`)
+	e, _ := v["error"].(map[string]any)
+	if status != 409 || errCode(v) != "terms_locked" || fmt.Sprint(e["fields"]) != "[percent_off]" {
+		t.Fatalf("PATCH locked terms: %d %v", status, v)
+	}
+	if _, g := c.do("GET", spring, "", nil); g["name"] != "Spring" || g["terms"].(map[string]any)["percent_off"] != 20.0 || g["terms_locked_at"] == nil {
+		t.Fatalf("a refused edit changed the group: %v", g)
+	}
+	if status, v := c.json("PATCH", spring, `{"name":"Spring 20%","limits":{"max_redemptions":100}}`); status != 200 || v["name"] != "Spring 20%" ||
+		v["limits"].(map[string]any)["max_redemptions"] != 100.0 || v["terms_summary"] != "20% off, at most 100 EUR" {
+		t.Fatalf("PATCH name and limits of a locked group: %d %v", status, v)
 	}
 }

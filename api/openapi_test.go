@@ -15,6 +15,7 @@ import (
 	"promopool/internal/apitest"
 	"promopool/internal/testdb"
 	"promopool/mailings"
+	"promopool/offers"
 	"promopool/reports"
 	"promopool/segments"
 )
@@ -104,4 +105,46 @@ func (noAlerts) List(context.Context, int64, int64, int) ([]alerts.Alert, error)
 // Acknowledge serves the acknowledgement route in the same tests.
 func (noAlerts) Acknowledge(context.Context, int64) (*alerts.Alert, error) {
 	return nil, alerts.ErrAlertNotFound
+}
+
+// TestOpenAPICheckoutReasons: the document's CheckoutReason enum is the reasons
+// checkout answers (offers.Reasons), and POST /v1/validate has an example of every
+// reason with its buyer-safe message as offers gives it, so the document cannot fall
+// behind a reason added or a message reworded.
+func TestOpenAPICheckoutReasons(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromFile("openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enum := map[string]bool{}
+	for _, v := range doc.Components.Schemas["CheckoutReason"].Value.Enum {
+		enum[v.(string)] = true
+	}
+	examples := doc.Paths.Value("/v1/validate").Post.Responses.Status(200).Value.Content.Get("application/json").Examples
+	byReason := map[string]map[string]any{}
+	for name, ex := range examples {
+		v, _ := ex.Value.Value.(map[string]any)
+		if r, ok := v["reason"].(string); ok {
+			byReason[r] = v
+		} else if v["valid"] != true {
+			t.Errorf("example %s is neither valid nor has a reason: %v", name, v)
+		}
+	}
+	for _, r := range offers.Reasons {
+		if !enum[string(r)] {
+			t.Errorf("reason %s is not in CheckoutReason's enum", r)
+		}
+		delete(enum, string(r))
+		ex, ok := byReason[string(r)]
+		if !ok {
+			t.Errorf("POST /v1/validate has no example of reason %s", r)
+			continue
+		}
+		if ex["valid"] != false || ex["message"] != r.Message() {
+			t.Errorf("example of %s: valid %v message %q, want false and %q", r, ex["valid"], ex["message"], r.Message())
+		}
+	}
+	for r := range enum {
+		t.Errorf("CheckoutReason lists %s, which checkout never answers", r)
+	}
 }
