@@ -98,15 +98,13 @@ ON CONFLICT (cust) DO UPDATE SET
         ELSE ARRAY(SELECT DISTINCT g FROM unnest(s.groups_initial || excluded.groups_initial) g ORDER BY g) END
 RETURNING cust, n_initial, n_all
 ),
--- Per (group, hour, customer) (migration 0031): a window's whole hours, in key order.
+-- Per (group, hour, customer) (migration 0031): appended, nothing looked up (readers sum
+-- a key's rows), in the order of their index.
 h AS (
-    INSERT INTO segment_hours AS s (group_id, hour, cust, n_initial, n_repeat)
+    INSERT INTO segment_hours (group_id, hour, cust, n_initial, n_repeat)
     SELECT group_id, segment_hour(issued_at), cust, count(*) FILTER (WHERE kind = 'initial'),
            count(*) FILTER (WHERE kind = 'repeat')
-    FROM new GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (group_id, hour, cust) DO UPDATE SET
-        n_initial = s.n_initial + excluded.n_initial,
-        n_repeat = s.n_repeat + excluded.n_repeat
+    FROM new GROUP BY 1, 2, 3 ORDER BY 1, 2
     RETURNING 1
 ),
 -- The bitmaps (migration 0010). Group membership only grows here: set the bits.

@@ -364,6 +364,11 @@ func TestFiltersMatchModel(t *testing.T) {
 					}
 				}
 			}
+			// An update of issues released already releases nothing again (the release
+			// trigger appends -1 to segment_hours only for a row it released).
+			if _, err := h.db.Exec(`UPDATE issues SET released_at = released_at WHERE released_at IS NOT NULL`); err != nil {
+				t.Fatal(err)
+			}
 			for i := 0; i < 25; i++ {
 				f := randomFilter(rng, names, h.now, h.times(), 0)
 				b, _ := json.Marshal(f)

@@ -359,11 +359,13 @@ func (b *builder) issuedFrom(f *IssuedFrom) set {
 			return set{sql: "SELECT DISTINCT cust FROM " + src, pred: pred}
 		}
 	}
+	// The window's rows sum per customer (and group) to the live issues: a release's -1
+	// cancels the issue it released.
 	src := b.window(f.Groups, f.Kind, from, to)
 	if f.Match == "all" {
-		return set{sql: "SELECT cust FROM " + src + " GROUP BY cust HAVING count(DISTINCT group_id) = " + b.arg(len(ids))}
+		return set{sql: "SELECT cust FROM (SELECT cust, group_id FROM " + src + " GROUP BY cust, group_id HAVING sum(n) > 0) g GROUP BY cust HAVING count(*) = " + b.arg(len(ids))}
 	}
-	return set{sql: "SELECT DISTINCT cust FROM " + src}
+	return set{sql: "SELECT cust FROM " + src + " GROUP BY cust HAVING sum(n) > 0"}
 }
 
 var placeholder = regexp.MustCompile(`\$[0-9]+`)
@@ -389,7 +391,8 @@ func compact(sql string, args []any) (string, []any) {
 }
 
 // window is the issues of a window (as rows of cust, group_id and n, the number of
-// issues the row stands for), as of the summaries' instant so that every node of a query
+// issues the row stands for, negative for released ones; a customer's rows sum to its
+// live issues), as of the summaries' instant so that every node of a query
 // answers as of one moment: the window's whole hours from segment_hours (migration 0031;
 // one index range per group, numbered by customer), and the partial hours at its ends
 // from the history, by its issued_at index (at most two hours' issues). Without groups,
@@ -415,10 +418,12 @@ func (b *builder) window(gs []GroupRef, kind string, from, to time.Time) string 
 	if !to.IsZero() {
 		where = append(where, "hour < "+b.arg(hi))
 	}
+	// A release appended -1 beside the fold's row (migration 0031): a key's rows sum to
+	// its live issues, and a customer whose rows sum to 0 counts zero.
 	n := "n_initial + n_repeat"
 	if kind == "initial" {
 		n = "n_initial"
-		where = append(where, "n_initial > 0")
+		where = append(where, "n_initial <> 0")
 	}
 	parts = append(parts, "SELECT cust, group_id, "+n+" AS n FROM segment_hours WHERE "+strings.Join(where, " AND "))
 	if !to.IsZero() && hourStart(hi).Before(to) {
