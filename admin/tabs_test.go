@@ -117,6 +117,19 @@ func TestGroupTabs(t *testing.T) {
 	if _, body := f.get(t, c, path+"/activity"); !strings.Contains(body, "<strong>create</strong>") || !strings.Contains(body, "<strong>upload</strong>") {
 		t.Fatalf("activity tab:\n%s", body)
 	}
+	// A change shows field by field: before → after, and who made it.
+	for _, d := range []string{"for the newsletter", "for the spring newsletter"} {
+		if _, err := f.store.Update(context.Background(), "ann@example.com", g.ID, groups.Input{Description: ptr(d)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, body = f.get(t, c, path+"/activity")
+	for _, want := range []string{`<strong>update</strong> by <span class="who">ann@example.com</span>`,
+		`<tr><th>description</th><td class="before">for the newsletter</td><td class="arrow">→</td><td class="after">for the spring newsletter</td></tr>`} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("activity tab lacks %s:\n%s", want, body)
+		}
+	}
 	_, body = f.get(t, c, path)
 	for _, want := range []string{`id="group-tabs"`, `href="` + path + `/redemptions"`, `id="card-uses"`} {
 		if !strings.Contains(body, want) {

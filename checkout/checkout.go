@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -60,6 +61,14 @@ type Service struct {
 	byEmail func(ctx context.Context, email string) (string, error)
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt
+	// qmu guards queues: each busy group's redemptions waiting for a batch (combine.go).
+	qmu    sync.Mutex
+	queues map[int64]*groupQueue
+	// codeGroups is the group each code was last found in (lower-cased code → group id;
+	// a routing hint, bounded by maxKnownCodes).
+	codeGroups map[string]int64
+	// batches and batched count the batches committed and the items they held.
+	batches, batched atomic.Int64
 }
 
 // New returns the checkout service. Errors: a required dependency is missing, or a
@@ -79,7 +88,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	case cfg.HoldTTL < time.Second || cfg.HoldTTL > 7*24*time.Hour:
 		return nil, fmt.Errorf("checkout: HoldTTL %s is outside 1s–168h", cfg.HoldTTL)
 	}
-	return &Service{cfg: cfg, db: deps.DB, note: deps.Notifier, log: deps.Log, byEmail: deps.CustomerByEmail, stmts: map[string]*sql.Stmt{}}, nil
+	return &Service{cfg: cfg, db: deps.DB, note: deps.Notifier, log: deps.Log, byEmail: deps.CustomerByEmail, stmts: map[string]*sql.Stmt{},
+		queues: map[int64]*groupQueue{}, codeGroups: map[string]int64{}}, nil
 }
 
 // HoldTTL is how long a hold lasts.

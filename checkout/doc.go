@@ -5,15 +5,18 @@
 // and may refund it whole or by items (Refund). Every answer and every webhook payload
 // carries the discount's allocation per line item, computed by package offers.
 //
-// Caps are exact. A redemption takes its slots in one statement (the PL/pgSQL function
-// checkout_redeem of migration 0017): the group's, the code's and the customer's counter
-// rows are each a conditional upsert that locks the row and increments only below the
-// cap, in a fixed order, and CHECK constraints on the counters make an increment past a
-// cap impossible rather than unlikely. A unique index refuses a second live redemption
-// of an order or of a unique code. The group's counter row is the group's lock
-// (migration 0026): a redemption reads its caps and checks for a replay once it holds it,
-// and refunds, confirms, cancels, the hold sweep and edits of the caps take it before
-// anything else of the group's, so none of them deadlocks with a redemption.
+// Caps are exact. The redemptions of a group queue in the process and are recorded in
+// batches (combine.go): one statement reads the offers of the batch's items, the offer's
+// checks run on each, then one call of checkout_redeem_batch
+// (migration 0029) per batch of up to 128, one statement and one transaction, which
+// holds the group's counter row (the group's lock, migration 0026), reads the caps and
+// the replays under it, and judges each item in turn against the counters as the items
+// before it left them: the group's total cap, the budget, the code's and the customer's
+// caps. CHECK constraints on the counters make an increment past a cap impossible
+// rather than unlikely, and unique indexes refuse a second live redemption of an order
+// or of a unique code. Refunds, confirms, cancels, the hold sweep and edits of the caps
+// take the group's counter row before anything else of the group's, so none of them
+// deadlocks with a redemption; across processes each batch takes the same row lock.
 //
 // Retries are safe: a redemption is keyed by its order id (and its Idempotency-Key when
 // one is sent); the same request again gets the first answer, another request under the

@@ -87,14 +87,19 @@ func (s *Service) loadOffer(ctx context.Context, code, customer string) (*offer,
 	if err != nil {
 		return nil, err
 	}
+	return scanOffer(st.QueryRowContext(ctx, code, customer))
+}
+
+// scanOffer reads an offer's columns (offerQuery's, after any the caller scans first).
+func scanOffer(row scanner, first ...any) (*offer, error) {
 	var o offer
-	err = st.QueryRowContext(ctx, code, customer).Scan(&o.codeID, &o.code, &o.groupID, &o.groupName, &o.kind, &o.status,
+	err := row.Scan(append(first, &o.codeID, &o.code, &o.groupID, &o.groupName, &o.kind, &o.status,
 		&o.archived, &o.termsJSON, &o.maxTotal, &o.maxPer, &o.startsAt, &o.endsAt,
 		&o.budget, &o.binding, &o.codeExpires,
 		&o.promo, &o.promoActive, &o.firstTimeOnly, &o.promoCustomer,
 		&o.promoCap, &o.promoExpires, &o.promoMinOrder,
 		&o.voided, &o.issueID, &o.holder, &o.mailingID,
-		&o.groupUsed, &o.groupDiscount, &o.codeUsed, &o.customerUsed, &o.customerBefore)
+		&o.groupUsed, &o.groupDiscount, &o.codeUsed, &o.customerUsed, &o.customerBefore)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the offer of a code: %w", err)
 	}

@@ -120,25 +120,48 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (r *Redemption,
 	}
 }
 
-// redeemOnce makes two round trips: the offer's read, then checkout_redeem, which looks
-// for a replay of the order or key under the group's lock. Only a request the offer's
-// checks refuse looks for a replay first (a third round trip, on the refusal path): an
-// order redeemed before the group was paused, say, answers its redemption, not a
+// redeemOnce records the redemption in its group's next batch (combine.go). A code
+// whose group the process knows goes to the group's queue at once, and the batch reads
+// the offers of all its items in one statement; otherwise the request reads its offer
+// first (and the process learns the code's group). The offer's checks refuse before the
+// batch's caps: such a request looks for a replay first (an order redeemed before the
+// group was paused, say, answers its redemption, not a refusal), then records the
 // refusal.
 func (s *Service) redeemOnce(ctx context.Context, req *RedeemRequest, hash []byte) (*Redemption, bool, error) {
 	now := s.now()
+	if group, ok := s.knownGroup(req.Code); ok {
+		res, err := s.submit(ctx, group, &batchItem{req: req, hash: hash, now: now, done: make(chan batchResult, 1)})
+		switch {
+		case err != nil:
+			return nil, false, err
+		case res.refused != "":
+			return s.refuseChecked(ctx, req, hash, res.offer, res.refused, now)
+		case !res.reroute:
+			return res.answer(req, hash)
+		}
+		// The code is not in that group (any more): read its offer here.
+	}
 	o, err := s.loadOffer(ctx, req.Code, req.CustomerID)
 	if err != nil {
 		return nil, false, err
 	}
+	if o.found() {
+		s.learnGroup(req.Code, o.groupID)
+	}
 	reason, d := o.check(ask{customer: req.CustomerID, firstTime: req.FirstTime, order: &req.Order}, now)
 	if reason != "" {
-		if r, err := s.replay(ctx, req, hash); r != nil || err != nil {
-			return r, r != nil, err
-		}
-		return s.refuse(ctx, req, hash, o, reason, now)
+		return s.refuseChecked(ctx, req, hash, o, reason, now)
 	}
 	return s.take(ctx, req, hash, o, d, now)
+}
+
+// refuseChecked answers a request the offer's checks refuse: its earlier redemption when
+// it is a replay, else the refusal, recorded.
+func (s *Service) refuseChecked(ctx context.Context, req *RedeemRequest, hash []byte, o *offer, reason offers.Reason, now time.Time) (*Redemption, bool, error) {
+	if r, err := s.replay(ctx, req, hash); r != nil || err != nil {
+		return r, r != nil, err
+	}
+	return s.refuse(ctx, req, hash, o, reason, now)
 }
 
 // replay returns the redemption an identical earlier request made, nil when there is
@@ -222,59 +245,18 @@ func (s *Service) refuse(ctx context.Context, req *RedeemRequest, hash []byte, o
 	return nil, false, &RefusedError{Reason: reason, Redemption: r}
 }
 
-// takeQuery calls checkout_redeem (migration 0017), which returns the row it names.
-var takeQuery = `
-SELECT t.outcome, ` + qualified("(t.r).") + `
-  FROM checkout_redeem($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) t`
-
-// take records the redemption through checkout_redeem, which takes the slots of every
-// cap under their row locks or refuses with the cap that is full.
+// take records the redemption in its group's next batch (combine.go), which takes the
+// slots of every cap under their row locks or refuses with the cap that is full.
 func (s *Service) take(ctx context.Context, req *RedeemRequest, hash []byte, o *offer, d offers.Discount, now time.Time) (*Redemption, bool, error) {
-	summary := o.terms.Summary()
-	snap, _ := json.Marshal(snapshot{GroupName: o.groupName, Terms: o.terms, TermsSummary: summary, PerItem: d.PerItem, Free: d.Free})
-	var hold sql.NullTime
-	if req.Hold {
-		hold = sql.NullTime{Time: now.Add(s.cfg.HoldTTL), Valid: true}
-	}
-	payload, _ := json.Marshal(webhookPayload(req, o, d))
-	key := sql.NullString{String: req.IdempotencyKey, Valid: req.IdempotencyKey != ""}
-	st, err := s.stmt(ctx, takeQuery)
+	it, err := s.newBatchItem(req, hash, o, d, now)
 	if err != nil {
 		return nil, false, err
 	}
-	var outcome string
-	row := st.QueryRowContext(ctx, o.groupID, o.codeID, o.code, o.kind, o.codeCap(),
-		req.CustomerID, req.OrderID, key, hash,
-		d.Currency, d.OrderAmount, d.Amount, snap,
-		o.issueID, o.mailingID, req.UTMSource, hold, now, s.cfg.Webhooks, payload, s.cfg.FailedWebhooks)
-	r, err := scanRedemption(outcomeScanner{row, &outcome})
+	res, err := s.submit(ctx, o.groupID, it)
 	if err != nil {
-		return nil, false, fmt.Errorf("redeeming for order %q: %w", req.OrderID, err)
+		return nil, false, err
 	}
-	switch outcome {
-	case "created":
-		if s.cfg.Webhooks && r.Status == StatusSucceeded {
-			s.notify(ctx, r.ID)
-		}
-		return r, false, nil
-	case "replay", "conflict":
-		r, err := checkReplay(r, req, hash)
-		return r, r != nil, err
-	}
-	if s.cfg.FailedWebhooks {
-		s.notify(ctx, r.ID)
-	}
-	return nil, false, &RefusedError{Reason: offers.Reason(outcome), Redemption: r}
-}
-
-// outcomeScanner reads the outcome column before a redemption's.
-type outcomeScanner struct {
-	row     scanner
-	outcome *string
-}
-
-func (o outcomeScanner) Scan(dest ...any) error {
-	return o.row.Scan(append([]any{o.outcome}, dest...)...)
+	return res.answer(req, hash)
 }
 
 func isUniqueViolation(err error) bool {

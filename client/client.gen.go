@@ -908,6 +908,7 @@ func (e TemplateCheckValid) Valid() bool {
 
 // Defines values for TemplateProblemCode.
 const (
+	TemplateProblemCodeGroupNotActive   TemplateProblemCode = "group_not_active"
 	TemplateProblemCodeLooksLikeMacro   TemplateProblemCode = "looks_like_macro"
 	TemplateProblemCodeSyntax           TemplateProblemCode = "syntax"
 	TemplateProblemCodeTemplateTooLarge TemplateProblemCode = "template_too_large"
@@ -922,6 +923,8 @@ const (
 // Valid indicates whether the value is a known member of the TemplateProblemCode enum.
 func (e TemplateProblemCode) Valid() bool {
 	switch e {
+	case TemplateProblemCodeGroupNotActive:
+		return true
 	case TemplateProblemCodeLooksLikeMacro:
 		return true
 	case TemplateProblemCodeSyntax:
@@ -2216,7 +2219,7 @@ type TemplateCheckValid bool
 
 // TemplateProblem defines model for TemplateProblem.
 type TemplateProblem struct {
-	// Code Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `unknown_column`: a column its group does not declare, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag). New codes may be added.
+	// Code Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `unknown_column`: a column its group does not declare, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag; `group_not_active`: `promocode` of a draft or paused group, so a mailing using it waits until the group is activated). New codes may be added.
 	Code TemplateProblemCode `json:"code"`
 
 	// Column 1-based column, in characters, of the macro's `{{`.
@@ -2234,7 +2237,7 @@ type TemplateProblem struct {
 	Part    TemplateProblemPart `json:"part"`
 }
 
-// TemplateProblemCode Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `unknown_column`: a column its group does not declare, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag). New codes may be added.
+// TemplateProblemCode Stable, for programs: the kind of problem (`syntax`, `unknown_name`, `unknown_group`, `unknown_column`: a column its group does not declare, `template_too_large`) or of warning (`looks_like_macro`: text that looks like a macro but is not one; `url_not_encoded`: a code or value inside an `href`/`src` without `| url`; `unsafe_url`: a value that begins a link; `unsafe_context`: a value in a script or style element, an `on…`/`style` attribute or inside a tag; `group_not_active`: `promocode` of a draft or paused group, so a mailing using it waits until the group is activated). New codes may be added.
 type TemplateProblemCode string
 
 // TemplateProblemPart defines model for TemplateProblem.Part.
@@ -3506,7 +3509,7 @@ type ClientInterface interface {
 
 	// ValidateTemplateWithBody Validate templates: groups drawn from, re-issued from, attributes used
 	//
-	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`, `group_not_active`) with the part, line and column of the macro.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3515,7 +3518,7 @@ type ClientInterface interface {
 
 	// ValidateTemplate Validate templates: groups drawn from, re-issued from, attributes used
 	//
-	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`, `group_not_active`) with the part, line and column of the macro.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4721,7 +4724,7 @@ func (c *Client) PreviewTemplate(ctx context.Context, body PreviewTemplateJSONRe
 
 // ValidateTemplateWithBody Validate templates: groups drawn from, re-issued from, attributes used
 //
-// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`, `group_not_active`) with the part, line and column of the macro.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4740,7 +4743,7 @@ func (c *Client) ValidateTemplateWithBody(ctx context.Context, contentType strin
 
 // ValidateTemplate Validate templates: groups drawn from, re-issued from, attributes used
 //
-// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`, `group_not_active`) with the part, line and column of the macro.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8101,7 +8104,7 @@ type ClientWithResponsesInterface interface {
 
 	// ValidateTemplateWithBodyWithResponse Validate templates: groups drawn from, re-issued from, attributes used
 	//
-	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`, `group_not_active`) with the part, line and column of the macro.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8110,7 +8113,7 @@ type ClientWithResponsesInterface interface {
 
 	// ValidateTemplateWithResponse Validate templates: groups drawn from, re-issued from, attributes used
 	//
-	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+	// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`, `group_not_active`) with the part, line and column of the macro.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12175,6 +12178,8 @@ type RenderMessagesResponse struct {
 	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *PayloadTooLarge
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -12209,6 +12214,11 @@ func (r RenderMessagesResponse) GetJSON403() *Forbidden {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r RenderMessagesResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RenderMessagesResponse) GetJSON409() *Error {
+	return r.JSON409
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -13838,7 +13848,7 @@ func (c *ClientWithResponses) PreviewTemplateWithResponse(ctx context.Context, b
 
 // ValidateTemplateWithBodyWithResponse Validate templates: groups drawn from, re-issued from, attributes used
 //
-// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`, `group_not_active`) with the part, line and column of the macro.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13853,7 +13863,7 @@ func (c *ClientWithResponses) ValidateTemplateWithBodyWithResponse(ctx context.C
 
 // ValidateTemplateWithResponse Validate templates: groups drawn from, re-issued from, attributes used
 //
-// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`) with the part, line and column of the macro.
+// Scope: read. Compiles the templates as a mailing's creation does: every problem at once (400 `invalid_template` with `problems`, and `warnings`), or valid with the groups, the attributes and the warnings. Warnings carry stable codes (`url_not_encoded`, `unsafe_url`, `unsafe_context`, `looks_like_macro`, `group_not_active`) with the part, line and column of the macro.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17535,6 +17545,13 @@ func ParseRenderMessagesResponse(rsp *http.Response) (*RenderMessagesResponse, e
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge

@@ -94,6 +94,33 @@ func (s *Store) GroupsArchived(ctx context.Context, names []string) ([]bool, err
 	return out, nil
 }
 
+// GroupsWaiting implements macros.StatusChecker: for each name, the status of the
+// live group of that name when it issues no codes for now (StatusDraft or
+// StatusPaused), else "".
+func (s *Store) GroupsWaiting(ctx context.Context, names []string) ([]string, error) {
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = strings.ToLower(n)
+	}
+	var rows []struct {
+		Key    string `db:"key"`
+		Status string `db:"status"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, `SELECT lower(name) AS key, status FROM groups
+		WHERE archived_at IS NULL AND status IN ('draft', 'paused') AND lower(name) = ANY($1)`, pq.Array(keys)); err != nil {
+		return nil, fmt.Errorf("looking up draft and paused groups: %w", err)
+	}
+	out := make([]string, len(names))
+	for i, k := range keys {
+		for _, r := range rows {
+			if r.Key == k {
+				out[i] = r.Status
+			}
+		}
+	}
+	return out, nil
+}
+
 // Exists returns ErrGroupNotFound unless the group exists, live or archived.
 func (s *Store) Exists(ctx context.Context, groupID int64) error {
 	var one int

@@ -57,6 +57,11 @@ var (
 	// style attribute, inside a tag outside any attribute value, or right
 	// after "<": HTML escaping does not make a value safe there.
 	ErrUnsafeContext = errors.New("value in an unsafe HTML context")
+
+	// ErrGroupNotActive marks promocode('G') of a group that is a draft or
+	// paused (see [StatusChecker]): nothing is drawn from it until it is
+	// activated, so a mailing using it waits.
+	ErrGroupNotActive = errors.New("group issues no codes for now")
 )
 
 // ErrMissingCode is returned (wrapped) by [Template.CheckValues] and
@@ -104,7 +109,7 @@ type Problem struct {
 	Macro   string // the macro as written (shortened to 60 characters with "…")
 	Message string // what is wrong, in plain words
 	Fix     string // how to fix it
-	Err     error  // its kind: ErrSyntax, ErrUnknownName, ErrUnknownGroup, ErrUnknownColumn or ErrTemplateTooLarge; for a warning ErrLooksLikeMacro, ErrURLNotEncoded, ErrUnsafeURL or ErrUnsafeContext
+	Err     error  // its kind: ErrSyntax, ErrUnknownName, ErrUnknownGroup, ErrUnknownColumn or ErrTemplateTooLarge; for a warning ErrLooksLikeMacro, ErrURLNotEncoded, ErrUnsafeURL, ErrUnsafeContext or ErrGroupNotActive
 
 	offset int // byte offset in the part, for ordering
 }
@@ -112,7 +117,7 @@ type Problem struct {
 // Code is the problem's kind as a stable lowercase code, for programs (the HTTP
 // API answers it with each problem and warning): "syntax", "unknown_name",
 // "unknown_group", "unknown_column", "template_too_large" for problems; "looks_like_macro",
-// "url_not_encoded", "unsafe_url", "unsafe_context" for warnings; "" for a
+// "url_not_encoded", "unsafe_url", "unsafe_context", "group_not_active" for warnings; "" for a
 // Problem without a kind.
 func (p Problem) Code() string {
 	for _, k := range problemCodes {
@@ -137,6 +142,7 @@ var problemCodes = []struct {
 	{ErrURLNotEncoded, "url_not_encoded"},
 	{ErrUnsafeURL, "unsafe_url"},
 	{ErrUnsafeContext, "unsafe_context"},
+	{ErrGroupNotActive, "group_not_active"},
 }
 
 // String formats the problem on one line, e.g.

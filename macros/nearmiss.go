@@ -143,7 +143,7 @@ func (sc *scanner) strays() {
 // many macros.
 func (sc *scanner) stray(at, end int) int {
 	s := sc.s
-	call := strings.Join(strings.Fields(s[at:end]), "")
+	call := squeeze(s[at:end])
 	b := at
 	for b > 0 && (s[b-1] == ' ' || s[b-1] == '\t') {
 		b--
@@ -195,6 +195,29 @@ func (sc *scanner) stray(at, end int) int {
 		return -1
 	}
 	return sc.problem(b, e, msg, fix, ErrSyntax)
+}
+
+// squeeze drops the white space of a client.NAME(…) call that is outside
+// its quoted arguments, so that a suggested fix keeps a group name such as
+// 'Spring 30%' as the marketer wrote it.
+func squeeze(call string) string {
+	var b strings.Builder
+	var quote byte
+	for i := 0; i < len(call); i++ {
+		c := call[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 func hasSuffixFold(s, suffix string) bool {

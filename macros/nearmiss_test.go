@@ -77,6 +77,8 @@ func TestNearMisses(t *testing.T) {
 	}{
 		{"single brace", "Hi {client.first_name}!", PartText, ErrSyntax, 4, "single {", "{{client.first_name}}"},
 		{"single brace, double close", "{client.promocode('G')}}", PartText, ErrSyntax, 1, "single {", "{{client.promocode('G')}}"},
+		{"single brace keeps a spaced group name", "{client.promocode( 'Spring 30%' )}}", PartText, ErrSyntax, 1, "single {", "write {{client.promocode('Spring 30%')}}"},
+		{"single angle keeps a spaced group name", "<client.promocode('Spring 30%')>>", PartText, ErrSyntax, 1, "single <", "write <<client.promocode('Spring 30%')>> or {{client.promocode('Spring 30%')}}"},
 		{"single angle", "<client.email>", PartText, ErrSyntax, 1, "single <", "<<client.email>>"},
 		{"spaced single brace", "{ client.id }", PartText, ErrSyntax, 1, "single {", "{{client.id}}"},
 		{"HTML-escaped angles", "<p>&lt;&lt;client.promocode(&#39;Spring&#39;)&gt;&gt;</p>", PartHTML, ErrSyntax, 4, "HTML-escaped", "<<client.promocode('Spring')>>"},

@@ -211,6 +211,14 @@ func CompileLimits(ctx context.Context, src Source, groups GroupChecker, lim Lim
 			return nil, err
 		}
 		probs = append(probs, cp...)
+		waits, err := waitingGroups(ctx, groups, t.newGroups, missing, macros)
+		if err != nil {
+			return nil, err
+		}
+		if len(waits) > 0 {
+			t.warnings = append(t.warnings, waits...)
+			sortProblems(t.warnings)
+		}
 	}
 	if len(probs) > 0 {
 		sortProblems(probs)
@@ -509,6 +517,57 @@ type ArchiveChecker interface {
 	// GroupsArchived reports, for each name, whether an archived group of that
 	// name exists (compared as GroupsExist compares), in the same order.
 	GroupsArchived(ctx context.Context, names []string) ([]bool, error)
+}
+
+// StatusChecker is a GroupChecker that also knows which groups issue no new code
+// for now (the groups package satisfies it). With it, [Compile] warns
+// (ErrGroupNotActive) about promocode('G') of a draft or paused group: the template
+// is valid, but a mailing using it waits until G is activated, and a render or a
+// direct issue from it is refused meanwhile.
+type StatusChecker interface {
+	GroupChecker
+	// GroupsWaiting returns, for each name, "draft" or "paused" when the live group
+	// of that name issues no code for now, or "" (also for a name of no group), in
+	// the same order.
+	GroupsWaiting(ctx context.Context, names []string) ([]string, error)
+}
+
+// waitingGroups warns about the first promocode macro of each drawn group (not in
+// missing) that is a draft or paused, when c is a StatusChecker.
+func waitingGroups(ctx context.Context, c GroupChecker, drawn []string, missing map[string]bool, ms []macro) ([]Problem, error) {
+	sc, ok := c.(StatusChecker)
+	if !ok || len(drawn) == 0 {
+		return nil, nil
+	}
+	status, err := sc.GroupsWaiting(ctx, drawn)
+	if err != nil {
+		return nil, fmt.Errorf("macros: checking which of the template's groups are active: %w", err)
+	}
+	if len(status) != len(drawn) {
+		return nil, fmt.Errorf("macros: checking which of the template's groups are active: %d answers for %d names", len(status), len(drawn))
+	}
+	waiting := make(map[string]string)
+	for i, st := range status {
+		if k := GroupKey(drawn[i]); st != "" && !missing[k] {
+			waiting[k] = st
+		}
+	}
+	var out []Problem
+	for _, m := range ms {
+		k := GroupKey(m.arg)
+		st, ok := waiting[k]
+		if !ok || !m.fn.isCode() || m.fn == fnLastPromocode || m.fn == fnLastColumn {
+			continue
+		}
+		delete(waiting, k) // once per group
+		state := "paused"
+		if st == "draft" {
+			state = "a draft"
+		}
+		out = append(out, *m.problem(m.loc.s, fmt.Sprintf("group %q is %s: it issues no codes until it is activated, so a mailing using it waits (paused, group_%s) and a render is refused", m.arg, state, st),
+			"activate the group before the send (POST /v1/groups/{id}/activate), or draw from an active group", ErrGroupNotActive))
+	}
+	return out, nil
 }
 
 // ColumnChecker is a GroupChecker that also knows which extra columns a group

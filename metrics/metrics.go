@@ -84,6 +84,15 @@ var (
 		Help: "Codes refused at checkout by this process, by operation (validate, redeem) and reason.",
 	}, []string{"operation", "reason"})
 
+	// RedeemBatchSize is how many redemptions of one group each batch recorded in one
+	// transaction (checkout's combiner: requests that arrive while a group's batch runs
+	// wait for the next; 1 means no contention).
+	RedeemBatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "promopool_checkout_redeem_batch_size",
+		Help:    "Redemptions of one group recorded per transaction by this process's checkout.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+	})
+
 	// AlertsSent counts alerts delivered, by kind (e.g. low, empty, exhausted) and
 	// channel (e.g. email, webhook). The alerts package increments it.
 	AlertsSent = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -99,6 +108,7 @@ var Registry = newRegistry()
 func newRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(CodesIssued, UploadRows, MailingMessages, TaskDuration, TaskRetries, AlertsSent, ValidateDuration, CheckoutRefusals,
+		RedeemBatchSize,
 		SegmentFoldIssues, SegmentFoldSeconds, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }
