@@ -56,10 +56,12 @@ var tableUsers = map[string][]string{
 	"alert_state":      {"alerts"},
 	"alert_deliveries": {"alerts"},
 
-	"segment_bits":      {"segments"},
-	"segment_customers": {"segments"},
-	"segment_fold":      {"segments"},
-	"segment_groups":    {"segments"},
+	"segment_bits":            {"segments"},
+	"segment_customers":       {"segments"},
+	"segment_fold":            {"segments"},
+	"segment_groups":          {"segments"},
+	"segment_hours":           {"segments"},
+	"segment_customer_counts": {"segments"},
 	// segments (0023): the summaries behind the redeemed filter and their change queue
 	// (filled by the trigger on redemptions).
 	"segment_redeemers":          {"segments"},

@@ -46,7 +46,9 @@ func (b *bitBuilder) arg(v any) string {
 // count that accepts zero, "not redeemed from G", an OR with a NOT in it) is counted as
 // every customer minus the bits of what it excludes: customers.num is never reused and
 // customers are not deleted, so every bit stands for a row of customers and
-// count(customers) − bit_count is exact.
+// count(customers) − bit_count is exact. The number of customers is read from
+// segment_customer_counts (migration 0031: each insert of customers appends how many,
+// the folder sums the rows), not by scanning customers (50-190 ms at 1M).
 func bitCount(f *Filter) (string, []any, bool) {
 	b := &bitBuilder{}
 	e, neg, ok := b.expr(f)
@@ -55,7 +57,7 @@ func bitCount(f *Filter) (string, []any, bool) {
 	}
 	count := fmt.Sprintf("coalesce(sum(bit_count(%s)), 0)::bigint", e)
 	if neg {
-		count = "(SELECT count(*) FROM customers) - " + count
+		count = customerCount + " - " + count
 	}
 	return fmt.Sprintf("SELECT %s FROM (SELECT chunk, %s FROM segment_bits WHERE %s GROUP BY chunk) x",
 		count, strings.Join(b.cols, ", "), strings.Join(b.conds, " OR ")), b.args, true

@@ -98,19 +98,31 @@
 //	              Filter: ((n_initial > 0) AND (last_initial_at >= '2026-09-01 20:23:49+00'::timestamptz))
 //	Execution Time: 94.759 ms
 //
-// Shape 6: Windows the summaries cannot answer (a bounded window, a count per group within a
-// window, kind "all" within a window, more than five issues in a window) read the
-// window's rows of the history only, index-only by issues_issued_at; their cost grows
-// with the window (here a quarter: 930,000 index entries), not with the history. The
-// join to customers (text id to number) is hashed:
+// Shape 6: Windows the per-customer summaries cannot answer (a bounded window, a count
+// per group within a window, kind "all" within a window, more than five issues in a
+// window) read the window's whole hours from segment_hours (migration 0031: per group,
+// hour and customer, numbered already) and only the partial hours at its ends from the
+// history, index-only by issues_issued_at with the customers joined by their key. "At
+// least 2 of G05 in a bounded quarter", 3,613 customers (the bench measured 88 ms as
+// its median; this plan was taken with the machine's load average at 11):
 //
-//	Aggregate
-//	  ->  Finalize HashAggregate (Group Key: c.num)  Filter: (count(*) >= '2'::bigint)
-//	        ->  Gather -> Partial HashAggregate
-//	              ->  Parallel Hash Join (Hash Cond: (i.customer_id = c.id))
-//	                    ->  Parallel Index Only Scan using issues_issued_at on issues i
-//	                          Index Cond: ((issued_at < as_of) AND (issued_at < to) AND (issued_at >= from))
-//	                          Filter: ((group_id = ANY ('{6}'::bigint[])) AND (kind = 'initial'::text))
-//	                    ->  Parallel Hash -> Parallel Seq Scan on customers c
-//	Execution Time: 395.005 ms
+//	Aggregate (actual time=289.187..297.004 rows=1 loops=1)
+//	  ->  Finalize GroupAggregate (Group Key: cust)  Filter: (sum(n) >= 2)
+//	        ->  Gather Merge -> Sort -> Partial HashAggregate
+//	              ->  Parallel Append
+//	                    ->  Nested Loop (rows=27)
+//	                          ->  Index Only Scan using issues_issued_at on issues i
+//	                                Index Cond: ((issued_at < as_of) AND (issued_at < end of from's hour) AND (issued_at >= from))
+//	                                Filter: ((group_id = ANY ('{6}'::bigint[])) AND (kind = 'initial'::text))
+//	                          ->  Index Scan using customers_pkey on customers c  Index Cond: (id = i.customer_id)
+//	                    ->  Parallel Index Only Scan using segment_hours_pkey on segment_hours (rows=21789 loops=3)
+//	                          Index Cond: ((group_id = ANY ('{6}'::bigint[])) AND (hour >= first whole hour) AND (hour < to's hour))
+//	                          Filter: (n_initial > 0)
+//	                    ->  Nested Loop (rows=2)  (the same for [to's hour, to))
+//	Execution Time: 297.682 ms
+//
+// A window over every group reads every group's range (the groups found by a skip scan
+// of segment_hours' key): about one row per issue of the window, grouped per customer —
+// 2.3M rows and 554,000 customers for a quarter of the 10M-issue year, seconds; see
+// docs/benchmarks.md.
 package segments

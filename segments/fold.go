@@ -22,6 +22,9 @@ const writerLock = 1660060006
 // of at most FoldBatch issues, and returns how many it added. Several folders may run:
 // one folds, the others return at once.
 func (s *Service) Fold(ctx context.Context) (int, error) {
+	if err := s.compactCustomerCounts(ctx); err != nil {
+		return 0, err
+	}
 	total := 0
 	for {
 		n, more, err := s.foldOnce(ctx, s.cfg.FoldBatch, true)
@@ -30,6 +33,21 @@ func (s *Service) Fold(ctx context.Context) (int, error) {
 			return total, err
 		}
 	}
+}
+
+// compactCustomerCounts replaces the rows of segment_customer_counts (one per statement
+// that inserted customers, migration 0031) by their sum, so that a count that is a
+// complement sums a few rows. The rows deleted are those this statement sees; a
+// concurrent compaction deletes none of them twice (it waits, then skips them), and
+// rows still uncommitted are left for the next one.
+func (s *Service) compactCustomerCounts(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `
+		WITH d AS (DELETE FROM segment_customer_counts RETURNING n)
+		INSERT INTO segment_customer_counts (n) SELECT sum(n) FROM d HAVING count(*) > 0`)
+	if err != nil {
+		return fmt.Errorf("segment fold, customer counts: %w", err)
+	}
+	return nil
 }
 
 // horizonSQL is the instant below which no issue can still appear: now, or the start of
@@ -89,6 +107,15 @@ ON CONFLICT (cust) DO UPDATE SET
     groups_initial = CASE WHEN excluded.groups_initial <@ s.groups_initial THEN s.groups_initial
         ELSE ARRAY(SELECT DISTINCT g FROM unnest(s.groups_initial || excluded.groups_initial) g ORDER BY g) END
 RETURNING cust, n_initial, n_all
+),
+-- Per (group, hour, customer) (migration 0031): appended, nothing looked up (readers sum
+-- a key's rows), in the order of their index.
+h AS (
+    INSERT INTO segment_hours (group_id, hour, cust, n_initial, n_repeat)
+    SELECT group_id, segment_hour(issued_at), cust, count(*) FILTER (WHERE kind = 'initial'),
+           count(*) FILTER (WHERE kind = 'repeat')
+    FROM new GROUP BY 1, 2, 3 ORDER BY 1, 2
+    RETURNING 1
 ),
 -- The bitmaps (migration 0010). Group membership only grows here: set the bits.
 gb AS (

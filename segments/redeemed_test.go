@@ -282,7 +282,7 @@ func randomRedeemedFilter(rng *rand.Rand, names []string, now time.Time, depth i
 	if rng.IntN(3) > 0 {
 		return &segments.Filter{Redeemed: randomRedeemed(rng, names, now, true)}
 	}
-	return randomFilter(rng, names, now, 3)
+	return randomFilter(rng, names, now, nil, 3)
 }
 
 // randomRedeemed draws a redeemed node: groups or none, a comparison or the default,

@@ -184,8 +184,12 @@ func (s set) count() string {
 	if !s.not {
 		return "SELECT count(*) FROM (" + s.sql + ") s"
 	}
-	return "SELECT (SELECT count(*) FROM customers) - (SELECT count(*) FROM (" + s.sql + ") s)"
+	return "SELECT " + customerCount + " - (SELECT count(*) FROM (" + s.sql + ") s)"
 }
+
+// customerCount is the number of customers (migration 0031: the counts each insert
+// appended, summed now and then by the folder), in the statement's snapshot.
+const customerCount = "(SELECT coalesce(sum(n), 0) FROM segment_customer_counts)"
 
 // interval is a closed range of counts; hi == math.MaxInt64 is open.
 type interval struct{ lo, hi int64 }
@@ -284,7 +288,7 @@ func (b *builder) quantity(q *Quantity) set {
 			return s
 		}
 	}
-	return b.counted(b.history(q.Groups, q.Kind, from, to), "count(*)", true, ivs)
+	return b.counted(b.window(q.Groups, q.Kind, from, to), "sum(n)", true, ivs)
 }
 
 // recent answers "initial issues since from, counted over all groups" from the latest
@@ -355,11 +359,13 @@ func (b *builder) issuedFrom(f *IssuedFrom) set {
 			return set{sql: "SELECT DISTINCT cust FROM " + src, pred: pred}
 		}
 	}
-	src := b.history(f.Groups, f.Kind, from, to)
+	// The window's rows sum per customer (and group) to the live issues: a release's -1
+	// cancels the issue it released.
+	src := b.window(f.Groups, f.Kind, from, to)
 	if f.Match == "all" {
-		return set{sql: "SELECT cust FROM " + src + " GROUP BY cust HAVING count(DISTINCT group_id) = " + b.arg(len(ids))}
+		return set{sql: "SELECT cust FROM (SELECT cust, group_id FROM " + src + " GROUP BY cust, group_id HAVING sum(n) > 0) g GROUP BY cust HAVING count(*) = " + b.arg(len(ids))}
 	}
-	return set{sql: "SELECT DISTINCT cust FROM " + src}
+	return set{sql: "SELECT cust FROM " + src + " GROUP BY cust HAVING sum(n) > 0"}
 }
 
 var placeholder = regexp.MustCompile(`\$[0-9]+`)
@@ -384,8 +390,77 @@ func compact(sql string, args []any) (string, []any) {
 	return sql, out
 }
 
-// history is the issue rows (as cust, group_id) of a window, read by the issued_at index,
-// up to the summaries' instant so that every node of a query answers as of one moment.
+// window is the issues of a window (as rows of cust, group_id and n, the number of
+// issues the row stands for, negative for released ones; a customer's rows sum to its
+// live issues), as of the summaries' instant so that every node of a query
+// answers as of one moment: the window's whole hours from segment_hours (migration 0031;
+// one index range per group, numbered by customer), and the partial hours at its ends
+// from the history, by its issued_at index (at most two hours' issues). Without groups,
+// every group's range is read.
+func (b *builder) window(gs []GroupRef, kind string, from, to time.Time) string {
+	lo, hi, whole := wholeHours(from, to)
+	if !whole {
+		return "(" + b.history(gs, kind, from, to) + ") h"
+	}
+	var parts []string
+	if !from.IsZero() && from.Before(hourStart(lo)) {
+		parts = append(parts, b.history(gs, kind, from, hourStart(lo)))
+	}
+	where := []string{}
+	if gs != nil {
+		where = append(where, "group_id = ANY ("+b.groups(gs)+")")
+	} else {
+		where = append(where, "group_id = ANY (ARRAY("+hourGroups+"))")
+	}
+	if !from.IsZero() {
+		where = append(where, "hour >= "+b.arg(lo))
+	}
+	if !to.IsZero() {
+		where = append(where, "hour < "+b.arg(hi))
+	}
+	// A release appended -1 beside the fold's row (migration 0031): a key's rows sum to
+	// its live issues, and a customer whose rows sum to 0 counts zero.
+	n := "n_initial + n_repeat"
+	if kind == "initial" {
+		n = "n_initial"
+		where = append(where, "n_initial <> 0")
+	}
+	parts = append(parts, "SELECT cust, group_id, "+n+" AS n FROM segment_hours WHERE "+strings.Join(where, " AND "))
+	if !to.IsZero() && hourStart(hi).Before(to) {
+		parts = append(parts, b.history(gs, kind, hourStart(hi), to))
+	}
+	return "(" + strings.Join(parts, " UNION ALL ") + ") h"
+}
+
+// hourGroups lists the groups segment_hours has rows of, by a skip scan of its key (one
+// index probe per group): a window over all groups reads each group's range.
+const hourGroups = `WITH RECURSIVE g AS (
+    SELECT min(group_id) AS id FROM segment_hours
+    UNION ALL
+    SELECT (SELECT min(group_id) FROM segment_hours WHERE group_id > g.id) FROM g WHERE g.id IS NOT NULL)
+SELECT id FROM g WHERE id IS NOT NULL`
+
+// wholeHours returns the hours (numbered as segment_hour does: since 1970 UTC) that lie
+// wholly inside [from, to): [lo, hi), either end open when from or to is zero. whole is
+// false when there is none.
+func wholeHours(from, to time.Time) (lo, hi int64, whole bool) {
+	if !from.IsZero() {
+		lo = from.Truncate(time.Hour).Unix() / 3600
+		if !hourStart(lo).Equal(from) {
+			lo++
+		}
+	}
+	if !to.IsZero() {
+		hi = to.Truncate(time.Hour).Unix() / 3600
+	}
+	return lo, hi, from.IsZero() || to.IsZero() || lo < hi
+}
+
+// hourStart is the instant hour h begins.
+func hourStart(h int64) time.Time { return time.Unix(h*3600, 0).UTC() }
+
+// history is the issue rows of [from, to) (either end open when zero) as rows of cust,
+// group_id and n = 1, read by the issued_at index up to the summaries' instant.
 func (b *builder) history(gs []GroupRef, kind string, from, to time.Time) string {
 	where := []string{"i.released_at IS NULL", "i.issued_at < " + b.arg(b.asOf)}
 	if !to.IsZero() {
@@ -400,8 +475,8 @@ func (b *builder) history(gs []GroupRef, kind string, from, to time.Time) string
 	if kind == "initial" {
 		where = append(where, "i.kind = 'initial'")
 	}
-	return "(SELECT c.num AS cust, i.group_id FROM issues i JOIN customers c ON c.id = i.customer_id WHERE " +
-		strings.Join(where, " AND ") + ") h"
+	return "SELECT c.num AS cust, i.group_id, 1 AS n FROM issues i JOIN customers c ON c.id = i.customer_id WHERE " +
+		strings.Join(where, " AND ")
 }
 
 func (b *builder) groups(gs []GroupRef) string { return b.arg(pq.Array(distinct(gs))) }

@@ -271,6 +271,10 @@ func loadSegmentRedemptions(ctx context.Context, db *sqlx.DB, svc *segments.Serv
 
 // timeFilters times the typical filters and the streaming of a large answer.
 func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg SegmentsConfig, res *SegmentsResult) error {
+	// Bounded windows of the history (loaded over the year before now), not on hour
+	// boundaries: the partial hours at their ends are read from the history.
+	day := func(d int) string { return time.Now().AddDate(0, 0, d).UTC().Format(time.RFC3339) }
+	q1From, q1To, q2From, q2To, weekTo := day(-365), day(-270), day(-270), day(-180), day(-263)
 	filters := []struct{ name, json string }{
 		{"count >= 3 in the last 30 days", `{"quantity":{"op":"gte","value":3,"window":{"last_days":30}}}`},
 		{"issued from G01 and not from G02", `{"and":[{"issued_from":{"groups":["G01"]}},{"not":{"issued_from":{"groups":["G02"]}}}]}`},
@@ -281,7 +285,17 @@ func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg Se
 		{"at most 2 codes, or not from G02 (zero accepted, NOT under OR)", `{"or":[{"quantity":{"op":"lte","value":2}},{"not":{"issued_from":{"groups":["G02"]}}}]}`},
 		{"from all of G03, G04 in the last 90 days", `{"issued_from":{"groups":["G03","G04"],"match":"all","window":{"last_days":90}}}`},
 		{"count >= 2 of G05 in Q1 of the history (bounded)", fmt.Sprintf(`{"quantity":{"op":"gte","value":2,"groups":["G05"],"window":{"from":%q,"to":%q}}}`,
-			time.Now().AddDate(0, 0, -365).UTC().Format(time.RFC3339), time.Now().AddDate(0, 0, -270).UTC().Format(time.RFC3339))},
+			q1From, q1To)},
+		// Windows the per-customer summaries do not answer (migration 0031 reads their
+		// whole hours from segment_hours): the largest group, every group, kind all, more
+		// than five issues, a bounded issued_from, a NOT of a window.
+		{"count >= 2 of G00 (largest) in the last 90 days", `{"quantity":{"op":"gte","value":2,"groups":["G00"],"window":{"last_days":90}}}`},
+		{"issued from G01 or G02 in Q2 of the history (bounded)", fmt.Sprintf(`{"issued_from":{"groups":["G01","G02"],"window":{"from":%q,"to":%q}}}`, q2From, q2To)},
+		{"count = 0 of G03 in the last 30 days (zero: a complement)", `{"quantity":{"op":"eq","value":0,"groups":["G03"],"window":{"last_days":30}}}`},
+		{"count >= 2, all kinds, in the last 30 days (all groups)", `{"quantity":{"op":"gte","value":2,"kind":"all","window":{"last_days":30}}}`},
+		{"count >= 6 in the last 90 days (all groups)", `{"quantity":{"op":"gte","value":6,"window":{"last_days":90}}}`},
+		{"count >= 2 in Q1 of the history (all groups, bounded)", fmt.Sprintf(`{"quantity":{"op":"gte","value":2,"window":{"from":%q,"to":%q}}}`, q1From, q1To)},
+		{"count >= 2 in one bounded week (all groups)", fmt.Sprintf(`{"quantity":{"op":"gte","value":2,"window":{"from":%q,"to":%q}}}`, q2From, weekTo)},
 	}
 	if res.Redemptions > 0 {
 		filters = append(filters, []struct{ name, json string }{
@@ -293,7 +307,7 @@ func timeFilters(ctx context.Context, db *sqlx.DB, svc *segments.Service, cfg Se
 			{"redeemed in the last 30 days (all groups)", `{"redeemed":{"window":{"last_days":30}}}`},
 			{"redeemed G05 >= 2 times in the last 90 days", `{"redeemed":{"groups":["G05"],"op":"gte","value":2,"window":{"last_days":90}}}`},
 			{"redeemed G03 or G04 twice+ in Q1 (bounded)", fmt.Sprintf(`{"redeemed":{"groups":["G03","G04"],"op":"gte","value":2,"window":{"from":%q,"to":%q}}}`,
-				time.Now().AddDate(0, 0, -365).UTC().Format(time.RFC3339), time.Now().AddDate(0, 0, -270).UTC().Format(time.RFC3339))},
+				q1From, q1To)},
 			{"never redeemed (= 0)", `{"redeemed":{"op":"eq","value":0}}`},
 		}...)
 	}
