@@ -114,6 +114,7 @@ var sentinels = []sentinel{
 	{macros.ErrURLNotEncoded, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrUnsafeURL, http.StatusBadRequest, "invalid_template"},
 	{macros.ErrUnsafeContext, http.StatusBadRequest, "invalid_template"},
+	{macros.ErrGroupNotActive, http.StatusBadRequest, "invalid_template"},
 	// Render-time failures of one customer's message: the template is valid, this
 	// customer's data makes the message impossible to send as written.
 	{macros.ErrMissingColumn, http.StatusUnprocessableEntity, "missing_code_column"},

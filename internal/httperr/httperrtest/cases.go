@@ -109,6 +109,7 @@ func Cases() []Case {
 		{"macros.ErrURLNotEncoded", wrap(macros.ErrURLNotEncoded), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrUnsafeURL", wrap(macros.ErrUnsafeURL), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrUnsafeContext", wrap(macros.ErrUnsafeContext), http.StatusBadRequest, "invalid_template"},
+		{"macros.ErrGroupNotActive", wrap(macros.ErrGroupNotActive), http.StatusBadRequest, "invalid_template"},
 		{"macros.ErrMissingColumn", wrap(macros.ErrMissingColumn), http.StatusUnprocessableEntity, "missing_code_column"},
 		{"macros.ErrMessageTooLarge", wrap(macros.ErrMessageTooLarge), http.StatusUnprocessableEntity, "message_too_large"},
 		{"checkout.ErrNotFound", wrap(checkout.ErrNotFound), http.StatusNotFound, "redemption_not_found"},
